@@ -1,0 +1,55 @@
+# The README's two commands are `make demo` and `make test`. Each sets up what it needs itself:
+# a virtualenv in .venv with the pinned dependencies (constraints.txt), and for CDK work the
+# pinned CDK CLI from the npm registry in node_modules/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: demo test lint typecheck format synth deploy destroy local-up local-down clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Runs the k-means land-cover demo in local mode (no AWS account needed).
+demo: $(STAMP)
+	$(BIN)/geobatch demo $(DEMO_ARGS)
+
+## Runs the whole test suite: lint, types, unit, moto, local end-to-end and infrastructure tests.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy lambdas sdk batch_image
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+node_modules/.bin/cdk: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: $(STAMP) node_modules/.bin/cdk
+	PATH=$(CURDIR)/$(BIN):$$PATH node_modules/.bin/cdk synth $(CDK_ARGS)
+
+deploy: $(STAMP) node_modules/.bin/cdk
+	PATH=$(CURDIR)/$(BIN):$$PATH node_modules/.bin/cdk deploy $(CDK_ARGS)
+
+destroy: $(STAMP) node_modules/.bin/cdk
+	PATH=$(CURDIR)/$(BIN):$$PATH node_modules/.bin/cdk destroy $(CDK_ARGS)
+
+local-up: $(STAMP)
+	$(BIN)/geobatch local up
+
+local-down: $(STAMP)
+	$(BIN)/geobatch local down
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache test-artifacts

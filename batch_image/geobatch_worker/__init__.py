@@ -1,0 +1,1 @@
+"""GeoBatch worker: the SQS consumer loop that runs user jobs (AWS Batch container or local subprocess)."""

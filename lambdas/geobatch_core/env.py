@@ -1,0 +1,41 @@
+"""Environment keys shared by the CDK stacks, the Lambdas, the worker, local mode and the tests.
+
+Every component reads its configuration through these names, so a rename here is a rename
+everywhere and the names cannot drift apart.
+"""
+
+# Control plane (API Lambda, scaler, build and batch event Lambdas)
+FUNCTIONS_TABLE = "GEOBATCH_FUNCTIONS_TABLE"
+JOBS_TABLE = "GEOBATCH_JOBS_TABLE"
+BUCKET = "GEOBATCH_BUCKET"
+QUEUE_PREFIX = "GEOBATCH_QUEUE_PREFIX"
+STAGE = "GEOBATCH_STAGE"
+ADMIN_PRINCIPALS = "GEOBATCH_ADMIN_PRINCIPALS"  # comma-separated IAM ARNs that may see every tenant
+EXECUTOR = "GEOBATCH_EXECUTOR"  # "batch" in AWS, "local" in local mode
+IMAGE_BUILDER = "GEOBATCH_IMAGE_BUILDER"  # "codebuild" in AWS, "local" in local mode
+BATCH_JOB_QUEUE = "GEOBATCH_BATCH_JOB_QUEUE"
+BATCH_JOB_DEFINITION_PREFIX = "GEOBATCH_BATCH_JOB_DEFINITION_PREFIX"
+WORKER_ROLE_ARN = "GEOBATCH_WORKER_ROLE_ARN"
+WORKER_EXECUTION_ROLE_ARN = "GEOBATCH_WORKER_EXECUTION_ROLE_ARN"
+CODEBUILD_PROJECT = "GEOBATCH_CODEBUILD_PROJECT"
+ECR_REPOSITORY_URI = "GEOBATCH_ECR_REPOSITORY_URI"
+EVENT_BUS = "GEOBATCH_EVENT_BUS"
+LOG_RETENTION_DAYS = "GEOBATCH_LOG_RETENTION_DAYS"
+LOST_WORKER_SECONDS = "GEOBATCH_LOST_WORKER_SECONDS"  # SQS visibility = time to detect a dead worker
+
+# Worker (set on the Batch job definition, or by the local executor)
+WORKER_FUNCTION_ID = "GEOBATCH_FUNCTION_ID"
+WORKER_QUEUE_URL = "GEOBATCH_QUEUE_URL"
+WORKER_IDLE_SECONDS = "GEOBATCH_WORKER_IDLE_SECONDS"
+WORKER_POLL_SECONDS = "GEOBATCH_WORKER_POLL_SECONDS"
+WORKER_ID = "GEOBATCH_WORKER_ID"
+WORKER_MEMORY_LIMIT_MB = "GEOBATCH_WORKER_MEMORY_LIMIT_MB"
+
+# SDK / CLI
+API_URL = "GEOBATCH_API_URL"
+LOCAL_HOME = "GEOBATCH_HOME"  # where local mode keeps its state, environments and logs
+LOCAL_PIP_ARGS = "GEOBATCH_LOCAL_PIP_ARGS"  # extra pip arguments of the local image builder
+
+# Standard AWS names that boto3 honours on its own
+AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+AWS_REGION = "AWS_DEFAULT_REGION"

@@ -1,0 +1,28 @@
+"""Documented limits, enforced by the API and checked early by the SDK."""
+
+MAX_JOBS_PER_REQUEST = 1000
+MAX_REQUEST_BYTES = 5_500_000  # under Lambda's 6 MB synchronous payload limit
+MAX_ARGS_BYTES = 1_000_000  # one job's args + kwargs as JSON
+INLINE_ARGS_BYTES = 16_000  # larger arguments are kept in S3, not in the job item
+INLINE_RESULT_BYTES = 4_000  # larger results go to S3
+INLINE_LOG_BYTES = 2_000  # larger attempt logs go to S3
+MAX_LOG_BYTES = 10_000_000  # per attempt; the head and tail are kept beyond this
+MAX_RESULT_BYTES = 100_000_000
+MAX_TAGS = 50
+MAX_TAG_CHARS = 256
+MAX_ENV_VARS = 100
+MAX_ENV_BYTES = 16_000
+MAX_REQUIREMENTS = 200
+MAX_BUNDLE_BYTES = 50_000_000
+MAX_RETRY_COUNT = 10
+MAX_TIMEOUT_SECONDS = 86_400
+MAX_CONCURRENCY = 1000
+DEFAULT_CONCURRENCY = 5  # small problems become big problems when new code scales to 500 at once
+DEFAULT_TIMEOUT_SECONDS = 900
+DEFAULT_CPUS = 1.0
+DEFAULT_MEMORY_MB = 2048
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_BULK_OPERATION = 1000  # jobs changed per bulk cancel/rerun/delete request; the SDK follows the cursor
+MAX_IN_MEMORY_SORT = 10_000
+PRESIGNED_URL_SECONDS = 900

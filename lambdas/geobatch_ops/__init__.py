@@ -1,0 +1,1 @@
+"""GeoBatch Lambda handlers."""

@@ -1,0 +1,1 @@
+"""GeoBatch: any Python function, mapped over many inputs on AWS Batch, with two calls."""
