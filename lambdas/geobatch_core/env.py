@@ -39,3 +39,4 @@ LOCAL_PIP_ARGS = "GEOBATCH_LOCAL_PIP_ARGS"  # extra pip arguments of the local i
 # Standard AWS names that boto3 honours on its own
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 AWS_REGION = "AWS_DEFAULT_REGION"
+SCALER_FUNCTION = "GEOBATCH_SCALER_FUNCTION"  # the API invokes the scaler asynchronously on submit

@@ -1,0 +1,32 @@
+"""Names of things in S3, SQS and DynamoDB: one place, so IAM prefixes and code agree."""
+
+FUNCTIONS_OWNER_INDEX = "owner-created"  # Functions table GSI: owner (HASH), creation_date (RANGE)
+JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references expire
+
+
+def bundle_key(function_id: str) -> str:
+    return f"bundles/{function_id}.zip"
+
+
+def build_log_key(function_id: str) -> str:
+    return f"builds/{function_id}.log"
+
+
+def args_key(function_id: str, job_key: str) -> str:
+    return f"args/{function_id}/{job_key}.json"
+
+
+def result_key(function_id: str, job_key: str) -> str:
+    return f"results/{function_id}/{job_key}"
+
+
+def log_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
+    return f"logs/{function_id}/{job_key}/{run}.{attempt}.log"
+
+
+def queue_name(prefix: str, function_id: str) -> str:
+    return f"{prefix}-{function_id}"
+
+
+def job_definition_name(prefix: str, function_id: str) -> str:
+    return f"{prefix}-{function_id}"

@@ -1,0 +1,142 @@
+"""Ports: what the core needs from the outside world.
+
+Adapters in ``geobatch_core.adapters`` implement them with boto3 (DynamoDB, SQS, S3, AWS Batch,
+CodeBuild); local mode implements the executor and image builder with subprocesses and
+virtualenvs. Core services receive ports as arguments and never build them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Item = dict[str, Any]
+Key = dict[str, Any]
+
+
+class FunctionStore(Protocol):
+    def put_new(self, item: Item) -> None:
+        """Create a Function item; ``ConflictError`` if the id exists."""
+
+    def get(self, function_id: str) -> Item:
+        """The Function item; ``NotFoundError`` if there is none."""
+
+    def update(self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None) -> Item:
+        """Set ``changes`` (a value of None removes the attribute) when every ``expect`` attribute holds
+        its value (a list value means "one of"); returns the new item. ``ConflictError`` when an
+        expectation fails, ``NotFoundError`` when the item is gone."""
+
+    def delete(self, function_id: str) -> None: ...
+
+    def list_by_owner(self, owner: str | None, *, start: Key | None, limit: int) -> tuple[list[Item], Key | None]:
+        """Functions of one owner, newest first (all owners when ``owner`` is None)."""
+
+
+class JobStore(Protocol):
+    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> int:
+        """Record a submission reference; returns the time (ms) of its first use, so a resent batch
+        gets the same job ids."""
+
+    def put_new_batch(self, items: Sequence[Item]) -> list[str]:
+        """Create jobs that do not exist yet; returns the ids created (existing ones are left alone)."""
+
+    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
+
+    def transition(
+        self,
+        function_id: str,
+        job_key: str,
+        *,
+        changes: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        append_attempt: Mapping[str, Any] | None = None,
+        replace_last_attempt: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        """Conditional write: apply ``changes`` only if every ``expect`` attribute holds its value (a
+        list means one of). Returns the new item, or None when the condition failed. Optionally
+        appends an attempt record or replaces the last one in the same write."""
+
+    def query(
+        self,
+        function_id: str,
+        *,
+        start: Key | None,
+        limit: int,
+        newest_first: bool,
+        projection: Sequence[str] | None = None,
+    ) -> tuple[list[Item], Key | None]:
+        """One page of a Function's jobs in creation order."""
+
+    def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int = 1
+
+
+class Queue(Protocol):
+    def create(self, name: str, *, max_receive_count: int, visibility_seconds: int) -> tuple[str, str]:
+        """Create a job queue and its dead-letter queue; returns (queue_url, dlq_url)."""
+
+    def delete(self, queue_url: str) -> None: ...
+
+    def send_batch(self, queue_url: str, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
+        """Send in batches of 10; raises ``ServiceError`` if any message could not be sent."""
+
+    def receive(self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_seconds: int) -> list[Message]:
+        ...
+
+    def delete_batch(self, queue_url: str, receipts: Sequence[str]) -> None: ...
+
+    def change_visibility_batch(self, queue_url: str, entries: Sequence[tuple[str, int]]) -> None:
+        """(receipt, seconds) pairs; a message whose receipt is stale is skipped."""
+
+    def depth(self, queue_url: str) -> tuple[int, int]:
+        """(visible, in flight) approximate message counts."""
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None: ...
+
+    def get(self, key: str) -> bytes:
+        """``NotFoundError`` when absent."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    def presign_put(self, key: str, *, seconds: int, max_bytes: int) -> str: ...
+
+    def presign_get(self, key: str, *, seconds: int) -> str: ...
+
+
+class Executor(Protocol):
+    """Runs workers for a Function (AWS Batch array jobs, or local subprocesses)."""
+
+    def register(self, function: Item) -> Mapping[str, Any]:
+        """Prepare to run the Function's workers (e.g. register a job definition); returns attributes
+        to store on the Function item."""
+
+    def running_workers(self, function: Item) -> int:
+        """Workers started and not yet finished (including those still being placed)."""
+
+    def start_workers(self, function: Item, count: int) -> None: ...
+
+    def stop_workers(self, function: Item) -> None:
+        """Best effort: ask the Function's workers to stop (they return unstarted messages)."""
+
+
+class ImageBuilder(Protocol):
+    def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
+        """Start building the Function's image; returns attributes to store on the Function item
+        (e.g. build_id). The build's end reaches ``services.functions.finish_build``."""
+
+    def existing_image(self, image_hash: str) -> str | None:
+        """The image URI already built for this hash, if any (identical requirements reuse it)."""
