@@ -116,7 +116,7 @@ ERRORS_BY_CODE: dict[str, type[GeoBatchError]] = {
 def error_from_body(status: int, body: dict[str, Any] | None) -> GeoBatchError:
     """Rebuild the typed error from an API error response."""
     body = body or {}
-    cls = ERRORS_BY_CODE.get(str(body.get("code")), None)
+    cls = ERRORS_BY_CODE.get(str(body.get("code")))
     if cls is None:
         cls = next((c for c in ERRORS_BY_CODE.values() if c.status == status), GeoBatchError)
     return cls(str(body.get("message") or f"HTTP {status}"), body.get("errors") or [])

@@ -83,7 +83,9 @@ def parse_memory(value: Any) -> int:
         if match:
             number, unit = float(match.group(1)), (match.group(2) or "mb").lower()
             return int(number * 1024) if unit.startswith("g") else int(number)
-    raise ValueError(f"memory {value!r} is not understood: give MB as an int, or a string like '512MB', '2GB', '1Gi'")
+    raise ValueError(
+        f"memory {value!r} is not understood: give MB as an int, or a string like '512MB', '2GB', '1Gi'"
+    )
 
 
 def parse_cpus(value: Any) -> float:
@@ -100,7 +102,9 @@ def parse_cpus(value: Any) -> float:
 
 def check_resources(cpus: float, memory: int) -> None:
     if cpus not in FARGATE_MEMORY:
-        raise ValueError(f"cpus={cpus:g} is not allowed: use one of {', '.join(f'{c:g}' for c in FARGATE_MEMORY)}")
+        raise ValueError(
+            f"cpus={cpus:g} is not allowed: use one of {', '.join(f'{c:g}' for c in FARGATE_MEMORY)}"
+        )
     allowed = FARGATE_MEMORY[cpus]
     if memory not in allowed:
         raise ValueError(
@@ -112,7 +116,11 @@ def check_resources(cpus: float, memory: int) -> None:
 def check_requirement(line: str) -> str:
     """Accept PEP 508 requirements, comments and pip options, as a requirements.txt would."""
     stripped = line.strip()
-    if not stripped or stripped.startswith(("#", "-")) or stripped.startswith(("https://", "http://", "git+")):
+    if (
+        not stripped
+        or stripped.startswith(("#", "-"))
+        or stripped.startswith(("https://", "http://", "git+"))
+    ):
         return stripped
     try:
         Requirement(stripped)
@@ -140,7 +148,9 @@ def _check_environment(env: Environment | None) -> Environment | None:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
             raise ValueError(f"environment variable name {key!r} is invalid: use letters, digits and _")
         if key.startswith(("GEOBATCH_", "AWS_")):
-            raise ValueError(f"environment variable {key!r} is reserved (GEOBATCH_* and AWS_* are set by GeoBatch)")
+            raise ValueError(
+                f"environment variable {key!r} is reserved (GEOBATCH_* and AWS_* are set by GeoBatch)"
+            )
     return env
 
 
@@ -243,18 +253,24 @@ class JobSpec(WireModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     environment: Environment | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=limits.MAX_TAGS)
-    reference_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    reference_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$"
+    )
 
     _env = field_validator("environment")(classmethod(lambda cls, v: _check_environment(v)))
 
 
 class JobBulkCreate(WireModel):
-    """Body of ``POST /jobs/bulk``: up to 1000 calls. Resending the same ``reference_id`` creates nothing new."""
+    """Body of ``POST /jobs/bulk``: up to 1000 calls.
+
+    Resending the same ``reference_id`` creates nothing new."""
 
     function_id: str = Field(min_length=1, max_length=64)
     bulk_args: list[list[Any]] | None = Field(default=None, max_length=limits.MAX_JOBS_PER_REQUEST)
     bulk_kwargs: list[dict[str, Any]] | None = Field(default=None, max_length=limits.MAX_JOBS_PER_REQUEST)
-    bulk_environments: list[Environment | None] | None = Field(default=None, max_length=limits.MAX_JOBS_PER_REQUEST)
+    bulk_environments: list[Environment | None] | None = Field(
+        default=None, max_length=limits.MAX_JOBS_PER_REQUEST
+    )
     tags: list[Tag] = Field(default_factory=list, max_length=limits.MAX_TAGS)
     reference_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
 
@@ -272,7 +288,9 @@ class JobBulkCreate(WireModel):
         if not lengths:
             raise ValueError("give bulk_args and/or bulk_kwargs: one entry per job")
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"bulk_args, bulk_kwargs and bulk_environments must have the same length, got {lengths}")
+            raise ValueError(
+                f"bulk_args, bulk_kwargs and bulk_environments must have the same length, got {lengths}"
+            )
         if next(iter(lengths.values())) == 0:
             raise ValueError("a bulk submission needs at least one job")
         for env in self.bulk_environments or []:

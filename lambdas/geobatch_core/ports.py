@@ -22,14 +22,18 @@ class FunctionStore(Protocol):
     def get(self, function_id: str) -> Item:
         """The Function item; ``NotFoundError`` if there is none."""
 
-    def update(self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None) -> Item:
+    def update(
+        self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> Item:
         """Set ``changes`` (a value of None removes the attribute) when every ``expect`` attribute holds
         its value (a list value means "one of"); returns the new item. ``ConflictError`` when an
         expectation fails, ``NotFoundError`` when the item is gone."""
 
     def delete(self, function_id: str) -> None: ...
 
-    def list_by_owner(self, owner: str | None, *, start: Key | None, limit: int) -> tuple[list[Item], Key | None]:
+    def list_by_owner(
+        self, owner: str | None, *, start: Key | None, limit: int
+    ) -> tuple[list[Item], Key | None]:
         """Functions of one owner, newest first (all owners when ``owner`` is None)."""
 
 
@@ -38,8 +42,9 @@ class JobStore(Protocol):
         """Record a submission reference; returns the time (ms) of its first use, so a resent batch
         gets the same job ids."""
 
-    def put_new_batch(self, items: Sequence[Item]) -> list[str]:
-        """Create jobs that do not exist yet; returns the ids created (existing ones are left alone)."""
+    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+        """Create jobs that do not exist yet; returns the keys created (existing ones are left alone).
+        ``check_existing=False`` when the caller knows none can exist (a first submission)."""
 
     def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
 
@@ -88,8 +93,9 @@ class Queue(Protocol):
     def send_batch(self, queue_url: str, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
         """Send in batches of 10; raises ``ServiceError`` if any message could not be sent."""
 
-    def receive(self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_seconds: int) -> list[Message]:
-        ...
+    def receive(
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_seconds: int
+    ) -> list[Message]: ...
 
     def delete_batch(self, queue_url: str, receipts: Sequence[str]) -> None: ...
 
@@ -107,6 +113,9 @@ class BlobStore(Protocol):
         """``NotFoundError`` when absent."""
 
     def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int:
+        """Size in bytes; ``NotFoundError`` when absent."""
 
     def delete(self, keys: Sequence[str]) -> None: ...
 

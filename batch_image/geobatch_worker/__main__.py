@@ -1,0 +1,42 @@
+"""Worker entrypoint (``python -m geobatch_worker``): the container command, and local mode's subprocess."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+from geobatch_core import env
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    from geobatch_core.adapters.aws import settings_from_env, stores_from_env
+
+    from geobatch_worker.loop import Worker, WorkerConfig
+
+    environ = os.environ
+    memory = environ.get(env.WORKER_MEMORY_LIMIT_MB)
+    config = WorkerConfig(
+        function_id=environ[env.WORKER_FUNCTION_ID],
+        queue_url=environ[env.WORKER_QUEUE_URL],
+        worker_id=environ.get(env.WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}",
+        idle_seconds=float(environ.get(env.WORKER_IDLE_SECONDS, "60")),
+        poll_seconds=int(environ.get(env.WORKER_POLL_SECONDS, "20")),
+        memory_limit_mb=float(memory) if memory else None,
+    )
+    functions, jobs, queue, blobs = stores_from_env(environ)
+    worker = Worker(
+        config, functions=functions, jobs=jobs, queue=queue, blobs=blobs, settings=settings_from_env(environ)
+    )
+    worker.install_signal_handlers()
+    stats = worker.run()
+    logging.getLogger("geobatch.worker").info("worker done: %s", stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""The worker loop: receive → run → ack or retry, until the queue stays empty.
+
+One worker runs one job at a time. It holds a small batch of messages and keeps them invisible
+with a heartbeat while it works through them; on the first SIGTERM it finishes the current job
+and hands the unstarted messages back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import signal
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geobatch_core import errors
+from geobatch_core.models import FunctionStatus, JobStatus
+from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
+from geobatch_core.services.context import Settings
+from geobatch_core.services.execution import (
+    Ack,
+    Claimed,
+    Defer,
+    Outcome,
+    claim,
+    mark_canceling,
+    parse_message,
+    record_outcome,
+)
+
+from geobatch_worker.runner import Runner
+
+log = logging.getLogger("geobatch.worker")
+
+
+@dataclass
+class WorkerConfig:
+    function_id: str
+    queue_url: str
+    worker_id: str
+    idle_seconds: float = 60.0
+    poll_seconds: int = 20
+    prefetch: int = 10
+    memory_limit_mb: float | None = None
+    function_check_seconds: float = 10.0
+
+
+@dataclass
+class WorkerStats:
+    received: int = 0
+    claimed: int = 0
+    acked: int = 0
+    retried: int = 0
+    dropped: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        functions: FunctionStore,
+        jobs: JobStore,
+        queue: Queue,
+        blobs: BlobStore,
+        settings: Settings,
+    ):
+        self.config = config
+        self.functions = functions
+        self.jobs = jobs
+        self.queue = queue
+        self.blobs = blobs
+        self.settings = settings
+        self.stats = WorkerStats()
+        self.stopping = threading.Event()
+        self._held: dict[str, Message] = {}
+        self._held_lock = threading.Lock()
+        self._current: tuple[str, Message] | None = None
+        self._cancel = threading.Event()
+        self._function: Item = {}
+        self._workdir = tempfile.TemporaryDirectory(prefix="geobatch-worker-")
+        self._runner: Runner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def install_signal_handlers(self) -> None:
+        def on_term(signum: int, frame: Any) -> None:
+            if self.stopping.is_set():
+                raise KeyboardInterrupt  # a second signal: stop now
+            log.info("SIGTERM: finishing the current job, returning the rest")
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+
+    def run(self) -> WorkerStats:
+        try:
+            self._function = self.functions.get(self.config.function_id)
+        except errors.NotFoundError:
+            log.info("Function %s is gone; nothing to do", self.config.function_id)
+            return self.stats
+        self._runner = Runner(
+            self._unpack_bundle(),
+            self._function["entrypoint"],
+            memory_limit_mb=self.config.memory_limit_mb,
+            log_dir=self._workdir.name,
+        )
+        heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
+        heartbeat.start()
+        try:
+            self._loop()
+        finally:
+            self.stopping.set()
+            self._runner.close()
+            self._workdir.cleanup()
+        return self.stats
+
+    def _unpack_bundle(self) -> str:
+        target = Path(self._workdir.name) / "bundle"
+        target.mkdir()
+        data = self.blobs.get(self._function["bundle_key"])
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                path = (target / info.filename).resolve()
+                if not str(path).startswith(str(target.resolve())):
+                    raise errors.BadRequestError(f"unsafe path in bundle: {info.filename}")
+            archive.extractall(target)
+        return str(target)
+
+    def _dispatchable(self) -> bool:
+        try:
+            self._function = self.functions.get(self.config.function_id)
+        except errors.NotFoundError:
+            return False
+        return self._function["status"] == FunctionStatus.READY.value
+
+    # ------------------------------------------------------------------ loop
+
+    def _loop(self) -> None:
+        idle_since = time.monotonic()
+        checked = time.monotonic()
+        while not self.stopping.is_set():
+            if time.monotonic() - checked > self.config.function_check_seconds:
+                checked = time.monotonic()
+                if not self._dispatchable():
+                    log.info("Function %s is not ready any more; stopping", self.config.function_id)
+                    return
+            try:
+                messages = self.queue.receive(
+                    self.config.queue_url,
+                    max_messages=self.config.prefetch,
+                    wait_seconds=self.config.poll_seconds,
+                    visibility_seconds=self.settings.lost_worker_seconds,
+                )
+            except errors.NotFoundError:
+                return  # the queue was deleted with its Function
+            if not messages:
+                if time.monotonic() - idle_since > self.config.idle_seconds:
+                    return
+                continue
+            self.stats.received += len(messages)
+            self._process_batch(messages)
+            idle_since = time.monotonic()
+
+    def _process_batch(self, messages: list[Message]) -> None:
+        with self._held_lock:
+            self._held = {m.receipt: m for m in messages}
+        acks: list[str] = []
+        defers: list[tuple[str, int]] = []
+        try:
+            for message in messages:
+                if self.stopping.is_set():
+                    break
+                self._handle(message, acks, defers)
+                with self._held_lock:
+                    self._held.pop(message.receipt, None)
+        finally:
+            with self._held_lock:
+                unstarted = [(m.receipt, 0) for m in self._held.values()]
+                self._held = {}
+            if acks:
+                self.queue.delete_batch(self.config.queue_url, acks)
+            if defers or unstarted:
+                self.queue.change_visibility_batch(self.config.queue_url, defers + unstarted)
+
+    def _handle(self, message: Message, acks: list[str], defers: list[tuple[str, int]]) -> None:
+        try:
+            job_key, _run = parse_message(message.body)
+        except (ValueError, KeyError):
+            log.warning("dropping a malformed message %s", message.message_id)
+            acks.append(message.receipt)
+            return
+        decision = claim(
+            self.jobs, self.settings, self._function, job_key, message.message_id, self.config.worker_id
+        )
+        if isinstance(decision, Ack):
+            self.stats.dropped += 1
+            acks.append(message.receipt)
+            return
+        if isinstance(decision, Defer):
+            defers.append((message.receipt, decision.seconds))
+            return
+        assert isinstance(decision, Claimed)
+        self.stats.claimed += 1
+        action = self._run_job(decision, message)
+        if isinstance(action, Ack):
+            self.stats.acked += 1
+            acks.append(message.receipt)
+        elif isinstance(action, Defer):
+            self.stats.retried += 1
+            defers.append((message.receipt, action.seconds))
+
+    def _run_job(self, claimed: Claimed, message: Message) -> Any:
+        job = claimed.job
+        assert self._runner is not None
+        payload = job["payload"] if "payload" in job else self.blobs.get(job["args_key"]).decode()
+        env = {**(self._function.get("environment") or {}), **(job.get("environment") or {})}
+        env["GEOBATCH_JOB_ID"] = f"{job['function_id']}-{job['job_key']}"
+        env["GEOBATCH_ATTEMPT"] = str(claimed.attempt)
+        self._cancel.clear()
+        self._current = (job["job_key"], message)
+        try:
+            result = self._runner.run(
+                payload,
+                env,
+                timeout=float(self._function["timeout"]),
+                cancel=self._cancel,
+                log_name=f"{job['job_key']}.{claimed.attempt}",
+            )
+        finally:
+            self._current = None
+        outcome = Outcome(
+            status=JobStatus(result.status),
+            exit_code=result.exit_code,
+            error_reason=result.error,
+            runtime=result.runtime,
+            result=result.result,
+            result_meta=result.result_meta,
+            log=result.log,
+            peak_memory_mb=result.peak_memory_mb,
+            cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
+        )
+        self.stats.outcomes[result.status] = self.stats.outcomes.get(result.status, 0) + 1
+        return record_outcome(
+            self.jobs,
+            self.blobs,
+            self.settings,
+            self._function,
+            job,
+            claimed.attempt,
+            message.message_id,
+            outcome,
+            worker_id=self.config.worker_id,
+        )
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def _heartbeat(self) -> None:
+        """Keep held messages invisible while we live, and notice a cancel of the running job."""
+        interval = max(1.0, self.settings.lost_worker_seconds / 3)
+        while not self.stopping.wait(interval):
+            with self._held_lock:
+                receipts = [(m.receipt, self.settings.lost_worker_seconds) for m in self._held.values()]
+            with contextlib.suppress(errors.GeoBatchError):
+                if receipts:
+                    self.queue.change_visibility_batch(self.config.queue_url, receipts)
+                current = self._current
+                if current is not None:
+                    job_key, message = current
+                    item = self.jobs.get(self.config.function_id, job_key)
+                    if (
+                        item["status"] == JobStatus.CANCEL.value
+                        and mark_canceling(self.jobs, self.config.function_id, job_key, message.message_id)
+                    ) or item["status"] == JobStatus.CANCELING.value:
+                        self._cancel.set()

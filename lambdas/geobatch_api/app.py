@@ -1,0 +1,295 @@
+"""The API Lambda: thin routes over the core services (Powertools REST resolver).
+
+Each route parses its input with a wire model, calls one core function and returns a wire
+model. Errors become HTTP responses in one place (the exception handlers below). The caller's IAM
+principal, from the API Gateway request context, owns what it creates.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from geobatch_core import errors, limits
+from geobatch_core.models import (
+    Function,
+    FunctionCreate,
+    FunctionPage,
+    FunctionUpdate,
+    Job,
+    JobBulkCreate,
+    JobIds,
+    JobPage,
+    JobQuery,
+    JobSpec,
+    JobTags,
+    ResultBody,
+)
+from geobatch_core.services import functions, jobs, teardown
+from pydantic import BaseModel
+
+from geobatch_api import context
+
+# Most requests publish no metric; that is expected, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+logger = Logger(service="geobatch-api")
+tracer = Tracer(service="geobatch-api")
+metrics = Metrics(namespace="GeoBatch", service="geobatch-api")
+app = APIGatewayRestResolver(enable_validation=True)
+
+PageSize = Annotated[int, Query(ge=1, le=limits.MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=8192)]
+FilterParam = Annotated[str | None, Query(alias="filter", max_length=65536)]
+SortParam = Annotated[str | None, Query(max_length=256)]
+Include = Annotated[str | None, Query(max_length=128)]
+
+
+def principal() -> str:
+    """The caller's IAM identity; assumed-role sessions of one role share the role's resources."""
+    identity = app.current_event.request_context.identity
+    arn = identity.user_arn or ""
+    if ":assumed-role/" in arn:
+        account = arn.split(":")[4]
+        role = arn.split(":assumed-role/")[1].split("/")[0]
+        arn = f"arn:aws:iam::{account}:role/{role}"
+    if not arn:
+        raise errors.AuthError("the request is not signed: sign it with AWS SigV4 (the geobatch SDK does)")
+    return arn
+
+
+def created(model: BaseModel) -> Response[str]:
+    return Response(status_code=201, content_type="application/json", body=model.model_dump_json())
+
+
+def wants(include: str | None, what: str) -> bool:
+    return bool(include) and what in str(include).split(",")
+
+
+# --------------------------------------------------------------------------- functions
+
+
+@app.post("/functions")
+def create_function(spec: FunctionCreate) -> Response[str]:
+    return created(functions.create_function(context.services(), principal(), spec))
+
+
+@app.get("/functions")
+def list_functions(
+    page_size: PageSize = limits.DEFAULT_PAGE_SIZE,
+    page_cursor: Cursor = None,
+    filter_: FilterParam = None,
+    sort: SortParam = None,
+    include: Include = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+) -> FunctionPage:
+    return functions.list_functions(
+        context.services(),
+        principal(),
+        filter_json=filter_,
+        sort=sort,
+        page_size=page_size,
+        cursor=page_cursor,
+        statistics=wants(include, "job.statistics"),
+        limit=limit,
+    )
+
+
+@app.get("/functions/<function_id>")
+def get_function(function_id: str, include: Include = None) -> Function:
+    return functions.get_function(
+        context.services(), principal(), function_id, statistics=wants(include, "job.statistics")
+    )
+
+
+@app.patch("/functions/<function_id>")
+def update_function(function_id: str, update: FunctionUpdate) -> Function:
+    return functions.update_function(context.services(), principal(), function_id, update)
+
+
+@app.delete("/functions/<function_id>")
+def delete_function(function_id: str, delete_results: bool = False) -> Response[str]:
+    done = teardown.delete_function(
+        context.services(), principal(), function_id, delete_results=delete_results
+    )
+    if done:
+        return Response(status_code=204, content_type="application/json", body="")
+    return Response(status_code=202, content_type="application/json", body=json.dumps({"remaining": True}))
+
+
+@app.post("/functions/<function_id>/bundle")
+def bundle_uploaded(function_id: str) -> Function:
+    return functions.bundle_uploaded(context.services(), principal(), function_id)
+
+
+@app.get("/functions/<function_id>/log")
+def build_log(function_id: str) -> Response[str]:
+    text = functions.build_log(context.services(), principal(), function_id)
+    return Response(status_code=200, content_type="text/plain; charset=utf-8", body=text)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@app.post("/jobs")
+def submit_job(spec: JobSpec) -> Response[str]:
+    job = jobs.submit_job(context.services(), principal(), spec)
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    return created(job)
+
+
+@app.post("/jobs/bulk")
+def submit_jobs(bulk: JobBulkCreate) -> Response[str]:
+    page = jobs.submit_jobs(context.services(), principal(), bulk)
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=len(page.data))
+    return created(page)
+
+
+@app.get("/jobs")
+def list_jobs(
+    function_id: Annotated[str | None, Query(max_length=64)] = None,
+    filter_: FilterParam = None,
+    sort: SortParam = None,
+    page_size: PageSize = limits.DEFAULT_PAGE_SIZE,
+    page_cursor: Cursor = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    count: bool = False,
+    include: Include = None,
+) -> JobPage:
+    return jobs.list_jobs(
+        context.services(),
+        principal(),
+        function_id=function_id,
+        filter_json=filter_,
+        sort=sort,
+        page_size=page_size,
+        cursor=page_cursor,
+        limit=limit,
+        count=count,
+        include_result=wants(include, "result"),
+    )
+
+
+@app.post("/jobs/cancel")
+def cancel_jobs(query: JobQuery) -> JobIds:
+    return jobs.bulk_operation(context.services(), principal(), "cancel", query)
+
+
+@app.post("/jobs/rerun")
+def rerun_jobs(query: JobQuery) -> JobIds:
+    return jobs.bulk_operation(context.services(), principal(), "rerun", query)
+
+
+@app.post("/jobs/delete")
+def delete_jobs(query: JobQuery) -> JobIds:
+    return jobs.bulk_operation(context.services(), principal(), "delete", query)
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Job:
+    return jobs.get_job(context.services(), principal(), job_id)
+
+
+@app.patch("/jobs/<job_id>")
+def update_job(job_id: str, body: JobTags) -> Job:
+    return jobs.update_tags(context.services(), principal(), job_id, body.tags)
+
+
+@app.delete("/jobs/<job_id>")
+def delete_job(job_id: str, delete_results: bool = False) -> Response[str]:
+    jobs.delete_job(context.services(), principal(), job_id, delete_results=delete_results)
+    return Response(status_code=204, content_type="application/json", body="")
+
+
+@app.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Job:
+    return jobs.cancel_job(context.services(), principal(), job_id)
+
+
+@app.post("/jobs/<job_id>/rerun")
+def rerun_job(job_id: str) -> Job:
+    return jobs.rerun_job(context.services(), principal(), job_id)
+
+
+@app.get("/jobs/<job_id>/log")
+def job_log(job_id: str, attempt: Annotated[int | None, Query(ge=1, le=100)] = None) -> Response[str]:
+    lines = jobs.job_log(context.services(), principal(), job_id, attempt)
+    body = "".join(line.model_dump_json() + "\n" for line in lines)
+    return Response(status_code=200, content_type="application/x-ndjson", body=body)
+
+
+@app.get("/jobs/<job_id>/result")
+def job_result(job_id: str) -> ResultBody:
+    return jobs.job_result(context.services(), principal(), job_id)
+
+
+# --------------------------------------------------------------------------- errors, in one place
+
+
+def error_response(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+@app.exception_handler(errors.GeoBatchError)
+def handle_domain_error(exc: errors.GeoBatchError) -> Response[str]:
+    if exc.status >= 500:
+        logger.warning("dependency failure", extra={"code": exc.code, "error": exc.message})
+    return error_response(exc.status, exc.to_body())
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(exc: RequestValidationError) -> Response[str]:
+    problems = [
+        {"loc": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "msg": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{p['loc'] or 'body'}: {p['msg']}" for p in problems[:5])
+    return error_response(
+        422, {"code": "validation_error", "message": f"invalid request: {summary}", "errors": problems}
+    )
+
+
+@app.exception_handler(ValueError)
+def handle_value_error(exc: ValueError) -> Response[str]:
+    return error_response(400, {"code": "bad_request", "message": str(exc), "errors": []})
+
+
+@app.not_found
+def handle_not_found(exc: Exception) -> Response[str]:
+    path = app.current_event.path
+    return error_response(404, {"code": "not_found", "message": f"no route {path}", "errors": []})
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response[str]:
+    logger.exception("unexpected error")  # the trace goes to the log, never to the caller
+    return error_response(
+        500, {"code": "internal_error", "message": "internal error; it was logged", "errors": []}
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    body = event.get("body") or ""
+    if len(body) > limits.MAX_REQUEST_BYTES:
+        return {
+            "statusCode": 413,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(
+                {
+                    "code": "payload_too_large",
+                    "message": f"request body over {limits.MAX_REQUEST_BYTES} bytes: "
+                    "send fewer jobs per request",
+                    "errors": [],
+                }
+            ),
+        }
+    return app.resolve(event, lambda_context)

@@ -1,0 +1,92 @@
+"""Composition root for AWS: the ports of the deployed stack, built from a Lambda's environment."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from geobatch_core import env
+from geobatch_core.adapters.batch import BatchExecutor
+from geobatch_core.adapters.codebuild import CodeBuildImageBuilder
+from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
+from geobatch_core.adapters.s3 import S3BlobStore
+from geobatch_core.adapters.sqs import SqsQueue
+from geobatch_core.services.context import Services, Settings
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Settings:
+    admins = frozenset(a.strip() for a in environ.get(env.ADMIN_PRINCIPALS, "").split(",") if a.strip())
+    return Settings(
+        queue_prefix=environ.get(env.QUEUE_PREFIX, "geobatch"),
+        lost_worker_seconds=int(environ.get(env.LOST_WORKER_SECONDS, "120")),
+        admins=admins,
+    )
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What every worker container needs to find the stack's state (the Function adds its own)."""
+    keys = (env.FUNCTIONS_TABLE, env.JOBS_TABLE, env.BUCKET, env.LOST_WORKER_SECONDS, env.QUEUE_PREFIX)
+    return {k: environ[k] for k in keys if k in environ}
+
+
+def stores_from_env(
+    environ: Mapping[str, str], session: Any = None
+) -> tuple[DynamoFunctionStore, DynamoJobStore, SqsQueue, S3BlobStore]:
+    """The state ports every component needs: Functions, Jobs, queues and the bucket."""
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb")
+    return (
+        DynamoFunctionStore(dynamodb, environ[env.FUNCTIONS_TABLE]),
+        DynamoJobStore(dynamodb, environ[env.JOBS_TABLE]),
+        SqsQueue(session.client("sqs")),
+        S3BlobStore(session.client("s3"), environ[env.BUCKET]),
+    )
+
+
+def services_from_env(environ: Mapping[str, str], session: Any = None) -> Services:
+    session = session or boto3.session.Session()
+    functions, jobs, queue, blobs = stores_from_env(environ, session)
+    return Services(
+        functions=functions,
+        jobs=jobs,
+        queue=queue,
+        blobs=blobs,
+        executor=BatchExecutor(
+            session.client("batch"),
+            job_queue=environ[env.BATCH_JOB_QUEUE],
+            job_definition_prefix=environ[env.BATCH_JOB_DEFINITION_PREFIX],
+            worker_role_arn=environ[env.WORKER_ROLE_ARN],
+            execution_role_arn=environ[env.WORKER_EXECUTION_ROLE_ARN],
+            environment=worker_environment(environ),
+        ),
+        builder=CodeBuildImageBuilder(
+            session.client("codebuild"),
+            session.client("ecr"),
+            project_name=environ[env.CODEBUILD_PROJECT],
+            repository_uri=environ[env.ECR_REPOSITORY_URI],
+        ),
+        settings=settings_from_env(environ),
+        on_submit=scaler_invoker(session.client("lambda"), environ.get(env.SCALER_FUNCTION)),
+    )
+
+
+def scaler_invoker(lambda_client: Any, scaler_function: str | None) -> Callable[[str], None] | None:
+    """Wake the scaler for one Function right after a submit (async; the schedule is the backstop)."""
+    if not scaler_function:
+        return None
+
+    def invoke(function_id: str) -> None:
+        # On failure the scheduled run starts the workers within a minute.
+        with contextlib.suppress(ClientError):
+            lambda_client.invoke(
+                FunctionName=scaler_function,
+                InvocationType="Event",
+                Payload=json.dumps({"function_id": function_id}).encode(),
+            )
+
+    return invoke

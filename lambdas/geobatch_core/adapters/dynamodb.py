@@ -1,0 +1,351 @@
+"""DynamoDB adapters for the Function and Job stores (the only DynamoDB code in GeoBatch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from geobatch_core import errors, layout
+from geobatch_core.ports import Item, Key
+from geobatch_core.store import ABSENT, Increment
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return [_from_dynamo(v) for v in value]
+    if hasattr(value, "value") and type(value).__name__ == "Binary":
+        return bytes(value.value)
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize(raw: Mapping[str, Any]) -> Item:
+    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+def service_error(exc: ClientError, what: str) -> errors.GeoBatchError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
+        return errors.ThrottledError(f"DynamoDB throttled {what}; retry shortly")
+    if code == "ResourceNotFoundException":
+        return errors.ServiceError(f"DynamoDB table for {what} is missing: is the stack deployed?")
+    return errors.ServiceError(f"DynamoDB failed to {what}: {code}")
+
+
+class _Update:
+    """Builds an UpdateExpression with a ConditionExpression from plain mappings."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attr: str) -> str:
+        token = f"#n{len(self.names)}"
+        self.names[token] = attr
+        return token
+
+    def value(self, val: Any) -> str:
+        token = f":v{len(self.values)}"
+        self.values[token] = _serializer.serialize(_to_dynamo(val))
+        return token
+
+    def update_expression(
+        self,
+        changes: Mapping[str, Any],
+        append: Mapping[str, Sequence[Any]] | None = None,
+        set_list_item: tuple[str, int, Any] | None = None,
+    ) -> str:
+        sets, removes, adds = [], [], []
+        for attr, val in changes.items():
+            if val is None:
+                removes.append(self.name(attr))
+            elif isinstance(val, Increment):
+                adds.append(f"{self.name(attr)} {self.value(val.by)}")
+            else:
+                sets.append(f"{self.name(attr)} = {self.value(val)}")
+        for attr, items in (append or {}).items():
+            n = self.name(attr)
+            sets.append(f"{n} = list_append(if_not_exists({n}, {self.value([])}), {self.value(list(items))})")
+        if set_list_item is not None:
+            attr, index, val = set_list_item
+            sets.append(f"{self.name(attr)}[{int(index)}] = {self.value(val)}")
+        parts = []
+        if sets:
+            parts.append("SET " + ", ".join(sets))
+        if adds:
+            parts.append("ADD " + ", ".join(adds))
+        if removes:
+            parts.append("REMOVE " + ", ".join(removes))
+        return " ".join(parts)
+
+    def condition(self, expect: Mapping[str, Any], must_exist: str) -> str:
+        clauses = [f"attribute_exists({self.name(must_exist)})"]
+        for attr, val in expect.items():
+            n = self.name(attr)
+            options = list(val) if isinstance(val, list | tuple | set | frozenset) else [val]
+            parts = []
+            if any(o is ABSENT for o in options):
+                parts.append(f"attribute_not_exists({n})")
+            present = [o for o in options if o is not ABSENT]
+            if len(present) == 1:
+                parts.append(f"{n} = {self.value(present[0])}")
+            elif present:
+                parts.append(f"{n} IN ({', '.join(self.value(o) for o in present)})")
+            clauses.append("(" + " OR ".join(parts) + ")")
+        return " AND ".join(clauses)
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ExpressionAttributeNames": self.names}
+        if self.values:
+            out["ExpressionAttributeValues"] = self.values
+        return out
+
+
+class DynamoFunctionStore:
+    def __init__(self, client: Any, table: str):
+        self._db = client
+        self._table = table
+
+    def put_new(self, item: Item) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(id)"
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise errors.ConflictError(f"Function {item['id']} already exists") from None
+            raise service_error(exc, "create the Function") from None
+
+    def get(self, function_id: str) -> Item:
+        try:
+            raw = self._db.get_item(
+                TableName=self._table, Key={"id": {"S": function_id}}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise service_error(exc, "read the Function") from None
+        if "Item" not in raw:
+            raise errors.NotFoundError(f"Function {function_id} does not exist")
+        return deserialize(raw["Item"])
+
+    def update(
+        self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> Item:
+        upd = _Update()
+        expression = upd.update_expression(changes)
+        condition = upd.condition(expect or {}, "id")
+        try:
+            raw = self._db.update_item(
+                TableName=self._table,
+                Key={"id": {"S": function_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
+                **upd.kwargs(),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                current = self.get(function_id)  # raises NotFound when it is gone
+                raise errors.ConflictError(
+                    f"Function {function_id} is {current.get('status')}; "
+                    f"the change needs {dict(expect or {})}"
+                ) from None
+            raise service_error(exc, "update the Function") from None
+        return deserialize(raw["Attributes"])
+
+    def delete(self, function_id: str) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key={"id": {"S": function_id}})
+        except ClientError as exc:
+            raise service_error(exc, "delete the Function") from None
+
+    def list_by_owner(
+        self, owner: str | None, *, start: Key | None, limit: int
+    ) -> tuple[list[Item], Key | None]:
+        kwargs: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        if start:
+            kwargs["ExclusiveStartKey"] = serialize(start)
+        try:
+            if owner is None:
+                raw = self._db.scan(**kwargs)
+            else:
+                raw = self._db.query(
+                    IndexName=layout.FUNCTIONS_OWNER_INDEX,
+                    KeyConditionExpression="#o = :o",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":o": {"S": owner}},
+                    ScanIndexForward=False,
+                    **kwargs,
+                )
+        except ClientError as exc:
+            raise service_error(exc, "list Functions") from None
+        items = [deserialize(i) for i in raw.get("Items", [])]
+        last = raw.get("LastEvaluatedKey")
+        return items, (deserialize(last) if last else None)
+
+
+class DynamoJobStore:
+    def __init__(self, client: Any, table: str):
+        self._db = client
+        self._table = table
+
+    def _key(self, function_id: str, job_key: str) -> dict[str, Any]:
+        return {"function_id": {"S": function_id}, "job_key": {"S": job_key}}
+
+    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> int:
+        item = {
+            "function_id": function_id,
+            "job_key": f"ref#{reference_id}",
+            "created_ms": now_ms,
+            layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + 7 * 86400,
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(job_key)",
+            )
+            return now_ms
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise service_error(exc, "record the submission") from None
+        return int(self.get(function_id, f"ref#{reference_id}", consistent=True)["created_ms"])
+
+    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+        """BatchWriteItem cannot be conditional, so on a resent batch the existing keys are read first
+        (one BatchGetItem per 100) and only new jobs are written: nothing is created twice. A first
+        submission (``check_existing=False``) skips the read."""
+        existing: set[str] = set()
+        keys = [self._key(i["function_id"], i["job_key"]) for i in items] if check_existing else []
+        for start in range(0, len(keys), 100):
+            request = {self._table: {"Keys": keys[start : start + 100], "ProjectionExpression": "job_key"}}
+            while request:
+                try:
+                    raw = self._db.batch_get_item(RequestItems=request)
+                except ClientError as exc:
+                    raise service_error(exc, "check existing jobs") from None
+                existing.update(r["job_key"]["S"] for r in raw.get("Responses", {}).get(self._table, []))
+                request = raw.get("UnprocessedKeys") or {}
+        new = [i for i in items if i["job_key"] not in existing]
+        for start in range(0, len(new), 25):
+            self._batch_write([{"PutRequest": {"Item": serialize(i)}} for i in new[start : start + 25]])
+        return [i["job_key"] for i in new]
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self._table: requests}
+        for _ in range(8):
+            try:
+                raw = self._db.batch_write_item(RequestItems=pending)
+            except ClientError as exc:
+                raise service_error(exc, "write jobs") from None
+            pending = raw.get("UnprocessedItems") or {}
+            if not pending:
+                return
+        raise errors.ThrottledError(
+            "DynamoDB kept jobs unprocessed; retry the same request (it is idempotent)"
+        )
+
+    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
+        try:
+            raw = self._db.get_item(
+                TableName=self._table, Key=self._key(function_id, job_key), ConsistentRead=consistent
+            )
+        except ClientError as exc:
+            raise service_error(exc, "read the job") from None
+        if "Item" not in raw:
+            raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
+        return deserialize(raw["Item"])
+
+    def transition(
+        self,
+        function_id: str,
+        job_key: str,
+        *,
+        changes: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        append_attempt: Mapping[str, Any] | None = None,
+        replace_last_attempt: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        upd = _Update()
+        set_item = None
+        if replace_last_attempt is not None:
+            set_item = ("attempts", int(replace_last_attempt["number"]) - 1, dict(replace_last_attempt))
+        expression = upd.update_expression(
+            changes, {"attempts": [dict(append_attempt)]} if append_attempt else None, set_item
+        )
+        condition = upd.condition(expect, "job_key")
+        try:
+            raw = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(function_id, job_key),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
+                **upd.kwargs(),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise service_error(exc, "change the job's state") from None
+        return deserialize(raw["Attributes"])
+
+    def query(
+        self,
+        function_id: str,
+        *,
+        start: Key | None,
+        limit: int,
+        newest_first: bool,
+        projection: Sequence[str] | None = None,
+    ) -> tuple[list[Item], Key | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#f = :f AND #k < :c",
+            "ExpressionAttributeNames": {"#f": "function_id", "#k": "job_key"},
+            "ExpressionAttributeValues": {":f": {"S": function_id}, ":c": {"S": JOB_KEY_CEILING}},
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if projection:
+            names = {f"#p{i}": p for i, p in enumerate(projection)}
+            kwargs["ExpressionAttributeNames"].update(names)
+            kwargs["ProjectionExpression"] = ", ".join(names)
+        if start:
+            kwargs["ExclusiveStartKey"] = serialize(start)
+        try:
+            raw = self._db.query(**kwargs)
+        except ClientError as exc:
+            raise service_error(exc, "list jobs") from None
+        last = raw.get("LastEvaluatedKey")
+        return [deserialize(i) for i in raw.get("Items", [])], (deserialize(last) if last else None)
+
+    def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
+        requests = [{"DeleteRequest": {"Key": self._key(f, k)}} for f, k in keys]
+        for start in range(0, len(requests), 25):
+            self._batch_write(requests[start : start + 25])

@@ -1,0 +1,1 @@
+"""Core services: each public function is one use case, taking its ports through ``Services``."""

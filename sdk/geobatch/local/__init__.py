@@ -1,0 +1,117 @@
+"""Local mode: GeoBatch on one machine, no AWS account (see ``geobatch local up``).
+
+``ensure_local_api()`` is what the SDK calls when no API URL is configured: it returns the URL
+of the running local API, starting local mode in the background first if needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from geobatch_core import env
+
+
+def local_home() -> Path:
+    return Path(os.environ.get(env.LOCAL_HOME) or Path.home() / ".geobatch")
+
+
+def _state_file(home: Path) -> Path:
+    return home / "local.json"
+
+
+def read_state(home: Path | None = None) -> dict[str, Any] | None:
+    path = _state_file(home or local_home())
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if _alive(state) else None
+
+
+def _alive(state: dict[str, Any]) -> bool:
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return False
+    try:
+        with urllib.request.urlopen(state["api_url"] + "/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def start_background(
+    home: Path | None = None, *, timeout: float = 60.0, extra_args: list[str] | None = None
+) -> dict[str, Any]:
+    """Start the local daemon detached from this process and wait until its API answers."""
+    home = home or local_home()
+    home.mkdir(parents=True, exist_ok=True)
+    state = read_state(home)
+    if state:
+        return state
+    _state_file(home).unlink(missing_ok=True)
+    log = open(home / "daemon.log", "ab")  # noqa: SIM115 (handed to the daemon)
+    subprocess.Popen(
+        [sys.executable, "-m", "geobatch.local.daemon", "--home", str(home), *(extra_args or [])],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, env.LOCAL_HOME: str(home)},
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state(home)
+        if state:
+            return state
+        time.sleep(0.2)
+    raise RuntimeError(f"local mode did not start within {timeout:.0f} s: see {home / 'daemon.log'}")
+
+
+def stop_background(home: Path | None = None, *, timeout: float = 30.0) -> bool:
+    """Stop the local daemon (it stops its workers first); returns False when none was running."""
+    home = home or local_home()
+    try:
+        state = json.loads(_state_file(home).read_text())
+        pid = int(state["pid"])
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        _state_file(home).unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _state_file(home).unlink(missing_ok=True)
+    return True
+
+
+def ensure_local_api() -> str:
+    """The local API URL, starting local mode in the background when it is not running."""
+    state = read_state()
+    if state is None:
+        print("geobatch: starting local mode (stop it with `geobatch local down`)", file=sys.stderr)
+        state = start_background()
+    return str(state["api_url"])
+
+
+def local_aws_env(home: Path | None = None) -> dict[str, str]:
+    """Environment that points boto3 (and GDAL) at local mode's S3/DynamoDB/SQS."""
+    state = read_state(home)
+    if not state:
+        raise RuntimeError("local mode is not running: start it with `geobatch local up`")
+    return dict(state["aws_env"])

@@ -1,0 +1,43 @@
+"""``geobatch local up|down|status``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from geobatch.local import local_home, read_state, start_background, stop_background
+
+
+@click.group()
+def local() -> None:
+    """Run GeoBatch on this machine: moto for AWS, subprocesses for AWS Batch (127.0.0.1 only)."""
+
+
+@local.command()
+def up() -> None:
+    """Start local mode in the background (does nothing if it is running)."""
+    state = start_background()
+    click.echo(f"local mode is up: API {state['api_url']} (state in {local_home()})")
+
+
+@local.command()
+def down() -> None:
+    """Stop local mode and its workers. Local state lives in memory and is gone afterwards."""
+    if stop_background():
+        click.echo("local mode stopped")
+    else:
+        click.echo("local mode was not running")
+
+
+@local.command()
+@click.option("--json", "as_json", is_flag=True, help="print the state as JSON")
+def status(as_json: bool) -> None:
+    """Say whether local mode runs, and where."""
+    state = read_state()
+    if as_json:
+        click.echo(json.dumps(state or {"running": False}))
+    elif state:
+        click.echo(f"running: API {state['api_url']}, AWS endpoint {state['moto_url']}, pid {state['pid']}")
+    else:
+        click.echo("not running (start it with `geobatch local up`)")

@@ -1,0 +1,126 @@
+"""Turns HTTP requests on 127.0.0.1 into API Gateway REST events for the real API handler.
+
+Local mode does not verify SigV4 signatures (only loopback callers can reach it); the access key
+id in the Authorization header names the principal, so several local "users" can be told apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+LOCAL_ACCOUNT = "000000000000"
+_CREDENTIAL = re.compile(r"Credential=([A-Za-z0-9_\-]+)/")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "geobatch-api-local"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:geobatch-api-local"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = ""
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def principal_from_headers(headers: dict[str, str]) -> str | None:
+    match = _CREDENTIAL.search(headers.get("authorization", ""))
+    return f"arn:aws:iam::{LOCAL_ACCOUNT}:user/{match.group(1)}" if match else None
+
+
+def to_event(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode(), True
+    principal = principal_from_headers(headers)
+    return {
+        "resource": "/{proxy+}",
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": parts.path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": parts.path,
+            "stage": "local",
+            "requestId": str(uuid.uuid4()),
+            "accountId": LOCAL_ACCOUNT,
+            "identity": {"sourceIp": "127.0.0.1", "userArn": principal, "user": principal},
+        },
+        "body": text or None,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def make_server(host: str, port: int, handler: Handler, max_body: int) -> ThreadingHTTPServer:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > max_body:
+                self._reply(
+                    413,
+                    {"Content-Type": "application/json"},
+                    json.dumps(
+                        {
+                            "code": "payload_too_large",
+                            "message": f"request body over {max_body} bytes",
+                            "errors": [],
+                        }
+                    ).encode(),
+                )
+                self.rfile.read(length)
+                return
+            body = self.rfile.read(length) if length else b""
+            if self.path == "/health":
+                self._reply(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            response = handler(
+                to_event(self.command, self.path, headers, body), LambdaContext(str(uuid.uuid4()))
+            )
+            payload = response.get("body") or ""
+            data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+            out_headers = dict(response.get("headers") or {})
+            for key, values in (response.get("multiValueHeaders") or {}).items():
+                out_headers[key] = values[-1]
+            self._reply(int(response.get("statusCode", 200)), out_headers, data)
+
+        def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                if key.lower() not in ("content-length", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the API handler logs each request itself
+
+    server = ThreadingHTTPServer((host, port), RequestHandler)
+    server.daemon_threads = True
+    return server
