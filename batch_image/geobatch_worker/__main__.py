@@ -23,7 +23,11 @@ def main() -> int:
     config = WorkerConfig(
         function_id=environ[env.WORKER_FUNCTION_ID],
         queue_url=environ[env.WORKER_QUEUE_URL],
-        worker_id=environ.get(env.WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}",
+        # In AWS Batch the worker is known by its job id (array children: "id:index"), which is
+        # what Batch's job-state events name when a container dies.
+        worker_id=environ.get(env.WORKER_ID)
+        or environ.get("AWS_BATCH_JOB_ID")
+        or f"{socket.gethostname()}-{os.getpid()}",
         idle_seconds=float(environ.get(env.WORKER_IDLE_SECONDS, "60")),
         poll_seconds=int(environ.get(env.WORKER_POLL_SECONDS, "20")),
         memory_limit_mb=float(memory) if memory else None,

@@ -147,5 +147,8 @@ class ImageBuilder(Protocol):
         """Start building the Function's image; returns attributes to store on the Function item
         (e.g. build_id). The build's end reaches ``services.functions.finish_build``."""
 
+    def image_uri(self, image_hash: str) -> str:
+        """Where the image of this recipe lives once built."""
+
     def existing_image(self, image_hash: str) -> str | None:
         """The image URI already built for this hash, if any (identical requirements reuse it)."""

@@ -155,7 +155,8 @@ def _lost_worker(
     now_iso: str,
 ) -> Claimed | Ack | None:
     attempt = int(item.get("execution_count", 0))
-    reason = f"worker lost: no heartbeat for {settings.lost_worker_seconds} s on attempt {attempt}"
+    cause = f" ({item['lost_reason']})" if item.get("lost_reason") else ""
+    reason = f"worker lost: no heartbeat for {settings.lost_worker_seconds} s on attempt {attempt}{cause}"
     lost = {**_last_attempt(item), "number": attempt, "ended": now_iso, "status": "failure", "reason": reason}
     expect = {"status": item["status"], "claim_msg": message_id, "execution_count": attempt}
     if item["status"] != JobStatus.RUNNING.value or attempt >= max_attempts(function):
@@ -168,6 +169,7 @@ def _lost_worker(
                 "error_reason": reason if final is JobStatus.FAILURE else None,
                 "status_reason": f"{reason}; no attempts left" if final is JobStatus.FAILURE else None,
                 "last_completion_date": now_iso,
+                "lost_reason": None,
             },
             expect=expect,
             replace_last_attempt=lost,
@@ -176,7 +178,7 @@ def _lost_worker(
     back = jobs.transition(
         function["id"],
         item["job_key"],
-        changes={"status": JobStatus.PENDING.value, "error_reason": reason},
+        changes={"status": JobStatus.PENDING.value, "error_reason": reason, "lost_reason": None},
         expect=expect,
         replace_last_attempt=lost,
     )

@@ -45,9 +45,12 @@ class LocalImageBuilder:
     def _env_dir(self, image_hash: str) -> Path:
         return self._root / image_hash
 
+    def image_uri(self, image_hash: str) -> str:
+        return f"{URI_SCHEME}{self._env_dir(image_hash)}"
+
     def existing_image(self, image_hash: str) -> str | None:
         env_dir = self._env_dir(image_hash)
-        return f"{URI_SCHEME}{env_dir}" if (env_dir / ".complete").exists() else None
+        return self.image_uri(image_hash) if (env_dir / ".complete").exists() else None
 
     def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
         build_id = f"local-{image_hash[:12]}-{int(time.time())}"
@@ -67,7 +70,7 @@ class LocalImageBuilder:
         except Exception as exc:  # a build must always end in ready or build_failed
             log, reason = f"{log}\nbuild crashed: {exc!r}", f"the build crashed: {exc}"
         if self.on_done is not None:
-            uri = f"{URI_SCHEME}{self._env_dir(image_hash)}" if ok else None
+            uri = self.image_uri(image_hash) if ok else None
             self.on_done(function["id"], ok, uri, log, reason)
 
     def build(self, function: Item, image_hash: str) -> tuple[bool, str, str]:

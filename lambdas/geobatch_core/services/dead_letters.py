@@ -1,0 +1,79 @@
+"""Dead letters: a message that kept killing workers ends in the DLQ; its job must end too.
+
+The scaler drains each Function's DLQ and ends the jobs it names in ``failure`` (unless they are
+already terminal), so the DLQ never holds a job that the table still shows as outstanding.
+"""
+
+from __future__ import annotations
+
+from geobatch_core import errors
+from geobatch_core.models import TERMINAL, JobStatus
+from geobatch_core.ports import Item
+from geobatch_core.services.context import Services, iso
+from geobatch_core.services.execution import parse_message
+
+
+def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) -> int:
+    """End the jobs behind dead-lettered messages; returns how many jobs were ended."""
+    dlq = function.get("dlq_url")
+    if not dlq:
+        return 0
+    ended = 0
+    for _ in range(max_batches):
+        try:
+            messages = svc.queue.receive(dlq, max_messages=10, wait_seconds=0, visibility_seconds=60)
+        except errors.NotFoundError:
+            return ended
+        if not messages:
+            break
+        for message in messages:
+            try:
+                job_key, _ = parse_message(message.body)
+                item = svc.jobs.get(function["id"], job_key, consistent=True)
+            except (errors.NotFoundError, ValueError, KeyError):
+                continue
+            if item["status"] in TERMINAL:
+                continue
+            reason = (
+                f"worker lost repeatedly: the job's message was received {message.receive_count} times "
+                "without the job finishing"
+            )
+            done = svc.jobs.transition(
+                function["id"],
+                job_key,
+                changes={
+                    "status": JobStatus.FAILURE.value,
+                    "error_reason": reason,
+                    "status_reason": reason,
+                    "last_completion_date": iso(svc.clock()),
+                },
+                expect={"status": item["status"]},
+            )
+            ended += done is not None
+        svc.queue.delete_batch(dlq, [m.receipt for m in messages])
+    return ended
+
+
+def note_worker_death(svc: Services, function_id: str, worker_id: str, reason: str) -> int:
+    """AWS Batch says a worker container died: remember why on the job it was running, so the
+    lost-worker path names the cause (e.g. out of memory) when the job's lease runs out."""
+    noted = 0
+    start = None
+    while True:
+        items, start = svc.jobs.query(function_id, start=start, limit=1000, newest_first=True)
+        for item in items:
+            attempts = item.get("attempts") or []
+            if (
+                item["status"] == JobStatus.RUNNING.value
+                and attempts
+                and attempts[-1].get("worker_id") == worker_id
+            ):
+                svc.jobs.transition(
+                    function_id,
+                    item["job_key"],
+                    changes={"lost_reason": reason},
+                    expect={"status": JobStatus.RUNNING.value, "execution_count": item["execution_count"]},
+                )
+                noted += 1
+        if not start:
+            return noted
