@@ -1,0 +1,325 @@
+"""AWS Batch executor: one job definition per Function, workers are (array) jobs in one job queue.
+
+A worker is a container that pulls the Function's jobs from its SQS queue until the queue stays
+empty, so Batch jobs here are *workers*, not GeoBatch jobs: GeoBatch job state lives in DynamoDB
+and the SQS message visibility timeout (``LOST_WORKER_SECONDS``) is what re-delivers a job whose
+worker died. The scaler calls ``running_workers`` and ``start_workers`` to keep
+``min(maximum_concurrency, pending jobs)`` workers alive.
+
+``parse_batch_job_event`` turns an EventBridge "Batch Job State Change" event into a
+``BatchJobOutcome`` for the batch_events Lambda.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from geobatch_core import env, layout
+from geobatch_core.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
+from geobatch_core.ports import Item
+
+Platform = Literal["FARGATE", "EC2"]
+
+ACTIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
+WORKER_COMMAND = ["python", "-m", "geobatch_worker"]
+# Batch array jobs have 2..10,000 children; a single worker is submitted as a plain job.
+MAX_ARRAY_SIZE = 10_000
+# A worker runs many GeoBatch jobs one after the other, so the Batch attempt timeout is only a
+# backstop against a stuck container: ten job timeouts, at least an hour, at most 14 days. A job
+# caught by it is re-delivered by SQS after the visibility timeout, like any lost worker.
+MIN_ATTEMPT_SECONDS = 3600
+MAX_ATTEMPT_SECONDS = 14 * 86_400
+ATTEMPT_TIMEOUT_FACTOR = 10
+_THROTTLING = {"ThrottlingException", "TooManyRequestsException", "Throttling"}
+_JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def worker_job_name(function_id: str) -> str:
+    """Batch job name of a Function's workers (letters, digits, '-' and '_', at most 128)."""
+    return _JOB_NAME_BAD.sub("-", f"geobatch-{function_id}")[:128]
+
+
+def attempt_timeout_seconds(function_timeout: int | None) -> int:
+    """Batch attempt timeout of a worker; see ``ATTEMPT_TIMEOUT_FACTOR``."""
+    seconds = int(function_timeout or 0) * ATTEMPT_TIMEOUT_FACTOR
+    return min(max(seconds, MIN_ATTEMPT_SECONDS), MAX_ATTEMPT_SECONDS)
+
+
+def service_error(exc: ClientError | BotoCoreError, what: str) -> GeoBatchError:
+    """Map a botocore error to a domain error the API can turn into a status code."""
+    if isinstance(exc, BotoCoreError):
+        return ServiceError(f"AWS Batch: {what} failed: {exc}")
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if code in _THROTTLING:
+        return ThrottledError(f"AWS Batch throttled {what}: {message}")
+    if code == "ClientException" and ("does not exist" in message or "not found" in message.lower()):
+        return NotFoundError(f"AWS Batch: {what}: {message}")
+    if code == "ClientException":
+        return BadRequestError(f"AWS Batch rejected {what}: {message}")
+    return ServiceError(f"AWS Batch: {what} failed ({code}): {message}")
+
+
+class BatchExecutor:
+    """``ports.Executor`` on AWS Batch (Fargate or EC2 compute environments)."""
+
+    def __init__(
+        self,
+        batch_client: Any,
+        *,
+        job_queue: str,
+        job_definition_prefix: str,
+        worker_role_arn: str,
+        execution_role_arn: str,
+        environment: Mapping[str, str],
+        platform: Platform = "FARGATE",
+        assign_public_ip: bool = True,
+    ) -> None:
+        if platform not in ("FARGATE", "EC2"):
+            raise ValueError(f"platform must be FARGATE or EC2, not {platform!r}")
+        self._batch = batch_client
+        self.job_queue = job_queue
+        self.job_definition_prefix = job_definition_prefix
+        self.worker_role_arn = worker_role_arn
+        self.execution_role_arn = execution_role_arn
+        self.environment = dict(environment)
+        self.platform: Platform = platform
+        self.assign_public_ip = assign_public_ip
+
+    # ------------------------------------------------------------------ Executor protocol
+
+    def register(self, function: Item) -> Mapping[str, Any]:
+        """Register (a new revision of) the Function's job definition; returns its ARN."""
+        name = layout.job_definition_name(self.job_definition_prefix, function["id"])
+        try:
+            response = self._batch.register_job_definition(**self.job_definition(function))
+        except (ClientError, BotoCoreError) as exc:
+            raise service_error(exc, f"registering job definition {name}") from exc
+        return {"job_definition_arn": response["jobDefinitionArn"]}
+
+    def running_workers(self, function: Item) -> int:
+        """Workers submitted and not finished: plain jobs count 1, array jobs count their active children."""
+        count = 0
+        array_parents: list[str] = []
+        for summary in self._list_worker_jobs(function["id"]):
+            array = summary.get("arrayProperties") or {}
+            if "index" in array:  # a child listed on its own: its parent is counted instead
+                continue
+            if summary.get("status") not in ACTIVE_STATUSES:
+                continue
+            if "size" in array:
+                array_parents.append(summary["jobId"])
+            else:
+                count += 1
+        return count + self._active_children(array_parents)
+
+    def start_workers(self, function: Item, count: int) -> None:
+        """Submit ``count`` workers: one array job, or a plain job when ``count`` is 1."""
+        if count <= 0:
+            return
+        definition = function.get("job_definition_arn") or layout.job_definition_name(
+            self.job_definition_prefix, function["id"]
+        )
+        request: dict[str, Any] = {
+            "jobName": worker_job_name(function["id"]),
+            "jobQueue": self.job_queue,
+            "jobDefinition": definition,
+            "propagateTags": True,
+            "tags": {"geobatch:function": str(function["id"])},
+        }
+        remaining = count
+        try:
+            while remaining > 0:
+                size = min(remaining, MAX_ARRAY_SIZE)
+                if size >= 2:
+                    request["arrayProperties"] = {"size": size}
+                else:
+                    request.pop("arrayProperties", None)
+                self._batch.submit_job(**request)
+                remaining -= size
+        except (ClientError, BotoCoreError) as exc:
+            raise service_error(exc, f"submitting {count} workers of Function {function['id']}") from exc
+
+    def stop_workers(self, function: Item) -> None:
+        """Best effort: terminate every active worker job (terminating an array parent stops its children)."""
+        for summary in self._list_worker_jobs(function["id"]):
+            if summary.get("status") not in ACTIVE_STATUSES or "index" in (
+                summary.get("arrayProperties") or {}
+            ):
+                continue
+            try:
+                self._batch.terminate_job(jobId=summary["jobId"], reason="GeoBatch: Function stopped")
+            except ClientError:
+                continue  # already finished or gone: nothing to stop
+
+    def deregister(self, function: Item) -> None:
+        """Deregister the Function's job definition (when the Function is deleted); missing is fine."""
+        arn = function.get("job_definition_arn")
+        if not arn:
+            return
+        try:
+            self._batch.deregister_job_definition(jobDefinition=arn)
+        except ClientError as exc:
+            error = service_error(exc, f"deregistering {arn}")
+            if not isinstance(error, NotFoundError | BadRequestError):
+                raise error from exc
+
+    # ------------------------------------------------------------------ helpers
+
+    def job_definition(self, function: Item) -> dict[str, Any]:
+        """The ``register_job_definition`` request of a Function (pure; the tests check it)."""
+        function_id = str(function["id"])
+        environment = {
+            **self.environment,
+            env.WORKER_FUNCTION_ID: function_id,
+            env.WORKER_QUEUE_URL: str(function["queue_url"]),
+            env.WORKER_MEMORY_LIMIT_MB: str(int(function["memory"])),
+        }
+        cpus = float(function["cpus"])
+        vcpu = f"{cpus:g}" if self.platform == "FARGATE" else str(max(1, math.ceil(cpus)))
+        container: dict[str, Any] = {
+            "image": function["image_uri"],
+            "command": WORKER_COMMAND,
+            "jobRoleArn": self.worker_role_arn,
+            "executionRoleArn": self.execution_role_arn,
+            "resourceRequirements": [
+                {"type": "VCPU", "value": vcpu},
+                {"type": "MEMORY", "value": str(int(function["memory"]))},
+            ],
+            "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
+            # Without options the awslogs driver writes to /aws/batch/job, which the execution role may use.
+            "logConfiguration": {"logDriver": "awslogs"},
+        }
+        if self.platform == "FARGATE":
+            container["networkConfiguration"] = {
+                "assignPublicIp": "ENABLED" if self.assign_public_ip else "DISABLED"
+            }
+            container["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
+            container["runtimePlatform"] = {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"}
+        return {
+            "jobDefinitionName": layout.job_definition_name(self.job_definition_prefix, function_id),
+            "type": "container",
+            "platformCapabilities": [self.platform],
+            "containerProperties": container,
+            # SQS re-delivers the GeoBatch jobs of a failed worker; a Batch retry would only duplicate it.
+            "retryStrategy": {"attempts": 1},
+            "timeout": {"attemptDurationSeconds": attempt_timeout_seconds(function.get("timeout"))},
+            "propagateTags": True,
+            "tags": {"geobatch:function": function_id},
+        }
+
+    def _list_worker_jobs(self, function_id: str) -> Iterator[dict[str, Any]]:
+        """Every job of the Function in the queue (with a filter, Batch lists all statuses)."""
+        try:
+            paginator = self._batch.get_paginator("list_jobs")
+            pages = paginator.paginate(
+                jobQueue=self.job_queue,
+                filters=[{"name": "JOB_NAME", "values": [worker_job_name(function_id)]}],
+            )
+            for page in pages:
+                yield from page.get("jobSummaryList", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise service_error(exc, f"listing the workers of Function {function_id}") from exc
+
+    def _active_children(self, array_job_ids: list[str]) -> int:
+        """Sum of the active children of array jobs (``describe_jobs`` takes 100 ids at a time)."""
+        total = 0
+        for start in range(0, len(array_job_ids), 100):
+            try:
+                jobs = self._batch.describe_jobs(jobs=array_job_ids[start : start + 100])["jobs"]
+            except (ClientError, BotoCoreError) as exc:
+                raise service_error(exc, "describing array jobs") from exc
+            for job in jobs:
+                if job.get("status") not in ACTIVE_STATUSES:
+                    continue
+                array = job.get("arrayProperties") or {}
+                summary = array.get("statusSummary") or {}
+                if summary and sum(summary.values()) > 0:
+                    total += sum(int(summary.get(status, 0)) for status in ACTIVE_STATUSES)
+                else:  # children not created yet: all of them are still to come
+                    total += int(array.get("size", 1))
+        return total
+
+
+# ---------------------------------------------------------------------- EventBridge events
+
+
+@dataclass(frozen=True)
+class BatchJobOutcome:
+    """What the batch_events Lambda needs from a "Batch Job State Change" event."""
+
+    job_id: str
+    job_name: str
+    status: str
+    status_reason: str = ""
+    exit_code: int | None = None
+    container_reason: str = ""
+    out_of_memory: bool = False
+    function_id: str | None = None
+    job_queue: str = ""
+    job_definition: str = ""
+    array_index: int | None = None
+    array_size: int | None = None
+    array_status_summary: dict[str, int] = field(default_factory=dict)
+    log_stream_name: str | None = None
+
+    @property
+    def is_array_parent(self) -> bool:
+        return self.array_size is not None and self.array_index is None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAILED"
+
+
+def parse_batch_job_event(event: Mapping[str, Any]) -> BatchJobOutcome:
+    """Parse an EventBridge ``aws.batch`` "Batch Job State Change" event.
+
+    ``detail`` has the shape of ``DescribeJobs``' job: jobId, jobName, status, statusReason,
+    container{exitCode, reason, logStreamName, environment}, arrayProperties{size | index,
+    statusSummary}, tags. Raises ``ValueError`` for any other event.
+    """
+    if event.get("source") != "aws.batch" or event.get("detail-type") != "Batch Job State Change":
+        raise ValueError(
+            f"not a Batch Job State Change event: {event.get('source')}/{event.get('detail-type')}"
+        )
+    detail = event.get("detail") or {}
+    container = detail.get("container") or {}
+    attempts = detail.get("attempts") or []
+    last_container = (attempts[-1].get("container") or {}) if attempts else {}
+    exit_code = container.get("exitCode", last_container.get("exitCode"))
+    container_reason = str(container.get("reason") or last_container.get("reason") or "")
+    status_reason = str(detail.get("statusReason") or "")
+    array = detail.get("arrayProperties") or {}
+    environment = {e.get("name"): e.get("value") for e in container.get("environment") or []}
+    function_id = environment.get(env.WORKER_FUNCTION_ID) or (detail.get("tags") or {}).get(
+        "geobatch:function"
+    )
+    reasons = f"{status_reason} {container_reason}"
+    return BatchJobOutcome(
+        job_id=str(detail.get("jobId", "")),
+        job_name=str(detail.get("jobName", "")),
+        status=str(detail.get("status", "")),
+        status_reason=status_reason,
+        exit_code=int(exit_code) if exit_code is not None else None,
+        container_reason=container_reason,
+        out_of_memory="OutOfMemoryError" in reasons or exit_code == 137,
+        function_id=function_id,
+        job_queue=str(detail.get("jobQueue", "")),
+        job_definition=str(detail.get("jobDefinition", "")),
+        array_index=int(array["index"]) if "index" in array else None,
+        array_size=int(array["size"]) if "size" in array else None,
+        array_status_summary={str(k): int(v) for k, v in (array.get("statusSummary") or {}).items()},
+        log_stream_name=container.get("logStreamName") or last_container.get("logStreamName"),
+    )

@@ -1,0 +1,169 @@
+"""CodeBuild + ECR image builder: a Function's image is the worker base plus its requirements.
+
+The image tag is the Function's ``image_hash`` (a hash of its Python version and requirements),
+so identical requirements share one image: ``existing_image`` finds it and no build starts. The
+CodeBuild project (``stacks/image_build.py``) reads the ``GEOBATCH_*`` variables set here.
+
+``parse_build_event`` turns an EventBridge "CodeBuild Build State Change" event into a
+``BuildOutcome`` for the build_events Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from geobatch_core.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
+from geobatch_core.ports import Item
+
+# Names of the build's environment variables; the buildspec in stacks/image_build.py uses them too.
+VAR_IMAGE_TAG = "GEOBATCH_IMAGE_TAG"
+VAR_REQUIREMENTS = "GEOBATCH_REQUIREMENTS_B64"
+VAR_FUNCTION_ID = "GEOBATCH_FUNCTION_ID"
+VAR_PYTHON = "GEOBATCH_PYTHON"
+VAR_BUNDLE_KEY = "GEOBATCH_BUNDLE_KEY"
+TERMINAL_BUILD_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED", "FAULT", "TIMED_OUT")
+_THROTTLING = {"ThrottlingException", "TooManyRequestsException", "Throttling"}
+
+
+def service_error(exc: ClientError | BotoCoreError, what: str) -> GeoBatchError:
+    if isinstance(exc, BotoCoreError):
+        return ServiceError(f"{what} failed: {exc}")
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if code in _THROTTLING or code == "AccountLimitExceededException":
+        return ThrottledError(f"{what} was throttled: {message}")
+    if code in ("ResourceNotFoundException", "RepositoryNotFoundException"):
+        return NotFoundError(f"{what}: {message}")
+    if code in ("InvalidInputException", "InvalidParameterException"):
+        return BadRequestError(f"{what} was rejected: {message}")
+    return ServiceError(f"{what} failed ({code}): {message}")
+
+
+def encode_requirements(requirements: list[str] | None) -> str:
+    """requirements.txt content, base64 so newlines and quotes survive an environment variable."""
+    text = "\n".join(requirements or [])
+    return base64.b64encode((text + "\n" if text else "").encode()).decode("ascii")
+
+
+class CodeBuildImageBuilder:
+    """``ports.ImageBuilder`` on CodeBuild (docker build + push) and ECR (image reuse)."""
+
+    def __init__(
+        self, codebuild_client: Any, ecr_client: Any, *, project_name: str, repository_uri: str
+    ) -> None:
+        self._codebuild = codebuild_client
+        self._ecr = ecr_client
+        self.project_name = project_name
+        self.repository_uri = repository_uri.rstrip("/")
+        # "<account>.dkr.ecr.<region>.amazonaws.com/<name>" -> registry id and repository name
+        host, _, self.repository_name = self.repository_uri.partition("/")
+        self.registry_id = host.split(".", 1)[0]
+
+    def image_uri(self, image_hash: str) -> str:
+        return f"{self.repository_uri}:{image_hash}"
+
+    def existing_image(self, image_hash: str) -> str | None:
+        """The image URI if ECR has the tag ``image_hash``, else None."""
+        try:
+            response = self._ecr.describe_images(
+                registryId=self.registry_id,
+                repositoryName=self.repository_name,
+                imageIds=[{"imageTag": image_hash}],
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+                return None
+            raise service_error(exc, f"ECR: looking up image {image_hash}") from exc
+        except BotoCoreError as exc:
+            raise service_error(exc, f"ECR: looking up image {image_hash}") from exc
+        return self.image_uri(image_hash) if response.get("imageDetails") else None
+
+    def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
+        """Start the image build; returns ``build_id`` and the ``image_uri`` it will push."""
+        variables = {
+            VAR_IMAGE_TAG: image_hash,
+            VAR_REQUIREMENTS: encode_requirements(function.get("requirements")),
+            VAR_FUNCTION_ID: str(function["id"]),
+            VAR_PYTHON: str(function.get("image") or "python3.11"),
+            VAR_BUNDLE_KEY: bundle_key,
+        }
+        try:
+            response = self._codebuild.start_build(
+                projectName=self.project_name,
+                environmentVariablesOverride=[
+                    {"name": name, "value": value, "type": "PLAINTEXT"} for name, value in variables.items()
+                ],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise service_error(
+                exc, f"CodeBuild: starting the image build of Function {function['id']}"
+            ) from exc
+        return {"build_id": response["build"]["id"], "image_uri": self.image_uri(image_hash)}
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What the build_events Lambda needs from a "CodeBuild Build State Change" event."""
+
+    build_id: str
+    status: str
+    function_id: str | None
+    image_tag: str | None
+    project_name: str
+    log_link: str | None
+    log_group: str | None
+    log_stream: str | None
+    phase_failure: str | None  # context message of the first failed phase, if any
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_BUILD_STATUSES
+
+
+def parse_build_event(event: Mapping[str, Any]) -> BuildOutcome:
+    """Parse an EventBridge ``aws.codebuild`` "CodeBuild Build State Change" event.
+
+    The Function id and image tag come from the build's environment variables, which the event
+    repeats in ``detail.additional-information.environment.environment-variables``. Raises
+    ``ValueError`` for any other event.
+    """
+    if event.get("source") != "aws.codebuild" or event.get("detail-type") != "CodeBuild Build State Change":
+        raise ValueError(
+            f"not a CodeBuild Build State Change event: {event.get('source')}/{event.get('detail-type')}"
+        )
+    detail = event.get("detail") or {}
+    info = detail.get("additional-information") or {}
+    variables = {
+        v.get("name"): v.get("value")
+        for v in (info.get("environment") or {}).get("environment-variables") or []
+    }
+    logs = info.get("logs") or {}
+    failure = next(
+        (
+            "; ".join(str(c.get("message", "")) for c in phase.get("phase-context") or [] if c.get("message"))
+            or f"{phase.get('phase-type')} {phase.get('phase-status')}"
+            for phase in info.get("phases") or []
+            if phase.get("phase-status") in ("FAILED", "FAULT", "TIMED_OUT", "STOPPED")
+        ),
+        None,
+    )
+    return BuildOutcome(
+        build_id=str(detail.get("build-id", "")),
+        status=str(detail.get("build-status", "")),
+        function_id=variables.get(VAR_FUNCTION_ID),
+        image_tag=variables.get(VAR_IMAGE_TAG),
+        project_name=str(detail.get("project-name", "")),
+        log_link=logs.get("deep-link"),
+        log_group=logs.get("group-name"),
+        log_stream=logs.get("stream-name"),
+        phase_failure=failure,
+    )

@@ -1,0 +1,100 @@
+"""The per-tile land-cover job: load model, read imagery, classify, publish COG + STAC Item.
+
+:func:`classify_tile` is the function submitted to GeoBatch: it only uses names it imports in its own body,
+so it can be shipped by source/reference and run in a fresh worker. :func:`run_tile` does the work and is
+also used directly by the in-process baseline and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def classify_tile(tile_key: str, product_id: str, model_uri: str, items_uri: str, bucket: str) -> dict:
+    """GeoBatch job entry point: classify one DL tile and publish it (see :func:`run_tile`)."""
+    from geobatch.landcover.job import run_tile
+
+    return run_tile(tile_key, product_id, model_uri, items_uri, bucket)
+
+
+def load_model(model_uri: str, client: Any = None) -> Any:
+    """Load a :class:`~geobatch.landcover.classifier.KMeansModel` JSON from ``s3://`` or a local path."""
+    from geobatch.landcover.classifier import KMeansModel
+    from geobatch.landcover.imagery import read_bytes
+
+    return KMeansModel.from_json(read_bytes(model_uri, client))
+
+
+def run_tile(
+    tile_key: str,
+    product_id: str,
+    model_uri: str,
+    items_uri: str,
+    bucket: str,
+    *,
+    s3_client: Any = None,
+) -> dict[str, Any]:
+    """Classify one tile and write ``products/{product_id}/tiles/{tile_id}.tif|.json`` to ``bucket``.
+
+    Returns a JSON-serialisable summary: tile key, output URIs, pixel counts and areas (km²) per cluster id,
+    valid fraction and seconds per stage (model, items, read, classify, write).
+    """
+    import numpy as np
+
+    from geobatch.landcover.imagery import items_for_tile, load_items, read_tile
+    from geobatch.landcover.imagery import s3_client as make_client
+    from geobatch.landcover.product import publish_tile
+    from geobatch.tiles import Tile
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    client = s3_client or make_client()
+    tile = Tile.from_key(tile_key)
+    model = load_model(model_uri, client)
+    timings["model"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    items = items_for_tile(load_items(items_uri, client), tile)
+    timings["items"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    bands = read_tile(tile, items, model.bands)
+    timings["read"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    labels = model.predict(bands)
+    counts_arr = np.bincount(labels.ravel(), minlength=model.n_clusters + 1)
+    timings["classify"] = time.perf_counter() - t
+
+    counts = {int(k): int(v) for k, v in enumerate(counts_arr) if k > 0}
+    pixel_km2 = tile.resolution**2 / 1e6
+    t = time.perf_counter()
+    uris = publish_tile(
+        client,
+        bucket,
+        product_id,
+        tile,
+        labels,
+        counts=counts,
+        cluster_names=model.cluster_names,
+        extra_properties={"geobatch:source_items": [it["id"] for it in items]},
+    )
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    valid = int(counts_arr[1:].sum())
+    return {
+        "tile_key": tile.key,
+        "product_id": product_id,
+        "cog": uris["cog"],
+        "item": uris["item"],
+        "source_items": [it["id"] for it in items],
+        "pixels": int(labels.size),
+        "valid_pixels": valid,
+        "valid_fraction": valid / labels.size,
+        "counts": {str(k): v for k, v in counts.items()},
+        "area_km2": {str(k): round(v * pixel_km2, 6) for k, v in counts.items()},
+        "cluster_names": {str(k): v for k, v in model.cluster_names.items()},
+        "seconds": {k: round(v, 4) for k, v in timings.items()},
+    }

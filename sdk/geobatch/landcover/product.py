@@ -1,0 +1,299 @@
+"""Land-cover products in S3: per-tile COG + STAC Item, a STAC Collection, and a colour PNG preview.
+
+Layout (in ``bucket``)::
+
+    products/{product_id}/tiles/{tile_id}.tif    uint8 classes, nodata 0, colour map, COG layout
+    products/{product_id}/tiles/{tile_id}.json   STAC Item (projection extension)
+    products/{product_id}/collection.json        STAC Collection linking the items
+
+``tile_id`` is the tile key made path-safe (``1024:0:10.0:18:12:476`` -> ``1024_0_10.0_18_12_476``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geobatch.landcover.classes import CLASS_NAMES, NODATA, colormap
+from geobatch.tiles import Tile
+
+PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
+
+
+def tile_id(tile_key: str) -> str:
+    """Path- and STAC-id-safe version of a tile key."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", tile_key)
+
+
+def product_prefix(product_id: str) -> str:
+    """S3 prefix of a product."""
+    return f"products/{product_id}"
+
+
+def cluster_colormap(cluster_names: dict[int, str] | None) -> dict[int, tuple[int, int, int, int]]:
+    """Colour map for cluster ids: each cluster gets the colour of the class it was matched to, if known."""
+    from geobatch.landcover.classes import CLASSES
+
+    by_name = {c.name: c.rgba for c in CLASSES}
+    cmap = colormap()
+    for cluster, name in (cluster_names or {}).items():
+        if name in by_name:
+            cmap[int(cluster)] = by_name[name]
+    return cmap
+
+
+def write_class_cog(
+    path: str | Path, labels: np.ndarray, tile: Tile, cmap: dict[int, Any] | None = None
+) -> None:
+    """Write (H, W) uint8 labels on ``tile``'s grid as a COG with nodata 0, overviews and a colour map."""
+    import rasterio
+
+    rows, cols = tile.shape
+    if labels.shape != (rows, cols):
+        raise ValueError(f"labels shape {labels.shape} != tile shape {(rows, cols)}")
+    profile = {
+        "driver": "COG",
+        "width": cols,
+        "height": rows,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": tile.crs,
+        "transform": tile.transform,
+        "nodata": NODATA,
+        "blocksize": 256 if max(rows, cols) <= 512 else 512,
+        "compress": "DEFLATE",
+        "overviews": "AUTO",
+        # "mode" keeps overview pixels categorical (no averaged class ids).
+        "resampling": "mode",
+        "overview_resampling": "mode",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(labels.astype(np.uint8, copy=False), 1)
+        # The COG driver builds the file by copying an in-memory dataset on close, colour map included.
+        dst.write_colormap(1, cmap or colormap())
+
+
+def tile_item(
+    tile: Tile,
+    product_id: str,
+    href: str,
+    *,
+    counts: dict[int, int] | None = None,
+    cluster_names: dict[int, str] | None = None,
+    when: dt.datetime | None = None,
+    extra_properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """STAC Item dict for one classified tile (lon/lat geometry, projection info, class list)."""
+    import pystac
+
+    geom = tile.geometry
+    names = cluster_names or {}
+    cmap = cluster_colormap(names)
+    classes = [
+        {"value": v, "name": names.get(v, f"cluster-{v}"), "color_hint": "%02X%02X%02X" % cmap[v][:3]}  # noqa: UP031
+        for v in sorted(cmap)
+        if v != NODATA
+    ]
+    item = pystac.Item(
+        id=tile_id(tile.key),
+        geometry={"type": "Polygon", "coordinates": [[list(c) for c in geom.exterior.coords]]},
+        bbox=list(geom.bounds),
+        datetime=when or dt.datetime.now(dt.UTC),
+        properties={
+            "proj:epsg": tile.epsg,
+            "proj:transform": list(tile.transform)[:6],
+            "proj:shape": list(tile.shape),
+            "proj:bbox": list(tile.padded_bounds),
+            "geobatch:tile_key": tile.key,
+            **(extra_properties or {}),
+        },
+        stac_extensions=[PROJECTION_EXT, CLASSIFICATION_EXT],
+        collection=product_id,
+    )
+    extra: dict[str, Any] = {
+        "classification:classes": classes,
+        "raster:bands": [{"nodata": NODATA, "data_type": "uint8"}],
+    }
+    if counts is not None:
+        extra["geobatch:pixel_counts"] = {str(k): int(v) for k, v in counts.items()}
+    item.add_asset(
+        "classification",
+        pystac.Asset(href=href, media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra),
+    )
+    item.add_link(pystac.Link("collection", "../collection.json", media_type="application/json"))
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+def publish_tile(
+    s3_client: Any,
+    bucket: str,
+    product_id: str,
+    tile: Tile,
+    labels: np.ndarray,
+    *,
+    counts: dict[int, int] | None = None,
+    cluster_names: dict[int, str] | None = None,
+    extra_properties: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Write the tile COG and its STAC Item to S3; returns {"cog": s3 uri, "item": s3 uri}."""
+    tid = tile_id(tile.key)
+    cog_key = f"{product_prefix(product_id)}/tiles/{tid}.tif"
+    item_key = f"{product_prefix(product_id)}/tiles/{tid}.json"
+    with tempfile.TemporaryDirectory(prefix="geobatch-tile-") as tmp:
+        path = Path(tmp) / f"{tid}.tif"
+        write_class_cog(path, labels, tile, cluster_colormap(cluster_names))
+        s3_client.put_object(Bucket=bucket, Key=cog_key, Body=path.read_bytes(), ContentType="image/tiff")
+    cog_uri = f"s3://{bucket}/{cog_key}"
+    item = tile_item(
+        tile,
+        product_id,
+        cog_uri,
+        counts=counts,
+        cluster_names=cluster_names,
+        extra_properties=extra_properties,
+    )
+    s3_client.put_object(
+        Bucket=bucket, Key=item_key, Body=json.dumps(item).encode(), ContentType="application/json"
+    )
+    return {"cog": cog_uri, "item": f"s3://{bucket}/{item_key}"}
+
+
+def _list_keys(s3_client: Any, bucket: str, prefix: str, suffix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix))
+    return sorted(keys)
+
+
+def write_collection(
+    s3_client: Any, bucket: str, product_id: str, *, description: str = "GeoBatch land-cover classification"
+) -> dict[str, Any]:
+    """Build/refresh ``collection.json`` from the product's item JSONs (extent = union of item bboxes)."""
+    import pystac
+
+    prefix = f"{product_prefix(product_id)}/tiles/"
+    item_keys = _list_keys(s3_client, bucket, prefix, ".json")
+    bboxes: list[list[float]] = []
+    times: list[str] = []
+    for key in item_keys:
+        doc = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        bboxes.append(doc["bbox"])
+        times.append(doc["properties"]["datetime"])
+    if bboxes:
+        arr = np.asarray(bboxes)
+        bbox = [
+            float(arr[:, 0].min()),
+            float(arr[:, 1].min()),
+            float(arr[:, 2].max()),
+            float(arr[:, 3].max()),
+        ]
+    else:
+        bbox = [-180.0, -90.0, 180.0, 90.0]
+    parsed = sorted(dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times)
+    interval: list[dt.datetime | None] = (
+        [parsed[0], parsed[-1]] if parsed else [dt.datetime.now(dt.UTC), None]
+    )
+    collection = pystac.Collection(
+        id=product_id,
+        description=description,
+        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([interval])),
+        license="proprietary",
+        stac_extensions=[CLASSIFICATION_EXT],
+        summaries=pystac.Summaries({"geobatch:classes": [CLASS_NAMES[k] for k in sorted(CLASS_NAMES)]}),
+    )
+    doc = collection.to_dict(include_self_link=False, transform_hrefs=False)
+    doc["links"] = [
+        {"rel": "item", "href": "./tiles/" + key.rsplit("/", 1)[1], "type": "application/geo+json"}
+        for key in item_keys
+    ]
+    doc["geobatch:item_count"] = len(item_keys)
+    s3_client.put_object(
+        Bucket=bucket,
+        Key=f"{product_prefix(product_id)}/collection.json",
+        Body=json.dumps(doc).encode(),
+        ContentType="application/json",
+    )
+    return doc
+
+
+def list_tile_cogs(s3_client: Any, bucket: str, product_id: str) -> list[str]:
+    """s3:// URIs of every tile COG of a product."""
+    keys = _list_keys(s3_client, bucket, f"{product_prefix(product_id)}/tiles/", ".tif")
+    return [f"s3://{bucket}/{k}" for k in keys]
+
+
+def mosaic_preview(
+    bucket: str, product_id: str, out_png: str | Path, max_size: int = 1024, *, s3_client: Any = None
+) -> Path:
+    """Mosaic every tile of a product into one RGBA PNG (colour map applied), at most ``max_size`` px a side.
+
+    Tiles are warped (nearest) into the CRS of the first tile, so products spanning several UTM zones work.
+    """
+    import rasterio
+    import rasterio.errors
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject, transform_bounds
+
+    from geobatch.landcover.imagery import gdal_path, rasterio_env
+    from geobatch.landcover.imagery import s3_client as make_client
+
+    client = s3_client or make_client()
+    uris = list_tile_cogs(client, bucket, product_id)
+    if not uris:
+        raise FileNotFoundError(f"no tiles under s3://{bucket}/{product_prefix(product_id)}/tiles/")
+    with rasterio_env():
+        with rasterio.open(gdal_path(uris[0])) as first:
+            crs = first.crs
+            native = abs(first.transform.a)
+            try:
+                cmap = first.colormap(1)  # the product's own colours (clusters coloured by matched class)
+            except ValueError:
+                cmap = colormap()
+        bounds = []
+        for uri in uris:
+            with rasterio.open(gdal_path(uri)) as src:
+                bounds.append(
+                    transform_bounds(src.crs, crs, *src.bounds) if src.crs != crs else tuple(src.bounds)
+                )
+        b = np.asarray(bounds)
+        xmin, ymin, xmax, ymax = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+        res = max(native, (xmax - xmin) / max_size, (ymax - ymin) / max_size)
+        width, height = int(np.ceil((xmax - xmin) / res)), int(np.ceil((ymax - ymin) / res))
+        transform = Affine(res, 0.0, float(xmin), 0.0, -res, float(ymax))
+        canvas = np.zeros((height, width), dtype=np.uint8)
+        for uri in uris:
+            scratch = np.zeros_like(canvas)
+            with rasterio.open(gdal_path(uri)) as src:
+                reproject(
+                    source=rasterio.band(src, 1),
+                    destination=scratch,
+                    src_nodata=NODATA,
+                    dst_transform=transform,
+                    dst_crs=crs,
+                    dst_nodata=NODATA,
+                    resampling=Resampling.nearest,
+                )
+            fill = canvas == NODATA
+            canvas[fill] = scratch[fill]
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    for value, rgba in cmap.items():
+        lut[value] = rgba
+    lut[NODATA] = (0, 0, 0, 0)
+    rgba_img = np.moveaxis(lut[canvas], -1, 0)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # A PNG has no georeferencing by design; the preview is a picture, not a dataset.
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(out, "w", driver="PNG", width=width, height=height, count=4, dtype="uint8") as dst:
+            dst.write(rgba_img)
+    return out
