@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from geobatch_core import errors, limits
+from geobatch_core.codec import EncodingError
 from geobatch_core.models import (
     Function,
     FunctionCreate,
@@ -255,8 +256,9 @@ def handle_validation_error(exc: RequestValidationError) -> Response[str]:
     )
 
 
+@app.exception_handler(EncodingError)
 @app.exception_handler(ValueError)
-def handle_value_error(exc: ValueError) -> Response[str]:
+def handle_value_error(exc: Exception) -> Response[str]:
     return error_response(400, {"code": "bad_request", "message": str(exc), "errors": []})
 
 

@@ -15,6 +15,7 @@ from geobatch_core.adapters.batch import BatchExecutor
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
 from geobatch_core.adapters.s3 import S3BlobStore
+from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.services.context import Services, Settings
 
@@ -44,7 +45,7 @@ def stores_from_env(
         DynamoFunctionStore(dynamodb, environ[env.FUNCTIONS_TABLE]),
         DynamoJobStore(dynamodb, environ[env.JOBS_TABLE]),
         SqsQueue(session.client("sqs")),
-        S3BlobStore(session.client("s3"), environ[env.BUCKET]),
+        S3BlobStore(make_s3_client(session), environ[env.BUCKET]),
     )
 
 

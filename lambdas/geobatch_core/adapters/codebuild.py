@@ -106,6 +106,19 @@ class CodeBuildImageBuilder:
         return {"build_id": response["build"]["id"], "image_uri": self.image_uri(image_hash)}
 
 
+_FAILED_PHASE = ("FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR")
+
+
+def _phase_message(phase: Mapping[str, Any]) -> str:
+    """The context of a failed phase (strings like "COMMAND_EXECUTION_ERROR: ..."), or its status."""
+    context = [
+        str(c.get("message", "")) if isinstance(c, Mapping) else str(c)
+        for c in phase.get("phase-context") or []
+    ]
+    text = "; ".join(c for c in context if c.strip(" :"))
+    return text or f"{phase.get('phase-type')} {phase.get('phase-status')}"
+
+
 @dataclass(frozen=True)
 class BuildOutcome:
     """What the build_events Lambda needs from a "CodeBuild Build State Change" event."""
@@ -149,10 +162,9 @@ def parse_build_event(event: Mapping[str, Any]) -> BuildOutcome:
     logs = info.get("logs") or {}
     failure = next(
         (
-            "; ".join(str(c.get("message", "")) for c in phase.get("phase-context") or [] if c.get("message"))
-            or f"{phase.get('phase-type')} {phase.get('phase-status')}"
+            _phase_message(phase)
             for phase in info.get("phases") or []
-            if phase.get("phase-status") in ("FAILED", "FAULT", "TIMED_OUT", "STOPPED")
+            if phase.get("phase-status") in _FAILED_PHASE
         ),
         None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from geobatch_core import errors
@@ -17,6 +18,11 @@ def _error(exc: ClientError, what: str) -> errors.GeoBatchError:
     if code in ("SlowDown", "Throttling", "503"):
         return errors.ThrottledError(f"S3 throttled {what}; retry shortly")
     return errors.ServiceError(f"S3 failed to {what}: {code}")
+
+
+def make_client(session: Any, endpoint_url: str | None = None) -> Any:
+    """An S3 client whose presigned URLs are SigV4 (short-lived, X-Amz-Expires), never legacy SigV2."""
+    return session.client("s3", endpoint_url=endpoint_url, config=Config(signature_version="s3v4"))
 
 
 class S3BlobStore:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import stat
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 from geobatch_core import errors, filters, layout, limits
@@ -176,6 +177,15 @@ def finish_build(
     if svc.on_submit:
         svc.on_submit(function_id)
     return item
+
+
+def build_reporter(svc: Services) -> Callable[[str, bool, str | None, str, str], None]:
+    """The callback an asynchronous local builder calls when a build ends."""
+
+    def report(function_id: str, ok: bool, image_uri: str | None, log: str, reason: str) -> None:
+        finish_build(svc, function_id, succeeded=ok, image_uri=image_uri, log=log, reason=reason)
+
+    return report
 
 
 def job_statistics(svc: Services, function_id: str) -> dict[str, int]:

@@ -142,7 +142,7 @@ def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
             "status": JobStatus.PENDING.value,
             "creation_date": iso(created),
             "environment": env or None,
-            "tags": list(bulk.tags) or None,
+            "tags": list(bulk.tags),
             "reference_id": bulk.reference_id,
             "run": 0,
             "execution_count": 0,
@@ -401,7 +401,7 @@ def delete_job(svc: Services, principal: str, job_id_: str, *, delete_results: b
 
 def update_tags(svc: Services, principal: str, job_id_: str, tags: list[str]) -> Job:
     item, function = owned_job(svc, principal, job_id_)
-    new = svc.jobs.transition(item["function_id"], item["job_key"], changes={"tags": tags or None}, expect={})
+    new = svc.jobs.transition(item["function_id"], item["job_key"], changes={"tags": list(tags)}, expect={})
     if new is None:
         raise errors.NotFoundError(f"job {job_id_} does not exist")
     return to_wire(new, function=function, now=svc.clock())

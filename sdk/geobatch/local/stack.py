@@ -17,6 +17,7 @@ from geobatch_core import env, limits
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
 from geobatch_core.adapters.s3 import S3BlobStore
+from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.services import functions as function_service
 from geobatch_core.services import scaling
@@ -101,7 +102,7 @@ class LocalStack:
         self.moto.start()
         session = self._session()
         dynamodb = session.client("dynamodb", endpoint_url=self.moto_url)
-        s3 = session.client("s3", endpoint_url=self.moto_url)
+        s3 = make_s3_client(session, self.moto_url)
         provision.create_tables(dynamodb, FUNCTIONS_TABLE, JOBS_TABLE)
         provision.create_bucket(s3, BUCKET)
         settings = Settings(
@@ -123,7 +124,17 @@ class LocalStack:
             settings=settings,
             on_submit=self._wake,
         )
-        builder.on_done = self._build_done
+        report = function_service.build_reporter(self.services)
+
+        def build_done(
+            function_id: str, ok: bool, image_uri: str | None, build_log: str, reason: str
+        ) -> None:
+            try:
+                report(function_id, ok, image_uri, build_log, reason)
+            except Exception:
+                log.exception("could not record the end of the build of %s", function_id)
+
+        builder.on_done = build_done
         from geobatch_api import app as api_app
         from geobatch_api import context as api_context
 
@@ -145,17 +156,6 @@ class LocalStack:
 
     def _wake(self, function_id: str) -> None:
         self._wakeup.set()
-
-    def _build_done(
-        self, function_id: str, ok: bool, image_uri: str | None, build_log: str, reason: str
-    ) -> None:
-        assert self.services is not None
-        try:
-            function_service.finish_build(
-                self.services, function_id, succeeded=ok, image_uri=image_uri, log=build_log, reason=reason
-            )
-        except Exception:
-            log.exception("could not record the end of the build of %s", function_id)
 
     def _scale_loop(self) -> None:
         assert self.services is not None

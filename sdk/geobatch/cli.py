@@ -1,0 +1,421 @@
+"""The ``geobatch`` command line: inspect and control Functions and jobs.
+
+User errors print one line on stderr and exit with code 1 (2 for usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+from geobatch_core import errors
+from geobatch_core.codec import EncodingError
+from geobatch_core.models import JobStatus
+
+from geobatch.client import Client, configure, get_default_client
+from geobatch.function import Function
+from geobatch.job import Job
+from geobatch.search import Expression, to_iso
+
+__all__ = ["main"]
+
+_USER_ERRORS = (errors.GeoBatchError, EncodingError, FileNotFoundError, ValueError, TimeoutError)
+_STATUSES = [s.value for s in JobStatus]
+
+
+class _Group(click.Group):
+    """A click group that turns expected errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _USER_ERRORS as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise click.ClickException(f"{type(exc).__name__}: {message}") from None
+
+
+class _State:
+    def __init__(self, api_url: str | None, as_json: bool):
+        self.api_url = api_url
+        self.as_json = as_json
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            # --api-url becomes the default client, so every object the command touches uses it.
+            self._client = configure(self.api_url) if self.api_url else get_default_client()
+        return self._client
+
+
+def _state() -> _State:
+    return click.get_current_context().find_object(_State)  # type: ignore[return-value]
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` on a command (the same as the global ``geobatch --json``)."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(_State).as_json = True
+
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        help="Print JSON for scripts.",
+    )(command)
+
+
+def _emit(data: Any, text: Callable[[], Iterable[str]] | None = None) -> None:
+    if _state().as_json or text is None:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        for line in text():
+            click.echo(line)
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> Iterable[str]:
+    cells = [[str("" if v is None else v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    yield "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    for row in cells:
+        yield "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+
+
+def _details(data: dict[str, Any]) -> Iterable[str]:
+    for key, value in data.items():
+        if value not in (None, [], {}):
+            shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
+            yield f"{key + ':':22} {shown}"
+
+
+@click.group(cls=_Group)
+@click.option("--api-url", envvar="GEOBATCH_API_URL", help="GeoBatch API URL (default: local mode).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.version_option(package_name="geobatch")
+@click.pass_context
+def main(ctx: click.Context, api_url: str | None, as_json: bool) -> None:
+    """GeoBatch: run Python functions as batch jobs (locally or on AWS)."""
+    ctx.obj = _State(api_url, as_json)
+
+
+# ----------------------------------------------------------------------------- functions
+
+
+@main.group()
+def functions() -> None:
+    """List, inspect and control Functions."""
+
+
+def _function_row(fn: Function) -> list[Any]:
+    return [fn.id, fn.name, fn.status, fn.cpus, fn.memory, fn.maximum_concurrency, fn.creation_date]
+
+
+@functions.command("list")
+@click.option("--status", help="Only Functions with this status.")
+@click.option("--name", "name_prefix", help="Only Functions whose name starts with this.")
+@click.option("--limit", type=int, help="At most this many.")
+@click.option("--page-size", type=int, default=100, show_default=True)
+@json_option
+def functions_list(status: str | None, name_prefix: str | None, limit: int | None, page_size: int) -> None:
+    """List your Functions."""
+    search = Function.search(_state().client).param(page_size=page_size).limit(limit)
+    if status:
+        search = search.filter(Function.status == status)
+    if name_prefix:
+        search = search.filter(Function.name.prefix(name_prefix))
+    found = search.collect()
+    headers = ["id", "name", "status", "cpus", "memory", "concurrency", "created"]
+    _emit([f.to_dict() for f in found], lambda: _table([_function_row(f) for f in found], headers))
+
+
+@functions.command("get")
+@click.argument("function_id")
+@json_option
+def functions_get(function_id: str) -> None:
+    """Show a Function with its job counts."""
+    fn = Function.get(function_id, client=_state().client, include=["job.statistics"])
+    _emit(fn.to_dict(), lambda: _details(fn.to_dict()))
+
+
+@functions.command("update")
+@click.argument("function_id")
+@click.option("--name")
+@click.option("--cpus", help="vCPUs: 0.25, 0.5, 1, 2, 4, 8, 16.")
+@click.option("--memory", help="Memory, e.g. 2048, 2GB, 1Gi.")
+@click.option("--concurrency", "maximum_concurrency", type=int, help="Most jobs running at once.")
+@click.option("--timeout", type=int, help="Seconds before a job times out.")
+@click.option("--retry-count", type=int, help="Automatic retries of a failed job.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable (repeatable).")
+@json_option
+def functions_update(function_id: str, env: tuple[str, ...], **settings: Any) -> None:
+    """Change a Function's settings."""
+    fn = Function.get(function_id, client=_state().client)
+    changes = {k: v for k, v in settings.items() if v is not None}
+    if env:
+        pairs = [item.partition("=") for item in env]
+        bad = [key for key, sep, _ in pairs if not sep or not key]
+        if bad:
+            raise click.BadParameter(f"use KEY=VALUE, not {bad[0]!r}", param_hint="--env")
+        changes["environment"] = {**(fn.environment or {}), **{k: v for k, _, v in pairs}}
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+    for key, value in changes.items():
+        setattr(fn, key, value)
+    fn.save()
+    _emit(fn.to_dict(), lambda: _details(fn.to_dict()))
+
+
+def _lifecycle(name: str, action: str, help_text: str) -> None:
+    @functions.command(name, help=help_text)
+    @click.argument("function_id")
+    @json_option
+    def command(function_id: str) -> None:
+        fn = Function.get(function_id, client=_state().client)
+        getattr(fn, action)()
+        _emit(fn.to_dict(), lambda: [f"{fn.id} {fn.name}: status {fn.status}, enabled={fn.enabled}"])
+
+
+_lifecycle("start", "start", "Dispatch the Function's pending jobs.")
+_lifecycle("stop", "stop", "Stop dispatching pending jobs (running ones go on).")
+_lifecycle("enable", "enable", "Accept new jobs and reruns.")
+_lifecycle("disable", "disable", "Reject new jobs and reruns.")
+
+
+@functions.command("delete")
+@click.argument("function_id")
+@click.option("--delete-results", is_flag=True, help="Delete the stored results too.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def functions_delete(function_id: str, delete_results: bool, yes: bool) -> None:
+    """Delete a Function and its jobs (outstanding jobs are canceled)."""
+    fn = Function.get(function_id, client=_state().client)
+    if not yes:
+        click.confirm(f"Delete Function {fn.name} ({fn.id}) and all its jobs?", abort=True)
+    fn.delete(delete_results=delete_results)
+    click.echo(f"deleted {fn.id}")
+
+
+@functions.command("build-log")
+@click.argument("function_id")
+def functions_build_log(function_id: str) -> None:
+    """Print the image build log of a Function."""
+    click.echo(Function.get(function_id, client=_state().client).build_log(), nl=False)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@main.group()
+def jobs() -> None:
+    """List, inspect and control jobs."""
+
+
+def _job_filters(
+    statuses: Iterable[str], tag: str | None, since: str | None, until: str | None
+) -> list[Expression]:
+    found: list[Expression] = []
+    statuses = list(statuses)
+    if statuses:
+        found.append(Job.status == statuses[0] if len(statuses) == 1 else Job.status.in_(statuses))
+    if tag:
+        found.append(Job.tags == tag)
+    if since:
+        found.append(Job.creation_date >= to_iso(since))
+    if until:
+        found.append(Job.creation_date < to_iso(until))
+    return found
+
+
+_status_option = click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(_STATUSES),
+    help="Only jobs with this status (repeatable).",
+)
+
+
+@jobs.command("list")
+@click.option("--function", "function_id", help="Only jobs of this Function.")
+@_status_option
+@click.option("--tag", help="Only jobs with this tag.")
+@click.option("--since", help="Only jobs created at or after this ISO-8601 time.")
+@click.option("--until", help="Only jobs created before this ISO-8601 time.")
+@click.option("--sort", help="Sort fields, comma-separated; '-' for descending (e.g. -creation_date).")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many (0: all).")
+@click.option("--page-size", type=int, default=100, show_default=True)
+@json_option
+def jobs_list(
+    function_id: str | None,
+    statuses: tuple[str, ...],
+    tag: str | None,
+    since: str | None,
+    until: str | None,
+    sort: str | None,
+    limit: int,
+    page_size: int,
+) -> None:
+    """List jobs, newest filters first."""
+    search = Job.search(_state().client).param(page_size=page_size)
+    if function_id:
+        search = search.param(function_id=function_id)
+    for expression in _job_filters(statuses, tag, since, until):
+        search = search.filter(expression)
+    if sort:
+        search = search.sort(*[s.strip() for s in sort.split(",") if s.strip()])
+    if limit:
+        search = search.limit(limit)
+    found = search.collect()
+    headers = ["id", "function", "status", "tries", "runtime", "created", "reason"]
+    rows = [
+        [j.id, j.function_id, j.status, j.execution_count, j.runtime, j.creation_date, j.error_reason]
+        for j in found
+    ]
+    _emit([j.to_dict() for j in found], lambda: _table(rows, headers))
+
+
+@jobs.command("get")
+@click.argument("job_id")
+@json_option
+def jobs_get(job_id: str) -> None:
+    """Show a job."""
+    job = Job.get(job_id, client=_state().client)
+    _emit(job.to_dict(), lambda: _details(job.to_dict()))
+
+
+@jobs.command("log")
+@click.argument("job_id")
+@click.option("--attempt", type=int, help="Attempt number (default: the latest).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
+@click.option("--no-timestamps", is_flag=True, help="Print the lines without their times.")
+@click.option(
+    "--interval", type=float, default=2.0, show_default=True, help="Seconds between polls with --follow."
+)
+def jobs_log(job_id: str, attempt: int | None, follow: bool, no_timestamps: bool, interval: float) -> None:
+    """Print a job's log."""
+    job = Job.get(job_id, client=_state().client)
+    printed = 0
+    while True:
+        try:
+            lines = list(job.iter_log(timestamps=not no_timestamps, attempt=attempt))
+        except errors.NotFoundError:
+            if not follow or job.status in JobStatus.terminal():
+                raise
+            lines = []  # no log yet: the job has not started
+        for line in lines[printed:]:
+            click.echo(line)
+        printed = max(printed, len(lines))
+        if not follow or job.status in JobStatus.terminal():
+            return
+        time.sleep(interval)
+        # Read the status after the log, so the last lines of a job that just ended are printed.
+        job.refresh()
+        if job.status in JobStatus.terminal():
+            follow = False
+
+
+@jobs.command("result")
+@click.argument("job_id")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the raw result to this file.")
+def jobs_result(job_id: str, output: str | None) -> None:
+    """Print a job's result (JSON), or write it to a file with --output."""
+    job = Job.get(job_id, client=_state().client)
+    value = job.result()
+    data = job.result_bytes() if output or isinstance(value, bytes) else None
+    if output:
+        with open(output, "wb") as handle:
+            handle.write(data or b"")
+        click.echo(f"wrote {len(data or b'')} bytes to {output}", err=True)
+    elif isinstance(value, bytes):
+        sys.stdout.buffer.write(value)
+    else:
+        click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _bulk_command(action: str, help_text: str) -> None:
+    @jobs.command(action, help=help_text)
+    @click.argument("job_ids", nargs=-1)
+    @click.option("--function", "function_id", help="Jobs of this Function (with the filters below).")
+    @_status_option
+    @click.option("--tag", help="Only jobs with this tag.")
+    @click.option(
+        "--delete-results", is_flag=True, hidden=action != "delete", help="Delete stored results too."
+    )
+    @json_option
+    def command(
+        job_ids: tuple[str, ...],
+        function_id: str | None,
+        statuses: tuple[str, ...],
+        tag: str | None,
+        delete_results: bool,
+    ) -> None:
+        client = _state().client
+        if not job_ids and not function_id:
+            raise click.UsageError("give job ids, or --function (with optional --status/--tag)")
+        filters = _job_filters(statuses, tag, None, None)
+        search = Job.search(client)
+        if function_id:
+            search = search.param(function_id=function_id)
+        for expression in filters:
+            search = search.filter(expression)
+        if job_ids:
+            search = search.filter(Job.id.in_(job_ids))
+        if action == "delete":
+            changed = search.delete(delete_results=delete_results)
+        else:
+            changed = getattr(search, action)()
+        past = {"cancel": "canceled", "rerun": "reran", "delete": "deleted"}[action]
+        _emit({"job_ids": changed}, lambda: [f"{past} {len(changed)} jobs", *changed])
+
+
+_bulk_command("cancel", "Cancel jobs by id or by filter.")
+_bulk_command("rerun", "Rerun unsuccessful jobs (failure, timeout, canceled) by id or by filter.")
+_bulk_command("delete", "Delete finished jobs by id or by filter.")
+
+
+# ----------------------------------------------------------------------------- wait
+
+
+@main.command("wait")
+@click.argument("function_id")
+@click.option("--timeout", type=float, help="Give up after this many seconds (exit code 1).")
+@click.option("--interval", type=float, help="Seconds between polls.")
+@json_option
+def wait(function_id: str, timeout: float | None, interval: float | None) -> None:
+    """Wait until a Function is built and all its jobs have ended, with a progress bar."""
+    fn = Function.get(function_id, client=_state().client)
+    fn.wait_for_completion(timeout=timeout, interval=interval)
+    stats = fn.job_statistics
+    _emit(stats, lambda: [" ".join(f"{k}={v}" for k, v in stats.items() if v) or "no jobs"])
+
+
+# ----------------------------------------------------------------------------- extra groups
+
+
+def _register_extra_commands() -> None:
+    """Add the ``local`` and ``demo`` command groups."""
+    # TODO(lead): remove guard — these modules are being written concurrently.
+    try:
+        from geobatch.local.cli import local
+
+        main.add_command(local)
+    except ImportError as exc:
+        if exc.name not in ("geobatch.local", "geobatch.local.cli"):
+            raise
+    try:
+        from geobatch.demo import demo
+
+        main.add_command(demo)
+    except ImportError as exc:
+        if exc.name != "geobatch.demo":
+            raise
+
+
+_register_extra_commands()

@@ -1,0 +1,382 @@
+"""HTTP client of the GeoBatch REST API: configuration, SigV4 signing, retries and typed errors.
+
+Every SDK object (``Function``, ``Job``, searches) talks to the service through a :class:`Client`.
+Most programs never build one: the default client is created on first use from the environment
+(``GEOBATCH_API_URL``), or starts local mode when nothing is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import urllib3
+from geobatch_core import env, errors
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+__all__ = ["Client", "ComputeClient", "Response", "configure", "get_default_client", "set_default_client"]
+
+# Statuses worth a retry: throttling and transient gateway/service failures.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Backoff between attempts: BACKOFF_BASE * 2**attempt seconds, with jitter, capped.
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 20.0
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+@dataclass
+class Response:
+    """A finished HTTP response: status, headers and the whole body (or a stream, see ``raw``)."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: bytes = b""
+    raw: Any = field(default=None, repr=False)  # the open urllib3 response when streamed
+
+    def json(self) -> Any:
+        """The body decoded as JSON (``None`` when empty)."""
+        return json.loads(self.data) if self.data else None
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.data.decode("utf-8", errors="replace")
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """The body line by line, read as it arrives when the response was streamed."""
+        if self.raw is None:
+            yield from self.data.splitlines()
+            return
+        buffer = b""
+        try:
+            for chunk in self.raw.stream(64 * 1024):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                yield from lines
+            if buffer:
+                yield buffer
+        finally:
+            self.raw.release_conn()
+
+
+def _encode_param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        # Filters are JSON lists; other lists (include=a,b) are comma-separated.
+        if value and isinstance(value[0], dict):
+            return json.dumps(value, separators=(",", ":"))
+        return ",".join(_encode_param(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def encode_params(params: Mapping[str, Any] | None) -> str:
+    """Query string of ``params``; ``None`` values are left out."""
+    if not params:
+        return ""
+    pairs = [(k, _encode_param(v)) for k, v in params.items() if v is not None]
+    return urlencode(pairs)
+
+
+class Client:
+    """A connection to one GeoBatch API.
+
+    Args:
+        api_url: base URL of the API. Default: the ``GEOBATCH_API_URL`` environment variable, else
+            local mode (started on first use if it is not running).
+        region: AWS region used to sign requests. Default: the boto3 session's region, else
+            ``us-east-1``.
+        session: a ``boto3.Session`` whose credentials sign the requests. Default: a new session
+            (the usual AWS credential chain). With no credentials at all (local mode) requests are
+            signed with the placeholder key ``local``.
+        retries: how many times a request is retried after a connection error or a 429/5xx
+            answer, with exponential backoff. Every method is retried: bulk submissions carry an
+            idempotency reference, so a retry never creates duplicate jobs.
+        timeout: ``(connect, read)`` timeouts in seconds.
+        http: a ``urllib3.PoolManager`` to use (for proxies or custom certificates).
+    """
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        *,
+        region: str | None = None,
+        session: Any = None,
+        retries: int = 3,
+        timeout: tuple[float, float] = (9.5, 60),
+        http: Any = None,
+    ):
+        self._explicit_url = api_url.rstrip("/") if api_url else None
+        self._api_url: str | None = self._explicit_url
+        self._from_local_mode = False
+        self._region = region
+        self._session = session
+        self._credentials: Any = None
+        self.retries = max(0, int(retries))
+        self.timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        self._http = http or urllib3.PoolManager(retries=False, maxsize=16)
+        self._lock = threading.Lock()
+        self._sleep = time.sleep  # replaced by tests
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def api_url(self) -> str:
+        """The API base URL, resolved on first use (argument, then environment, then local mode)."""
+        if self._api_url is None:
+            with self._lock:
+                if self._api_url is None:
+                    self._api_url = self._resolve_url()
+        return self._api_url
+
+    def _resolve_url(self) -> str:
+        import os
+
+        from_env = os.environ.get(env.API_URL, "").strip()
+        if from_env:
+            return from_env.rstrip("/")
+        # Imported here: local mode pulls in moto and the control plane, which a cloud user never needs.
+        from geobatch.local import ensure_local_api
+
+        self._from_local_mode = True
+        return str(ensure_local_api()).rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        """True when the API runs on this machine (local mode), which sets shorter poll intervals."""
+        url = self.api_url
+        return self._from_local_mode or (urlsplit(url).hostname or "") in LOCAL_HOSTS
+
+    @property
+    def poll_interval(self) -> float:
+        """Default seconds between status polls: 2 in local mode, 10 in the cloud."""
+        return 2.0 if self.is_local else 10.0
+
+    @property
+    def region(self) -> str:
+        """The AWS region requests are signed for."""
+        if self._region is None:
+            self._region = getattr(self._get_session(), "region_name", None) or "us-east-1"
+        return self._region
+
+    def _get_session(self) -> Any:
+        if self._session is None:
+            import boto3  # slow to import; only needed when the first request is signed
+
+            self._session = boto3.Session()
+        return self._session
+
+    def _get_credentials(self) -> Any:
+        from botocore.credentials import Credentials
+
+        if self._credentials is None:
+            found = self._get_session().get_credentials()
+            # Refreshable credentials (SSO, assumed roles) refresh themselves on each use.
+            self._credentials = found or Credentials("local", "local")
+        return self._credentials
+
+    def __repr__(self) -> str:
+        return f"Client(api_url={self._api_url or '<unresolved>'!r})"
+
+    # ------------------------------------------------------------------ requests
+
+    def _sign(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        SigV4Auth(self._get_credentials(), "execute-api", self.region).add_auth(request)
+        return dict(request.headers.items())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        ok_statuses: tuple[int, ...] = (),
+    ) -> Response:
+        """Send a signed request to the API and return the response; raise a typed error on 4xx/5xx.
+
+        ``path`` starts with ``/``. ``json_body`` is encoded once, so a retried request sends exactly
+        the same bytes (and the same idempotency reference). ``ok_statuses`` are error statuses the
+        caller handles itself.
+        """
+        url = self.api_url + path
+        query = encode_params(params)
+        if query:
+            url += "?" + query
+        all_headers = {"Accept": "application/json", "User-Agent": "geobatch-sdk"}
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":"), default=str).encode()
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        return self._send(method, url, body, all_headers, sign=True, stream=stream, ok_statuses=ok_statuses)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        *,
+        sign: bool,
+        stream: bool = False,
+        ok_statuses: tuple[int, ...] = (),
+    ) -> Response:
+        attempt = 0
+        while True:
+            # Signed again on every attempt: the signature holds the time of the request.
+            send_headers = self._sign(method, url, body, headers) if sign else dict(headers)
+            try:
+                raw = self._http.request(
+                    method,
+                    url,
+                    body=body,
+                    headers=send_headers,
+                    timeout=self.timeout,
+                    retries=False,
+                    redirect=False,
+                    preload_content=False,
+                )
+            except Urllib3HTTPError as exc:
+                if attempt < self.retries:
+                    self._backoff(attempt, None)
+                    attempt += 1
+                    continue
+                host = urlsplit(url).netloc
+                raise errors.ServiceError(f"cannot reach the GeoBatch API at {host}: {exc}") from None
+            status = raw.status
+            if status in RETRY_STATUSES and attempt < self.retries:
+                retry_after = raw.headers.get("Retry-After")
+                raw.drain_conn()
+                raw.release_conn()
+                self._backoff(attempt, retry_after)
+                attempt += 1
+                continue
+            if 200 <= status < 300 and stream:
+                return Response(status, dict(raw.headers), raw=raw)
+            data = raw.read()
+            raw.release_conn()
+            response = Response(status, dict(raw.headers), data)
+            if status >= 400 and status not in ok_statuses:
+                raise self._error(response)
+            return response
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * (0.5 + random.random())
+        if retry_after:
+            # An HTTP date is not parsed: the computed backoff is good enough then.
+            with contextlib.suppress(ValueError):
+                delay = max(delay, min(float(retry_after), 60.0))
+        self._sleep(delay)
+
+    @staticmethod
+    def _error(response: Response) -> errors.GeoBatchError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            text = response.text.strip().splitlines()
+            body = {"message": f"HTTP {response.status}: {text[0][:300]}" if text else None}
+        elif "code" not in body and "message" in body:
+            # API Gateway's own errors (auth, throttling) carry only a message.
+            body = {**body, "message": f"HTTP {response.status}: {body['message']}"}
+        return errors.error_from_body(response.status, body)
+
+    # ------------------------------------------------------------------ helpers
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET ``path`` and return the decoded JSON body."""
+        return self.request("GET", path, params=params).json()
+
+    def post(self, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """POST a JSON body and return the decoded JSON answer."""
+        return self.request("POST", path, params=params, json_body=body if body is not None else {}).json()
+
+    def patch(self, path: str, body: Any) -> Any:
+        """PATCH with a JSON body and return the decoded JSON answer."""
+        return self.request("PATCH", path, json_body=body).json()
+
+    def iter_pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Each page (``{"data": [...], "meta": {...}}``) of a list endpoint, following the cursor.
+
+        The first request carries ``params``; later ones only ``page_cursor`` and ``page_size``,
+        because the cursor encodes the query.
+        """
+        params = dict(params or {})
+        page = self.get(path, params)
+        yield page
+        cursor = (page.get("meta") or {}).get("page_cursor")
+        while cursor:
+            page = self.get(path, {"page_cursor": cursor, "page_size": params.get("page_size")})
+            yield page
+            cursor = (page.get("meta") or {}).get("page_cursor")
+
+    def put_presigned(self, url: str, data: bytes, content_type: str = "application/zip") -> None:
+        """Upload ``data`` to a presigned S3 URL (plain PUT, not SigV4 signed)."""
+        self._send("PUT", url, data, {"Content-Type": content_type}, sign=False)
+
+    def get_presigned(self, url: str) -> bytes:
+        """Download the body of a presigned S3 URL (plain GET)."""
+        return self._send("GET", url, None, {}, sign=False).data
+
+
+# The Descartes Labs name, so ported code keeps working.
+ComputeClient = Client
+
+_default_client: Client | None = None
+_default_lock = threading.Lock()
+
+
+def get_default_client() -> Client:
+    """The client used when none is given: set by :func:`configure`, else built from the environment."""
+    global _default_client
+    if _default_client is None:
+        with _default_lock:
+            if _default_client is None:
+                _default_client = Client()
+    return _default_client
+
+
+def set_default_client(client: Client | None) -> None:
+    """Make ``client`` the default (``None`` resets to the environment's configuration)."""
+    global _default_client
+    _default_client = client
+
+
+def configure(
+    api_url: str | None = None,
+    *,
+    region: str | None = None,
+    session: Any = None,
+    retries: int = 3,
+    timeout: tuple[float, float] = (9.5, 60),
+) -> Client:
+    """Build a :class:`Client` with these settings, make it the default, and return it.
+
+    Example: ``geobatch.configure("https://abc123.execute-api.eu-west-1.amazonaws.com/prod")``.
+    """
+    client = Client(api_url, region=region, session=session, retries=retries, timeout=timeout)
+    set_default_client(client)
+    return client

@@ -1,0 +1,337 @@
+"""Jobs: one call of a Function with its arguments, status, log and result."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import json
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from geobatch_core import codec, errors, models
+from geobatch_core.models import JobStatus
+
+from geobatch.client import Client, get_default_client
+from geobatch.search import Field, JobSearch
+
+if TYPE_CHECKING:
+    from geobatch.function import Function
+
+__all__ = ["Job", "JobResultError", "validation_error"]
+
+_NEW_ONLY = frozenset({"function_id", "args", "kwargs", "environment"})
+
+
+class JobResultError(errors.JobFailedError, ValueError):
+    """The job has no result to give: it has not completed, or did not complete successfully.
+
+    Also a ``ValueError``, as in the Descartes Labs client, so ported ``except ValueError`` works.
+    """
+
+
+def validation_error(exc: pydantic.ValidationError, what: str) -> errors.ValidationError:
+    """A GeoBatch ValidationError with one readable line per invalid field."""
+    problems = []
+    for item in exc.errors():
+        location = ".".join(str(part) for part in item.get("loc", ())) or what
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(f"{location}: {message}")
+    return errors.ValidationError(f"invalid {what}: " + "; ".join(problems), [dict(e) for e in exc.errors()])
+
+
+class Job:
+    """One call of a Function: its arguments, status, attempts, log and result.
+
+    Usually created by calling a Function (``fn(x)``) or ``fn.map(...)``. ``Job(function_id, args,
+    kwargs).save()`` does the same by id. Jobs compare and hash by id, so they work in sets.
+    """
+
+    id = Field("id", doc="The job's id (None until saved).")
+    function_id = Field("function_id", settable=True, doc="The id of the Function this job calls.")
+    creation_date = Field("creation_date", "date", doc="When the job was submitted (UTC).")
+    status = Field("status", doc="The JobStatus.")
+    args = Field("args", settable=True, doc="Positional arguments (JSON values).")
+    kwargs = Field("kwargs", settable=True, doc="Keyword arguments (JSON values).")
+    environment = Field(
+        "environment", settable=True, doc="Environment variables (merged over the Function's)."
+    )
+    tags = Field("tags", "tags", settable=True, doc="Tags (set them, then save()).")
+    error_reason = Field("error_reason", doc="Why the last attempt failed.")
+    status_reason = Field("status_reason", doc="More about the current status.")
+    execution_count = Field(
+        "execution_count",
+        doc="How many times the job was started in its current run (at most retry_count + 1).",
+    )
+    run = Field("run", doc="How many times the job was rerun (0 for the first run).")
+    exit_code = Field("exit_code", doc="Exit code of the last attempt.")
+    runtime = Field("runtime", doc="Seconds the last attempt ran.")
+    last_execution_date = Field("last_execution_date", "date", doc="When the last attempt started.")
+    last_completion_date = Field("last_completion_date", "date", doc="When the last attempt ended.")
+    reference_id = Field("reference_id", doc="The bulk submission this job came from.")
+    has_result = Field("has_result", doc="True when a result is stored.")
+    result_size = Field("result_size", doc="Size of the stored result in bytes.")
+
+    def __init__(
+        self,
+        function_id: str,
+        args: Any = None,
+        kwargs: Mapping[str, Any] | None = None,
+        client: Client | None = None,
+        environment: Mapping[str, str] | None = None,
+        tags: builtins.list[str] | None = None,
+    ):
+        self._client = client
+        self._wire: models.Job | None = None
+        self._result_included = False
+        self._modified: set[str] = set()
+        self._local: dict[str, Any] = {
+            "function_id": function_id,
+            "args": builtins.list(args) if args is not None else [],
+            "kwargs": dict(kwargs or {}),
+            "environment": dict(environment) if environment is not None else None,
+            "tags": builtins.list(tags or []),
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def client(self) -> Client:
+        """The client this job uses (the default client unless one was given)."""
+        if self._client is None:
+            self._client = get_default_client()
+        return self._client
+
+    @classmethod
+    def _from_wire(
+        cls, data: Mapping[str, Any] | models.Job, client: Client | None, *, included: bool = False
+    ) -> Job:
+        job = cls.__new__(cls)
+        job._client = client
+        job._local = {}
+        job._modified = set()
+        job._result_included = included
+        job._wire = data if isinstance(data, models.Job) else models.Job.model_validate(data)
+        return job
+
+    def _update(self, data: Mapping[str, Any] | models.Job, *, included: bool = False) -> Job:
+        self._wire = data if isinstance(data, models.Job) else models.Job.model_validate(data)
+        self._result_included = included
+        self._local = {}
+        self._modified = set()
+        return self
+
+    def _get_field(self, name: str) -> Any:
+        if name in self._local:
+            return self._local[name]
+        if self._wire is not None:
+            return getattr(self._wire, name)
+        return None
+
+    def _set_field(self, name: str, value: Any) -> None:
+        if self._wire is not None and name in _NEW_ONLY:
+            raise AttributeError(f"{name} of a submitted job cannot change; only tags can")
+        if name == "tags":
+            if isinstance(value, str):
+                raise TypeError("tags is a list of strings, e.g. ['demo']")
+            value = builtins.list(value or [])
+        self._local[name] = value
+        self._modified.add(name)
+
+    @property
+    def _path(self) -> str:
+        if self._wire is None:
+            raise errors.BadRequestError("this job is not saved yet: call save() first")
+        return f"/jobs/{self._wire.id}"
+
+    # ------------------------------------------------------------------ persistence
+
+    @property
+    def state(self) -> str:
+        """``"new"`` (not submitted), ``"modified"`` (unsaved tag changes) or ``"saved"``."""
+        if self._wire is None:
+            return "new"
+        return "modified" if self._modified else "saved"
+
+    def save(self) -> Job:
+        """Submit a new job, or save changed tags of an existing one. Returns the job."""
+        if self._wire is None:
+            try:
+                spec = models.JobSpec(**{k: v for k, v in self._local.items() if v is not None})
+            except pydantic.ValidationError as exc:
+                raise validation_error(exc, "job") from None
+            codec.encode_args(spec.args, spec.kwargs)  # a clear error for values JSON cannot carry
+            self._update(self.client.post("/jobs", spec.model_dump(mode="json", exclude_none=True)))
+        elif self._modified:
+            try:
+                body = models.JobTags(tags=self._local.get("tags", self._wire.tags))
+            except pydantic.ValidationError as exc:
+                raise validation_error(exc, "tags") from None
+            self._update(self.client.patch(self._path, body.model_dump(mode="json")))
+        return self
+
+    @classmethod
+    def get(cls, id: str, client: Client | None = None, **params: Any) -> Job:
+        """The job with this id (``NotFoundError`` if there is none)."""
+        client = client or get_default_client()
+        return cls._from_wire(client.get(f"/jobs/{id}", params or None), client)
+
+    @classmethod
+    def search(cls, client: Client | None = None) -> JobSearch[Job]:
+        """A lazy :class:`JobSearch` over your jobs: add ``.filter(...)``, ``.sort(...)``, ``.limit(n)``."""
+        client = client or get_default_client()
+
+        def factory(item: dict[str, Any], params: dict[str, Any]) -> Job:
+            return cls._from_wire(item, client, included="result" in str(params.get("include") or ""))
+
+        return JobSearch("/jobs", factory, client)
+
+    @classmethod
+    def list(cls, page_size: int = 100, client: Client | None = None, **params: Any) -> JobSearch[Job]:
+        """Your jobs, ``page_size`` per request; ``params`` are query parameters (e.g. ``function_id``)."""
+        return cls.search(client).param(page_size=page_size, **params)
+
+    def refresh(self) -> Job:
+        """Read the job again from the API."""
+        included = self._result_included
+        params = {"include": "result"} if included else None
+        return self._update(self.client.get(self._path, params), included=included)
+
+    def delete(self, delete_result: bool = False) -> None:
+        """Delete the job and its log; its stored result too if ``delete_result``."""
+        self.client.request("DELETE", self._path, params={"delete_results": delete_result})
+
+    # ------------------------------------------------------------------ control
+
+    def cancel(self) -> Job:
+        """Cancel the job: a pending job at once, a running one best effort. Nothing if it already ended."""
+        return self._update(self.client.post(f"{self._path}/cancel"))
+
+    def rerun(self) -> Job:
+        """Run an unsuccessful job (failure, timeout, canceled) again."""
+        return self._update(self.client.post(f"{self._path}/rerun"))
+
+    def wait_for_completion(self, timeout: float | None = None, interval: float | None = None) -> Job:
+        """Poll until the job ends (in any terminal status); ``TimeoutError`` after ``timeout`` seconds."""
+        delay = interval or min(self.client.poll_interval, 5.0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.refresh()
+            if self.status in models.TERMINAL:
+                return self
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} did not finish within {timeout} s (status {self.status})")
+            pause = delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
+            time.sleep(pause)
+            if interval is None:
+                delay = min(delay * 1.5, 30.0)
+
+    # ------------------------------------------------------------------ results and logs
+
+    @property
+    def function(self) -> Function:
+        """The job's Function, read from the API (not cached)."""
+        from geobatch.function import Function
+
+        return Function.get(self._get_field("function_id"), client=self.client)
+
+    @property
+    def attempts(self) -> builtins.list[models.Attempt]:
+        """Every execution of the job, oldest first, with timings, exit code and reason."""
+        return builtins.list(self._wire.attempts) if self._wire else []
+
+    def result(self, cast_type: Any = None) -> Any:
+        """The job's return value (``None`` if it returned nothing).
+
+        Decoded with ``cast_type.deserialize(bytes)`` if given, else as JSON, else the raw bytes.
+        Raises :class:`JobResultError` if the job has not completed successfully.
+        """
+        if self.status != JobStatus.SUCCESS:
+            self.refresh()
+        if self.status != JobStatus.SUCCESS:
+            if self.status in models.TERMINAL:
+                reason = f": {self.error_reason}" if self.error_reason else ""
+                raise JobResultError(
+                    f"job {self.id} was not completed successfully (status {self.status}){reason}"
+                )
+            raise JobResultError(f"job {self.id} has not completed (status {self.status})")
+        return codec.decode_result(self.result_bytes(), cast_type)
+
+    def result_bytes(self) -> bytes | None:
+        """The stored result as bytes, or ``None`` when the job stored none."""
+        assert self._wire is not None
+        if self._wire.result is not None:
+            return base64.b64decode(self._wire.result)
+        if self._result_included and not self._wire.has_result:
+            return None  # the listing said so: no need to ask again
+        try:
+            body = models.ResultBody.model_validate(self.client.get(f"{self._path}/result"))
+        except errors.NotFoundError:
+            return None
+        except errors.JobFailedError as exc:
+            raise JobResultError(exc.message, exc.errors) from None
+        if body.data is not None:
+            return base64.b64decode(body.data)
+        if body.url:
+            return self.client.get_presigned(body.url)
+        return None
+
+    def iter_log(self, timestamps: bool = True, attempt: int | None = None) -> Iterator[str]:
+        """The job's log, line by line as it streams (the latest attempt unless ``attempt`` is given).
+
+        With ``timestamps`` each line starts with its time, in local time.
+        """
+        response = self.client.request(
+            "GET",
+            f"{self._path}/log",
+            params={"attempt": attempt},
+            headers={"Accept": "application/x-ndjson"},
+            stream=True,
+        )
+        for raw in response.iter_lines():
+            if not raw.strip():
+                continue
+            try:
+                line = models.LogLine.model_validate(json.loads(raw))
+            except (ValueError, pydantic.ValidationError):
+                yield raw.decode("utf-8", errors="replace")  # not NDJSON: show it as it is
+                continue
+            text = line.log.rstrip("\n")
+            yield f"{_local_time(line.date)} {text}" if timestamps else text
+
+    def log(self, timestamps: bool = True, attempt: int | None = None) -> str:
+        """The whole log as one string (see :meth:`iter_log`)."""
+        lines = builtins.list(self.iter_log(timestamps=timestamps, attempt=attempt))
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    # ------------------------------------------------------------------ python protocol
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job's attributes as JSON-ready values."""
+        if self._wire is None:
+            return {k: v for k, v in self._local.items() if v is not None}
+        data = self._wire.model_dump(mode="json", exclude={"result"})
+        data.update(self._local)
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Job):
+            return NotImplemented
+        if self._wire is None or other._wire is None:
+            return self is other
+        return self._wire.id == other._wire.id
+
+    def __hash__(self) -> int:
+        return hash(self._wire.id) if self._wire is not None else id(self)
+
+    def __repr__(self) -> str:
+        if self._wire is None:
+            return f"Job(function_id={self._local.get('function_id')!r}, state='new')"
+        extra = f", error_reason={self.error_reason!r}" if self.error_reason else ""
+        return f"Job(id={self.id!r}, function_id={self.function_id!r}, status={str(self.status)!r}{extra})"
+
+
+def _local_time(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,232 @@
+"""The API Lambda, called with real API Gateway events, on moto."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from geobatch_core.models import Function, FunctionCreated, FunctionStatus, Job, JobIds, JobPage
+
+from tests.core.helpers import ALICE, BOB, bundle, wait_status
+
+pytestmark = pytest.mark.moto
+
+SQUARE = """
+def square(x):
+    return x * x
+"""
+
+
+def make_ready(api, name="squares", **settings):
+    status, body = api("POST", "/functions", body={"name": name, **settings})
+    assert status == 201, body
+    created = FunctionCreated.model_validate(body)  # the SDK's models parse the handler's output
+    assert created.function.status == "awaiting_bundle"
+    assert created.bundle_upload_url.startswith("https://")
+    api.services.blobs.put(f"bundles/{created.function.id}.zip", bundle(SQUARE, "square"))
+    status, body = api("POST", f"/functions/{created.function.id}/bundle")
+    assert status == 200, body
+    assert body["status"] == "building"
+    wait_status(api.services, created.function.id, FunctionStatus.READY)
+    return created.function.id
+
+
+def submit(api, function_id, n, reference="ref-1", tags=None):
+    status, body = api(
+        "POST",
+        "/jobs/bulk",
+        body={
+            "function_id": function_id,
+            "bulk_args": [[i] for i in range(n)],
+            "reference_id": reference,
+            "tags": tags or [],
+        },
+    )
+    assert status == 201, body
+    return JobPage.model_validate(body)
+
+
+def test_create_build_and_get_function(api):
+    function_id = make_ready(api, memory="4GB", cpus=1, environment={"K": "v"}, retry_count=2)
+    status, body = api("GET", f"/functions/{function_id}", query={"include": "job.statistics"})
+    assert status == 200
+    function = Function.model_validate(body)
+    assert function.status == "ready"
+    assert function.memory == 4096 and function.retry_count == 2 and function.environment == {"K": "v"}
+    assert function.job_statistics == {s: 0 for s in function.job_statistics}  # all eight statuses, zero
+    assert len(function.job_statistics) == 8
+    status, log = api("GET", f"/functions/{function_id}/log")
+    assert status == 200 and "build complete" in log
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"name": "x", "cpus": 0.25, "memory": "3GB"}, "memory=3072 MB does not fit cpus=0.25"),
+        ({"name": "x", "memory": "lots"}, "memory 'lots' is not understood"),
+        ({"name": "x", "cpus": 3}, "cpus=3 is not allowed"),
+        ({"name": "x", "requirements": ["numpy>=>1"]}, "does not parse"),
+        ({"name": "x", "maximum_concurrency": 0}, "maximum_concurrency"),
+        ({"name": "bad name!"}, "name"),
+        ({"name": "x", "surprise": 1}, "surprise"),
+        ({"name": "x", "environment": {"AWS_SECRET_ACCESS_KEY": "x"}}, "reserved"),
+    ],
+)
+def test_bad_function_input_is_a_422_naming_the_problem(api, body, fragment):
+    status, error = api("POST", "/functions", body=body)
+    assert status == 422
+    assert error["code"] == "validation_error"
+    assert fragment in error["message"]
+
+
+def test_malformed_json_and_unknown_route(api):
+    status, error = api("POST", "/functions", body="{not json")
+    assert status == 422 and error["code"] == "validation_error"
+    status, error = api("GET", "/nowhere")
+    assert status == 404 and error["code"] == "not_found"
+
+
+def test_unsigned_request_is_refused(api):
+    status, error = api("GET", "/functions", principal=None)
+    assert status == 403 and "SigV4" in error["message"]
+
+
+def test_bulk_submit_is_idempotent_per_reference(api):
+    function_id = make_ready(api)
+    first = submit(api, function_id, 25, reference="batch-1")
+    again = submit(api, function_id, 25, reference="batch-1")
+    assert [j.id for j in again.data] == [j.id for j in first.data]
+    status, body = api("GET", "/jobs", query={"function_id": function_id, "count": "true"})
+    assert body["meta"]["total"] == 25
+    other = submit(api, function_id, 5, reference="batch-2")
+    assert not {j.id for j in other.data} & {j.id for j in first.data}
+    status, body = api("GET", "/jobs", query={"function_id": function_id, "count": "true"})
+    assert body["meta"]["total"] == 30
+
+
+def test_bulk_submit_validation(api):
+    function_id = make_ready(api)
+    status, error = api(
+        "POST",
+        "/jobs/bulk",
+        body={"function_id": function_id, "reference_id": "r", "bulk_args": [[1]], "bulk_kwargs": [{}, {}]},
+    )
+    assert status == 422 and "same length" in error["message"]
+    status, error = api(
+        "POST",
+        "/jobs/bulk",
+        body={"function_id": function_id, "reference_id": "r", "bulk_args": [[0]] * 1001},
+    )
+    assert status == 422 and "bulk_args" in error["message"]
+    status, error = api(
+        "POST", "/jobs/bulk", body={"function_id": "nope", "reference_id": "r", "bulk_args": [[1]]}
+    )
+    assert status == 404
+    status, error = api("POST", "/jobs", body={"function_id": function_id, "args": [float("nan")]})
+    assert status in (400, 422)
+
+
+def test_list_filter_sort_paginate(api):
+    function_id = make_ready(api)
+    submit(api, function_id, 7, reference="a", tags=["alpha"])
+    submit(api, function_id, 5, reference="b", tags=["beta"])
+    seen = []
+    cursor = None
+    while True:
+        query = (
+            {"page_cursor": cursor, "page_size": 5}
+            if cursor
+            else {"function_id": function_id, "page_size": 5}
+        )
+        status, body = api("GET", "/jobs", query=query)
+        assert status == 200, body
+        page = JobPage.model_validate(body)
+        seen.extend(j.id for j in page.data)
+        cursor = page.meta.page_cursor
+        if not cursor:
+            break
+    assert len(seen) == 12 and len(set(seen)) == 12
+    assert seen == sorted(seen)  # creation order
+
+    tag_filter = json.dumps([{"op": "eq", "name": "tags", "val": "beta"}])
+    status, body = api(
+        "GET", "/jobs", query={"function_id": function_id, "filter": tag_filter, "count": "true"}
+    )
+    assert body["meta"]["total"] == 5
+    either = json.dumps(
+        [
+            {
+                "or": [
+                    {"op": "eq", "name": "tags", "val": "beta"},
+                    {"op": "in", "name": "tags", "val": ["alpha"]},
+                ]
+            }
+        ]
+    )
+    status, body = api("GET", "/jobs", query={"function_id": function_id, "filter": either, "count": "true"})
+    assert body["meta"]["total"] == 12
+    status, body = api(
+        "GET", "/jobs", query={"function_id": function_id, "sort": "-creation_date", "limit": 3}
+    )
+    newest = [j["id"] for j in body["data"]]
+    assert newest == sorted(seen, reverse=True)[:3] and body["meta"]["page_cursor"] is None
+
+    status, error = api("GET", "/jobs", query={"function_id": function_id, "filter": '[{"op":"eq"}]'})
+    assert status == 400 and "cannot filter on None" in error["message"]
+    status, error = api("GET", "/jobs", query={"function_id": function_id, "sort": "args"})
+    assert status == 400 and "cannot sort by 'args'" in error["message"]
+    status, error = api("GET", "/jobs", query={"page_cursor": "garbage!"})
+    assert status == 400 and "page_cursor" in error["message"]
+
+
+def test_cancel_rerun_delete(api):
+    function_id = make_ready(api)
+    page = submit(api, function_id, 4)
+    first = page.data[0].id
+    status, body = api("POST", f"/jobs/{first}/cancel")
+    assert status == 200 and Job.model_validate(body).status == "canceled"
+    status, body = api("POST", f"/jobs/{first}/rerun")
+    rerun = Job.model_validate(body)
+    assert rerun.status == "pending" and rerun.run == 1
+    status, body = api("POST", "/jobs/cancel", body={"function_id": function_id})
+    assert set(JobIds.model_validate(body).job_ids) == {j.id for j in page.data}
+    status, body = api("POST", "/jobs/delete", body={"function_id": function_id, "job_ids": [first]})
+    assert JobIds.model_validate(body).job_ids == [first]
+    status, _ = api("GET", f"/jobs/{first}")
+    assert status == 404
+    status, error = api("GET", f"/jobs/{page.data[1].id}/result")
+    assert status == 409 and error["code"] == "job_not_successful"
+    status, _ = api("DELETE", f"/functions/{function_id}")
+    assert status == 204
+    status, _ = api("GET", f"/functions/{function_id}")
+    assert status == 404
+
+
+def test_other_principals_see_nothing(api):
+    function_id = make_ready(api)
+    job_id = submit(api, function_id, 1).data[0].id
+    for method, path in [
+        ("GET", f"/functions/{function_id}"),
+        ("GET", f"/functions/{function_id}/log"),
+        ("GET", f"/jobs/{job_id}"),
+        ("POST", f"/jobs/{job_id}/cancel"),
+        ("GET", f"/jobs/{job_id}/log"),
+    ]:
+        status, _ = api(method, path, principal=BOB)
+        assert status == 404, (method, path)
+    status, body = api("GET", "/functions", principal=BOB)
+    assert body["data"] == []
+    status, body = api("GET", f"/jobs/{job_id}", principal=ALICE)
+    assert status == 200
+
+
+def test_disabled_function_rejects_jobs(api):
+    function_id = make_ready(api)
+    status, body = api(
+        "PATCH", f"/functions/{function_id}", body={"enabled": False, "maximum_concurrency": 7}
+    )
+    assert status == 200 and body["enabled"] is False and body["maximum_concurrency"] == 7
+    status, error = api("POST", "/jobs", body={"function_id": function_id, "args": [1]})
+    assert status == 409 and "enable it" in error["message"]
+    status, error = api("PATCH", f"/functions/{function_id}", body={"cpus": 16})
+    assert status == 400 and "does not fit" in error["message"]

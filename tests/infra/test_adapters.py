@@ -1,0 +1,356 @@
+"""BatchExecutor and CodeBuildImageBuilder against moto, and the EventBridge event parsers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from geobatch_core import env
+from geobatch_core.adapters.batch import BatchExecutor, attempt_timeout_seconds, parse_batch_job_event
+from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
+from geobatch_core.errors import NotFoundError
+from moto import mock_aws
+
+pytestmark = pytest.mark.infra
+EVENTS = Path(__file__).parent / "events"
+REGION = "us-west-2"
+FUNCTION: dict[str, Any] = {
+    "id": "fn-0123456789abcdef",
+    "image_uri": "123456789012.dkr.ecr.us-west-2.amazonaws.com/geobatch:py311-abc",
+    "cpus": 1.0,
+    "memory": 2048,
+    "timeout": 900,
+    "queue_url": "https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-dev-fn-0123456789abcdef",
+    "requirements": ["scikit-learn==1.9.1", "rasterio"],
+    "image": "python3.11",
+}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        yield
+
+
+@pytest.fixture
+def executor(aws) -> BatchExecutor:
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    batch = boto3.client("batch", region_name=REGION)
+    ce = batch.create_compute_environment(
+        computeEnvironmentName="geobatch-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )
+    queue = batch.create_job_queue(
+        jobQueueName="geobatch-queue",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
+    )
+    return BatchExecutor(
+        batch,
+        job_queue=queue["jobQueueArn"],
+        job_definition_prefix="geobatch-dev",
+        worker_role_arn="arn:aws:iam::123456789012:role/worker",
+        execution_role_arn="arn:aws:iam::123456789012:role/worker-execution",
+        environment={env.FUNCTIONS_TABLE: "functions", env.JOBS_TABLE: "jobs", env.BUCKET: "data"},
+    )
+
+
+# ---------------------------------------------------------------------- BatchExecutor
+
+
+def test_register_creates_the_job_definition(executor):
+    attributes = executor.register(FUNCTION)
+    assert attributes["job_definition_arn"].endswith("job-definition/geobatch-dev-fn-0123456789abcdef:1")
+    (definition,) = executor._batch.describe_job_definitions(
+        jobDefinitionName="geobatch-dev-fn-0123456789abcdef"
+    )["jobDefinitions"]
+    container = definition["containerProperties"]
+    assert container["image"] == FUNCTION["image_uri"]
+    assert container["command"] == ["python", "-m", "geobatch_worker"]
+    assert {r["type"]: r["value"] for r in container["resourceRequirements"]} == {
+        "VCPU": "1",
+        "MEMORY": "2048",
+    }
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment[env.WORKER_FUNCTION_ID] == FUNCTION["id"]
+    assert environment[env.WORKER_QUEUE_URL] == FUNCTION["queue_url"]
+    assert environment[env.FUNCTIONS_TABLE] == "functions"
+    assert container["jobRoleArn"].endswith("role/worker")
+    assert container["networkConfiguration"] == {"assignPublicIp": "ENABLED"}
+    assert definition["platformCapabilities"] == ["FARGATE"]
+    assert definition["timeout"] == {"attemptDurationSeconds": 9000}
+
+
+def test_attempt_timeout_bounds():
+    assert attempt_timeout_seconds(None) == 3600
+    assert attempt_timeout_seconds(60) == 3600
+    assert attempt_timeout_seconds(86_400) == 864_000
+    assert attempt_timeout_seconds(200_000) == 14 * 86_400
+
+
+def test_ec2_platform_rounds_vcpus_up(executor):
+    ec2 = BatchExecutor(
+        executor._batch,
+        job_queue=executor.job_queue,
+        job_definition_prefix="geobatch-dev",
+        worker_role_arn=executor.worker_role_arn,
+        execution_role_arn=executor.execution_role_arn,
+        environment={},
+        platform="EC2",
+    )
+    request = ec2.job_definition({**FUNCTION, "cpus": 0.5})
+    assert {r["type"]: r["value"] for r in request["containerProperties"]["resourceRequirements"]}[
+        "VCPU"
+    ] == "1"
+    assert "networkConfiguration" not in request["containerProperties"]
+    assert request["platformCapabilities"] == ["EC2"]
+
+
+def test_start_workers_submits_one_array_job(executor):
+    function = {**FUNCTION, **executor.register(FUNCTION)}
+    executor.start_workers(function, 3)
+    jobs = executor._batch.list_jobs(
+        jobQueue=executor.job_queue,
+        filters=[{"name": "JOB_NAME", "values": ["geobatch-fn-0123456789abcdef"]}],
+    )["jobSummaryList"]
+    parents = [j for j in jobs if ":" not in j["jobId"]]
+    assert len(parents) == 1
+    (parent,) = executor._batch.describe_jobs(jobs=[parents[0]["jobId"]])["jobs"]
+    assert parent["arrayProperties"]["size"] == 3
+    # moto's no-docker Batch finishes jobs at once: nothing is left running.
+    assert executor.running_workers(function) == 0
+
+
+def test_start_one_worker_submits_a_plain_job(executor):
+    function = {**FUNCTION, **executor.register(FUNCTION)}
+    executor.start_workers(function, 1)
+    executor.start_workers(function, 0)
+    jobs = executor._batch.list_jobs(
+        jobQueue=executor.job_queue,
+        filters=[{"name": "JOB_NAME", "values": ["geobatch-fn-0123456789abcdef"]}],
+    )["jobSummaryList"]
+    assert len(jobs) == 1
+    (job,) = executor._batch.describe_jobs(jobs=[jobs[0]["jobId"]])["jobs"]
+    assert "arrayProperties" not in job
+
+
+def test_running_workers_counts_plain_jobs_and_active_array_children():
+    """Batch states moto cannot hold (RUNNABLE, RUNNING...) come from a stubbed client."""
+    client = boto3.client("batch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    executor = BatchExecutor(
+        client,
+        job_queue="q",
+        job_definition_prefix="p",
+        worker_role_arn="r",
+        execution_role_arn="e",
+        environment={},
+    )
+    name = "geobatch-fn-0123456789abcdef"
+    summaries = [
+        {"jobArn": "a1", "jobId": "plain-running", "jobName": name, "status": "RUNNING"},
+        {"jobArn": "a2", "jobId": "plain-done", "jobName": name, "status": "SUCCEEDED"},
+        {
+            "jobArn": "a3",
+            "jobId": "array-1",
+            "jobName": name,
+            "status": "PENDING",
+            "arrayProperties": {"size": 5},
+        },
+        {
+            "jobArn": "a4",
+            "jobId": "array-2",
+            "jobName": name,
+            "status": "SUBMITTED",
+            "arrayProperties": {"size": 4},
+        },
+    ]
+    summary = {
+        "SUBMITTED": 0,
+        "PENDING": 0,
+        "RUNNABLE": 1,
+        "STARTING": 1,
+        "RUNNING": 2,
+        "SUCCEEDED": 1,
+        "FAILED": 0,
+    }
+    described = [
+        {
+            "jobName": name,
+            "jobId": "array-1",
+            "jobQueue": "q",
+            "status": "PENDING",
+            "startedAt": 0,
+            "jobDefinition": "d",
+            "arrayProperties": {"size": 5, "statusSummary": summary},
+        },
+        {
+            "jobName": name,
+            "jobId": "array-2",
+            "jobQueue": "q",
+            "status": "SUBMITTED",
+            "startedAt": 0,
+            "jobDefinition": "d",
+            "arrayProperties": {"size": 4, "statusSummary": {}},
+        },
+    ]
+    with Stubber(client) as stub:
+        stub.add_response("list_jobs", {"jobSummaryList": summaries, "nextToken": "t"})
+        stub.add_response("list_jobs", {"jobSummaryList": []})
+        stub.add_response("describe_jobs", {"jobs": described}, {"jobs": ["array-1", "array-2"]})
+        # 1 plain running + (1 + 1 + 2) active children of array-1 + 4 not-yet-created children of array-2
+        assert executor.running_workers({"id": "fn-0123456789abcdef"}) == 1 + 4 + 4
+
+
+def test_stop_workers_terminates_active_jobs():
+    client = boto3.client("batch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    executor = BatchExecutor(
+        client,
+        job_queue="q",
+        job_definition_prefix="p",
+        worker_role_arn="r",
+        execution_role_arn="e",
+        environment={},
+    )
+    summaries = [
+        {"jobArn": "a", "jobId": "running", "jobName": "n", "status": "RUNNING"},
+        {"jobArn": "b", "jobId": "done", "jobName": "n", "status": "FAILED"},
+    ]
+    with Stubber(client) as stub:
+        stub.add_response("list_jobs", {"jobSummaryList": summaries})
+        stub.add_response("terminate_job", {}, {"jobId": "running", "reason": "GeoBatch: Function stopped"})
+        executor.stop_workers({"id": "f"})
+        stub.assert_no_pending_responses()
+
+
+def test_missing_job_queue_is_a_domain_error(executor):
+    executor.job_queue = "no-such-queue"
+    with pytest.raises(NotFoundError):
+        executor.running_workers(FUNCTION)
+
+
+# ---------------------------------------------------------------------- CodeBuildImageBuilder
+
+
+@pytest.fixture
+def builder(aws) -> CodeBuildImageBuilder:
+    ecr = boto3.client("ecr", region_name=REGION)
+    repository = ecr.create_repository(repositoryName="geobatch")["repository"]
+    codebuild = boto3.client("codebuild", region_name=REGION)
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="codebuild", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    codebuild.create_project(
+        name="geobatch-builder",
+        source={"type": "S3", "location": "bucket/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_MEDIUM",
+        },
+        serviceRole=role,
+    )
+    return CodeBuildImageBuilder(
+        codebuild, ecr, project_name="geobatch-builder", repository_uri=repository["repositoryUri"]
+    )
+
+
+def test_existing_image_finds_a_pushed_tag(builder):
+    assert builder.existing_image("py311-abc") is None
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "digest": "sha256:" + "0" * 64,
+            "size": 1,
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+        },
+        "layers": [],
+    }
+    builder._ecr.put_image(
+        repositoryName="geobatch", imageManifest=json.dumps(manifest), imageTag="py311-abc"
+    )
+    assert builder.existing_image("py311-abc") == f"{builder.repository_uri}:py311-abc"
+
+
+def test_start_build_passes_the_requirements(builder):
+    sent: list[dict[str, Any]] = []  # moto does not keep the variable overrides: capture the request
+    builder._codebuild.meta.events.register(
+        "provide-client-params.codebuild.StartBuild", lambda params, **_: sent.append(params)
+    )
+    result = builder.start_build(FUNCTION, bundle_key="bundles/fn.zip", image_hash="py311-abc")
+    assert result["image_uri"] == f"{builder.repository_uri}:py311-abc"
+    (build,) = builder._codebuild.batch_get_builds(ids=[result["build_id"]])["builds"]
+    assert build["projectName"] == "geobatch-builder"
+    (request,) = sent
+    assert request["projectName"] == "geobatch-builder"
+    variables = {v["name"]: v["value"] for v in request["environmentVariablesOverride"]}
+    assert variables["GEOBATCH_IMAGE_TAG"] == "py311-abc"
+    assert variables["GEOBATCH_FUNCTION_ID"] == FUNCTION["id"]
+    assert variables["GEOBATCH_PYTHON"] == "python3.11"
+    assert (
+        base64.b64decode(variables["GEOBATCH_REQUIREMENTS_B64"]).decode() == "scikit-learn==1.9.1\nrasterio\n"
+    )
+
+
+def test_start_build_of_a_missing_project_is_a_domain_error(builder):
+    builder.project_name = "nope"
+    with pytest.raises(NotFoundError):
+        builder.start_build(FUNCTION, bundle_key="bundles/fn.zip", image_hash="x")
+
+
+# ---------------------------------------------------------------------- events
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample EventBridge event (shapes from the AWS Batch and CodeBuild user guides)."""
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_parse_failed_build_event():
+    outcome = parse_build_event(load_event("codebuild_build_failed.json"))
+    assert outcome.status == "FAILED" and not outcome.succeeded and outcome.finished
+    assert outcome.function_id == "fn-0123456789abcdef"
+    assert outcome.image_tag == "py311-9f86d081884c7d65"
+    assert outcome.build_id.startswith("arn:aws:codebuild:")
+    assert outcome.log_link and "logEvent" in outcome.log_link
+    assert outcome.phase_failure and outcome.phase_failure.startswith("COMMAND_EXECUTION_ERROR")
+
+
+def test_parse_succeeded_build_event():
+    outcome = parse_build_event(load_event("codebuild_build_succeeded.json"))
+    assert outcome.succeeded and outcome.phase_failure is None
+
+
+def test_parse_oom_killed_array_child():
+    outcome = parse_batch_job_event(load_event("batch_job_child_oom.json"))
+    assert outcome.failed and outcome.out_of_memory
+    assert outcome.exit_code == 137
+    assert outcome.array_index == 2 and not outcome.is_array_parent
+    assert outcome.function_id == "fn-0123456789abcdef"
+    assert outcome.log_stream_name
+
+
+def test_parse_array_parent():
+    outcome = parse_batch_job_event(load_event("batch_job_array_succeeded.json"))
+    assert outcome.succeeded and outcome.is_array_parent and outcome.array_size == 3
+    assert outcome.array_status_summary["SUCCEEDED"] == 3
+    assert not outcome.out_of_memory and outcome.exit_code is None
+
+
+def test_parsers_reject_other_events():
+    with pytest.raises(ValueError):
+        parse_batch_job_event(load_event("codebuild_build_failed.json"))
+    with pytest.raises(ValueError):
+        parse_build_event(load_event("batch_job_array_succeeded.json"))

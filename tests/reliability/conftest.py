@@ -1,0 +1,22 @@
+"""Fixtures of the reliability suite: core services on moto with short leases and backoffs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from geobatch_core.services.context import Settings
+
+
+@pytest.fixture
+def fast_services(moto_services: Any) -> Any:
+    """moto-backed services whose leases (3 s) and backoffs (≥1 s) let a few hundred jobs with crashes,
+    retries and lost workers finish in about a minute."""
+    moto_services.settings = Settings(queue_prefix="rel", lost_worker_seconds=3, retry_base_seconds=0.5)
+    return moto_services
+
+
+def with_settings(svc: Any, **changes: Any) -> Any:
+    """The same ports with other settings (e.g. a queue with a low max receive count)."""
+    return dataclasses.replace(svc, settings=dataclasses.replace(svc.settings, **changes))

@@ -1,0 +1,177 @@
+"""Fault-injecting wrappers around the REAL (moto-backed) ports, for the reliability suite.
+
+Each wrapper forwards to the real adapter and, at a seeded rate, fails the call *before* it reaches
+AWS the way the adapters report AWS failures (``ThrottledError`` / ``ServiceError``), or answers a
+claim's conditional write as if another writer had won. A per-worker ``KillSwitch`` turns every
+later call of that worker into ``WorkerKilled``, which is how a SIGKILL looks from the outside: the
+worker's cleanup (returning messages, extending leases, acks) never reaches the queue.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from geobatch_core import errors
+from geobatch_core.models import JobStatus
+
+
+class WorkerKilled(BaseException):
+    """The simulated worker container is gone: nothing it does any more reaches AWS."""
+
+
+class KillSwitch:
+    def __init__(self) -> None:
+        self.dead = False
+
+    def kill(self) -> None:
+        self.dead = True
+
+    def check(self) -> None:
+        if self.dead:
+            raise WorkerKilled()
+
+
+@dataclass
+class FaultPlan:
+    """What to break, how often, and a tally of what was broken (seeded: a run can be replayed)."""
+
+    seed: int
+    throttle_rate: float = 0.0  # ThrottledError before a store/queue call
+    service_error_rate: float = 0.0  # ServiceError before a store/queue call
+    claim_conflict_rate: float = 0.0  # a claim's conditional write answers "condition failed"
+    kinds: dict[str, str] = field(default_factory=dict)  # job_key -> kind, for the kill triggers
+    killed_once: set[str] = field(default_factory=set)
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.lock = threading.Lock()
+        # moto applies a conditional UpdateItem without a lock, so two threads can both pass the same
+        # condition; DynamoDB never lets that happen. Serialising the writes restores the real semantics
+        # (otherwise the suite would "find" moto's race, not ours).
+        self.write_lock = threading.Lock()
+
+    def count(self, what: str, n: int = 1) -> None:
+        with self.lock:
+            self.injected[what] += n
+
+    def maybe_fail(self, where: str) -> None:
+        with self.lock:
+            roll = self.rng.random()
+        if roll < self.throttle_rate:
+            self.count(f"throttled: {where}")
+            raise errors.ThrottledError(f"injected: {where} throttled")
+        if roll < self.throttle_rate + self.service_error_rate:
+            self.count(f"service error: {where}")
+            raise errors.ServiceError(f"injected: {where} failed")
+
+    def roll(self, rate: float) -> bool:
+        with self.lock:
+            return self.rng.random() < rate
+
+    def first_time(self, job_key: str) -> bool:
+        """True once per job: the kill triggers fire on the first attempt only (unless 'always')."""
+        with self.lock:
+            if job_key in self.killed_once:
+                return False
+            self.killed_once.add(job_key)
+            return True
+
+
+class _Wrapper:
+    def __init__(
+        self, wrapped: Any, plan: FaultPlan, switch: KillSwitch | None, name: str, *, faults: bool = True
+    ):
+        self._faults = faults
+        self._wrapped = wrapped
+        self._plan = plan
+        self._switch = switch or KillSwitch()
+        self._name = name
+
+    def _call(self, method: str, *args: Any, inject: bool = True, **kwargs: Any) -> Any:
+        self._switch.check()
+        if inject and self._faults:
+            self._plan.maybe_fail(f"{self._name}.{method}")
+        return getattr(self._wrapped, method)(*args, **kwargs)
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        return lambda *a, **k: self._call(method, *a, **k)
+
+
+class FaultyJobStore(_Wrapper):
+    """``faults=False``: only the write serialisation (for the API side racing the workers)."""
+
+    def __init__(
+        self, wrapped: Any, plan: FaultPlan, switch: KillSwitch | None = None, *, faults: bool = True
+    ):
+        super().__init__(wrapped, plan, switch, "jobs", faults=faults)
+
+    def transition(self, function_id: str, job_key: str, **kw: Any) -> Any:
+        self._switch.check()
+        changes: Mapping[str, Any] = kw["changes"]
+        kind = self._plan.kinds.get(job_key, "")
+        if (
+            kind == "die_done"
+            and changes.get("status") == JobStatus.SUCCESS.value
+            and self._plan.first_time(job_key)
+        ):
+            # Killed after the result and log are in S3, before the job is marked done.
+            self._plan.count("worker killed before marking success")
+            self._switch.kill()
+            raise WorkerKilled()
+        if self._faults:
+            self._plan.maybe_fail("jobs.transition")
+        if (
+            self._faults
+            and changes.get("status") == JobStatus.RUNNING.value
+            and self._plan.roll(self._plan.claim_conflict_rate)
+        ):
+            self._plan.count("conditional check failed: claim")
+            return None
+        with self._plan.write_lock:
+            return self._wrapped.transition(function_id, job_key, **kw)
+
+
+class FaultyQueue(_Wrapper):
+    def __init__(self, wrapped: Any, plan: FaultPlan, switch: KillSwitch | None = None):
+        super().__init__(wrapped, plan, switch, "queue")
+
+
+class FaultyBlobStore(_Wrapper):
+    def __init__(self, wrapped: Any, plan: FaultPlan, switch: KillSwitch | None = None):
+        super().__init__(wrapped, plan, switch, "blobs")
+
+
+class FaultyFunctionStore(_Wrapper):
+    def __init__(self, wrapped: Any, plan: FaultPlan, switch: KillSwitch | None = None):
+        super().__init__(wrapped, plan, switch, "functions")
+
+
+class HalfWritingJobStore(_Wrapper):
+    """The API Lambda times out after writing the first ``written`` jobs of a bulk submission."""
+
+    def __init__(self, wrapped: Any, plan: FaultPlan, written: int):
+        super().__init__(wrapped, plan, None, "jobs")
+        self._written = written
+
+    def put_new_batch(self, items: Any, *, check_existing: bool = True) -> list[str]:
+        self._wrapped.put_new_batch(items[: self._written], check_existing=check_existing)
+        self._plan.count("API timed out after writing part of a bulk submission")
+        raise errors.ServiceError("injected: Lambda timed out mid-submission")
+
+
+class HalfSendingQueue(_Wrapper):
+    """The API Lambda times out after sending the first batch of a submission's messages."""
+
+    def __init__(self, wrapped: Any, plan: FaultPlan):
+        super().__init__(wrapped, plan, None, "queue")
+
+    def send_batch(self, queue_url: str, bodies: Any, *, delay_seconds: int = 0) -> None:
+        self._wrapped.send_batch(queue_url, bodies[:10], delay_seconds=delay_seconds)
+        self._plan.count("API timed out after sending part of a submission's messages")
+        raise errors.ServiceError("injected: Lambda timed out mid-send")

@@ -1,0 +1,301 @@
+"""Drives the REAL worker loop (in threads; user code in the worker's child processes) against moto,
+and checks the job invariants of DESIGN.md afterwards."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geobatch_core import limits
+from geobatch_core.models import TERMINAL, FunctionCreate, FunctionStatus, JobBulkCreate, JobStatus
+from geobatch_core.ports import Item
+from geobatch_core.services import dead_letters, functions, jobs
+from geobatch_core.services.context import Services
+from geobatch_core.services.execution import parse_message
+from geobatch_worker.loop import Worker, WorkerConfig
+
+from tests.reliability.faults import (
+    FaultPlan,
+    FaultyBlobStore,
+    FaultyFunctionStore,
+    FaultyJobStore,
+    FaultyQueue,
+    KillSwitch,
+    WorkerKilled,
+)
+
+OWNER = "arn:aws:iam::123456789012:user/reliability"
+TERMINAL_VALUES = {s.value for s in TERMINAL}
+
+# One bundle serves every behaviour; the job's kwargs pick one.
+ENTRY = f"""
+import os, time
+
+def main(kind, key, n=0):
+    attempt = int(os.environ["GEOBATCH_ATTEMPT"])
+    if kind == "raise":
+        raise RuntimeError("boom " + key)
+    if kind == "exit":
+        os._exit(3)
+    if kind == "hang":
+        time.sleep(120)
+    if kind == "chatty":
+        for i in range(25_000):
+            print(f"line {{i}} " + "x" * 90)
+        return key
+    if kind == "big":
+        return "y" * {limits.INLINE_RESULT_BYTES * 3}
+    if kind == "oom":
+        hog = b"x" * (400 * 1024 * 1024)
+        time.sleep(5)
+        return len(hog)
+    if kind == "flaky" and attempt <= n:
+        raise RuntimeError(f"flaky: attempt {{attempt}} fails")
+    if kind == "slow":
+        time.sleep(0.4)
+    return {{"key": key, "attempt": attempt}}
+"""
+
+
+def bundle_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("__gbentry__.py", ENTRY)
+    return buf.getvalue()
+
+
+def ready_function(svc: Services, name: str, *, timeout: int, retry_count: int) -> Item:
+    """A Function with its bundle in S3, marked ready (the image build is tested elsewhere)."""
+    created = functions.create_function(
+        svc, OWNER, FunctionCreate(name=name, timeout=timeout, retry_count=retry_count)
+    )
+    fid = created.function.id
+    svc.blobs.put(f"bundles/{fid}.zip", bundle_zip())
+    return svc.functions.update(fid, {"status": FunctionStatus.READY.value})
+
+
+def submit(svc: Services, function: Item, kinds: list[tuple[str, int]], reference: str) -> list[Item]:
+    """Submit jobs with the given (kind, n) and return their items."""
+    page = jobs.submit_jobs(
+        svc,
+        OWNER,
+        JobBulkCreate(
+            function_id=function["id"],
+            bulk_kwargs=[{"kind": k, "key": f"{reference}-{i}", "n": n} for i, (k, n) in enumerate(kinds)],
+            reference_id=reference,
+        ),
+    )
+    return [svc.jobs.get(function["id"], j.id.rpartition("-")[2]) for j in page.data]
+
+
+class KillableWorker(Worker):
+    """The real worker; a job of kind ``die_mid`` / ``die_always`` kills it right as the job starts."""
+
+    def __init__(self, *args: Any, plan: FaultPlan, switch: KillSwitch, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._plan, self._switch = plan, switch
+
+    def _run_job(self, claimed: Any, message: Any) -> Any:
+        key = claimed.job["job_key"]
+        kind = self._plan.kinds.get(key)
+        if kind == "die_always" or (kind == "die_mid" and self._plan.first_time(key)):
+            self._plan.count("worker killed mid-job (holding its batch)")
+            self._switch.kill()
+            assert self._runner is not None
+            self._runner.close()  # the container's processes die with it
+            raise WorkerKilled()
+        return super()._run_job(claimed, message)
+
+
+@dataclass
+class Fleet:
+    """Keeps ``per_function`` live workers per Function, replacing dead ones as the scaler would."""
+
+    svc: Services
+    plan: FaultPlan
+    function_ids: list[str]
+    per_function: int = 2
+    memory_limit_mb: float = 250
+    prefetch: int = 3
+    crashes: list[str] = field(default_factory=list)  # unexpected exceptions out of Worker.run
+    kills: int = 0
+    started: int = 0
+    _threads: dict[str, list[tuple[threading.Thread, Worker]]] = field(default_factory=dict)
+
+    def _start(self, fid: str) -> None:
+        switch = KillSwitch()
+        self.started += 1
+        worker = KillableWorker(
+            WorkerConfig(
+                fid,
+                self.svc.functions.get(fid)["queue_url"],
+                f"w{self.started}",
+                idle_seconds=600,  # the test decides when the fleet is done
+                poll_seconds=1,
+                prefetch=self.prefetch,
+                memory_limit_mb=self.memory_limit_mb,
+                function_check_seconds=1.0,
+            ),
+            functions=FaultyFunctionStore(self.svc.functions, self.plan, switch),
+            jobs=FaultyJobStore(self.svc.jobs, self.plan, switch),
+            queue=FaultyQueue(self.svc.queue, self.plan, switch),
+            blobs=FaultyBlobStore(self.svc.blobs, self.plan, switch),
+            settings=self.svc.settings,
+            plan=self.plan,
+            switch=switch,
+        )
+
+        def run() -> None:
+            try:
+                worker.run()
+            except WorkerKilled:
+                self.kills += 1
+            except BaseException as exc:
+                self.crashes.append(f"{worker.config.worker_id}: {type(exc).__name__}: {exc}")
+
+        thread = threading.Thread(target=run, name=worker.config.worker_id, daemon=True)
+        thread.start()
+        self._threads.setdefault(fid, []).append((thread, worker))
+
+    def tend(self) -> None:
+        for fid in self.function_ids:
+            alive = [(t, w) for t, w in self._threads.get(fid, []) if t.is_alive()]
+            self._threads[fid] = alive
+            for _ in range(self.per_function - len(alive)):
+                self._start(fid)
+
+    def run_until(
+        self, done: Callable[[], bool], *, deadline: float, tick: Callable[[], None] = lambda: None
+    ) -> None:
+        while time.monotonic() < deadline:
+            self.tend()
+            tick()
+            for fid in self.function_ids:
+                dead_letters.drain_dead_letters(self.svc, self.svc.functions.get(fid))  # the scaler's job
+            if done():
+                return
+            time.sleep(0.5)
+        raise AssertionError("the fleet did not finish before the deadline")
+
+    def stop(self) -> None:
+        workers = [(t, w) for ts in self._threads.values() for t, w in ts]
+        for _, w in workers:
+            w.stopping.set()
+        for t, _ in workers:
+            t.join(timeout=30)
+            assert not t.is_alive(), f"worker {t.name} did not stop"
+
+    def outcome_totals(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for ts in self._threads.values():
+            for _, w in ts:
+                total.update(w.stats.outcomes)
+        return total
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+def all_jobs(svc: Services, fid: str) -> list[Item]:
+    out: list[Item] = []
+    start = None
+    while True:
+        items, start = svc.jobs.query(fid, start=start, limit=500, newest_first=False)
+        out.extend(items)
+        if not start:
+            return out
+
+
+def queue_settled(svc: Services, fid: str) -> bool:
+    """Every job terminal and the job queue empty (visible and in flight)."""
+    function = svc.functions.get(fid)
+    if any(j["status"] not in TERMINAL_VALUES for j in all_jobs(svc, fid)):
+        return False
+    return svc.queue.depth(function["queue_url"]) == (0, 0)
+
+
+def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> list[str]:
+    """DESIGN.md's invariants over one Function's jobs; returns the violations (empty = all hold)."""
+    problems: list[str] = []
+    fid = function["id"]
+    items = all_jobs(svc, fid)
+    by_key = {i["job_key"]: i for i in items}
+    max_attempts = int(function["retry_count"]) + 1
+    for item in items:
+        jid = f"{fid}-{item['job_key']}"
+        status = item["status"]
+        checked[status] += 1
+        if status not in TERMINAL_VALUES:
+            problems.append(f"{jid} is {status}, not terminal")
+        if int(item.get("execution_count", 0)) > max_attempts:
+            problems.append(f"{jid} ran {item['execution_count']} times; at most {max_attempts} allowed")
+        attempts = item.get("attempts") or []
+        if len(attempts) != int(item.get("execution_count", 0)):
+            problems.append(f"{jid} has {len(attempts)} attempt records for {item['execution_count']} runs")
+        if any(a.get("status") == JobStatus.RUNNING.value for a in attempts) and status in TERMINAL_VALUES:
+            problems.append(f"{jid} is {status} but an attempt record still says running")
+        if status == JobStatus.SUCCESS.value:
+            if "result" not in item and "result_key" not in item:
+                problems.append(f"{jid} succeeded without a result")
+            if "result_key" in item and len(svc.blobs.get(item["result_key"])) != item["result_size"]:
+                problems.append(f"{jid}: the stored result is not the recorded size")
+            if not attempts or attempts[-1].get("status") != JobStatus.SUCCESS.value:
+                problems.append(f"{jid} succeeded without a success attempt record")
+            for a in attempts:
+                if a.get("log_key") and not svc.blobs.exists(a["log_key"]):
+                    problems.append(f"{jid}: log {a['log_key']} is missing")
+    counted = Counter(i["status"] for i in items)
+    stats = {k: v for k, v in functions.job_statistics(svc, fid).items() if v}
+    if stats != dict(counted):
+        problems.append(f"job_statistics {stats} != statuses {dict(counted)}")
+    # Messages left in the queue: none may belong to a terminal job once the workers drained it.
+    for message in drain(svc, function["queue_url"]):
+        key, _ = parse_message(message.body)
+        item = by_key.get(key)
+        if item is None or item["status"] in TERMINAL_VALUES:
+            problems.append(f"a message for {'deleted' if item is None else 'terminal'} job {key} is left")
+    # The DLQ may hold only jobs the table shows as failed (the scaler drains it and fails them).
+    for message in drain(svc, function["dlq_url"]):
+        key, _ = parse_message(message.body)
+        if by_key.get(key, {}).get("status") != JobStatus.FAILURE.value:
+            problems.append(f"the DLQ holds job {key}, which is {by_key.get(key, {}).get('status')}")
+    return problems
+
+
+def drain(svc: Services, queue_url: str) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for _ in range(50):
+        batch = svc.queue.receive(queue_url, max_messages=10, wait_seconds=0, visibility_seconds=30)
+        if not batch:
+            break
+        seen.update({m.message_id: m for m in batch})
+    return list(seen.values())
+
+
+def write_table(
+    path: Path, title: str, injected: Counter[str], checked: Counter[str], extra: dict[str, Any]
+) -> str:
+    rows = [f"== {title} ==", "", f"{'fault injected':<58} {'count':>6}", "-" * 65]
+    rows += [f"{k:<58} {v:>6}" for k, v in sorted(injected.items())]
+    rows += ["", f"{'jobs checked, by final status':<58} {'count':>6}", "-" * 65]
+    rows += [f"{k:<58} {v:>6}" for k, v in sorted(checked.items())]
+    rows += [f"{'total':<58} {sum(checked.values()):>6}", ""]
+    rows += [f"{k:<58} {v!s:>6}" for k, v in extra.items()]
+    text = "\n".join(rows) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(text + "\n")
+    print("\n" + text)
+    return text
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str, indent=1)
