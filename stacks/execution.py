@@ -1,0 +1,387 @@
+"""Execution: network, AWS Batch compute, worker roles, the scaler and the Batch job-state handler.
+
+Workers are Batch jobs in one job queue; each Function has its own job definition and SQS queue,
+both created at runtime by the control plane under the name prefix ``config.name_prefix``. That
+prefix is what the IAM statements below are scoped to.
+
+Network: by default a new VPC with public subnets only and no NAT gateway (a NAT costs more per
+month than many small batch runs); Fargate tasks get a public IP and reach S3/DynamoDB through
+free gateway endpoints. ``-c vpc_id=vpc-...`` uses an existing VPC instead (its private subnets
+with egress if it has any, otherwise its public subnets).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import GeoBatchConfig
+from stacks.image_build import ImageBuild
+from stacks.lambda_factory import LambdaFactory, retention
+from stacks.nag import suppress
+from stacks.state import State
+from stacks.storage import ARGS, BUNDLES, LOGS, RESULTS, Storage
+
+BATCH_LOG_GROUP = "/aws/batch/job"  # where the awslogs driver writes without options (see adapters/batch.py)
+QUEUE_ACTIONS_CONTROL = [
+    "sqs:CreateQueue",
+    "sqs:DeleteQueue",
+    "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
+    "sqs:SetQueueAttributes",
+    "sqs:TagQueue",
+    "sqs:UntagQueue",
+    "sqs:ListQueueTags",
+    "sqs:SendMessage",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:PurgeQueue",
+]
+QUEUE_ACTIONS_WORKER = [
+    "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:SendMessage",
+]
+
+
+class Execution(Construct):
+    """VPC, security group, Batch compute environment + job queue, worker roles, scaler, batch events."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: GeoBatchConfig,
+        storage: Storage,
+        state: State,
+        image_build: ImageBuild,
+        factory: LambdaFactory,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        stack = Stack.of(self)
+        self.vpc, subnets = self._network(config)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "Workers",
+            vpc=self.vpc,
+            description="GeoBatch workers: no inbound traffic, outbound to AWS APIs and data sources",
+            allow_all_outbound=True,
+        )
+        self.compute_environment = self._compute_environment(config, subnets)
+        self.job_queue = batch.JobQueue(
+            self,
+            "JobQueue",
+            priority=1,
+            compute_environments=[
+                batch.OrderedComputeEnvironment(compute_environment=self.compute_environment, order=1)
+            ],
+        )
+
+        prefix = config.name_prefix
+        self.queue_arn_pattern = stack.format_arn(service="sqs", resource=f"{prefix}-*")
+        self.job_definition_arn_pattern = stack.format_arn(
+            service="batch",
+            resource="job-definition",
+            resource_name=f"{prefix}-*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        self.worker_role, self.execution_role = self._worker_roles(stack, storage, state, image_build)
+
+        # Scaler: every minute and on submit (the API invokes it asynchronously).
+        self.scaler = factory.create(
+            self,
+            "Scaler",
+            handler="geobatch_ops.scaler.handler",
+            service="geobatch-scaler",
+            description="GeoBatch: starts workers up to min(concurrency, pending jobs); queue metrics",
+            timeout=Duration.seconds(60),
+            function_name=self.scaler_function_name,
+        )
+        self.grant_control_plane(self.scaler, state=state, storage=storage)
+        self.schedule = events.Rule(
+            self,
+            "ScalerSchedule",
+            description="GeoBatch scaler tick",
+            schedule=events.Schedule.rate(Duration.minutes(1)),
+            targets=[targets.LambdaFunction(self.scaler, retry_attempts=0)],  # the next tick retries
+        )
+
+        # A worker job ended: record lost workers and OOM kills on the jobs they held.
+        self.batch_events = factory.create(
+            self,
+            "BatchEvents",
+            handler="geobatch_ops.batch_events.handler",
+            service="geobatch-batch-events",
+            description="GeoBatch: handles the end of a worker (Batch job state change)",
+            timeout=Duration.seconds(60),
+        )
+        self.grant_control_plane(self.batch_events, state=state, storage=storage)
+        self.batch_events.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["logs:GetLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{BATCH_LOG_GROUP}:log-stream:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.batch_rule = events.Rule(
+            self,
+            "BatchStateRule",
+            description="GeoBatch worker finished",
+            event_pattern=events.EventPattern(
+                source=["aws.batch"],
+                detail_type=["Batch Job State Change"],
+                detail={"jobQueue": [self.job_queue.job_queue_arn], "status": ["FAILED", "SUCCEEDED"]},
+            ),
+            targets=[targets.LambdaFunction(self.batch_events, retry_attempts=10)],
+        )
+
+    @property
+    def scaler_function_name(self) -> str:
+        """A fixed name: the API's environment names the scaler, and the scaler's own environment may not
+        reference itself (a CloudFormation dependency cycle)."""
+        return f"{self.config.name_prefix}-scaler"
+
+    @property
+    def platform(self) -> str:
+        return "FARGATE" if self.config.is_fargate else "EC2"
+
+    # ------------------------------------------------------------------ grants
+
+    def grant_control_plane(self, grantee: iam.IGrantable, *, state: State, storage: Storage) -> None:
+        """What a control-plane Lambda needs to run Functions: tables, per-Function queues and Batch."""
+        state.functions.grant_read_write_data(grantee)
+        state.jobs.grant_read_write_data(grantee)
+        storage.grant_objects(
+            grantee,
+            read=[BUNDLES, ARGS, RESULTS, LOGS],
+            write=[ARGS, LOGS],
+            delete=[BUNDLES, ARGS, RESULTS, LOGS],
+            list_=[ARGS, RESULTS, LOGS],
+        )
+        principal = grantee.grant_principal
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=QUEUE_ACTIONS_CONTROL, resources=[self.queue_arn_pattern])
+        )
+        stack = Stack.of(self)
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:RegisterJobDefinition", "batch:DeregisterJobDefinition", "batch:TagResource"],
+                resources=[self.job_definition_arn_pattern],
+            )
+        )
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:SubmitJob"],
+                resources=[self.job_definition_arn_pattern, self.job_queue.job_queue_arn],
+            )
+        )
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:TerminateJob", "batch:CancelJob"],
+                resources=[
+                    stack.format_arn(
+                        service="batch",
+                        resource="job",
+                        resource_name="*",
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        # ListJobs / DescribeJobs / DescribeJobDefinitions support no resource-level permissions.
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["batch:ListJobs", "batch:DescribeJobs", "batch:DescribeJobDefinitions"],
+                resources=["*"],
+            )
+        )
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.worker_role.role_arn, self.execution_role.role_arn],
+                conditions={
+                    "StringEquals": {
+                        "iam:PassedToService": ["batch.amazonaws.com", "ecs-tasks.amazonaws.com"]
+                    }
+                },
+            )
+        )
+        if isinstance(grantee, Construct):
+            suppress(
+                grantee,
+                [
+                    {
+                        "id": "AwsSolutions-IAM5",
+                        "reason": (
+                            "Per-Function SQS queues and job definitions are created at runtime, so access "
+                            "is scoped to the stage prefix (sqs:...:<prefix>-*, job-definition/<prefix>-*); "
+                            "S3 access to key prefixes; DynamoDB to the tables' indexes; "
+                            "batch:ListJobs/DescribeJobs and X-Ray support no resource-level permissions; "
+                            "TerminateJob needs job/* (job ids are random)."
+                        ),
+                    }
+                ],
+            )
+
+    # ------------------------------------------------------------------ parts
+
+    def _network(self, config: GeoBatchConfig) -> tuple[ec2.IVpc, ec2.SubnetSelection]:
+        if config.vpc_id:
+            vpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=config.vpc_id)
+            if vpc.private_subnets:
+                return vpc, ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+            return vpc, ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=3,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20)
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+                "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+            },
+        )
+        flow_logs = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        )
+        vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+            traffic_type=ec2.FlowLogTrafficType.REJECT,
+        )
+        return vpc, ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+
+    def _compute_environment(
+        self, config: GeoBatchConfig, subnets: ec2.SubnetSelection
+    ) -> batch.IManagedComputeEnvironment:
+        spot = config.compute_type in ("FARGATE_SPOT", "SPOT")
+        if config.is_fargate:
+            return batch.FargateComputeEnvironment(
+                self,
+                "Compute",
+                vpc=self.vpc,
+                vpc_subnets=subnets,
+                security_groups=[self.security_group],
+                spot=spot,
+                maxv_cpus=config.max_vcpus,
+            )
+        environment = batch.ManagedEc2EcsComputeEnvironment(
+            self,
+            "Compute",
+            vpc=self.vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            spot=spot,
+            minv_cpus=0,
+            maxv_cpus=config.max_vcpus,
+            use_optimal_instance_classes=True,
+            allocation_strategy=(
+                batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
+                if spot
+                else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE
+            ),
+        )
+        suppress(
+            environment,
+            [
+                {
+                    "id": "AwsSolutions-IAM4",
+                    "reason": "AmazonEC2ContainerServiceforEC2Role is the documented "
+                    "instance role policy of ECS container instances in a Batch EC2 compute environment.",
+                    "findings": [
+                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+                    ],
+                },
+            ],
+        )
+        return environment
+
+    def _worker_roles(
+        self, stack: Stack, storage: Storage, state: State, image_build: ImageBuild
+    ) -> tuple[iam.Role, iam.Role]:
+        """Task role (what user code may do) and execution role (what ECS needs to start the container)."""
+        worker = iam.Role(
+            self,
+            "WorkerRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="GeoBatch worker: its Function's queue, job items, bundle/args in, results/logs out",
+        )
+        worker.add_to_policy(
+            iam.PolicyStatement(actions=QUEUE_ACTIONS_WORKER, resources=[self.queue_arn_pattern])
+        )
+        worker.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[state.functions.table_arn])
+        )
+        worker.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+                resources=[state.jobs.table_arn],
+            )
+        )
+        storage.grant_objects(worker, read=[BUNDLES, ARGS], write=[RESULTS, LOGS])
+        worker.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "GeoBatch"}},
+            )
+        )
+        execution = iam.Role(
+            self,
+            "WorkerExecutionRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="GeoBatch worker container start: pull the image, write container logs",
+        )
+        image_build.repository.grant_pull(execution)
+        execution.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{BATCH_LOG_GROUP}:log-stream:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        for role, reason in (
+            (
+                worker,
+                "SQS access is scoped to the stage's queue prefix (queues are created per Function at "
+                "runtime); S3 to the bundles/, args/ (read) and results/, logs/ (write) prefixes; "
+                "PutMetricData supports no resource, it is limited to the GeoBatch namespace by condition.",
+            ),
+            (
+                execution,
+                "ecr:GetAuthorizationToken supports no resource; log streams are created at runtime "
+                "in /aws/batch/job.",
+            ),
+        ):
+            suppress(role, [{"id": "AwsSolutions-IAM5", "reason": reason}])
+        return worker, execution

@@ -1,0 +1,227 @@
+"""The one way GeoBatch makes a Lambda function: same runtime, tracing, logging and code asset.
+
+All four Lambdas (API, scaler, build events, batch events) run the same code asset — the
+packages under ``lambdas/`` plus their pip dependencies — and differ only in handler, memory,
+timeout and the permissions their constructs grant them.
+
+The asset is bundled *locally* (no Docker): ``PipLocalBundling`` copies the packages and runs
+``pip install --platform manylinux2014_<arch> --only-binary=:all:``, so the wheels match Lambda's
+Linux even when synthesizing on macOS. Tests skip bundling with the context
+``{"aws:cdk:bundling-stacks": []}``; CDK then fingerprints the source directory instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import GeoBatchConfig
+from stacks.nag import suppress
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = REPO_ROOT / "lambdas"
+LAMBDA_PACKAGES = ("geobatch_core", "geobatch_api", "geobatch_ops")
+# Runtime dependencies of the Lambda code (boto3 comes with the runtime). Versions come from
+# constraints.txt when present, so the Lambdas run what the tests ran.
+# aws-xray-sdk: the handlers trace with the Powertools Tracer.
+LAMBDA_REQUIREMENTS = ("aws-lambda-powertools", "pydantic", "packaging", "aws-xray-sdk")
+PYTHON_VERSION = "3.11"
+METRICS_NAMESPACE = "GeoBatch"
+_EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "*.egg-info"]
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """``logs.RetentionDays`` for a number of days (config.py validated it is one CloudWatch allows)."""
+    by_days = {
+        1: "ONE_DAY",
+        3: "THREE_DAYS",
+        5: "FIVE_DAYS",
+        7: "ONE_WEEK",
+        14: "TWO_WEEKS",
+        30: "ONE_MONTH",
+        60: "TWO_MONTHS",
+        90: "THREE_MONTHS",
+        120: "FOUR_MONTHS",
+        150: "FIVE_MONTHS",
+        180: "SIX_MONTHS",
+        365: "ONE_YEAR",
+        400: "THIRTEEN_MONTHS",
+        545: "EIGHTEEN_MONTHS",
+        731: "TWO_YEARS",
+        1096: "THREE_YEARS",
+        1827: "FIVE_YEARS",
+        2192: "SIX_YEARS",
+        2557: "SEVEN_YEARS",
+        2922: "EIGHT_YEARS",
+        3288: "NINE_YEARS",
+        3653: "TEN_YEARS",
+    }
+    return getattr(logs.RetentionDays, by_days[days])
+
+
+@jsii.implements(ILocalBundling)
+class PipLocalBundling:
+    """Bundle ``lambdas/`` without Docker: copy the packages, pip-install Linux wheels next to them."""
+
+    def __init__(
+        self, source: Path, *, architecture: str, requirements: tuple[str, ...] = LAMBDA_REQUIREMENTS
+    ):
+        self.source = source
+        self.platform = "manylinux2014_aarch64" if architecture == "arm64" else "manylinux2014_x86_64"
+        self.requirements = requirements
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
+        out = Path(output_dir)
+        for package in LAMBDA_PACKAGES:
+            shutil.copytree(
+                self.source / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--platform",
+            self.platform,
+            "--implementation",
+            "cp",
+            "--python-version",
+            PYTHON_VERSION,
+            "--only-binary=:all:",
+            "--target",
+            str(out),
+        ]
+        constraints = REPO_ROOT / "constraints.txt"
+        if constraints.exists():
+            command += ["--constraint", str(constraints)]
+        subprocess.run([*command, *self.requirements], check=True)
+        return True  # True: CDK must not fall back to Docker
+
+
+class LambdaFactory:
+    """Makes every GeoBatch Lambda with the shared settings.
+
+    The shared environment (``geobatch_core.env`` keys → resource names) names resources of every
+    construct, while the constructs create their Lambdas; so the stack calls
+    ``apply_environment`` once, after all constructs exist.
+    """
+
+    def __init__(self, scope: Construct, *, config: GeoBatchConfig) -> None:
+        self.config = config
+        self.architecture = (
+            lambda_.Architecture.ARM_64 if config.architecture == "arm64" else lambda_.Architecture.X86_64
+        )
+        self.runtime = lambda_.Runtime.PYTHON_3_11
+        # One asset shared by all functions: bundled once, uploaded once.
+        self.code = lambda_.Code.from_asset(
+            str(LAMBDAS_DIR),
+            exclude=_EXCLUDE,
+            bundling=BundlingOptions(
+                # Only used if local bundling declined, which PipLocalBundling never does.
+                image=self.runtime.bundling_image,
+                local=PipLocalBundling(LAMBDAS_DIR, architecture=config.architecture),
+                command=[
+                    "bash",
+                    "-c",
+                    "echo 'Docker bundling is not supported; use local bundling' && exit 1",
+                ],
+            ),
+        )
+        self.functions: list[lambda_.Function] = []
+
+    def create(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        service: str,
+        description: str,
+        memory_mb: int = 512,
+        timeout: Duration | None = None,
+        extra_environment: Mapping[str, str] | None = None,
+        function_name: str | None = None,
+    ) -> lambda_.Function:
+        """A Lambda running ``handler`` with its own role (logs only) and log group."""
+        log_group = logs.LogGroup(
+            scope,
+            f"{construct_id}Logs",
+            retention=retention(self.config.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if self.config.is_prod else RemovalPolicy.DESTROY,
+        )
+        # An explicit role instead of the AWSLambdaBasicExecutionRole managed policy, which allows
+        # writing to any log group; this one may write only to the function's own group.
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"GeoBatch {service} Lambda",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        function = lambda_.Function(
+            scope,
+            construct_id,
+            description=description,
+            function_name=function_name,
+            runtime=self.runtime,
+            architecture=self.architecture,
+            handler=handler,
+            code=self.code,
+            memory_size=memory_mb,
+            timeout=timeout or Duration.seconds(30),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+            environment={
+                **(extra_environment or {}),
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "LOG_LEVEL": "INFO",
+            },
+        )
+        suppress(
+            role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Log streams are created at runtime (':log-stream:*' of the function's own log "
+                    "group) and X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.",
+                }
+            ],
+        )
+        suppress(
+            function,
+            [
+                {
+                    "id": "AwsSolutions-L1",
+                    "reason": "Pinned to python3.11, the version of the worker image and of the wheels the "
+                    "bundling installs; upgraded together with them.",
+                }
+            ],
+        )
+        self.functions.append(function)
+        return function
+
+    def apply_environment(self, environment: Mapping[str, str]) -> None:
+        """Add the shared environment to every function made so far."""
+        for function in self.functions:
+            for key, value in environment.items():
+                function.add_environment(key, value)
