@@ -117,7 +117,7 @@ def child_main(conn: Connection, bundle_dir: str, entrypoint: str) -> None:
     # Line buffering so each printed line is stamped when it is printed, not when a buffer fills.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
-            stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     func: Any = None
     import_error: str | None = None
     try:

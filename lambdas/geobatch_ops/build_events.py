@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from geobatch_api import context
-from geobatch_core import errors
+from geobatch_core import errors, layout
 from geobatch_core.adapters.codebuild import parse_build_event
 from geobatch_core.services.functions import finish_build
 
@@ -33,7 +33,12 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
         return {"ignored": outcome.status}
     svc = context.services()
     image_uri = svc.builder.image_uri(outcome.image_tag) if outcome.succeeded and outcome.image_tag else None
-    log_text = build_summary(outcome)
+    # CodeBuild copies the docker output to the build log key; keep it and add the outcome.
+    try:
+        docker_output = svc.blobs.get(layout.build_log_key(outcome.function_id)).decode("utf-8", "replace")
+    except errors.NotFoundError:
+        docker_output = ""
+    log_text = docker_output + build_summary(outcome)
     try:
         finish_build(
             svc,

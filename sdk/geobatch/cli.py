@@ -114,8 +114,30 @@ def functions() -> None:
     """List, inspect and control Functions."""
 
 
+def _progress(stats: dict[str, int]) -> tuple[int, int]:
+    """(done, total) job counts of a Function's statistics."""
+    done = sum(stats.get(s.value, 0) for s in JobStatus.terminal())
+    return done, sum(stats.values())
+
+
+def _counts(stats: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in stats.items() if v) or "-"
+
+
 def _function_row(fn: Function) -> list[Any]:
-    return [fn.id, fn.name, fn.status, fn.cpus, fn.memory, fn.maximum_concurrency, fn.creation_date]
+    stats = fn.to_dict().get("job_statistics") or {}
+    done, total = _progress(stats)
+    return [
+        fn.id,
+        fn.name,
+        fn.status,
+        fn.cpus,
+        fn.memory,
+        fn.maximum_concurrency,
+        fn.retry_count,
+        f"{done}/{total}",
+        _counts(stats),
+    ]
 
 
 @functions.command("list")
@@ -126,13 +148,14 @@ def _function_row(fn: Function) -> list[Any]:
 @json_option
 def functions_list(status: str | None, name_prefix: str | None, limit: int | None, page_size: int) -> None:
     """List your Functions."""
-    search = Function.search(_state().client).param(page_size=page_size).limit(limit)
+    search = Function.search(_state().client).param(page_size=page_size, include="job.statistics")
+    search = search.limit(limit)
     if status:
         search = search.filter(Function.status == status)
     if name_prefix:
         search = search.filter(Function.name.prefix(name_prefix))
     found = search.collect()
-    headers = ["id", "name", "status", "cpus", "memory", "concurrency", "created"]
+    headers = ["id", "name", "status", "cpus", "memory", "concurrency", "retries", "done", "jobs"]
     _emit([f.to_dict() for f in found], lambda: _table([_function_row(f) for f in found], headers))
 
 
@@ -142,7 +165,15 @@ def functions_list(status: str | None, name_prefix: str | None, limit: int | Non
 def functions_get(function_id: str) -> None:
     """Show a Function with its job counts."""
     fn = Function.get(function_id, client=_state().client, include=["job.statistics"])
-    _emit(fn.to_dict(), lambda: _details(fn.to_dict()))
+
+    def text() -> Iterable[str]:
+        data = fn.to_dict()
+        stats = data.pop("job_statistics", None) or {}
+        done, total = _progress(stats)
+        yield from _details(data)
+        yield f"{'jobs:':22} {done}/{total} done ({_counts(stats)})"
+
+    _emit(fn.to_dict(), text)
 
 
 @functions.command("update")
@@ -153,6 +184,7 @@ def functions_get(function_id: str) -> None:
 @click.option("--concurrency", "maximum_concurrency", type=int, help="Most jobs running at once.")
 @click.option("--timeout", type=int, help="Seconds before a job times out.")
 @click.option("--retry-count", type=int, help="Automatic retries of a failed job.")
+@click.option("--enabled/--disabled", default=None, help="Accept (or reject) new jobs and reruns.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable (repeatable).")
 @json_option
 def functions_update(function_id: str, env: tuple[str, ...], **settings: Any) -> None:
@@ -251,6 +283,8 @@ _status_option = click.option(
 @click.option("--sort", help="Sort fields, comma-separated; '-' for descending (e.g. -creation_date).")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many (0: all).")
 @click.option("--page-size", type=int, default=100, show_default=True)
+@click.option("--paged", is_flag=True, help="Print one page and the command for the next one.")
+@click.option("--cursor", help="Print the page at this cursor (from a --paged listing).")
 @json_option
 def jobs_list(
     function_id: str | None,
@@ -261,6 +295,8 @@ def jobs_list(
     sort: str | None,
     limit: int,
     page_size: int,
+    paged: bool,
+    cursor: str | None,
 ) -> None:
     """List jobs, newest filters first."""
     search = Job.search(_state().client).param(page_size=page_size)
@@ -270,15 +306,31 @@ def jobs_list(
         search = search.filter(expression)
     if sort:
         search = search.sort(*[s.strip() for s in sort.split(",") if s.strip()])
-    if limit:
-        search = search.limit(limit)
-    found = search.collect()
+    next_cursor = None
+    if paged or cursor:
+        found, next_cursor = _one_page(search, cursor, page_size)
+    else:
+        found = (search.limit(limit) if limit else search).collect()
     headers = ["id", "function", "status", "tries", "runtime", "created", "reason"]
     rows = [
         [j.id, j.function_id, j.status, j.execution_count, j.runtime, j.creation_date, j.error_reason]
         for j in found
     ]
-    _emit([j.to_dict() for j in found], lambda: _table(rows, headers))
+    if not (paged or cursor):
+        _emit([j.to_dict() for j in found], lambda: _table(rows, headers))
+        return
+    _emit({"data": [j.to_dict() for j in found], "page_cursor": next_cursor}, lambda: _table(rows, headers))
+    if next_cursor and not _state().as_json:
+        click.echo(f"next page: geobatch jobs list --cursor {next_cursor}", err=True)
+
+
+def _one_page(search: Any, cursor: str | None, page_size: int) -> tuple[list[Job], str | None]:
+    """One page of a job search and the cursor of the next (the cursor encodes the query)."""
+    client = _state().client
+    params = {"page_cursor": cursor, "page_size": page_size} if cursor else search.query_params()
+    page = client.get("/jobs", params)
+    jobs_found = [Job._from_wire(item, client) for item in page.get("data") or []]
+    return jobs_found, (page.get("meta") or {}).get("page_cursor")
 
 
 @jobs.command("get")
@@ -288,6 +340,85 @@ def jobs_get(job_id: str) -> None:
     """Show a job."""
     job = Job.get(job_id, client=_state().client)
     _emit(job.to_dict(), lambda: _details(job.to_dict()))
+
+
+def _timings(job: Job) -> dict[str, Any]:
+    timings = job.timings
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in timings.items()}
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _attempt_lines(job: Job) -> Iterable[str]:
+    timings = job.timings
+    queued, runtime = _seconds(timings["queued_seconds"]) or "-", _seconds(timings["runtime"]) or "-"
+    started, ended = timings["started"] or "-", timings["ended"] or "-"
+    yield f"queued {queued} s, runtime {runtime} s, started {started}, ended {ended}"
+    headers = ["#", "started", "ended", "status", "exit", "runtime", "peak MB", "cpu s", "reason"]
+    rows = [
+        [
+            a.number,
+            a.started,
+            a.ended,
+            a.status,
+            a.exit_code,
+            _seconds(a.runtime),
+            _seconds(a.peak_memory_mb),
+            _seconds(a.cpu_seconds),
+            a.reason,
+        ]
+        for a in job.attempts
+    ]
+    yield from _table(rows, headers) if rows else ["no attempts yet"]
+
+
+@jobs.command("attempts")
+@click.argument("job_id")
+@json_option
+def jobs_attempts(job_id: str) -> None:
+    """Show a job's attempts (started, ended, status, exit code, reason, peak memory, CPU) and timings."""
+    job = Job.get(job_id, client=_state().client)
+    data = {"timings": _timings(job), "attempts": [a.model_dump(mode="json") for a in job.attempts]}
+    _emit(data, lambda: _attempt_lines(job))
+
+
+def _result_text(job: Job) -> str:
+    if job.status != JobStatus.SUCCESS:
+        return f"(no result: the job is {job.status})"
+    data = job.result_bytes()
+    if data is None:
+        return "(no result stored)"
+    value = job.result()
+    return f"<{len(data)} bytes>" if isinstance(value, bytes) else json.dumps(value, indent=2, default=str)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@json_option
+def jobs_show(job_id: str) -> None:
+    """Show a job with its timings, attempts, log and result."""
+    job = Job.get(job_id, client=_state().client)
+    try:
+        log = job.log()
+    except errors.NotFoundError:
+        log = ""  # the job has not started yet
+    result = _result_text(job)
+    if _state().as_json:
+        data = {**job.to_dict(), "timings": _timings(job), "log": log, "result_text": result}
+        _emit(data)
+        return
+    details = {k: v for k, v in job.to_dict().items() if k != "attempts"}
+    for line in _details(details):
+        click.echo(line)
+    click.echo("\nattempts:")
+    for line in _attempt_lines(job):
+        click.echo("  " + line)
+    click.echo("\nlog:")
+    click.echo(log.rstrip("\n") or "(no log yet)")
+    click.echo("\nresult:")
+    click.echo(result)
 
 
 @jobs.command("log")
@@ -345,6 +476,8 @@ def _bulk_command(action: str, help_text: str) -> None:
     @click.option("--function", "function_id", help="Jobs of this Function (with the filters below).")
     @_status_option
     @click.option("--tag", help="Only jobs with this tag.")
+    @click.option("--since", help="Only jobs created at or after this ISO-8601 time.")
+    @click.option("--until", help="Only jobs created before this ISO-8601 time.")
     @click.option(
         "--delete-results", is_flag=True, hidden=action != "delete", help="Delete stored results too."
     )
@@ -354,12 +487,14 @@ def _bulk_command(action: str, help_text: str) -> None:
         function_id: str | None,
         statuses: tuple[str, ...],
         tag: str | None,
+        since: str | None,
+        until: str | None,
         delete_results: bool,
     ) -> None:
         client = _state().client
         if not job_ids and not function_id:
             raise click.UsageError("give job ids, or --function (with optional --status/--tag)")
-        filters = _job_filters(statuses, tag, None, None)
+        filters = _job_filters(statuses, tag, since, until)
         search = Job.search(client)
         if function_id:
             search = search.param(function_id=function_id)
@@ -387,35 +522,65 @@ _bulk_command("delete", "Delete finished jobs by id or by filter.")
 @click.argument("function_id")
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit code 1).")
 @click.option("--interval", type=float, help="Seconds between polls.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show the progress bar (default: when stderr is a terminal).",
+)
 @json_option
-def wait(function_id: str, timeout: float | None, interval: float | None) -> None:
+def wait(function_id: str, timeout: float | None, interval: float | None, progress: bool | None) -> None:
     """Wait until a Function is built and all its jobs have ended, with a progress bar."""
     fn = Function.get(function_id, client=_state().client)
-    fn.wait_for_completion(timeout=timeout, interval=interval)
+    fn.wait_for_completion(timeout=timeout, interval=interval, progress=progress)
     stats = fn.job_statistics
     _emit(stats, lambda: [" ".join(f"{k}={v}" for k, v in stats.items() if v) or "no jobs"])
+
+
+# ----------------------------------------------------------------------------- web monitor
+
+
+@click.command("ui")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port.")
+@click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
+@click.option("--verbose", is_flag=True, help="Log every request.")
+def ui(port: int, no_browser: bool, verbose: bool) -> None:
+    """Open the web monitor: a page on 127.0.0.1 that shows and controls your Functions and jobs.
+
+    Requests from the page are signed here with your AWS credentials; the page never sees them.
+    """
+    from geobatch.ui.server import serve
+
+    client = _state().client
+    try:
+        server = serve(client, port=port, verbose=verbose)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    click.echo(f"GeoBatch monitor for {client.api_url} on {server.url} (Ctrl-C to stop)")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+main.add_command(ui)
 
 
 # ----------------------------------------------------------------------------- extra groups
 
 
 def _register_extra_commands() -> None:
-    """Add the ``local`` and ``demo`` command groups."""
-    # TODO(lead): remove guard — these modules are being written concurrently.
-    try:
-        from geobatch.local.cli import local
+    """Add the ``local`` and ``demo`` commands (their modules import more, so they live apart)."""
+    from geobatch.demo import demo
+    from geobatch.local.cli import local
 
-        main.add_command(local)
-    except ImportError as exc:
-        if exc.name not in ("geobatch.local", "geobatch.local.cli"):
-            raise
-    try:
-        from geobatch.demo import demo
-
-        main.add_command(demo)
-    except ImportError as exc:
-        if exc.name != "geobatch.demo":
-            raise
+    main.add_command(local)
+    main.add_command(demo)
 
 
 _register_extra_commands()

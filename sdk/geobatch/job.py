@@ -242,6 +242,26 @@ class Job:
         """Every execution of the job, oldest first, with timings, exit code and reason."""
         return builtins.list(self._wire.attempts) if self._wire else []
 
+    @property
+    def timings(self) -> dict[str, Any]:
+        """How long the job waited and ran: ``queued_seconds``, ``started``, ``ended``, ``runtime``.
+
+        ``queued_seconds`` is from submission to the start of the first attempt (``None`` until the
+        job starts); ``started``/``ended`` are the first attempt's start and the last one's end;
+        ``runtime`` is the seconds the last attempt ran.
+        """
+        attempts = self.attempts
+        created = self.creation_date
+        started = attempts[0].started if attempts and attempts[0].started else self.last_execution_date
+        ended = (attempts[-1].ended if attempts else None) or self.last_completion_date
+        queued = (started - created).total_seconds() if started and created else None
+        return {
+            "queued_seconds": None if queued is None else max(0.0, queued),
+            "started": started,
+            "ended": ended,
+            "runtime": self.runtime,
+        }
+
     def result(self, cast_type: Any = None) -> Any:
         """The job's return value (``None`` if it returned nothing).
 

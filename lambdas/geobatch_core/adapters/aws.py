@@ -64,7 +64,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
             worker_role_arn=environ[env.WORKER_ROLE_ARN],
             execution_role_arn=environ[env.WORKER_EXECUTION_ROLE_ARN],
             environment=worker_environment(environ),
-            platform=environ.get(env.BATCH_PLATFORM, "FARGATE"),
+            platform="EC2" if environ.get(env.BATCH_PLATFORM) == "EC2" else "FARGATE",
         ),
         builder=CodeBuildImageBuilder(
             session.client("codebuild"),

@@ -220,7 +220,7 @@ def list_functions(
 ) -> FunctionPage:
     """A principal has few Functions (hundreds at most), so they are read whole, filtered and sorted
     here, and paged by offset; the cursor carries the query so later pages need only the cursor."""
-    state = (
+    state: dict[str, Any] = (
         paging.decode(cursor)
         if cursor
         else {"filter": filter_json, "sort": sort, "limit": limit, "offset": 0}
@@ -255,7 +255,7 @@ def update_function(svc: Services, principal: str, function_id: str, update: Fun
     changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     if not changes:
         return to_wire(item)
-    check_resources(float(changes.get("cpus", item["cpus"])), int(changes.get("memory", item["memory"])))
+    check_resources(float(changes.get("cpus") or item["cpus"]), int(changes.get("memory") or item["memory"]))
     expect: dict[str, Any] = {}
     if "status" in changes:
         allowed = [FunctionStatus.READY.value, FunctionStatus.STOPPED.value]

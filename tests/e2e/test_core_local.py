@@ -1,0 +1,135 @@
+"""Issue 2's acceptance run, end to end: SDK → local API → DynamoDB/SQS/S3 (moto) → worker subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+import geobatch as gb
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
+
+
+def mostly_squares(x):
+    import os
+
+    print(f"job {x} attempt {os.environ['GEOBATCH_ATTEMPT']} K={os.environ.get('K')}")
+    if x % 25 == 7:
+        raise RuntimeError(f"input {x} is cursed")
+    return x * x
+
+
+def flaky(marker):
+    import os
+
+    attempt = int(os.environ["GEOBATCH_ATTEMPT"])
+    if attempt < 3:
+        raise ConnectionError(f"transient failure on attempt {attempt}")
+    return {"marker": marker, "attempt": attempt}
+
+
+def sleeper(seconds):
+    import time
+
+    print("going to sleep", flush=True)
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.fixture
+def saved(local_api: gb.Client) -> Any:
+    made: list[gb.Function] = []
+
+    def save(fn: Any, **settings: Any) -> gb.Function:
+        function = gb.Function(fn, name=f"{fn.__name__}-{uuid.uuid4().hex[:6]}", **settings)
+        function.save()
+        made.append(function)
+        return function
+
+    yield save
+    for function in made:
+        with contextlib.suppress(gb.GeoBatchError):
+            function.delete(delete_results=True)
+
+
+def test_two_hundred_jobs_some_failing(saved):
+    fn = saved(mostly_squares, maximum_concurrency=4, retry_count=1, timeout=60, environment={"K": "v"})
+    jobs = fn.map([[i] for i in range(200)], tags=["demo"])
+    assert jobs.is_success and len(jobs) == 200
+    fn.wait_for_completion(timeout=400)
+    failing = {i for i in range(200) if i % 25 == 7}
+    assert fn.job_statistics["success"] == 200 - len(failing)
+    assert fn.job_statistics["failure"] == len(failing)
+    assert sum(fn.job_statistics.values()) == 200
+    failed = fn.jobs.filter(gb.Job.status == gb.JobStatus.FAILURE).collect()
+    assert len(failed) == len(failing)
+    for job in failed:
+        assert "is cursed" in job.error_reason
+        assert job.execution_count == 2  # retry_count=1: tried twice, never more
+        assert "RuntimeError" in job.log(timestamps=False)
+    results = sorted(fn.results())
+    assert results == sorted(i * i for i in range(200) if i not in failing)
+    tagged = fn.jobs.filter(gb.Job.tags == "demo").count()
+    assert tagged == 200
+    sample = gb.Job.get(jobs[3].id)
+    assert sample.result() == 9 and "K=v" in sample.log(timestamps=False)
+
+
+def test_fails_twice_then_succeeds(saved):
+    fn = saved(flaky, retry_count=2, timeout=60)
+    job = fn("m")
+    job.wait_for_completion(timeout=120)
+    assert job.status == gb.JobStatus.SUCCESS
+    assert job.execution_count == 3
+    assert job.result() == {"marker": "m", "attempt": 3}
+    assert [a.status for a in job.attempts] == ["failure", "failure", "success"]
+    assert "transient failure on attempt 2" in job.log(attempt=2, timestamps=False)
+
+
+def test_timeout_and_cancel(saved):
+    fn = saved(sleeper, retry_count=0, timeout=2, maximum_concurrency=1)
+    slow = fn(30)
+    slow.wait_for_completion(timeout=120)
+    assert slow.status == gb.JobStatus.TIMEOUT
+    assert "timeout" in slow.error_reason
+
+    fn.timeout = 60
+    fn.save()
+    running = fn(30)
+    queued = fn(30)  # concurrency 1: waits behind the running one
+    deadline = time.monotonic() + 60
+    while running.refresh() is None or running.status != gb.JobStatus.RUNNING:
+        assert time.monotonic() < deadline, "job never started"
+        time.sleep(0.2)
+    queued.cancel()
+    queued.refresh()
+    assert queued.status == gb.JobStatus.CANCELED
+    running.cancel()
+    running.wait_for_completion(timeout=60)
+    assert running.status == gb.JobStatus.CANCELED
+    assert running.runtime is not None and running.runtime < 30
+
+
+def test_rerun_and_resubmitted_batch(saved, local_api):
+    fn = saved(mostly_squares, retry_count=0, maximum_concurrency=2)
+    fn.map([[7], [8]])
+    fn.wait_for_completion(timeout=120)
+    assert fn.job_statistics["failure"] == 1
+    rerun = fn.rerun()
+    assert len(rerun) == 1
+    fn.wait_for_completion(timeout=120)
+    job = gb.Job.get(rerun[0])
+    assert job.status == gb.JobStatus.FAILURE and job.run == 1
+
+    # An HTTP retry resends the same batch with the same reference: nothing is duplicated.
+    body = {"function_id": fn.id, "bulk_args": [[1], [2], [3]], "reference_id": "retry-me"}
+    first = local_api.post("/jobs/bulk", body)
+    again = local_api.post("/jobs/bulk", body)
+    assert [j["id"] for j in first["data"]] == [j["id"] for j in again["data"]]
+    fn.wait_for_completion(timeout=120)
+    assert sum(fn.job_statistics.values()) == 5
+    assert fn.jobs.filter(gb.Job.reference_id == "retry-me").count() == 3
