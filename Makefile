@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test lint typecheck format synth deploy destroy local-up local-down clean
+.PHONY: demo test audit bench format synth deploy destroy local-up local-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,25 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/geobatch demo $(DEMO_ARGS)
 
-## Runs the whole test suite: lint, types, unit, moto, local end-to-end and infrastructure tests.
+## Runs the whole test suite: lint, types, security checks, then unit, moto, local end-to-end,
+## browser, reliability (fault injection, API fuzzing, tenant isolation) and infrastructure tests.
 test: $(STAMP)
+	bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy lambdas sdk batch_image
+	$(BIN)/bandit -q -r lambdas sdk batch_image -ll
+	$(BIN)/python scripts/export_openapi.py --check
+	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## pip-audit of the pinned dependencies (needs PyPI's vulnerability API).
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict -r constraints.txt
+
+## Runs every benchmark (each prints a table); see benchmarks/README.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

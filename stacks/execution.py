@@ -110,6 +110,13 @@ class Execution(Construct):
             function_name=self.scaler_function_name,
         )
         self.grant_control_plane(self.scaler, state=state, storage=storage)
+        # The scaler announces "GeoBatch Function Completed" on the default event bus.
+        self.scaler.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+            )
+        )
         self.schedule = events.Rule(
             self,
             "ScalerSchedule",

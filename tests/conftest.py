@@ -107,7 +107,7 @@ def api(moto_services: Any) -> Iterator[Any]:
     from geobatch_api import app as api_app
     from geobatch_api import context as api_context
 
-    api_context.configure(moto_services)
+    previous = api_context.configure(moto_services)
 
     def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         response = api_app.handler(apigw_event(method, path, **kwargs), FakeLambdaContext())
@@ -120,7 +120,7 @@ def api(moto_services: Any) -> Iterator[Any]:
 
     call.services = moto_services  # type: ignore[attr-defined]
     yield call
-    api_context.configure(None)
+    api_context.configure(previous)  # e.g. the session's local mode
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import random
 import signal
 import tempfile
 import threading
@@ -37,6 +38,11 @@ from geobatch_core.services.execution import (
 from geobatch_worker.runner import Runner
 
 log = logging.getLogger("geobatch.worker")
+
+# What AWS answers now and then even after boto's own retries: the worker retries these itself and,
+# failing that, leaves the message to come back (never dies of them, never loses a job to them).
+TRANSIENT = (errors.ThrottledError, errors.ServiceError)
+TRANSIENT_TRIES = 5
 
 
 @dataclass
@@ -102,7 +108,7 @@ class Worker:
 
     def run(self) -> WorkerStats:
         try:
-            self._function = self.functions.get(self.config.function_id)
+            self._function = self._retry(self.functions.get, self.config.function_id)
         except errors.NotFoundError:
             log.info("Function %s is gone; nothing to do", self.config.function_id)
             return self.stats
@@ -125,7 +131,7 @@ class Worker:
     def _unpack_bundle(self) -> str:
         target = Path(self._workdir.name) / "bundle"
         target.mkdir()
-        data = self.blobs.get(self._function["bundle_key"])
+        data = self._retry(self.blobs.get, self._function["bundle_key"])
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for info in archive.infolist():
                 path = (target / info.filename).resolve()
@@ -134,11 +140,28 @@ class Worker:
             archive.extractall(target)
         return str(target)
 
+    def _retry(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """``call`` with up to TRANSIENT_TRIES tries on throttling/service errors (jittered backoff)."""
+        delay = 0.1
+        for attempt in range(1, TRANSIENT_TRIES + 1):
+            try:
+                return call(*args, **kwargs)
+            except TRANSIENT as exc:
+                if attempt == TRANSIENT_TRIES:
+                    raise
+                log.warning("%s (try %d of %d); retrying", exc.message, attempt, TRANSIENT_TRIES)
+                # Jitter, not cryptography.
+                time.sleep(delay * random.uniform(1.0, 2.0))  # nosec B311
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
     def _dispatchable(self) -> bool:
         try:
-            self._function = self.functions.get(self.config.function_id)
+            self._function = self._retry(self.functions.get, self.config.function_id)
         except errors.NotFoundError:
             return False
+        except TRANSIENT:
+            return True  # cannot tell now: keep going, the next check will know
         return self._function["status"] == FunctionStatus.READY.value
 
     # ------------------------------------------------------------------ loop
@@ -153,7 +176,8 @@ class Worker:
                     log.info("Function %s is not ready any more; stopping", self.config.function_id)
                     return
             try:
-                messages = self.queue.receive(
+                messages = self._retry(
+                    self.queue.receive,
                     self.config.queue_url,
                     max_messages=self.config.prefetch,
                     wait_seconds=self.config.poll_seconds,
@@ -161,6 +185,8 @@ class Worker:
                 )
             except errors.NotFoundError:
                 return  # the queue was deleted with its Function
+            except TRANSIENT:
+                continue  # nothing received, nothing lost: poll again
             if not messages:
                 if time.monotonic() - idle_since > self.config.idle_seconds:
                     return
@@ -185,10 +211,15 @@ class Worker:
             with self._held_lock:
                 unstarted = [(m.receipt, 0) for m in self._held.values()]
                 self._held = {}
-            if acks:
-                self.queue.delete_batch(self.config.queue_url, acks)
-            if defers or unstarted:
-                self.queue.change_visibility_batch(self.config.queue_url, defers + unstarted)
+            # A failed ack or deferral loses nothing: the message returns after its lease and the job
+            # state machine drops it (terminal job) or retries it (its job went back to pending).
+            try:
+                if acks:
+                    self._retry(self.queue.delete_batch, self.config.queue_url, acks)
+                if defers or unstarted:
+                    self._retry(self.queue.change_visibility_batch, self.config.queue_url, defers + unstarted)
+            except TRANSIENT as exc:
+                log.error("could not settle %d messages: %s", len(acks) + len(defers), exc.message)
 
     def _handle(self, message: Message, acks: list[str], defers: list[tuple[str, int]]) -> None:
         try:
@@ -197,9 +228,20 @@ class Worker:
             log.warning("dropping a malformed message %s", message.message_id)
             acks.append(message.receipt)
             return
-        decision = claim(
-            self.jobs, self.settings, self._function, job_key, message.message_id, self.config.worker_id
-        )
+        try:
+            decision = self._retry(
+                claim,
+                self.jobs,
+                self.settings,
+                self._function,
+                job_key,
+                message.message_id,
+                self.config.worker_id,
+            )
+        except TRANSIENT as exc:
+            log.error("could not claim job %s: %s; it comes back in 1 s", job_key, exc.message)
+            defers.append((message.receipt, 1))
+            return
         if isinstance(decision, Ack):
             self.stats.dropped += 1
             acks.append(message.receipt)
@@ -209,7 +251,13 @@ class Worker:
             return
         assert isinstance(decision, Claimed)
         self.stats.claimed += 1
-        action = self._run_job(decision, message)
+        try:
+            action = self._run_job(decision, message)
+        except TRANSIENT as exc:
+            # The job is ours (running) but its outcome could not be stored. Leave the message alone:
+            # unextended, it reappears after the lease and the lost-worker path records this attempt.
+            log.error("could not record job %s: %s; it returns after the lease", job_key, exc.message)
+            return
         if isinstance(action, Ack):
             self.stats.acked += 1
             acks.append(message.receipt)
@@ -220,7 +268,10 @@ class Worker:
     def _run_job(self, claimed: Claimed, message: Message) -> Any:
         job = claimed.job
         assert self._runner is not None
-        payload = job["payload"] if "payload" in job else self.blobs.get(job["args_key"]).decode()
+        if "payload" in job:
+            payload = job["payload"]
+        else:
+            payload = self._retry(self.blobs.get, job["args_key"]).decode()
         env = {**(self._function.get("environment") or {}), **(job.get("environment") or {})}
         env["GEOBATCH_JOB_ID"] = f"{job['function_id']}-{job['job_key']}"
         env["GEOBATCH_ATTEMPT"] = str(claimed.attempt)
@@ -248,7 +299,8 @@ class Worker:
             cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
         )
         self.stats.outcomes[result.status] = self.stats.outcomes.get(result.status, 0) + 1
-        return record_outcome(
+        return self._retry(
+            record_outcome,
             self.jobs,
             self.blobs,
             self.settings,

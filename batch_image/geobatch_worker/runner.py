@@ -267,11 +267,15 @@ class Runner:
         peak = 0.0
         outcome: RunResult | None = None
         while outcome is None:
+            reply = None
             if conn.poll(POLL_SECONDS):
                 try:
                     reply = conn.recv()
                 except (EOFError, OSError):
-                    continue  # the process died: handled below on the next pass
+                    # The pipe closed: the process died (e.g. os._exit). Fall through to the liveness
+                    # check below; a `continue` here would poll the closed pipe forever.
+                    process.join(timeout=1)
+            if reply is not None:
                 if reply[0] == "ok":
                     outcome = RunResult("success", 0, None, reply[1], reply[2] or {}, cpu_seconds=reply[3])
                 else:
@@ -293,8 +297,7 @@ class Runner:
                 outcome = RunResult(
                     "failure",
                     137,
-                    f"out of memory: peak {peak:,.0f} MiB of {self._memory_limit_mb:,.0f} MiB limit; "
-                    "raise memory",
+                    f"out of memory: peak {peak:,.0f} MiB of {self._memory_limit_mb:,.0f} MiB limit",
                 )
             elif elapsed > timeout:
                 self._kill()

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from geobatch_core import errors, limits
 from geobatch_core.codec import EncodingError
 from geobatch_core.models import (
+    FailureSummary,
     Function,
     FunctionCreate,
     FunctionPage,
@@ -33,7 +34,7 @@ from geobatch_core.models import (
     JobTags,
     ResultBody,
 )
-from geobatch_core.services import functions, jobs, teardown
+from geobatch_core.services import failures, functions, jobs, teardown
 from pydantic import BaseModel
 
 from geobatch_api import context
@@ -127,6 +128,11 @@ def delete_function(function_id: str, delete_results: bool = False) -> Response[
 @app.post("/functions/<function_id>/bundle")
 def bundle_uploaded(function_id: str) -> Function:
     return functions.bundle_uploaded(context.services(), principal(), function_id)
+
+
+@app.get("/functions/<function_id>/failures")
+def failure_summary(function_id: str) -> FailureSummary:
+    return failures.failure_summary(context.services(), principal(), function_id)
 
 
 @app.get("/functions/<function_id>/log")

@@ -9,10 +9,12 @@ from geobatch_core.services.context import Services
 _services: Services | None = None
 
 
-def configure(services: Services | None) -> None:
-    """Local mode and tests inject ready-made ports; ``None`` goes back to the environment."""
+def configure(services: Services | None) -> Services | None:
+    """Local mode and tests inject ready-made ports; ``None`` goes back to the environment.
+    Returns the ports that were configured before, so a caller can put them back."""
     global _services
-    _services = services
+    previous, _services = _services, services
+    return previous
 
 
 def services() -> Services:

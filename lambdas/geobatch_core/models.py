@@ -401,3 +401,21 @@ class ResultBody(WireModel):
 class LogLine(WireModel):
     date: datetime
     log: str
+
+
+class FailureGroup(WireModel):
+    """Failed jobs that share a cause, with one example to look at."""
+
+    cause: str
+    kind: Literal["exception", "out_of_memory", "timeout", "worker_lost", "other"]
+    count: int
+    example_job_id: str
+    example_reason: str | None = None
+
+
+class FailureSummary(WireModel):
+    """Response of ``GET /functions/{id}/failures``: failures grouped by cause, largest first."""
+
+    function_id: str
+    failed: int
+    groups: list[FailureGroup]

@@ -136,10 +136,20 @@ class Executor(Protocol):
     def running_workers(self, function: Item) -> int:
         """Workers started and not yet finished (including those still being placed)."""
 
+    def worker_states(self, function: Item) -> Mapping[str, int]:
+        """Active workers by state; "RUNNING" for those running, other keys (e.g. RUNNABLE: waiting
+        for capacity from AWS Batch) for those not yet started. Used to say why jobs wait."""
+
     def start_workers(self, function: Item, count: int) -> None: ...
 
     def stop_workers(self, function: Item) -> None:
         """Best effort: ask the Function's workers to stop (they return unstarted messages)."""
+
+
+class EventPublisher(Protocol):
+    """Publishes service events (EventBridge in AWS, a log line locally)."""
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
 
 
 class ImageBuilder(Protocol):

@@ -342,6 +342,24 @@ def jobs_get(job_id: str) -> None:
     _emit(job.to_dict(), lambda: _details(job.to_dict()))
 
 
+@jobs.command("why")
+@click.argument("function_id")
+@json_option
+def jobs_why(function_id: str) -> None:
+    """Group a Function's failed jobs by cause, with a count and one example job each."""
+    summary = Function.get(function_id, client=_state().client).failure_summary()
+
+    def text() -> Iterable[str]:
+        if not summary.failed:
+            yield "no failed jobs"
+            return
+        yield f"{summary.failed} failed jobs, {len(summary.groups)} causes"
+        rows = [[g.count, g.kind, g.cause, g.example_job_id] for g in summary.groups]
+        yield from _table(rows, ["count", "kind", "cause", "example job"])
+
+    _emit(summary.model_dump(mode="json"), text)
+
+
 def _timings(job: Job) -> dict[str, Any]:
     timings = job.timings
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in timings.items()}

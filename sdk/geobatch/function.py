@@ -689,6 +689,17 @@ class Function:
             data = gzip.decompress(data)
         return data.decode("utf-8", errors="replace")
 
+    def failure_summary(self) -> models.FailureSummary:
+        """Failed and timed-out jobs grouped by cause, largest group first.
+
+        Causes are the exception type and message with numbers and ids stripped, or one of
+        out of memory, timeout and worker lost; each group names one example job::
+
+            for group in fn.failure_summary().groups:
+                print(group.count, group.cause, group.example_job_id)
+        """
+        return models.FailureSummary.model_validate(self.client.get(f"{self._path}/failures"))
+
     # ------------------------------------------------------------------ python protocol
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,10 +7,10 @@ import threading
 import uuid
 
 import pytest
-
 from geobatch_core.models import JobBulkCreate
 from geobatch_core.services import functions, jobs
 from geobatch_worker.loop import Worker, WorkerConfig
+
 from tests.core.helpers import ALICE, ready_function
 
 pytestmark = pytest.mark.moto
@@ -48,7 +48,9 @@ def worker(svc, function, **config):
 
 
 def submit(svc, function, args):
-    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[a] for a in args], reference_id=str(uuid.uuid4()))
+    bulk = JobBulkCreate(
+        function_id=function["id"], bulk_args=[[a] for a in args], reference_id=str(uuid.uuid4())
+    )
     return jobs.submit_jobs(svc, ALICE, bulk).data
 
 
@@ -92,7 +94,9 @@ def test_a_lost_worker_is_detected_and_its_job_retried(moto_services):
     function = ready_function(svc, SOURCE, "work", retry_count=1)
     (job,) = submit(svc, function, ["survivor"])
     # A worker claims the job and dies before finishing: no outcome, no ack, no more heartbeats.
-    message = svc.queue.receive(function["queue_url"], max_messages=1, wait_seconds=0, visibility_seconds=1)[0]
+    message = svc.queue.receive(function["queue_url"], max_messages=1, wait_seconds=0, visibility_seconds=1)[
+        0
+    ]
     from geobatch_core.services.execution import claim
 
     claimed = claim(svc.jobs, svc.settings, function, job.id.rpartition("-")[2], message.message_id, "dead")

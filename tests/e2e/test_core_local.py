@@ -7,9 +7,8 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
 import geobatch as gb
+import pytest
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -79,7 +78,7 @@ def test_two_hundred_jobs_some_failing(saved):
     assert sample.result() == 9 and "K=v" in sample.log(timestamps=False)
 
 
-def test_fails_twice_then_succeeds(saved):
+def test_fails_twice_then_succeeds(saved, local_stack):
     fn = saved(flaky, retry_count=2, timeout=60)
     job = fn("m")
     job.wait_for_completion(timeout=120)
@@ -88,6 +87,11 @@ def test_fails_twice_then_succeeds(saved):
     assert job.result() == {"marker": "m", "attempt": 3}
     assert [a.status for a in job.attempts] == ["failure", "failure", "success"]
     assert "transient failure on attempt 2" in job.log(attempt=2, timestamps=False)
+    # When its outstanding jobs reach zero, the Function's completion is announced (a log line locally).
+    deadline = time.monotonic() + 20
+    while not any(d["function_id"] == fn.id for _, d in local_stack.events.published):
+        assert time.monotonic() < deadline, "no completion event"
+        time.sleep(0.2)
 
 
 def test_timeout_and_cancel(saved):
@@ -102,7 +106,7 @@ def test_timeout_and_cancel(saved):
     running = fn(30)
     queued = fn(30)  # concurrency 1: waits behind the running one
     deadline = time.monotonic() + 60
-    while running.refresh() is None or running.status != gb.JobStatus.RUNNING:
+    while running.refresh().status != gb.JobStatus.RUNNING:
         assert time.monotonic() < deadline, "job never started"
         time.sleep(0.2)
     queued.cancel()

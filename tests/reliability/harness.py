@@ -183,7 +183,26 @@ class Fleet:
             if done():
                 return
             time.sleep(0.5)
-        raise AssertionError("the fleet did not finish before the deadline")
+        raise AssertionError(f"the fleet did not finish before the deadline: {self.diagnose()}")
+
+    def diagnose(self) -> str:
+        """What is still open, for the failure message."""
+        lines = [f"crashes={self.crashes}"]
+        for fid in self.function_ids:
+            items = all_jobs(self.svc, fid)
+            open_items = [i for i in items if i["status"] not in TERMINAL_VALUES]
+            depth = self.svc.queue.depth(self.svc.functions.get(fid)["queue_url"])
+            lines.append(f"{fid}: {Counter(i['status'] for i in items)} depth={depth}")
+            lines += [
+                f"  {i['job_key']} {self.plan.kinds.get(i['job_key'])} {i['status']} "
+                f"x{i.get('execution_count')} {i.get('error_reason')}"
+                for i in open_items[:10]
+            ]
+        for ts in self._threads.values():
+            for t, w in ts:
+                if t.is_alive():
+                    lines.append(f"  alive {t.name} stats={w.stats}")
+        return "\n".join(lines)
 
     def stop(self) -> None:
         workers = [(t, w) for ts in self._threads.values() for t, w in ts]
@@ -191,6 +210,11 @@ class Fleet:
             w.stopping.set()
         for t, _ in workers:
             t.join(timeout=30)
+            if t.is_alive():
+                import faulthandler
+                import sys
+
+                faulthandler.dump_traceback(sys.stderr)
             assert not t.is_alive(), f"worker {t.name} did not stop"
 
     def outcome_totals(self) -> Counter[str]:

@@ -14,6 +14,7 @@ from geobatch_core import env
 from geobatch_core.adapters.batch import BatchExecutor
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
+from geobatch_core.adapters.events import EventBridgePublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
@@ -74,6 +75,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
         ),
         settings=settings_from_env(environ),
         on_submit=scaler_invoker(session.client("lambda"), environ.get(env.SCALER_FUNCTION)),
+        events=EventBridgePublisher(session.client("events"), environ.get(env.EVENT_BUS, "default")),
     )
 
 

@@ -106,19 +106,26 @@ class BatchExecutor:
 
     def running_workers(self, function: Item) -> int:
         """Workers submitted and not finished: plain jobs count 1, array jobs count their active children."""
-        count = 0
+        return sum(self.worker_states(function).values())
+
+    def worker_states(self, function: Item) -> dict[str, int]:
+        """Active workers by AWS Batch status (RUNNABLE = waiting for capacity, RUNNING, ...)."""
+        states: dict[str, int] = {}
         array_parents: list[str] = []
         for summary in self._list_worker_jobs(function["id"]):
             array = summary.get("arrayProperties") or {}
             if "index" in array:  # a child listed on its own: its parent is counted instead
                 continue
-            if summary.get("status") not in ACTIVE_STATUSES:
+            status = summary.get("status")
+            if status not in ACTIVE_STATUSES:
                 continue
             if "size" in array:
                 array_parents.append(summary["jobId"])
             else:
-                count += 1
-        return count + self._active_children(array_parents)
+                states[status] = states.get(status, 0) + 1
+        for status, count in self._active_children(array_parents).items():
+            states[status] = states.get(status, 0) + count
+        return states
 
     def start_workers(self, function: Item, count: int) -> None:
         """Submit ``count`` workers: one array job, or a plain job when ``count`` is 1."""
@@ -228,9 +235,9 @@ class BatchExecutor:
         except (ClientError, BotoCoreError) as exc:
             raise service_error(exc, f"listing the workers of Function {function_id}") from exc
 
-    def _active_children(self, array_job_ids: list[str]) -> int:
-        """Sum of the active children of array jobs (``describe_jobs`` takes 100 ids at a time)."""
-        total = 0
+    def _active_children(self, array_job_ids: list[str]) -> dict[str, int]:
+        """Active children of array jobs by status (``describe_jobs`` takes 100 ids at a time)."""
+        total: dict[str, int] = {}
         for start in range(0, len(array_job_ids), 100):
             try:
                 jobs = self._batch.describe_jobs(jobs=array_job_ids[start : start + 100])["jobs"]
@@ -242,9 +249,11 @@ class BatchExecutor:
                 array = job.get("arrayProperties") or {}
                 summary = array.get("statusSummary") or {}
                 if summary and sum(summary.values()) > 0:
-                    total += sum(int(summary.get(status, 0)) for status in ACTIVE_STATUSES)
+                    for status in ACTIVE_STATUSES:
+                        if summary.get(status):
+                            total[status] = total.get(status, 0) + int(summary[status])
                 else:  # children not created yet: all of them are still to come
-                    total += int(array.get("size", 1))
+                    total["SUBMITTED"] = total.get("SUBMITTED", 0) + int(array.get("size", 1))
         return total
 
 

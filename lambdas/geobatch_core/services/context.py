@@ -7,7 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from geobatch_core.ports import BlobStore, Executor, FunctionStore, ImageBuilder, JobStore, Queue
+from geobatch_core.ports import (
+    BlobStore,
+    EventPublisher,
+    Executor,
+    FunctionStore,
+    ImageBuilder,
+    JobStore,
+    Queue,
+)
 
 
 def utcnow() -> datetime:
@@ -44,3 +52,4 @@ class Services:
     settings: Settings = field(default_factory=Settings)
     clock: Callable[[], datetime] = utcnow
     on_submit: Callable[[str], None] | None = None  # wakes the scaler (async Lambda invoke in AWS)
+    events: EventPublisher | None = None  # completion events

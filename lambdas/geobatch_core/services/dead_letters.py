@@ -38,6 +38,13 @@ def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) 
                 f"worker lost repeatedly: the job's message was received {message.receive_count} times "
                 "without the job finishing"
             )
+            now = iso(svc.clock())
+            attempts = item.get("attempts") or []
+            # Close the attempt the lost worker left open, so no record of a failed job says running.
+            last = None
+            if attempts and attempts[-1].get("status") == JobStatus.RUNNING.value:
+                last = {**attempts[-1], "number": len(attempts), "ended": now, "status": "failure"}
+                last["reason"] = reason
             done = svc.jobs.transition(
                 function["id"],
                 job_key,
@@ -45,9 +52,10 @@ def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) 
                     "status": JobStatus.FAILURE.value,
                     "error_reason": reason,
                     "status_reason": reason,
-                    "last_completion_date": iso(svc.clock()),
+                    "last_completion_date": now,
                 },
-                expect={"status": item["status"]},
+                expect={"status": item["status"], "execution_count": item.get("execution_count", 0)},
+                replace_last_attempt=last,
             )
             ended += done is not None
         svc.queue.delete_batch(dlq, [m.receipt for m in messages])

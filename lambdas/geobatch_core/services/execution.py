@@ -284,14 +284,21 @@ def record_outcome(
         )
         return Ack("canceled") if done is not None else Stale("the job was taken over by another worker")
     final = outcome.status if outcome.status is JobStatus.TIMEOUT else JobStatus.FAILURE
-    changes.update(
-        status=final.value,
-        status_reason=f"{outcome.error_reason} (attempt {attempt} of {max_attempts(function)})"
-        if outcome.error_reason
-        else None,
-    )
+    changes.update(status=final.value, status_reason=final_reason(outcome.error_reason, attempt, function))
     done = jobs.transition(function_id, job_key, changes=changes, expect=expect, replace_last_attempt=record)
     return Ack(final.value) if done is not None else Stale("the job was taken over by another worker")
+
+
+def final_reason(error: str | None, attempt: int, function: Item) -> str | None:
+    """The status reason of a job that ran out of attempts, with the advice that applies."""
+    if not error:
+        return None
+    reason = f"{error} on attempt {attempt} of {max_attempts(function)}"
+    if error.startswith("out of memory"):
+        reason += "; raise memory"
+    elif error.startswith("timeout"):
+        reason += f"; raise timeout (now {function.get('timeout')} s)"
+    return reason
 
 
 def mark_canceling(jobs: JobStore, function_id: str, job_key: str, message_id: str) -> bool:

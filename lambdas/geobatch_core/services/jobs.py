@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -55,8 +55,12 @@ def _attempt_wire(attempt: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attempt.items() if k not in ("log", "log_key")}
 
 
-def pending_reason(item: Item, function: Item | None, now: datetime) -> str | None:
-    """Why a pending job is not running, from state the service already has (no write per job)."""
+def pending_reason(
+    item: Item, function: Item | None, now: datetime, workers: Mapping[str, int] | None = None
+) -> str | None:
+    """Why a pending job is not running, from state the service already has (no write per job):
+    the Function's status, the job's backoff timer, and the workers' states (running vs waiting
+    for capacity from AWS Batch)."""
     if item["status"] != JobStatus.PENDING.value or function is None:
         return None
     status = function.get("status")
@@ -82,11 +86,24 @@ def pending_reason(item: Item, function: Item | None, now: datetime) -> str | No
                 f"backing off: attempt {item.get('execution_count', 0)} of {attempts} failed, "
                 f"next try in {wait:.0f} s"
             )
-    return "waiting: queued for a worker"
+    limit = int(function.get("maximum_concurrency", 1))
+    running = int((workers or {}).get("RUNNING", 0))
+    starting = sum(v for k, v in (workers or {}).items() if k != "RUNNING")
+    if running >= limit:
+        return f"waiting: {running} of {limit} concurrent jobs running (maximum_concurrency={limit})"
+    if starting:
+        states = ", ".join(f"{v} {k}" for k, v in sorted((workers or {}).items()) if k != "RUNNING")
+        return f"waiting: AWS Batch has not yet started {starting} workers ({states}); {running} running"
+    return f"waiting: queued for a worker ({running} of {limit} workers running)"
 
 
 def to_wire(
-    item: Item, *, function: Item | None = None, now: datetime | None = None, with_result: bool = False
+    item: Item,
+    *,
+    function: Item | None = None,
+    now: datetime | None = None,
+    with_result: bool = False,
+    workers: Mapping[str, int] | None = None,
 ) -> Job:
     data = {k: v for k, v in item.items() if k not in WIRE_EXCLUDE}
     data["id"] = job_id(item)
@@ -98,7 +115,7 @@ def to_wire(
     data["has_result"] = inline is not None or "result_key" in item
     data["result"] = base64.b64encode(inline).decode() if with_result and inline is not None else None
     if now is not None and "status_reason" not in item:
-        data["status_reason"] = pending_reason(item, function, now)
+        data["status_reason"] = pending_reason(item, function, now, workers)
     return Job.model_validate(data)
 
 
@@ -157,9 +174,17 @@ def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
     svc.jobs.put_new_batch(items, check_existing=not fresh)
     # On a resend some messages may already be queued: duplicates are harmless, workers drop them.
     svc.queue.send_batch(function["queue_url"], [message_body(i) for i in items])
+    mark_active(svc, function)
     if svc.on_submit:
         svc.on_submit(bulk.function_id)
     return JobPage(data=[to_wire(i) for i in items], meta=Meta(total=len(items)))
+
+
+def mark_active(svc: Services, function: Item) -> None:
+    """Note that the Function has work, so its completion is announced when the work is done."""
+    if not function.get("active"):
+        svc.functions.update(function["id"], {"active": True})
+        function["active"] = True
 
 
 def submit_job(svc: Services, principal: str, spec: JobSpec) -> Job:
@@ -182,7 +207,8 @@ def get_job(svc: Services, principal: str, job_id_: str) -> Job:
     if "args_key" in item:
         payload = json.loads(svc.blobs.get(item["args_key"]))
         item = {**item, "payload": json.dumps(payload)}
-    return to_wire(item, function=function, now=svc.clock(), with_result=True)
+    workers = svc.executor.worker_states(function) if item["status"] == JobStatus.PENDING.value else None
+    return to_wire(item, function=function, now=svc.clock(), with_result=True, workers=workers)
 
 
 def _function_ids(svc: Services, principal: str, function_id: str | None) -> list[str]:
@@ -289,8 +315,19 @@ def list_jobs(
         next_state["limit"] = int(remaining) - len(page)
         if next_state["limit"] <= 0:
             next_state = None
+    workers: dict[str, Mapping[str, int]] = {}
+    for item in page:  # only pages with pending jobs ask the executor, once per Function
+        fid = item["function_id"]
+        if item["status"] == JobStatus.PENDING.value and fid not in workers and fid in functions:
+            workers[fid] = svc.executor.worker_states(functions[fid])
     data = [
-        to_wire(i, function=functions.get(i["function_id"]), now=now, with_result=include_result)
+        to_wire(
+            i,
+            function=functions.get(i["function_id"]),
+            now=now,
+            with_result=include_result,
+            workers=workers.get(i["function_id"]),
+        )
         for i in page
     ]
     return JobPage(data=data, meta=Meta(page_cursor=paging.encode(next_state) if next_state else None))
@@ -354,6 +391,7 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
     if new is None:
         return svc.jobs.get(item["function_id"], item["job_key"], consistent=True)
     svc.queue.send_batch(function["queue_url"], [message_body(new)])
+    mark_active(svc, function)
     return new
 
 

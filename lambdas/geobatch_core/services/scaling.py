@@ -6,9 +6,10 @@ Shared by the scaler Lambda (AWS Batch array jobs) and local mode (worker subpro
 from __future__ import annotations
 
 from geobatch_core import errors
-from geobatch_core.models import FunctionStatus
+from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
+from geobatch_core.services.functions import job_statistics
 
 
 def desired_workers(function: Item, outstanding: int) -> int:
@@ -27,6 +28,8 @@ def scale_function(svc: Services, function: Item) -> int:
         visible, in_flight = svc.queue.depth(function["queue_url"])
     except errors.NotFoundError:
         return 0
+    if visible + in_flight == 0 and function.get("active"):
+        announce_completion(svc, function)
     desired = desired_workers(function, visible + in_flight)
     running = svc.executor.running_workers(function)
     missing = desired - running
@@ -34,6 +37,31 @@ def scale_function(svc: Services, function: Item) -> int:
         svc.executor.start_workers(function, min(missing, visible))
         return min(missing, visible)
     return 0
+
+
+COMPLETED = "GeoBatch Function Completed"
+
+
+def announce_completion(svc: Services, function: Item) -> bool:
+    """Publish one completion event when a Function's outstanding jobs reach zero.
+
+    Submits and reruns mark the Function ``active``; the first scaler pass that finds its queue
+    empty and no job outstanding clears the mark with a conditional write, so exactly one event
+    goes out per busy period even with several scalers running at once.
+    """
+    stats = job_statistics(svc, function["id"])
+    if any(stats.get(s.value, 0) for s in JobStatus.outstanding()):
+        return False  # the queue's counts are approximate; the jobs themselves decide
+    try:
+        svc.functions.update(function["id"], {"active": None}, expect={"active": True})
+    except (errors.ConflictError, errors.NotFoundError):
+        return False  # another scaler announced it, or the Function is gone
+    if svc.events is not None:
+        svc.events.publish(
+            COMPLETED,
+            {"function_id": function["id"], "name": function.get("name"), "job_statistics": stats},
+        )
+    return True
 
 
 def scale_all(svc: Services) -> dict[str, int]:

@@ -17,7 +17,8 @@ import numpy as np
 from geobatch.landcover.classes import BANDS
 from geobatch.tiles import Tile
 
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"}
+# Host names to recognise as local (plain-HTTP endpoints are allowed there); nothing binds to them.
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"}  # nosec B104
 
 
 def gdal_s3_env(environ: dict[str, str] | None = None) -> dict[str, str]:

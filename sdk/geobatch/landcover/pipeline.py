@@ -62,7 +62,7 @@ def prepare_demo(
     tilesize: int = 1024,
     pad: int = 0,
     seed: int = 42,
-    margin_px: int = 256,
+    margin_px: int = 16,
     product_id: str = "landcover-demo",
     train_sample: int = 100_000,
 ) -> DemoPlan:
@@ -75,12 +75,24 @@ def prepare_demo(
     from geobatch.landcover.classifier import agreement, match_clusters_to_classes, train_kmeans
     from geobatch.landcover.regions import demo_area
     from geobatch.landcover.synthetic import make_scene, publish_scene
-    from geobatch.tiles import Tile
+    from geobatch.tiles import Tile, utm_to_lonlat
 
     area = demo_area(lon, lat, width_px * resolution, height_px * resolution)
-    scene = make_scene(
-        lon, lat, width_px + 2 * margin_px, height_px + 2 * margin_px, resolution=resolution, seed=seed
-    )
+    tiles = Tile.from_shape(area, resolution, tilesize, pad)
+    zones = {t.zone for t in tiles}
+    scene_lon, scene_lat = lon, lat
+    scene_w, scene_h = width_px + 2 * margin_px, height_px + 2 * margin_px
+    if len(zones) == 1:
+        # One scene covering every tile (plus the margin), so no tile of the product is half empty.
+        zone = zones.pop()
+        xmin = min(t.padded_bounds[0] for t in tiles)
+        ymin = min(t.padded_bounds[1] for t in tiles)
+        xmax = max(t.padded_bounds[2] for t in tiles)
+        ymax = max(t.padded_bounds[3] for t in tiles)
+        scene_lon, scene_lat = (float(v) for v in utm_to_lonlat(zone, (xmin + xmax) / 2, (ymin + ymax) / 2))
+        scene_w = round((xmax - xmin) / resolution) + 2 * margin_px
+        scene_h = round((ymax - ymin) / resolution) + 2 * margin_px
+    scene = make_scene(scene_lon, scene_lat, scene_w, scene_h, resolution=resolution, seed=seed)
     uris = publish_scene(s3_client, bucket, scene)
 
     model, _ = train_kmeans(scene.bands, 5, sample_size=train_sample, seed=seed)
@@ -95,7 +107,6 @@ def prepare_demo(
         Bucket=bucket, Key=model_key, Body=model.to_json().encode(), ContentType="application/json"
     )
 
-    tiles = Tile.from_shape(area, resolution, tilesize, pad)
     return DemoPlan(
         bucket=bucket,
         product_id=product_id,

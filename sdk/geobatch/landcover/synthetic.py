@@ -144,14 +144,16 @@ def generate_landcover(shape: tuple[int, int], seed: int) -> np.ndarray:
 def synthesize_reflectance(classes: np.ndarray, seed: int) -> np.ndarray:
     """(3, H, W) uint16 L2A DNs (B08, B04, B03) for a class map: class means x texture + per-pixel noise."""
     rng = np.random.default_rng(seed + 1)
-    texture = 0.06 * _smooth_noise(rng, classes.shape, 16)  # within-class variability (moisture, density)
+    # Within-class variability (moisture, density) and sensor noise, strong enough that k-means
+    # mislabels a little (about 1-2% of pixels) as it would on real imagery.
+    texture = 0.15 * _smooth_noise(rng, classes.shape, 16)
     out = np.empty((len(BANDS), *classes.shape), dtype=np.uint16)
     for b, name in enumerate(BANDS):
         means = np.zeros(max(c.id for c in CLASSES) + 1, dtype=np.float32)
         for c in CLASSES:
             means[c.id] = c.reflectance(name)
         base = means[classes] * (1.0 + texture)
-        noisy = base * (1.0 + 0.05 * rng.standard_normal(classes.shape, dtype=np.float32))
+        noisy = base * (1.0 + 0.15 * rng.standard_normal(classes.shape, dtype=np.float32))
         # DN 0 means nodata in L2A, so valid pixels are clipped to >= 1.
         out[b] = np.clip(np.rint(noisy), 1, 10_000).astype(np.uint16)
     return out

@@ -42,7 +42,8 @@ def _alive(state: dict[str, Any]) -> bool:
     except (OSError, KeyError, ValueError):
         return False
     try:
-        with urllib.request.urlopen(state["api_url"] + "/health", timeout=2) as response:
+        # The URL is local mode's own http://127.0.0.1:<port>, from its state file: no user scheme.
+        with urllib.request.urlopen(state["api_url"] + "/health", timeout=2) as response:  # nosec B310
             return bool(response.status == 200)
     except OSError:
         return False

@@ -38,6 +38,10 @@ class LocalExecutor:
         with self._lock:
             return len(self._alive(function["id"]))
 
+    def worker_states(self, function: Item) -> Mapping[str, int]:
+        running = self.running_workers(function)
+        return {"RUNNING": running} if running else {}
+
     def start_workers(self, function: Item, count: int) -> None:
         with self._lock:
             for _ in range(count):

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -117,6 +118,25 @@ def make_server(host: str, port: int, handler: Handler, max_body: int) -> Thread
             self.wfile.write(data)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server answers a URI over 64 KiB, a bad request line or an unknown method itself, in
+            # HTML; keep the API's error shape (JSON with code and message) for those too.
+            data = json.dumps(
+                {
+                    "code": "bad_request" if code < 500 else "internal_error",
+                    "message": message or HTTPStatus(code).phrase,
+                    "errors": [],
+                }
+            ).encode()
+            self.close_connection = True
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the API handler logs each request itself

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ import boto3
 from geobatch_core import env, limits
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
+from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
@@ -41,6 +44,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class MotoServer:
+    """moto's server in its own process on 127.0.0.1.
+
+    Its own process, not a thread: moto keeps its state in module globals, which an in-process
+    ``mock_aws`` (tests, notebooks) resets — a thread would lose local mode's tables with it.
+    """
+
+    def __init__(self, port: int, log_path: Path):
+        self.port = port
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto's server exited at start: see {self._log_path}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"moto's server did not listen on port {self.port} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
+
+
 @dataclass
 class LocalOptions:
     home: Path
@@ -58,18 +102,17 @@ class LocalStack:
     """Everything local mode runs, in one process (the workers are its subprocesses)."""
 
     def __init__(self, options: LocalOptions):
-        from moto.server import ThreadedMotoServer
-
         self.options = options
         options.home.mkdir(parents=True, exist_ok=True)
         self.moto_port = options.moto_port or free_port()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto = MotoServer(self.moto_port, options.home / "logs" / "moto.log")
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self.api_port = options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.services: Services | None = None
+        self.events = LogPublisher()  # completion events become log lines
         self.executor: LocalExecutor | None = None
 
     def aws_env(self) -> dict[str, str]:
@@ -98,7 +141,6 @@ class LocalStack:
         )
 
     def start(self) -> LocalStack:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
         self.moto.start()
         session = self._session()
         dynamodb = session.client("dynamodb", endpoint_url=self.moto_url)
@@ -123,6 +165,7 @@ class LocalStack:
             builder=builder,
             settings=settings,
             on_submit=self._wake,
+            events=self.events,
         )
         report = function_service.build_reporter(self.services)
 
@@ -140,7 +183,7 @@ class LocalStack:
 
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        api_context.configure(self.services)
+        self._previous_services = api_context.configure(self.services)
         self.http = make_server(
             "127.0.0.1", self.api_port, api_app.handler, limits.MAX_REQUEST_BYTES + 100_000
         )
@@ -177,7 +220,7 @@ class LocalStack:
         self.moto.stop()
         from geobatch_api import context as api_context
 
-        api_context.configure(None)
+        api_context.configure(self._previous_services)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         import urllib.request
@@ -185,7 +228,8 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.api_url + "/health", timeout=1) as response:
+                # Our own http://127.0.0.1:<port> URL: no user-supplied scheme reaches urlopen.
+                with urllib.request.urlopen(self.api_url + "/health", timeout=1) as response:  # nosec B310
                     if response.status == 200:
                         return
             except OSError:

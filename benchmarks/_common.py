@@ -1,0 +1,83 @@
+"""Shared helpers of the benchmarks: a ready Function through the real services, bundles, tables."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for sub in ("lambdas", "batch_image", "sdk", "benchmarks"):
+    if str(ROOT / sub) not in sys.path:
+        sys.path.insert(0, str(ROOT / sub))
+
+ALICE = "arn:aws:iam::123456789012:user/alice"
+
+NOOP_SOURCE = """
+def noop(i):
+    return i
+"""
+
+
+def bundle(source: str, name: str) -> bytes:
+    """A code bundle as the SDK makes it: the source plus ``main = name`` in ``__gbentry__.py``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("__gbentry__.py", textwrap.dedent(source) + f"\n\nmain = {name}\n")
+    return buf.getvalue()
+
+
+def ready_function(
+    svc: Any, source: str = NOOP_SOURCE, name: str = "noop", **settings: Any
+) -> dict[str, Any]:
+    """Create a Function through ``services.functions.create_function``, upload its bundle and mark it
+    ready (the image build is not what these benchmarks measure)."""
+    from geobatch_core.models import FunctionCreate, FunctionStatus
+    from geobatch_core.services import functions
+
+    created = functions.create_function(svc, ALICE, FunctionCreate(name=name, **settings))
+    fid = created.function.id
+    svc.blobs.put(f"bundles/{fid}.zip", bundle(source, name))
+    return svc.functions.update(fid, {"status": FunctionStatus.READY.value, "image_uri": "local"})
+
+
+def aws_test_env() -> None:
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "GEOBATCH_API_URL"):
+        os.environ.pop(key, None)
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+
+
+def table(headers: list[str], rows: list[list[Any]], aligns: str | None = None) -> str:
+    """A GitHub-markdown table (pastes straight into README.md)."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    aligns = aligns or "l" + "r" * (len(headers) - 1)
+
+    def fmt(row: list[str]) -> str:
+        return (
+            "| "
+            + " | ".join(
+                c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, aligns, strict=True)
+            )
+            + " |"
+        )
+
+    sep = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if a == "r" else (":" + "-" * (w + 1))
+            for w, a in zip(widths, aligns, strict=True)
+        )
+        + "|"
+    )
+    return "\n".join([fmt(headers), sep, *(fmt(r) for r in cells)])

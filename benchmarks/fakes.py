@@ -1,0 +1,320 @@
+"""In-memory fakes of the core ports (``geobatch_core.ports``), for benchmarks only.
+
+They keep the semantics the worker relies on (conditional job transitions with ABSENT / one-of
+expectations, Increment, appended / replaced attempt records, SQS visibility and receipts) but do
+no I/O, so a benchmark against them measures the worker's own overhead. Not used by the tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from geobatch_core import errors
+from geobatch_core.ports import Item, Key, Message
+from geobatch_core.store import ABSENT, Increment
+
+
+def _holds(item: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
+    for attr, val in expect.items():
+        options = list(val) if isinstance(val, list | tuple | set | frozenset) else [val]
+        present = attr in item
+        if not any(
+            (o is ABSENT and not present) or (o is not ABSENT and present and item[attr] == o)
+            for o in options
+        ):
+            return False
+    return True
+
+
+def _apply(item: Item, changes: Mapping[str, Any]) -> None:
+    for attr, val in changes.items():
+        if val is None:
+            item.pop(attr, None)
+        elif isinstance(val, Increment):
+            item[attr] = item.get(attr, 0) + val.by
+        else:
+            item[attr] = copy.deepcopy(val)
+
+
+class FakeFunctionStore:
+    def __init__(self) -> None:
+        self.items: dict[str, Item] = {}
+        self.calls = 0
+
+    def put_new(self, item: Item) -> None:
+        self.calls += 1
+        if item["id"] in self.items:
+            raise errors.ConflictError(f"Function {item['id']} already exists")
+        self.items[item["id"]] = copy.deepcopy(dict(item))
+
+    def get(self, function_id: str) -> Item:
+        self.calls += 1
+        if function_id not in self.items:
+            raise errors.NotFoundError(f"Function {function_id} does not exist")
+        return copy.deepcopy(self.items[function_id])
+
+    def update(
+        self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> Item:
+        self.calls += 1
+        item = self.items.get(function_id)
+        if item is None:
+            raise errors.NotFoundError(f"Function {function_id} does not exist")
+        if not _holds(item, expect or {}):
+            raise errors.ConflictError(f"Function {function_id}: expectation {dict(expect or {})} failed")
+        _apply(item, changes)
+        return copy.deepcopy(item)
+
+    def delete(self, function_id: str) -> None:
+        self.calls += 1
+        self.items.pop(function_id, None)
+
+    def list_by_owner(
+        self, owner: str | None, *, start: Key | None, limit: int
+    ) -> tuple[list[Item], Key | None]:
+        self.calls += 1
+        rows = sorted(
+            (i for i in self.items.values() if owner is None or i.get("owner") == owner),
+            key=lambda i: i.get("creation_date", ""),
+            reverse=True,
+        )
+        return [copy.deepcopy(i) for i in rows[:limit]], None
+
+
+class FakeJobStore:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Item] = {}
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> int:
+        self.calls += 1
+        key = (function_id, f"ref#{reference_id}")
+        with self.lock:
+            return int(
+                self.items.setdefault(
+                    key, {"function_id": function_id, "job_key": key[1], "created_ms": now_ms}
+                )["created_ms"]
+            )
+
+    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+        self.calls += (len(items) + 24) // 25
+        created = []
+        with self.lock:
+            for item in items:
+                key = (item["function_id"], item["job_key"])
+                if key not in self.items:
+                    self.items[key] = {k: copy.deepcopy(v) for k, v in item.items() if v is not None}
+                    created.append(item["job_key"])
+        return created
+
+    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
+        self.calls += 1
+        with self.lock:
+            item = self.items.get((function_id, job_key))
+            if item is None:
+                raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
+            return copy.deepcopy(item)
+
+    def transition(
+        self,
+        function_id: str,
+        job_key: str,
+        *,
+        changes: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        append_attempt: Mapping[str, Any] | None = None,
+        replace_last_attempt: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        self.calls += 1
+        with self.lock:
+            item = self.items.get((function_id, job_key))
+            if item is None or not _holds(item, expect):
+                return None
+            _apply(item, changes)
+            if append_attempt is not None:
+                item.setdefault("attempts", []).append(
+                    {k: v for k, v in append_attempt.items() if v is not None}
+                )
+            if replace_last_attempt is not None:
+                index = int(replace_last_attempt["number"]) - 1
+                attempts = item.get("attempts", [])
+                if not 0 <= index < len(attempts):
+                    return None  # DynamoDB fails a SET on a list index past the end
+                attempts[index] = {k: v for k, v in replace_last_attempt.items() if v is not None}
+            return copy.deepcopy(item)
+
+    def query(
+        self,
+        function_id: str,
+        *,
+        start: Key | None,
+        limit: int,
+        newest_first: bool,
+        projection: Sequence[str] | None = None,
+    ) -> tuple[list[Item], Key | None]:
+        self.calls += 1
+        with self.lock:
+            keys = sorted(k for f, k in self.items if f == function_id and not k.startswith("ref#"))
+        if newest_first:
+            keys.reverse()
+        if start:
+            after = start["job_key"]
+            keys = [k for k in keys if (k < after if newest_first else k > after)]
+        page = keys[:limit]
+        rows = [copy.deepcopy(self.items[(function_id, k)]) for k in page]
+        last = {"function_id": function_id, "job_key": page[-1]} if len(keys) > limit else None
+        return rows, last
+
+    def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
+        keys = list(keys)
+        self.calls += (len(keys) + 24) // 25
+        with self.lock:
+            for key in keys:
+                self.items.pop(key, None)
+
+
+class FakeQueue:
+    """A standard queue with visibility timeouts and per-receive receipt handles."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.calls = 0
+        self._ids = itertools.count()
+
+    def create(self, name: str, *, max_receive_count: int, visibility_seconds: int) -> tuple[str, str]:
+        self.calls += 1
+        for n in (name, f"{name}-dlq"):
+            self.queues[f"fake://{n}"] = {"msgs": {}, "order": deque(), "visibility": visibility_seconds}
+        return f"fake://{name}", f"fake://{name}-dlq"
+
+    def delete(self, queue_url: str) -> None:
+        self.calls += 1
+        self.queues.pop(queue_url, None)
+
+    def _q(self, url: str) -> dict[str, Any]:
+        if url not in self.queues:
+            raise errors.NotFoundError("the job queue is gone")
+        return self.queues[url]
+
+    def send_batch(self, queue_url: str, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
+        self.calls += (len(bodies) + 9) // 10
+        now = time.monotonic()
+        with self.lock:
+            q = self._q(queue_url)
+            for body in bodies:
+                mid = str(uuid.UUID(int=next(self._ids)))
+                q["msgs"][mid] = {
+                    "body": body,
+                    "visible_at": now + delay_seconds,
+                    "receipt": None,
+                    "count": 0,
+                }
+                q["order"].append(mid)
+
+    def receive(
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_seconds: int
+    ) -> list[Message]:
+        self.calls += 1
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            now = time.monotonic()
+            out: list[Message] = []
+            with self.lock:
+                q = self._q(queue_url)
+                for _ in range(len(q["order"])):
+                    if len(out) >= min(10, max_messages):
+                        break
+                    mid = q["order"][0]
+                    q["order"].rotate(-1)
+                    m = q["msgs"].get(mid)
+                    if m is None or m["visible_at"] > now:
+                        continue
+                    m["count"] += 1
+                    m["receipt"] = f"{mid}#{m['count']}"
+                    m["visible_at"] = now + visibility_seconds
+                    out.append(Message(mid, m["receipt"], m["body"], m["count"]))
+                # drop deleted ids from the rotation
+                q["order"] = deque(i for i in q["order"] if i in q["msgs"])
+            if out or now >= deadline:
+                return out
+            time.sleep(min(0.05, max(0.0, deadline - now)))
+
+    def _by_receipt(self, q: dict[str, Any], receipt: str) -> tuple[str, dict[str, Any]] | None:
+        mid = receipt.split("#", 1)[0]
+        m = q["msgs"].get(mid)
+        return (mid, m) if m is not None and m["receipt"] == receipt else None
+
+    def delete_batch(self, queue_url: str, receipts: Sequence[str]) -> None:
+        self.calls += (len(receipts) + 9) // 10
+        with self.lock:
+            q = self._q(queue_url)
+            for r in receipts:
+                found = self._by_receipt(q, r)
+                if found:
+                    del q["msgs"][found[0]]
+
+    def change_visibility_batch(self, queue_url: str, entries: Sequence[tuple[str, int]]) -> None:
+        self.calls += (len(entries) + 9) // 10
+        now = time.monotonic()
+        with self.lock:
+            q = self._q(queue_url)
+            for r, seconds in entries:
+                found = self._by_receipt(q, r)
+                if found:
+                    found[1]["visible_at"] = now + seconds
+
+    def depth(self, queue_url: str) -> tuple[int, int]:
+        self.calls += 1
+        now = time.monotonic()
+        with self.lock:
+            msgs = self._q(queue_url)["msgs"].values()
+            visible = sum(1 for m in msgs if m["visible_at"] <= now)
+            return visible, len(msgs) - visible
+
+
+class FakeBlobStore:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.calls = 0
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+        self.calls += 1
+        self.blobs[key] = bytes(data)
+
+    def get(self, key: str) -> bytes:
+        self.calls += 1
+        if key not in self.blobs:
+            raise errors.NotFoundError(f"{key} does not exist")
+        return self.blobs[key]
+
+    def exists(self, key: str) -> bool:
+        self.calls += 1
+        return key in self.blobs
+
+    def size(self, key: str) -> int:
+        return len(self.get(key))
+
+    def delete(self, keys: Sequence[str]) -> None:
+        self.calls += 1
+        for k in keys:
+            self.blobs.pop(k, None)
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.calls += 1
+        for k in [k for k in self.blobs if k.startswith(prefix)]:
+            del self.blobs[k]
+
+    def presign_put(self, key: str, *, seconds: int, max_bytes: int) -> str:
+        return f"fake://put/{key}"
+
+    def presign_get(self, key: str, *, seconds: int) -> str:
+        return f"fake://get/{key}"

@@ -1,0 +1,46 @@
+"""Event publishers: EventBridge in AWS, the log locally."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from geobatch_core import errors
+
+SOURCE = "geobatch"
+
+
+class EventBridgePublisher:
+    def __init__(self, client: Any, bus: str = "default"):
+        self._events = client
+        self._bus = bus
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        entry = {
+            "Source": SOURCE,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail, default=str),
+            "EventBusName": self._bus,
+        }
+        try:
+            result = self._events.put_events(Entries=[entry])
+        except ClientError as exc:
+            raise errors.ServiceError(f"EventBridge refused the {detail_type} event: {exc}") from None
+        if result.get("FailedEntryCount"):
+            raise errors.ServiceError(f"EventBridge refused the {detail_type} event")
+
+
+class LogPublisher:
+    """Local mode: an event is a log line (``geobatch.events``), e.g. for ``tail -f daemon.log``."""
+
+    def __init__(self, logger: logging.Logger | None = None):
+        self._log = logger or logging.getLogger("geobatch.events")
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        self.published.append((detail_type, dict(detail)))
+        self._log.info("%s: %s", detail_type, json.dumps(detail, default=str))

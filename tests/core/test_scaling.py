@@ -1,0 +1,73 @@
+"""The scaler on moto: workers up to min(concurrency, outstanding), and one completion event per run."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from geobatch_core.adapters.events import LogPublisher
+from geobatch_core.models import JobBulkCreate
+from geobatch_core.services import jobs, scaling
+from geobatch_worker.loop import Worker, WorkerConfig
+
+from tests.core.helpers import ALICE, ready_function
+
+pytestmark = pytest.mark.moto
+
+SOURCE = """
+def noop(x):
+    return x
+"""
+
+
+class CountingExecutor:
+    """Records what the scaler asks for; the real executors are tested on their own."""
+
+    def __init__(self):
+        self.started = 0
+
+    def register(self, function):
+        return {}
+
+    def running_workers(self, function):
+        return self.started
+
+    def worker_states(self, function):
+        return {"RUNNING": self.started}
+
+    def start_workers(self, function, count):
+        self.started += count
+
+    def stop_workers(self, function):
+        self.started = 0
+
+
+def test_workers_never_exceed_concurrency_and_completion_is_announced_once(moto_services):
+    svc = moto_services
+    function = ready_function(svc, SOURCE, "noop", maximum_concurrency=3)
+    svc.executor = CountingExecutor()
+    svc.events = LogPublisher()
+    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[i] for i in range(12)], reference_id="r1")
+    jobs.submit_jobs(svc, ALICE, bulk)
+    function = svc.functions.get(function["id"])
+    assert function["active"] is True
+    assert scaling.scale_function(svc, function) == 3
+    assert scaling.scale_function(svc, function) == 0  # already at maximum_concurrency
+    assert svc.executor.started == 3
+    assert svc.events.published == []  # work outstanding: nothing to announce
+
+    Worker(
+        WorkerConfig(function["id"], function["queue_url"], "w", idle_seconds=0.5, poll_seconds=0),
+        functions=svc.functions, jobs=svc.jobs, queue=svc.queue, blobs=svc.blobs, settings=svc.settings,
+    ).run()  # fmt: skip
+    scaling.scale_function(svc, svc.functions.get(function["id"]))
+    scaling.scale_function(svc, svc.functions.get(function["id"]))
+    assert len(svc.events.published) == 1
+    detail_type, detail = svc.events.published[0]
+    assert detail_type == scaling.COMPLETED
+    assert detail["function_id"] == function["id"] and detail["job_statistics"]["success"] == 12
+
+    # A new batch starts a new busy period, announced again when it is done.
+    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1]], reference_id=str(uuid.uuid4()))
+    jobs.submit_jobs(svc, ALICE, bulk)
+    assert svc.functions.get(function["id"])["active"] is True

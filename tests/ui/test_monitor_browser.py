@@ -1,0 +1,152 @@
+"""The web monitor in headless Chromium, through a whole run in local mode.
+
+Chromium comes from Debian (``apt-get install chromium``) and is driven by Playwright's Python
+package; Playwright's own browser download is never used. Screenshots go to test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geobatch as gb
+import pytest
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+JOBS = 12
+
+
+def bad_tile_every_fourth(x):
+    """A job that fails for some inputs, with an error text the test looks for in the log."""
+    import time
+
+    time.sleep(0.5)
+    if x % 4 == 0:
+        raise ValueError(f"bad tile {x}: no data")
+    print(f"tile {x} ok")
+    return {"tile": x, "pixels": x * 100}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def monitor(local_api: gb.Client) -> Iterator[str]:
+    from geobatch.ui.server import MonitorServer
+
+    server = MonitorServer(local_api).start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client) -> None:
+    from playwright.sync_api import expect
+
+    fn = gb.Function(
+        bad_tile_every_fourth,
+        name=f"monitor-{uuid.uuid4().hex[:8]}",
+        client=local_api,
+        maximum_concurrency=4,
+        retry_count=0,
+    )
+    fn.save()
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    try:
+        fn.map([(i,) for i in range(JOBS)])
+        page.goto(monitor)
+        row = page.locator(f'#functions tr[data-id="{fn.id}"]')
+        row.wait_for(timeout=20_000)
+        row.get_by_role("button", name=f"Show jobs of {fn.name}").click()
+        row.locator(".counts").filter(has_text="success").wait_for(timeout=60_000)
+        shot(page, "01-running")
+        docs_shot = os.environ.get("GEOBATCH_DOCS_SCREENSHOT")
+        if docs_shot:  # scripts/screenshot_monitor.py: the picture of docs/watching-a-run.md
+            page.screenshot(path=docs_shot)
+
+        # Progress reaches done/total; the page refreshes itself every 2 s meanwhile.
+        row.locator(".progress-text").filter(has_text=f"{JOBS}/{JOBS}").wait_for(timeout=90_000)
+        assert "failure 3" in row.locator(".counts").inner_text()
+        shot(page, "02-done")
+
+        # The jobs of the Function, filtered to failures; open one and read its log.
+        page.get_by_label("Status").select_option("failure")
+        page.get_by_role("button", name="Apply filter").click()
+        jobs = page.locator("#jobs tbody tr")
+        expect(jobs).to_have_count(3, timeout=15_000)
+        failed_id = jobs.first.get_attribute("data-id")
+        jobs.first.click()
+        page.locator("#job-log").filter(has_text="bad tile").wait_for(timeout=15_000)
+        assert "ValueError" in page.locator("#detail-fields").inner_text()
+        assert page.locator("#attempts tbody tr").count() == 1
+        shot(page, "03-failed-job")
+
+        # Rerun it from the page; the SDK sees a new run.
+        page.get_by_role("button", name="Rerun job").click()
+        deadline = time.monotonic() + 20
+        while gb.Job.get(failed_id, client=local_api).run < 1:
+            assert time.monotonic() < deadline, "the rerun did not reach the API"
+            time.sleep(0.3)
+
+        # Edit the concurrency inline and save; the SDK sees the change.
+        concurrency = row.get_by_label(f"Concurrency of {fn.name}")
+        concurrency.fill("7")
+        row.get_by_role("button", name="Save").click()
+        page.locator("#message").filter(has_text="maximum_concurrency=7").wait_for(timeout=10_000)
+        assert gb.Function.get(fn.id, client=local_api).maximum_concurrency == 7
+        shot(page, "04-edited")
+    finally:
+        page.close()
+        with contextlib.suppress(gb.GeoBatchError):
+            fn.delete(delete_results=True)
+
+
+def test_proxy_refuses_other_targets_and_foreign_pages(monitor: str) -> None:
+    """The proxy forwards only API paths, and only for calls that carry the page's header."""
+    import urllib3
+
+    http = urllib3.PoolManager()
+    header = {"X-GeoBatch-UI": "1"}
+    assert http.request("GET", monitor + "api/functions").status == 403  # no header: a foreign page
+    assert http.request("GET", monitor + "api/functions", headers=header).status == 200
+    for path in ("api/../secrets", "api/%2e%2e/x", "api/functions/a/b/c", "api//evil.example/x", "api/other"):
+        assert http.request("GET", monitor + path, headers=header).status in (400, 404), path
+    foreign = {**header, "Origin": "http://evil.example"}
+    assert http.request("POST", monitor + "api/jobs/cancel", headers=foreign).status == 403
+    rebinding = {**header, "Host": "evil.example:80"}
+    assert http.request("GET", monitor + "api/functions", headers=rebinding).status == 421
+    page = http.request("GET", monitor)
+    assert page.status == 200 and b"GeoBatch monitor" in page.data
+    assert b"testing" not in http.request("GET", monitor + "ui-api/config", headers=header).data
