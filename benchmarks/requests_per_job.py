@@ -192,6 +192,8 @@ def main() -> None:
     n = args.jobs
     _common.aws_test_env()
     import boto3
+    from moto import mock_aws
+
     import geobatch as gb
     from geobatch.job import Job
     from geobatch.search import JobSearch  # noqa: F401
@@ -206,7 +208,6 @@ def main() -> None:
     from geobatch_core.services import jobs as job_service
     from geobatch_core.services.context import Services, Settings
     from geobatch_worker.loop import Worker, WorkerConfig
-    from moto import mock_aws
 
     meter = Meter()
     scaler_invocations = 0
@@ -244,7 +245,7 @@ def main() -> None:
             meter.api_call("submit", job_service.submit_jobs, svc, ALICE, bulk)
 
         meter.phase = "run"
-        worker = Worker(
+        worker = Worker.for_services(
             WorkerConfig(
                 function_id=fn["id"],
                 queue_url=fn["queue_url"],
@@ -252,11 +253,7 @@ def main() -> None:
                 idle_seconds=0.0,
                 poll_seconds=0,
             ),
-            functions=svc.functions,
-            jobs=svc.jobs,
-            queue=svc.queue,
-            blobs=svc.blobs,
-            settings=svc.settings,
+            svc,
         )
         t0 = time.perf_counter()
         stats = worker.run()

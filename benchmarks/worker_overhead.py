@@ -73,7 +73,7 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
             ),
         )
     timers = Timers()
-    worker = Worker(
+    worker = Worker.for_services(
         WorkerConfig(
             function_id=fn["id"],
             queue_url=fn["queue_url"],
@@ -81,11 +81,7 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
             idle_seconds=0.0,
             poll_seconds=0,
         ),
-        functions=svc.functions,
-        jobs=svc.jobs,
-        queue=svc.queue,
-        blobs=svc.blobs,
-        settings=svc.settings,
+        svc,
     )
     for method, label in (
         ("receive", "sqs receive"),
@@ -157,6 +153,7 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
 
 def fake_services() -> Any:
     from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
+
     from geobatch_core.services.context import Services, Settings
 
     return Services(
@@ -173,13 +170,14 @@ def fake_services() -> Any:
 @contextlib.contextmanager
 def moto_services() -> Any:
     import boto3
+    from moto import mock_aws
+
     from geobatch_core.adapters import provision
     from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
     from geobatch_core.adapters.s3 import S3BlobStore
     from geobatch_core.adapters.s3 import make_client as make_s3_client
     from geobatch_core.adapters.sqs import SqsQueue
     from geobatch_core.services.context import Services, Settings
-    from moto import mock_aws
 
     _common.aws_test_env()
     with mock_aws():

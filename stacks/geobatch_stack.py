@@ -7,8 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from geobatch_core import env
 
+from geobatch_core import env
 from stacks.api import Api
 from stacks.config import GeoBatchConfig
 from stacks.execution import Execution

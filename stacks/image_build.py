@@ -19,8 +19,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
-from geobatch_core.adapters import codebuild as cb
 
+from geobatch_core.adapters import codebuild as cb
 from stacks.config import GeoBatchConfig
 from stacks.lambda_factory import REPO_ROOT, LambdaFactory, retention
 from stacks.nag import suppress

@@ -10,8 +10,8 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
-from geobatch_core import layout
 
+from geobatch_core import layout
 from stacks.config import GeoBatchConfig
 
 

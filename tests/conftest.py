@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from geobatch_core import env
 
 EVENTS = Path(__file__).parent / "events"
@@ -70,6 +71,8 @@ class FakeLambdaContext:
 @pytest.fixture
 def moto_services(tmp_path: Path) -> Iterator[Any]:
     """Core services on moto's in-process AWS, with the real local builder and executor ports."""
+    from moto import mock_aws
+
     from geobatch.local.builder import LocalImageBuilder
     from geobatch.local.executor import LocalExecutor
     from geobatch_core.adapters import provision
@@ -79,7 +82,6 @@ def moto_services(tmp_path: Path) -> Iterator[Any]:
     from geobatch_core.adapters.sqs import SqsQueue
     from geobatch_core.services.context import Services, Settings
     from geobatch_core.services.functions import build_reporter
-    from moto import mock_aws
 
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)

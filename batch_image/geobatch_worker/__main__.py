@@ -15,7 +15,6 @@ def main() -> int:
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     from geobatch_core.adapters.aws import settings_from_env, stores_from_env
-
     from geobatch_worker.loop import Worker, WorkerConfig
 
     environ = os.environ

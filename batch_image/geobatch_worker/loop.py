@@ -23,7 +23,7 @@ from typing import Any
 from geobatch_core import errors
 from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
-from geobatch_core.services.context import Settings
+from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.execution import (
     Ack,
     Claimed,
@@ -34,7 +34,6 @@ from geobatch_core.services.execution import (
     parse_message,
     record_outcome,
 )
-
 from geobatch_worker.runner import Runner
 
 log = logging.getLogger("geobatch.worker")
@@ -93,6 +92,18 @@ class Worker:
         self._function: Item = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="geobatch-worker-")
         self._runner: Runner | None = None
+
+    @classmethod
+    def for_services(cls, config: WorkerConfig, svc: Services) -> Worker:
+        """A worker on the state ports of ``svc`` (local mode, tests and benchmarks)."""
+        return cls(
+            config,
+            functions=svc.functions,
+            jobs=svc.jobs,
+            queue=svc.queue,
+            blobs=svc.blobs,
+            settings=svc.settings,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -17,6 +17,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from geobatch_api import context
 from geobatch_core import errors, limits
 from geobatch_core.codec import EncodingError
 from geobatch_core.models import (
@@ -35,9 +38,6 @@ from geobatch_core.models import (
     ResultBody,
 )
 from geobatch_core.services import failures, functions, jobs, teardown
-from pydantic import BaseModel
-
-from geobatch_api import context
 
 # Most requests publish no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

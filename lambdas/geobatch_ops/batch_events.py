@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from geobatch_api import context
 from geobatch_core.adapters.batch import parse_batch_job_event
 from geobatch_core.services.dead_letters import note_worker_death

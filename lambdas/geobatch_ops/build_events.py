@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from geobatch_api import context
 from geobatch_core import errors, layout
 from geobatch_core.adapters.codebuild import parse_build_event

@@ -10,6 +10,11 @@ The API is the Descartes Labs compute client's (``Function``, ``Job``, ``JobStat
 code written for it ports by changing the import.
 """
 
+from geobatch.bundle import BoundGlobalError
+from geobatch.client import Client, ComputeClient, configure, get_default_client, set_default_client
+from geobatch.function import Function, JobBulkCreateError, JobBulkCreateResult
+from geobatch.job import Job, JobResultError
+from geobatch.search import JobSearch, Search
 from geobatch_core.codec import ComputeResult, EncodingError, Serializable
 from geobatch_core.errors import (
     AuthError,
@@ -25,12 +30,6 @@ from geobatch_core.errors import (
     ValidationError,
 )
 from geobatch_core.models import FunctionStatus, JobStatus
-
-from geobatch.bundle import BoundGlobalError
-from geobatch.client import Client, ComputeClient, configure, get_default_client, set_default_client
-from geobatch.function import Function, JobBulkCreateError, JobBulkCreateResult
-from geobatch.job import Job, JobResultError
-from geobatch.search import JobSearch, Search
 
 __version__ = "0.1.0"
 

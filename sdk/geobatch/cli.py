@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
-from geobatch_core import errors
-from geobatch_core.codec import EncodingError
-from geobatch_core.models import JobStatus
 
 from geobatch.client import Client, configure, get_default_client
 from geobatch.function import Function
 from geobatch.job import Job
 from geobatch.search import Expression, to_iso
+from geobatch_core import errors
+from geobatch_core.codec import EncodingError
+from geobatch_core.models import JobStatus
 
 __all__ = ["main"]
 
@@ -594,11 +594,13 @@ main.add_command(ui)
 
 def _register_extra_commands() -> None:
     """Add the ``local`` and ``demo`` commands (their modules import more, so they live apart)."""
-    from geobatch.demo import demo
+    from geobatch.demo import demo, plan, preview
     from geobatch.local.cli import local
 
     main.add_command(local)
     main.add_command(demo)
+    main.add_command(plan)
+    main.add_command(preview)
 
 
 _register_extra_commands()

@@ -20,8 +20,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from geobatch_core import env, errors
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from geobatch_core import env, errors
 
 __all__ = ["Client", "ComputeClient", "Response", "configure", "get_default_client", "set_default_client"]
 

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pydantic
-from geobatch_core import codec, errors, models
-from geobatch_core.models import JobStatus
 
 from geobatch.client import Client, get_default_client
 from geobatch.search import Field, JobSearch
+from geobatch_core import codec, errors, models
+from geobatch_core.models import JobStatus
 
 if TYPE_CHECKING:
     from geobatch.function import Function

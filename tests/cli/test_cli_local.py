@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import geobatch as gb
 import pytest
 from click.testing import CliRunner, Result
+
+import geobatch as gb
 from geobatch.cli import main
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from geobatch_core.models import Function, FunctionCreated, FunctionStatus, Job, JobIds, JobPage
 
+from geobatch_core.models import Function, FunctionCreated, FunctionStatus, Job, JobIds, JobPage
 from tests.core.helpers import ALICE, BOB, bundle, wait_status
 
 pytestmark = pytest.mark.moto

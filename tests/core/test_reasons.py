@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from geobatch_core.models import FunctionCreate, JobBulkCreate
 from geobatch_core.services import functions, jobs
 from geobatch_core.services.context import Settings
 from geobatch_core.services.failures import cause_of
 from geobatch_worker.loop import Worker, WorkerConfig
-
 from tests.core.helpers import ALICE, ready_function
 
 pytestmark = pytest.mark.moto
@@ -39,13 +39,8 @@ def test_a_backing_off_job_says_when_it_retries(api):
     function = ready_function(svc, FAILING, "always_fails", retry_count=2)
     bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1]], reference_id=str(uuid.uuid4()))
     job = jobs.submit_jobs(svc, ALICE, bulk).data[0]
-    worker = Worker(
-        WorkerConfig(function["id"], function["queue_url"], "w1", idle_seconds=0.5, poll_seconds=0),
-        functions=svc.functions,
-        jobs=svc.jobs,
-        queue=svc.queue,
-        blobs=svc.blobs,
-        settings=svc.settings,
+    worker = Worker.for_services(
+        WorkerConfig(function["id"], function["queue_url"], "w1", idle_seconds=0.5, poll_seconds=0), svc
     )
     worker.run()  # one attempt; the retry is 30-60 s away, so the worker goes idle and stops
     status, body = api("GET", f"/jobs/{job.id}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.models import JobBulkCreate
 from geobatch_core.services import jobs, scaling
 from geobatch_worker.loop import Worker, WorkerConfig
-
 from tests.core.helpers import ALICE, ready_function
 
 pytestmark = pytest.mark.moto
@@ -56,10 +56,9 @@ def test_workers_never_exceed_concurrency_and_completion_is_announced_once(moto_
     assert svc.executor.started == 3
     assert svc.events.published == []  # work outstanding: nothing to announce
 
-    Worker(
-        WorkerConfig(function["id"], function["queue_url"], "w", idle_seconds=0.5, poll_seconds=0),
-        functions=svc.functions, jobs=svc.jobs, queue=svc.queue, blobs=svc.blobs, settings=svc.settings,
-    ).run()  # fmt: skip
+    Worker.for_services(
+        WorkerConfig(function["id"], function["queue_url"], "w", idle_seconds=0.5, poll_seconds=0), svc
+    ).run()
     scaling.scale_function(svc, svc.functions.get(function["id"]))
     scaling.scale_function(svc, svc.functions.get(function["id"]))
     assert len(svc.events.published) == 1

@@ -7,10 +7,10 @@ import threading
 import uuid
 
 import pytest
+
 from geobatch_core.models import JobBulkCreate
 from geobatch_core.services import functions, jobs
 from geobatch_worker.loop import Worker, WorkerConfig
-
 from tests.core.helpers import ALICE, ready_function
 
 pytestmark = pytest.mark.moto
@@ -30,20 +30,16 @@ def work(x):
 
 
 def worker(svc, function, **config):
-    return Worker(
+    config.setdefault("idle_seconds", 1.5)
+    return Worker.for_services(
         WorkerConfig(
             function_id=function["id"],
             queue_url=function["queue_url"],
             worker_id=f"w-{uuid.uuid4().hex[:4]}",
-            idle_seconds=config.pop("idle_seconds", 1.5),
             poll_seconds=0,
             **config,
         ),
-        functions=svc.functions,
-        jobs=svc.jobs,
-        queue=svc.queue,
-        blobs=svc.blobs,
-        settings=svc.settings,
+        svc,
     )
 
 

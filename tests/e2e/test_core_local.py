@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-import uuid
-from typing import Any
+
+import pytest
 
 import geobatch as gb
-import pytest
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -37,22 +35,6 @@ def sleeper(seconds):
     print("going to sleep", flush=True)
     time.sleep(seconds)
     return seconds
-
-
-@pytest.fixture
-def saved(local_api: gb.Client) -> Any:
-    made: list[gb.Function] = []
-
-    def save(fn: Any, **settings: Any) -> gb.Function:
-        function = gb.Function(fn, name=f"{fn.__name__}-{uuid.uuid4().hex[:6]}", **settings)
-        function.save()
-        made.append(function)
-        return function
-
-    yield save
-    for function in made:
-        with contextlib.suppress(gb.GeoBatchError):
-            function.delete(delete_results=True)
 
 
 def test_two_hundred_jobs_some_failing(saved):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
-import uuid
 from typing import Any
 
-import geobatch as gb
 import pytest
+
+import geobatch as gb
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -38,22 +37,6 @@ def mixed(x):
     if x % 3 == 1:
         raise KeyError(f"band B{x:02d}")
     time.sleep(30)
-
-
-@pytest.fixture
-def saved(local_api: gb.Client) -> Any:
-    made: list[gb.Function] = []
-
-    def save(fn: Any, **settings: Any) -> gb.Function:
-        function = gb.Function(fn, name=f"{fn.__name__}-{uuid.uuid4().hex[:6]}", **settings)
-        function.save()
-        made.append(function)
-        return function
-
-    yield save
-    for function in made:
-        with contextlib.suppress(gb.GeoBatchError):
-            function.delete(delete_results=True)
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
@@ -119,6 +102,7 @@ def test_failure_summary_groups_causes(saved):
 
 def test_cli_why_prints_the_groups(saved, local_stack):
     from click.testing import CliRunner
+
     from geobatch.cli import main
 
     fn = saved(mixed, retry_count=0, timeout=2, maximum_concurrency=3)

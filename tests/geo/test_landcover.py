@@ -12,6 +12,7 @@ import pystac
 import pytest
 import rasterio
 import rasterio.errors
+
 from geobatch.landcover.classifier import KMeansModel, agreement, match_clusters_to_classes, train_kmeans
 from geobatch.landcover.imagery import gdal_path, gdal_s3_env, load_items, rasterio_env, read_tile
 from geobatch.landcover.job import classify_tile

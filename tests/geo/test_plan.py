@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from geobatch.landcover.plan import FARGATE_PRICES_USD, estimate, format_plan
 from shapely.geometry import box
+
+from geobatch.landcover.plan import FARGATE_PRICES_USD, estimate, format_plan
 
 pytestmark = pytest.mark.geo
 

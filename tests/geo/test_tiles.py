@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from geobatch.tiles import Tile, format_resolution, from_key, from_latlon, from_shape, lonlat_to_utm
 from shapely.geometry import Point, box, mapping
+
+from geobatch.tiles import Tile, format_resolution, from_key, from_latlon, from_shape, lonlat_to_utm
 
 pytestmark = pytest.mark.geo
 

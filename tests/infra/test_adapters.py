@@ -10,11 +10,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
+
 from geobatch_core import env
 from geobatch_core.adapters.batch import BatchExecutor, attempt_timeout_seconds, parse_batch_job_event
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
 from geobatch_core.errors import NotFoundError
-from moto import mock_aws
 
 pytestmark = pytest.mark.infra
 EVENTS = Path(__file__).parent / "events"

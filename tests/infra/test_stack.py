@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
+
 from geobatch_core import env, layout
 
 pytestmark = pytest.mark.infra

@@ -7,8 +7,8 @@ import threading
 from typing import Any
 
 import pytest
-from geobatch_core.services.context import Settings
 
+from geobatch_core.services.context import Settings
 from tests.reliability.faults import Serialized
 
 

@@ -21,7 +21,6 @@ from geobatch_core.services import dead_letters, functions, jobs
 from geobatch_core.services.context import Services
 from geobatch_core.services.execution import parse_message
 from geobatch_worker.loop import Worker, WorkerConfig
-
 from tests.reliability.faults import (
     FaultPlan,
     FaultyBlobStore,

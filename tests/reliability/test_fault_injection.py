@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from geobatch_core import errors
 from geobatch_core.models import FunctionUpdate, JobBulkCreate, JobStatus
 from geobatch_core.services import functions, jobs, teardown
-
 from tests.reliability.conftest import with_settings
 from tests.reliability.faults import FaultPlan, FaultyJobStore, HalfSendingQueue, HalfWritingJobStore
 from tests.reliability.harness import (

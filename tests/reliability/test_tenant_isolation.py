@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from geobatch_core import limits
 from geobatch_core.models import FunctionStatus
 from geobatch_core.services.context import Settings

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import urllib3
+
 from geobatch.client import Client, set_default_client
 
 API = "https://api.example.test/v1"

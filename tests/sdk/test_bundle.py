@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from geobatch import BoundGlobalError, ValidationError
 from geobatch.bundle import bound_globals, entrypoint_source, make_bundle, read_requirements
 from geobatch_core import errors, limits

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from geobatch.cli import main
 
 from .conftest import FakeHTTP, function_body, job_body

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import geobatch
 import pytest
+
+import geobatch
 from geobatch import client as client_module
 from geobatch.client import Client
 from geobatch_core import env, errors

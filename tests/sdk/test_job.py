@@ -6,8 +6,9 @@ import base64
 import json
 from typing import Any
 
-import geobatch as gb
 import pytest
+
+import geobatch as gb
 
 from .conftest import FakeHTTP, job_body
 

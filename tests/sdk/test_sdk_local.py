@@ -11,9 +11,10 @@ import json
 import uuid
 from typing import Any
 
-import geobatch as gb
 import pytest
 from click.testing import CliRunner
+
+import geobatch as gb
 from geobatch.cli import main
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from geobatch import Function, Job, JobStatus
 from geobatch.search import And, Or, Term, to_iso
 

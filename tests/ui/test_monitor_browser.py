@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import geobatch as gb
 import pytest
+
+import geobatch as gb
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 

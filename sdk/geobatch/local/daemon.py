@@ -10,9 +10,8 @@ import signal
 import threading
 from pathlib import Path
 
-from geobatch_core import env
-
 from geobatch.local.stack import LocalOptions, LocalStack
+from geobatch_core import env
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from geobatch.local.builder import python_of
 from geobatch_core import env
 from geobatch_core.ports import Item
-
-from geobatch.local.builder import python_of
 
 
 class LocalExecutor:

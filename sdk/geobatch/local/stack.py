@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+from geobatch.local.builder import LocalImageBuilder
+from geobatch.local.executor import LocalExecutor
+from geobatch.local.http_adapter import make_server
 from geobatch_core import env, limits
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
@@ -25,10 +29,6 @@ from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.services import functions as function_service
 from geobatch_core.services import scaling
 from geobatch_core.services.context import Services, Settings
-
-from geobatch.local.builder import LocalImageBuilder
-from geobatch.local.executor import LocalExecutor
-from geobatch.local.http_adapter import make_server
 
 log = logging.getLogger("geobatch.local")
 

@@ -22,9 +22,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from geobatch_core import codec, errors
-
 from geobatch.client import Client
+from geobatch_core import codec, errors
 
 __all__ = ["MonitorServer", "serve"]
 

@@ -1,0 +1,48 @@
+"""Issue 4's demo, end to end on local mode: scene → model → tiles → one job per tile → product."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.errors
+from click.testing import CliRunner
+
+from geobatch.cli import main
+from geobatch.demo import DemoOptions, run_demo
+
+pytestmark = [pytest.mark.local, pytest.mark.geo, pytest.mark.timeout(600)]
+
+
+def test_demo_classifies_every_tile_and_agrees_with_the_truth(local_stack, tmp_path):
+    options = DemoOptions(
+        out_dir=tmp_path, width=600, height=500, tilesize=256, concurrency=2, timeout=300, bucket="demo-test"
+    )
+    report = run_demo(
+        options, api_url=local_stack.api_url, aws_env=local_stack.aws_env(), echo=lambda _: None
+    )
+    assert report["tiles"] >= 6
+    assert report["jobs"] == {"success": report["tiles"]}
+    assert report["agreement_with_truth"] >= 0.9
+    assert set(report["class_area_km2"]) == {"water", "forest", "cropland", "urban", "bare"}
+    assert json.loads((tmp_path / "summary.json").read_text()) == report
+    with warnings.catch_warnings():  # a PNG has no georeferencing, and needs none
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(report["preview_png"]) as png:
+            rgba = png.read()
+    colours = {tuple(px) for px in rgba.reshape(rgba.shape[0], -1).T[::97]}
+    assert len(colours) >= 5  # the five classes show (plus perhaps nodata)
+    assert np.mean(rgba[3] > 0) > 0.9  # the scene covers the tiles: the preview is not half empty
+
+
+def test_plan_estimates_a_conus_run():
+    result = CliRunner().invoke(main, ["plan", "--concurrency", "500", "--seconds-per-tile", "30", "--json"])
+    assert result.exit_code == 0, result.output
+    estimate = json.loads(result.output)
+    assert 78_000 < estimate["tiles"] < 80_000 and estimate["workers"] == 500
+    assert estimate["total_usd"] > estimate["control_plane_usd"] > 0
+    bad = CliRunner().invoke(main, ["plan", "--geojson", "/nonexistent.json"])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
