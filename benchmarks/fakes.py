@@ -94,15 +94,15 @@ class FakeJobStore:
         self.lock = threading.Lock()
         self.calls = 0
 
-    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> int:
+    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
         self.calls += 1
         key = (function_id, f"ref#{reference_id}")
         with self.lock:
-            return int(
-                self.items.setdefault(
-                    key, {"function_id": function_id, "job_key": key[1], "created_ms": now_ms}
-                )["created_ms"]
+            fresh = key not in self.items
+            item = self.items.setdefault(
+                key, {"function_id": function_id, "job_key": key[1], "created_ms": now_ms}
             )
+            return int(item["created_ms"]), fresh
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         self.calls += (len(items) + 24) // 25

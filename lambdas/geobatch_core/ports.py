@@ -38,9 +38,9 @@ class FunctionStore(Protocol):
 
 
 class JobStore(Protocol):
-    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> int:
+    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
         """Record a submission reference; returns the time (ms) of its first use, so a resent batch
-        gets the same job ids."""
+        gets the same job ids, and whether this call was that first use."""
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """Create jobs that do not exist yet; returns the keys created (existing ones are left alone).

@@ -230,3 +230,20 @@ def test_disabled_function_rejects_jobs(api):
     assert status == 409 and "enable it" in error["message"]
     status, error = api("PATCH", f"/functions/{function_id}", body={"cpus": 16})
     assert status == 400 and "does not fit" in error["message"]
+
+
+def test_an_edited_cursor_cannot_reach_another_tenant(api):
+    from geobatch_core.services import paging
+
+    alice_fn = make_ready(api, name="alices")
+    submit(api, alice_fn, 3)
+    status, body = api("POST", "/functions", body={"name": "bobs"}, principal=BOB)
+    bob_fn = body["function"]["id"]
+    # Cursors are opaque, not signed: one edited to name Alice's Function after Bob's must fail.
+    forged = paging.encode({"fids": [bob_fn, alice_fn], "filter": [], "sort": None, "limit": None})
+    status, error = api("GET", "/jobs", query={"page_cursor": forged}, principal=BOB)
+    assert status == 404 and alice_fn in error["message"]
+    status, error = api("POST", "/jobs/cancel", body={"page_cursor": forged}, principal=BOB)
+    assert status == 404
+    status, body = api("GET", "/jobs", query={"function_id": alice_fn, "count": "true"})
+    assert body["meta"]["total"] == 3

@@ -218,7 +218,7 @@ class DynamoJobStore:
     def _key(self, function_id: str, job_key: str) -> dict[str, Any]:
         return {"function_id": {"S": function_id}, "job_key": {"S": job_key}}
 
-    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> int:
+    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
         item = {
             "function_id": function_id,
             "job_key": f"ref#{reference_id}",
@@ -231,11 +231,11 @@ class DynamoJobStore:
                 Item=serialize(item),
                 ConditionExpression="attribute_not_exists(job_key)",
             )
-            return now_ms
+            return now_ms, True
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise service_error(exc, "record the submission") from None
-        return int(self.get(function_id, f"ref#{reference_id}", consistent=True)["created_ms"])
+        return int(self.get(function_id, f"ref#{reference_id}", consistent=True)["created_ms"]), False
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """BatchWriteItem cannot be conditional, so on a resent batch the existing keys are read first

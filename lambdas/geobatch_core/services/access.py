@@ -39,3 +39,21 @@ def owned_job(svc: Services, principal: str, job_id: str) -> tuple[Item, Item]:
         return svc.jobs.get(function_id, job_key, consistent=True), function
     except errors.NotFoundError:
         raise errors.NotFoundError(f"job {job_id} does not exist") from None
+
+
+class OwnedFunctions:
+    """The Function items one request touches, each read once and each checked for ownership.
+
+    Cursors are opaque but not signed, so every Function a cursor names is checked again here:
+    a cursor edited to name another tenant's Function gets 404 like any other request.
+    """
+
+    def __init__(self, svc: Services, principal: str):
+        self._svc = svc
+        self._principal = principal
+        self._items: dict[str, Item] = {}
+
+    def get(self, function_id: str) -> Item:
+        if function_id not in self._items:
+            self._items[function_id] = owned_function(self._svc, self._principal, function_id)
+        return self._items[function_id]

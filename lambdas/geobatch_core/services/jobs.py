@@ -28,7 +28,7 @@ from geobatch_core.models import (
 )
 from geobatch_core.ports import Item
 from geobatch_core.services import paging
-from geobatch_core.services.access import owned_function, owned_job, split_job_id
+from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
 from geobatch_core.services.context import Services, iso, new_id
 
 WIRE_EXCLUDE = {
@@ -137,7 +137,7 @@ def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
         )
     now = svc.clock()
     now_ms = int(now.timestamp() * 1000)
-    created_ms = svc.jobs.reserve_reference(bulk.function_id, bulk.reference_id, now_ms)
+    created_ms, fresh = svc.jobs.reserve_reference(bulk.function_id, bulk.reference_id, now_ms)
     created = datetime.fromtimestamp(created_ms / 1000, now.tzinfo)
     count = bulk.count
     items: list[Item] = []
@@ -170,7 +170,6 @@ def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
         else:
             item["payload"] = payload
         items.append(item)
-    fresh = created_ms == now_ms
     svc.jobs.put_new_batch(items, check_existing=not fresh)
     # On a resend some messages may already be queued: duplicates are harmless, workers drop them.
     svc.queue.send_batch(function["queue_url"], [message_body(i) for i in items])
@@ -226,7 +225,12 @@ def _function_ids(svc: Services, principal: str, function_id: str | None) -> lis
 
 
 def _iter_matching(
-    svc: Services, state: dict[str, Any], predicate: Any, newest_first: bool, functions: dict[str, Item]
+    svc: Services,
+    state: dict[str, Any],
+    predicate: Any,
+    newest_first: bool,
+    functions: OwnedFunctions,
+    batch: int = 1000,
 ) -> Iterator[tuple[Item, dict[str, Any]]]:
     """Matching job items with the cursor state that resumes right after each one."""
     fids: list[str] = state["fids"]
@@ -234,9 +238,10 @@ def _iter_matching(
     now = svc.clock()
     while fi < len(fids):
         fid = fids[fi]
-        items, last = svc.jobs.query(fid, start=key, limit=500, newest_first=newest_first)
+        function = functions.get(fid)  # 404 for a Function the caller does not own
+        items, last = svc.jobs.query(fid, start=key, limit=batch, newest_first=newest_first)
         for item in items:
-            wire = to_wire(item, function=functions.get(fid), now=now).model_dump()
+            wire = to_wire(item, function=function, now=now).model_dump()
             if predicate(wire):
                 yield item, {**state, "fi": fi, "key": {"function_id": fid, "job_key": item["job_key"]}}
         if last:
@@ -269,11 +274,11 @@ def list_jobs(
             "sort": sort,
             "limit": limit,
         }
-    for fid in state["fids"][:1]:
-        owned_function(svc, principal, fid)  # a cursor is only as good as its owner
+    if not isinstance(state.get("fids"), list):
+        raise errors.BadRequestError("page_cursor is not valid: pass the value from the previous page")
     predicate, _ = filters.parse(state.get("filter"), filters.JOB_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.JOB_FIELDS)
-    functions = {fid: svc.functions.get(fid) for fid in state["fids"][:50]}
+    functions = OwnedFunctions(svc, principal)
     now = svc.clock()
     newest_first = order[:1] in ([("creation_date", True)], [("id", True)])
     streaming = not order or order[0][0] in ("creation_date", "id")
@@ -292,7 +297,9 @@ def list_jobs(
     next_state: dict[str, Any] | None = None
     if streaming:
         if want:
-            for item, resume in _iter_matching(svc, state, predicate, newest_first, functions):
+            # Read about a page at a time: a page of 100 should not read 1,000 items.
+            batch = max(100, min(1000, 2 * want))
+            for item, resume in _iter_matching(svc, state, predicate, newest_first, functions, batch):
                 page.append(item)
                 if len(page) == want:
                     next_state = resume
@@ -318,8 +325,8 @@ def list_jobs(
     workers: dict[str, Mapping[str, int]] = {}
     for item in page:  # only pages with pending jobs ask the executor, once per Function
         fid = item["function_id"]
-        if item["status"] == JobStatus.PENDING.value and fid not in workers and fid in functions:
-            workers[fid] = svc.executor.worker_states(functions[fid])
+        if item["status"] == JobStatus.PENDING.value and fid not in workers:
+            workers[fid] = svc.executor.worker_states(functions.get(fid))
     data = [
         to_wire(
             i,
@@ -467,11 +474,11 @@ def bulk_operation(svc: Services, principal: str, operation: str, query: JobQuer
         cursor=query.page_cursor,
     )
     changed: list[str] = []
-    functions: dict[str, Item] = {}
+    functions = OwnedFunctions(svc, principal)
     for job in page.data:
         fid, key = split_job_id(job.id)
         item = svc.jobs.get(fid, key, consistent=True)
-        function = functions.setdefault(fid, svc.functions.get(fid))
+        function = functions.get(fid)
         if operation == "cancel":
             cancel_item(svc, item)
             changed.append(job.id)
