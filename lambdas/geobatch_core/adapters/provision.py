@@ -61,8 +61,13 @@ def create_tables(dynamodb: Any, functions_table: str, jobs_table: str) -> None:
 
 
 def create_bucket(s3: Any, bucket: str) -> None:
+    region = s3.meta.region_name
+    # us-east-1 is the one region that refuses a location constraint naming itself.
+    location = (
+        {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
     try:
-        s3.create_bucket(Bucket=bucket)
+        s3.create_bucket(Bucket=bucket, **location)
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise

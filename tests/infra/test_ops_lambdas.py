@@ -1,0 +1,212 @@
+"""The four Lambdas as AWS runs them: ports built from the environment (adapters.aws), moto for
+DynamoDB, SQS, S3, Batch, CodeBuild and ECR, and the event shapes EventBridge and API Gateway send."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from geobatch_api import app as api_app
+from geobatch_api import context as api_context
+from geobatch_core import env
+from geobatch_core.adapters import provision
+from geobatch_core.services.execution import claim, parse_message
+from geobatch_ops import batch_events, build_events, scaler
+from tests.conftest import FakeLambdaContext, apigw_event
+
+pytestmark = pytest.mark.infra
+EVENTS = Path(__file__).parent / "events"
+REGION = "us-west-2"
+
+
+def event(name: str) -> dict[str, Any]:
+    return copy.deepcopy(json.loads((EVENTS / name).read_text()))
+
+
+@pytest.fixture
+def deployed(monkeypatch) -> Any:
+    """A 'deployed stack' on moto: the resources the CDK app creates, and the Lambdas' environment."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        session = boto3.session.Session(region_name=REGION)
+        provision.create_tables(session.client("dynamodb"), "functions", "jobs")
+        provision.create_bucket(session.client("s3"), "data")
+        iam = session.client("iam")
+        role = iam.create_role(RoleName="svc", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        batch = session.client("batch")
+        ce = batch.create_compute_environment(
+            computeEnvironmentName="geobatch-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )
+        queue = batch.create_job_queue(
+            jobQueueName="workers",
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
+        )
+        repo = session.client("ecr").create_repository(repositoryName="geobatch")["repository"]
+        session.client("codebuild").create_project(
+            name="image-builder",
+            source={"type": "S3", "location": "data/sources.zip"},
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0", "computeType": "BUILD_GENERAL1_MEDIUM"},
+            serviceRole=role,
+        )  # fmt: skip
+        for key, value in {
+            env.FUNCTIONS_TABLE: "functions",
+            env.JOBS_TABLE: "jobs",
+            env.BUCKET: "data",
+            env.QUEUE_PREFIX: "geobatch-dev",
+            env.BATCH_JOB_QUEUE: queue["jobQueueArn"],
+            env.BATCH_JOB_DEFINITION_PREFIX: "geobatch-dev",
+            env.WORKER_ROLE_ARN: role,
+            env.WORKER_EXECUTION_ROLE_ARN: role,
+            env.CODEBUILD_PROJECT: "image-builder",
+            env.ECR_REPOSITORY_URI: repo["repositoryUri"],
+            env.EVENT_BUS: "default",
+            env.LOST_WORKER_SECONDS: "120",
+        }.items():
+            monkeypatch.setenv(key, value)
+        previous = api_context.configure(None)  # build the ports from the environment, as in AWS
+        try:
+            yield session
+        finally:
+            api_context.configure(previous)
+
+
+def call_api(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    response = api_app.handler(apigw_event(method, path, **kwargs), FakeLambdaContext())
+    body = response.get("body") or ""
+    try:
+        return int(response["statusCode"]), json.loads(body)
+    except ValueError:
+        return int(response["statusCode"]), body  # text, e.g. the build log
+
+
+def build_event(function_id: str, image_tag: str, status: str) -> dict[str, Any]:
+    build = event(
+        "codebuild_build_succeeded.json" if status == "SUCCEEDED" else "codebuild_build_failed.json"
+    )
+    variables = build["detail"]["additional-information"]["environment"]["environment-variables"]
+    for variable in variables:
+        if variable["name"] == "GEOBATCH_FUNCTION_ID":
+            variable["value"] = function_id
+        if variable["name"] == "GEOBATCH_IMAGE_TAG":
+            variable["value"] = image_tag
+    return build
+
+
+def saved_function(session: Any) -> dict[str, Any]:
+    status, created = call_api("POST", "/functions", body={"name": "tiles", "retry_count": 1})
+    assert status == 201, created
+    function_id = created["function"]["id"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("__gbentry__.py", "def f(x):\n    return x\n\nmain = f\n")
+    session.client("s3").put_object(Bucket="data", Key=f"bundles/{function_id}.zip", Body=buf.getvalue())
+    status, building = call_api("POST", f"/functions/{function_id}/bundle")
+    assert status == 200 and building["status"] == "building" and building["build_id"]
+    return building
+
+
+def test_build_event_makes_the_function_ready_and_registers_its_job_definition(deployed):
+    function = saved_function(deployed)
+    result = build_events.handler(
+        build_event(function["id"], function["image_hash"], "SUCCEEDED"), FakeLambdaContext()
+    )
+    assert result == {"function_id": function["id"], "status": "SUCCEEDED"}
+    status, ready = call_api("GET", f"/functions/{function['id']}")
+    assert ready["status"] == "ready" and ready["image_uri"].endswith(f"geobatch:{function['image_hash']}")
+    definitions = deployed.client("batch").describe_job_definitions(
+        jobDefinitionName=f"geobatch-dev-{function['id']}"
+    )
+    (definition,) = definitions["jobDefinitions"]
+    assert definition["containerProperties"]["image"] == ready["image_uri"]
+    status, log = call_api("GET", f"/functions/{function['id']}/log")
+    assert status == 200 and "SUCCEEDED" in log
+    # A second delivery of the same event changes nothing (EventBridge delivers at least once).
+    again = build_events.handler(
+        build_event(function["id"], function["image_hash"], "SUCCEEDED"), FakeLambdaContext()
+    )
+    assert "ignored" in again
+
+
+def test_failed_build_is_named(deployed):
+    function = saved_function(deployed)
+    build_events.handler(build_event(function["id"], function["image_hash"], "FAILED"), FakeLambdaContext())
+    status, failed = call_api("GET", f"/functions/{function['id']}")
+    assert failed["status"] == "build_failed"
+    assert failed["status_reason"].startswith("the image build failed")
+
+
+def test_scaler_starts_workers_and_drains_dead_letters(deployed):
+    function = saved_function(deployed)
+    build_events.handler(
+        build_event(function["id"], function["image_hash"], "SUCCEEDED"), FakeLambdaContext()
+    )
+    status, page = call_api(
+        "POST",
+        "/jobs/bulk",
+        body={"function_id": function["id"], "bulk_args": [[1], [2], [3]], "reference_id": "r1"},
+    )
+    assert status == 201
+    started = scaler.handler({"function_id": function["id"]}, FakeLambdaContext())
+    assert started["started"] == {function["id"]: 3}
+    batch = deployed.client("batch")
+    jobs = batch.list_jobs(
+        jobQueue="workers", filters=[{"name": "JOB_NAME", "values": [f"geobatch-{function['id']}"]}]
+    )
+    assert jobs["jobSummaryList"], "no worker array job was submitted"
+
+    # A message that kept killing workers lands in the DLQ; the scheduled tick ends its job.
+    sqs = deployed.client("sqs")
+    status, item = call_api("GET", f"/functions/{function['id']}")
+    queue_url = sqs.get_queue_url(QueueName=f"geobatch-dev-{function['id']}")["QueueUrl"]
+    dlq_url = sqs.get_queue_url(QueueName=f"geobatch-dev-{function['id']}-dlq")["QueueUrl"]
+    message = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1)["Messages"][0]
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=message["Body"])
+    scheduled = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-26T01:00:00Z", "region": REGION,
+        "resources": ["arn:aws:events:us-west-2:123456789012:rule/GeoBatch-dev-ScalerSchedule"], "detail": {},
+    }  # fmt: skip
+    ticked = scaler.handler(scheduled, FakeLambdaContext())
+    assert ticked["dead_letters"] == 1
+    job_key, _ = parse_message(message["Body"])
+    status, job = call_api("GET", f"/jobs/{function['id']}-{job_key}")
+    assert job["status"] == "failure" and job["error_reason"].startswith("worker lost repeatedly")
+
+
+def test_batch_oom_event_names_the_cause_on_the_job(deployed):
+    from geobatch_api.context import services
+
+    function = saved_function(deployed)
+    build_events.handler(
+        build_event(function["id"], function["image_hash"], "SUCCEEDED"), FakeLambdaContext()
+    )
+    call_api(
+        "POST", "/jobs/bulk", body={"function_id": function["id"], "bulk_args": [[1]], "reference_id": "r1"}
+    )
+    svc = services()
+    item = svc.functions.get(function["id"])
+    message = svc.queue.receive(item["queue_url"], max_messages=1, wait_seconds=0, visibility_seconds=120)[0]
+    oom = event("batch_job_child_oom.json")
+    worker_id = oom["detail"]["jobId"]
+    job_key, _ = parse_message(message.body)
+    claimed = claim(svc.jobs, svc.settings, item, job_key, message.message_id, worker_id)
+    assert claimed.attempt == 1
+    for variable in oom["detail"]["container"].get("environment", []):
+        if variable["name"] == env.WORKER_FUNCTION_ID:
+            variable["value"] = function["id"]
+    result = batch_events.handler(oom, FakeLambdaContext())
+    assert result == {"function_id": function["id"], "jobs_noted": 1}
+    job = svc.jobs.get(function["id"], job_key, consistent=True)
+    assert job["lost_reason"].startswith("out of memory")
