@@ -51,7 +51,8 @@ class WorkerConfig:
     worker_id: str
     idle_seconds: float = 60.0
     poll_seconds: int = 20
-    prefetch: int = 10
+    prefetch: int = 10  # most messages held at once (SQS's batch maximum)
+    min_prefetch: int = 1  # the batch a worker starts with; it grows while the queue stays deep
     memory_limit_mb: float | None = None
     function_check_seconds: float = 10.0
 
@@ -180,6 +181,7 @@ class Worker:
     def _loop(self) -> None:
         idle_since = time.monotonic()
         checked = time.monotonic()
+        batch = max(1, min(self.config.min_prefetch, self.config.prefetch))
         while not self.stopping.is_set():
             if time.monotonic() - checked > self.config.function_check_seconds:
                 checked = time.monotonic()
@@ -190,7 +192,7 @@ class Worker:
                 messages = self._retry(
                     self.queue.receive,
                     self.config.queue_url,
-                    max_messages=self.config.prefetch,
+                    max_messages=batch,
                     wait_seconds=self.config.poll_seconds,
                     visibility_seconds=self.settings.lost_worker_seconds,
                 )
@@ -203,6 +205,10 @@ class Worker:
                     return
                 continue
             self.stats.received += len(messages)
+            # Take more per receive while the queue fills whole batches (fewer requests per job),
+            # fewer as it runs dry, so the last jobs spread over all workers instead of one
+            # worker holding them while the others idle.
+            batch = min(self.config.prefetch, 2 * batch) if len(messages) == batch else len(messages)
             self._process_batch(messages)
             idle_since = time.monotonic()
 

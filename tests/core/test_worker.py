@@ -110,7 +110,7 @@ def test_sigterm_finishes_current_job_and_returns_the_rest(moto_services):
     svc = moto_services
     function = ready_function(svc, SOURCE, "work")
     submitted = submit(svc, function, list("abcdef"))
-    w = worker(svc, function, prefetch=10)
+    w = worker(svc, function, prefetch=10, min_prefetch=10)
     original = w._run_job
 
     def run_then_stop(claimed, message):

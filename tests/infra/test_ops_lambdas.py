@@ -57,9 +57,13 @@ def deployed(monkeypatch) -> Any:
             name="image-builder",
             source={"type": "S3", "location": "data/sources.zip"},
             artifacts={"type": "NO_ARTIFACTS"},
-            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0", "computeType": "BUILD_GENERAL1_MEDIUM"},
+            environment={
+                "type": "LINUX_CONTAINER",
+                "image": "aws/codebuild/standard:7.0",
+                "computeType": "BUILD_GENERAL1_MEDIUM",
+            },
             serviceRole=role,
-        )  # fmt: skip
+        )
         for key, value in {
             env.FUNCTIONS_TABLE: "functions",
             env.JOBS_TABLE: "jobs",
