@@ -97,7 +97,11 @@ class Execution(Construct):
             resource_name=f"{prefix}-*",
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
-        self.worker_role, self.execution_role = self._worker_roles(stack, storage, state, image_build)
+        self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
+        # Per-Function worker roles live under this path and name prefix (layout of WorkerRoles).
+        self.worker_role_arn_pattern = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-fn-*"
+        )
 
         # Scaler: every minute and on submit (the API invokes it asynchronously).
         self.scaler = factory.create(
@@ -220,10 +224,27 @@ class Execution(Construct):
                 resources=["*"],
             )
         )
+        # Worker roles, one per Function: created only under the worker boundary, so the control plane
+        # cannot mint a broader role.
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateRole", "iam:PutRolePolicy"],
+                resources=[self.worker_role_arn_pattern],
+                conditions={
+                    "StringEquals": {"iam:PermissionsBoundary": self.worker_boundary.managed_policy_arn}
+                },
+            )
+        )
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:GetRole", "iam:TagRole", "iam:DeleteRolePolicy", "iam:DeleteRole"],
+                resources=[self.worker_role_arn_pattern],
+            )
+        )
         principal.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
-                resources=[self.worker_role.role_arn, self.execution_role.role_arn],
+                resources=[self.worker_role_arn_pattern, self.execution_role.role_arn],
                 conditions={
                     "StringEquals": {
                         "iam:PassedToService": ["batch.amazonaws.com", "ecs-tasks.amazonaws.com"]
@@ -242,7 +263,9 @@ class Execution(Construct):
                             "is scoped to the stage prefix (sqs:...:<prefix>-*, job-definition/<prefix>-*); "
                             "S3 access to key prefixes; DynamoDB to the tables' indexes; "
                             "batch:ListJobs/DescribeJobs and X-Ray support no resource-level permissions; "
-                            "TerminateJob needs job/* (job ids are random)."
+                            "TerminateJob needs job/* (job ids are random); worker roles are created per "
+                            "Function at runtime under role/geobatch/<prefix>-fn-*, only with the worker "
+                            "permissions boundary."
                         ),
                     }
                 ],
@@ -329,33 +352,37 @@ class Execution(Construct):
 
     def _worker_roles(
         self, stack: Stack, storage: Storage, state: State, image_build: ImageBuild
-    ) -> tuple[iam.Role, iam.Role]:
-        """Task role (what user code may do) and execution role (what ECS needs to start the container)."""
-        worker = iam.Role(
+    ) -> tuple[iam.ManagedPolicy, iam.Role]:
+        """The worker roles' permissions boundary (what user code may at most do) and the execution role
+        (what ECS needs to start the container)."""
+        # Each Function's workers get a role of their own, created at runtime by the control plane
+        # and scoped to that Function (see geobatch_core.adapters.worker_roles). This managed policy
+        # is their permissions boundary: the most any worker role may ever do.
+        worker = iam.ManagedPolicy(
             self,
-            "WorkerRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="GeoBatch worker: its Function's queue, job items, bundle/args in, results/logs out",
+            "WorkerBoundary",
+            description="GeoBatch: the most a Function's worker role may do (permissions boundary)",
         )
-        worker.add_to_policy(
-            iam.PolicyStatement(actions=QUEUE_ACTIONS_WORKER, resources=[self.queue_arn_pattern])
-        )
-        worker.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[state.functions.table_arn])
-        )
-        worker.add_to_policy(
+        worker.add_statements(
+            iam.PolicyStatement(actions=QUEUE_ACTIONS_WORKER, resources=[self.queue_arn_pattern]),
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[state.functions.table_arn]),
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
                 resources=[state.jobs.table_arn],
-            )
-        )
-        storage.grant_objects(worker, read=[BUNDLES, ARGS], write=[RESULTS, LOGS])
-        worker.add_to_policy(
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[storage.bucket.arn_for_objects(f"{p}*") for p in (BUNDLES, ARGS)],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[storage.bucket.arn_for_objects(f"{p}*") for p in (RESULTS, LOGS)],
+            ),
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": "GeoBatch"}},
-            )
+            ),
         )
         execution = iam.Role(
             self,
@@ -380,9 +407,10 @@ class Execution(Construct):
         for role, reason in (
             (
                 worker,
-                "SQS access is scoped to the stage's queue prefix (queues are created per Function at "
-                "runtime); S3 to the bundles/, args/ (read) and results/, logs/ (write) prefixes; "
-                "PutMetricData supports no resource, it is limited to the GeoBatch namespace by condition.",
+                "Permissions boundary of the per-Function worker roles (each role's own policy names its "
+                "Function's queue, items and keys): SQS scoped to the stage's queue prefix, S3 to the "
+                "bundles/, args/ (read) and results/, logs/ (write) prefixes; PutMetricData supports no "
+                "resource, it is limited to the GeoBatch namespace by condition.",
             ),
             (
                 execution,

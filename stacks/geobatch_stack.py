@@ -65,7 +65,9 @@ class GeoBatchStack(Stack):
             env.IMAGE_BUILDER: "codebuild",
             env.BATCH_JOB_QUEUE: execution.job_queue.job_queue_arn,
             env.BATCH_JOB_DEFINITION_PREFIX: self.config.name_prefix,
-            env.WORKER_ROLE_ARN: execution.worker_role.role_arn,
+            env.WORKER_PERMISSIONS_BOUNDARY: execution.worker_boundary.managed_policy_arn,
+            env.FUNCTIONS_TABLE_ARN: self.state.functions.table_arn,
+            env.JOBS_TABLE_ARN: self.state.jobs.table_arn,
             env.WORKER_EXECUTION_ROLE_ARN: execution.execution_role.role_arn,
             env.CODEBUILD_PROJECT: image_build.project.project_name,
             env.ECR_REPOSITORY_URI: image_build.repository.repository_uri,
@@ -91,3 +93,8 @@ class GeoBatchStack(Stack):
             )
         )
         self.image_build.repository.grant(function, "ecr:DescribeImages")
+        # A finished build registers the Function's job definition and worker role, and wakes the
+        # scaler: the build-state Lambda runs that part of the control plane too.
+        build_events = self.image_build.events_function
+        self.execution.grant_control_plane(build_events, state=self.state, storage=self.storage)
+        self.execution.scaler.grant_invoke(build_events)

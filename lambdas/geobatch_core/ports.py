@@ -145,6 +145,9 @@ class Executor(Protocol):
     def stop_workers(self, function: Item) -> None:
         """Best effort: ask the Function's workers to stop (they return unstarted messages)."""
 
+    def release(self, function: Item) -> None:
+        """The Function is deleted: remove what ``register`` made for it (job definition, role)."""
+
 
 class EventPublisher(Protocol):
     """Publishes service events (EventBridge in AWS, a log line locally)."""

@@ -41,6 +41,9 @@ class CountingExecutor:
     def stop_workers(self, function):
         self.started = 0
 
+    def release(self, function):
+        pass
+
 
 def test_workers_never_exceed_concurrency_and_completion_is_announced_once(moto_services):
     svc = moto_services

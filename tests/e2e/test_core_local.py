@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -119,3 +120,20 @@ def test_rerun_and_resubmitted_batch(saved, local_api):
     fn.wait_for_completion(timeout=120)
     assert sum(fn.job_statistics.values()) == 5
     assert fn.jobs.filter(gb.Job.reference_id == "retry-me").count() == 3
+
+
+def test_missing_requirement_fails_the_build_with_its_log(local_api):
+    fn = gb.Function(
+        mostly_squares, name=f"broken-{uuid.uuid4().hex[:6]}", requirements=["geobatch-no-such-pkg==9.9"]
+    )
+    fn.save()
+    job = fn(3)  # accepted while building; it waits, and says why
+    with pytest.raises(gb.BuildFailedError):
+        fn.wait_for_completion(timeout=120)
+    assert fn.status == gb.FunctionStatus.BUILD_FAILED
+    assert "pip could not install the requirements" in fn.status_reason
+    assert "geobatch-no-such-pkg" in fn.build_log()
+    assert job.refresh().status_reason.startswith("waiting: function image failed to build")
+    with pytest.raises(gb.ConflictError, match="failed to build"):
+        fn(4)
+    fn.delete()

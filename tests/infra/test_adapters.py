@@ -355,3 +355,59 @@ def test_parsers_reject_other_events():
         parse_batch_job_event(load_event("codebuild_build_failed.json"))
     with pytest.raises(ValueError):
         parse_build_event(load_event("batch_job_array_succeeded.json"))
+
+
+# ---------------------------------------------------------------------- worker roles
+
+
+def test_each_function_gets_its_own_worker_role_under_the_boundary(executor):
+    from geobatch_core.adapters.worker_roles import WorkerRoles
+
+    iam = boto3.client("iam")
+    boundary = iam.create_policy(
+        PolicyName="boundary",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+            }
+        ),
+    )["Policy"]["Arn"]
+    roles = WorkerRoles(
+        iam,
+        name_prefix="geobatch-dev",
+        permissions_boundary_arn=boundary,
+        functions_table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/functions",
+        jobs_table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/jobs",
+        bucket="data",
+    )
+    executor.roles = roles
+    attributes = executor.register(FUNCTION)
+    role = iam.get_role(RoleName=f"geobatch-dev-fn-{FUNCTION['id']}")["Role"]
+    assert role["Path"] == "/geobatch/"
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    (definition,) = executor._batch.describe_job_definitions(
+        jobDefinitions=[attributes["job_definition_arn"]]
+    )["jobDefinitions"]
+    assert definition["containerProperties"]["jobRoleArn"] == role["Arn"]
+
+    policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="function-scope")["PolicyDocument"]
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    fid = FUNCTION["id"]
+    assert by_sid["OwnQueue"]["Resource"] == f"arn:aws:sqs:us-west-2:123456789012:geobatch-dev-{fid}"
+    assert by_sid["OwnInputs"]["Resource"] == [
+        f"arn:aws:s3:::data/bundles/{fid}.zip",
+        f"arn:aws:s3:::data/args/{fid}/*",
+    ]
+    assert by_sid["OwnOutputs"]["Resource"] == [
+        f"arn:aws:s3:::data/results/{fid}/*",
+        f"arn:aws:s3:::data/logs/{fid}/*",
+    ]
+    for sid in ("OwnFunction", "OwnJobs"):
+        assert by_sid[sid]["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [fid]}}
+
+    executor.register(FUNCTION)  # a re-registration (new cpus/memory) reuses the role
+    executor.release({**FUNCTION, **attributes})
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role["RoleName"])
+    executor.release({**FUNCTION, **attributes})  # releasing twice is fine

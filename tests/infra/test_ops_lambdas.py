@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import uuid
 import zipfile
 from pathlib import Path
@@ -52,6 +53,19 @@ def deployed(monkeypatch) -> Any:
             priority=1,
             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
         )
+        boundary = iam.create_policy(
+            PolicyName="worker-boundary",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+                }
+            ),
+        )["Policy"]["Arn"]
+        tables = {
+            name: session.client("dynamodb").describe_table(TableName=name)["Table"]["TableArn"]
+            for name in ("functions", "jobs")
+        }
         repo = session.client("ecr").create_repository(repositoryName="geobatch")["repository"]
         session.client("codebuild").create_project(
             name="image-builder",
@@ -71,7 +85,9 @@ def deployed(monkeypatch) -> Any:
             env.QUEUE_PREFIX: "geobatch-dev",
             env.BATCH_JOB_QUEUE: queue["jobQueueArn"],
             env.BATCH_JOB_DEFINITION_PREFIX: "geobatch-dev",
-            env.WORKER_ROLE_ARN: role,
+            env.WORKER_PERMISSIONS_BOUNDARY: boundary,
+            env.FUNCTIONS_TABLE_ARN: tables["functions"],
+            env.JOBS_TABLE_ARN: tables["jobs"],
             env.WORKER_EXECUTION_ROLE_ARN: role,
             env.CODEBUILD_PROJECT: "image-builder",
             env.ECR_REPOSITORY_URI: repo["repositoryUri"],
@@ -134,6 +150,13 @@ def test_build_event_makes_the_function_ready_and_registers_its_job_definition(d
     )
     (definition,) = definitions["jobDefinitions"]
     assert definition["containerProperties"]["image"] == ready["image_uri"]
+    # The Function's workers run with a role of their own, made under the stack's boundary.
+    iam = deployed.client("iam")
+    role = iam.get_role(RoleName=f"geobatch-dev-fn-{function['id']}")["Role"]
+    assert definition["containerProperties"]["jobRoleArn"] == role["Arn"]
+    assert (
+        role["PermissionsBoundary"]["PermissionsBoundaryArn"] == os.environ[env.WORKER_PERMISSIONS_BOUNDARY]
+    )
     status, log = call_api("GET", f"/functions/{function['id']}/log")
     assert status == 200 and "SUCCEEDED" in log
     # A second delivery of the same event changes nothing (EventBridge delivers at least once).
@@ -141,6 +164,11 @@ def test_build_event_makes_the_function_ready_and_registers_its_job_definition(d
         build_event(function["id"], function["image_hash"], "SUCCEEDED"), FakeLambdaContext()
     )
     assert "ignored" in again
+    # Deleting the Function removes its worker role (roles count against the account's IAM quota).
+    status, _ = call_api("DELETE", f"/functions/{function['id']}")
+    assert status == 204
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role["RoleName"])
 
 
 def test_failed_build_is_named(deployed):

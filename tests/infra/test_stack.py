@@ -343,7 +343,9 @@ def test_all_lambdas_use_the_factory_settings(default):
             env.BUCKET,
             env.QUEUE_PREFIX,
             env.BATCH_JOB_QUEUE,
-            env.WORKER_ROLE_ARN,
+            env.WORKER_PERMISSIONS_BOUNDARY,
+            env.FUNCTIONS_TABLE_ARN,
+            env.JOBS_TABLE_ARN,
             env.CODEBUILD_PROJECT,
             env.ECR_REPOSITORY_URI,
             env.SCALER_FUNCTION,
@@ -368,8 +370,18 @@ def test_no_wildcard_actions(default):
             assert not re.fullmatch(r"[a-z0-9-]+:\*", action), statement
 
 
-def test_worker_role_is_prefix_limited(default):
-    statements = _role_statements(default.template_json, "ExecutionWorkerRole")
+def _managed_policy_statements(template: dict, logical_prefix: str) -> list[dict]:
+    return [
+        statement
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy" and logical_id.startswith(logical_prefix)
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_worker_boundary_is_prefix_limited(default):
+    # Worker roles are made per Function at runtime; this boundary caps every one of them.
+    statements = _managed_policy_statements(default.template_json, "ExecutionWorkerBoundary")
     assert statements
     s3_resources = [
         json.dumps(r)
@@ -397,5 +409,12 @@ def test_control_plane_sqs_batch_and_passrole_are_scoped(default):
         assert "geobatch-dev-*" in json.dumps(by_action[action]["Resource"]), action
     assert "job-definition/geobatch-dev-*" in json.dumps(by_action["batch:RegisterJobDefinition"]["Resource"])
     pass_role = json.dumps(by_action["iam:PassRole"]["Resource"])
-    assert "ExecutionWorkerRole" in pass_role and "*" not in pass_role
+    assert "role/geobatch/geobatch-dev-fn-*" in pass_role and "ExecutionWorkerExecutionRole" in pass_role
+    # The control plane may create worker roles only under the worker boundary, and only by name prefix.
+    create = by_action["iam:CreateRole"]
+    assert "role/geobatch/geobatch-dev-fn-*" in json.dumps(create["Resource"])
+    assert "ExecutionWorkerBoundary" in json.dumps(
+        create["Condition"]["StringEquals"]["iam:PermissionsBoundary"]
+    )
+    assert by_action["iam:PutRolePolicy"] is create
     assert "lambda:InvokeFunction" in by_action

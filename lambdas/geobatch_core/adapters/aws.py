@@ -18,6 +18,7 @@ from geobatch_core.adapters.events import EventBridgePublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
+from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.services.context import Services, Settings
 
 
@@ -62,7 +63,8 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
             session.client("batch"),
             job_queue=environ[env.BATCH_JOB_QUEUE],
             job_definition_prefix=environ[env.BATCH_JOB_DEFINITION_PREFIX],
-            worker_role_arn=environ[env.WORKER_ROLE_ARN],
+            worker_role_arn=environ.get(env.WORKER_ROLE_ARN),
+            roles=worker_roles(session, environ),
             execution_role_arn=environ[env.WORKER_EXECUTION_ROLE_ARN],
             environment=worker_environment(environ),
             platform="EC2" if environ.get(env.BATCH_PLATFORM) == "EC2" else "FARGATE",
@@ -76,6 +78,21 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
         settings=settings_from_env(environ),
         on_submit=scaler_invoker(session.client("lambda"), environ.get(env.SCALER_FUNCTION)),
         events=EventBridgePublisher(session.client("events"), environ.get(env.EVENT_BUS, "default")),
+    )
+
+
+def worker_roles(session: Any, environ: Mapping[str, str]) -> WorkerRoles | None:
+    """A role per Function when the stack gives a permissions boundary (it does); else None."""
+    boundary = environ.get(env.WORKER_PERMISSIONS_BOUNDARY)
+    if not boundary:
+        return None
+    return WorkerRoles(
+        session.client("iam"),
+        name_prefix=environ[env.BATCH_JOB_DEFINITION_PREFIX],
+        permissions_boundary_arn=boundary,
+        functions_table_arn=environ[env.FUNCTIONS_TABLE_ARN],
+        jobs_table_arn=environ[env.JOBS_TABLE_ARN],
+        bucket=environ[env.BUCKET],
     )
 
 

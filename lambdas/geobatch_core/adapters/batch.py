@@ -21,6 +21,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from geobatch_core import env, layout
+from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
 from geobatch_core.ports import Item
 
@@ -76,12 +77,15 @@ class BatchExecutor:
         *,
         job_queue: str,
         job_definition_prefix: str,
-        worker_role_arn: str,
+        worker_role_arn: str | None = None,
         execution_role_arn: str,
         environment: Mapping[str, str],
         platform: Platform = "FARGATE",
         assign_public_ip: bool = True,
+        roles: WorkerRoles | None = None,
     ) -> None:
+        if roles is None and not worker_role_arn:
+            raise ValueError("give worker_role_arn (one shared role) or roles (a role per Function)")
         if platform not in ("FARGATE", "EC2"):
             raise ValueError(f"platform must be FARGATE or EC2, not {platform!r}")
         self._batch = batch_client
@@ -92,14 +96,16 @@ class BatchExecutor:
         self.environment = dict(environment)
         self.platform: Platform = platform
         self.assign_public_ip = assign_public_ip
+        self.roles = roles
 
     # ------------------------------------------------------------------ Executor protocol
 
     def register(self, function: Item) -> Mapping[str, Any]:
         """Register (a new revision of) the Function's job definition; returns its ARN."""
         name = layout.job_definition_name(self.job_definition_prefix, function["id"])
+        role_arn = self.roles.ensure(function) if self.roles is not None else self.worker_role_arn
         try:
-            response = self._batch.register_job_definition(**self.job_definition(function))
+            response = self._batch.register_job_definition(**self.job_definition(function, role_arn=role_arn))
         except (ClientError, BotoCoreError) as exc:
             raise service_error(exc, f"registering job definition {name}") from exc
         return {"job_definition_arn": response["jobDefinitionArn"]}
@@ -166,6 +172,12 @@ class BatchExecutor:
             except ClientError:
                 continue  # already finished or gone: nothing to stop
 
+    def release(self, function: Item) -> None:
+        """The Function is deleted: its job definition and its worker role go too."""
+        self.deregister(function)
+        if self.roles is not None:
+            self.roles.delete(str(function["id"]))
+
     def deregister(self, function: Item) -> None:
         """Deregister the Function's job definition (when the Function is deleted); missing is fine."""
         arn = function.get("job_definition_arn")
@@ -180,7 +192,7 @@ class BatchExecutor:
 
     # ------------------------------------------------------------------ helpers
 
-    def job_definition(self, function: Item) -> dict[str, Any]:
+    def job_definition(self, function: Item, *, role_arn: str | None = None) -> dict[str, Any]:
         """The ``register_job_definition`` request of a Function (pure; the tests check it)."""
         function_id = str(function["id"])
         environment = {
@@ -194,7 +206,7 @@ class BatchExecutor:
         container: dict[str, Any] = {
             "image": function["image_uri"],
             "command": WORKER_COMMAND,
-            "jobRoleArn": self.worker_role_arn,
+            "jobRoleArn": role_arn or self.worker_role_arn,
             "executionRoleArn": self.execution_role_arn,
             "resourceRequirements": [
                 {"type": "VCPU", "value": vcpu},

@@ -32,6 +32,7 @@ def delete_function(svc: Services, principal: str, function_id: str, *, delete_r
         if remaining:
             return False
     svc.executor.stop_workers(function)
+    svc.executor.release(function)
     for url in (function.get("queue_url"), function.get("dlq_url")):
         if url:
             svc.queue.delete(url)

@@ -72,6 +72,9 @@ class LocalExecutor:
             for process in self._alive(function["id"]):
                 process.send_signal(signal.SIGTERM)
 
+    def release(self, function: Item) -> None:
+        pass  # a subprocess leaves nothing registered behind
+
     def worker_pids(self, function_id: str) -> list[int]:
         with self._lock:
             return [p.pid for p in self._alive(function_id)]
