@@ -16,6 +16,7 @@ from geobatch_core import env
 from geobatch_core.adapters.batch import BatchExecutor, attempt_timeout_seconds, parse_batch_job_event
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
 from geobatch_core.errors import NotFoundError
+from tests.infra import moto_resources
 
 pytestmark = pytest.mark.infra
 EVENTS = Path(__file__).parent / "events"
@@ -46,21 +47,10 @@ def aws(monkeypatch):
 
 @pytest.fixture
 def executor(aws) -> BatchExecutor:
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    batch = boto3.client("batch", region_name=REGION)
-    ce = batch.create_compute_environment(
-        computeEnvironmentName="geobatch-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
-    )
-    queue = batch.create_job_queue(
-        jobQueueName="geobatch-queue",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
-    )
+    session = boto3.session.Session(region_name=REGION)
     return BatchExecutor(
-        batch,
-        job_queue=queue["jobQueueArn"],
+        session.client("batch"),
+        job_queue=moto_resources.batch_job_queue(session),
         job_definition_prefix="geobatch-dev",
         worker_role_arn="arn:aws:iam::123456789012:role/worker",
         execution_role_arn="arn:aws:iam::123456789012:role/worker-execution",
@@ -246,22 +236,11 @@ def test_missing_job_queue_is_a_domain_error(executor):
 
 @pytest.fixture
 def builder(aws) -> CodeBuildImageBuilder:
-    ecr = boto3.client("ecr", region_name=REGION)
+    session = boto3.session.Session(region_name=REGION)
+    ecr = session.client("ecr")
     repository = ecr.create_repository(repositoryName="geobatch")["repository"]
-    codebuild = boto3.client("codebuild", region_name=REGION)
-    iam = boto3.client("iam")
-    role = iam.create_role(RoleName="codebuild", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    codebuild.create_project(
-        name="geobatch-builder",
-        source={"type": "S3", "location": "bucket/source.zip"},
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={
-            "type": "LINUX_CONTAINER",
-            "image": "aws/codebuild/standard:7.0",
-            "computeType": "BUILD_GENERAL1_MEDIUM",
-        },
-        serviceRole=role,
-    )
+    moto_resources.codebuild_project(session, "geobatch-builder")
+    codebuild = session.client("codebuild")
     return CodeBuildImageBuilder(
         codebuild, ecr, project_name="geobatch-builder", repository_uri=repository["repositoryUri"]
     )
@@ -364,15 +343,7 @@ def test_each_function_gets_its_own_worker_role_under_the_boundary(executor):
     from geobatch_core.adapters.worker_roles import WorkerRoles
 
     iam = boto3.client("iam")
-    boundary = iam.create_policy(
-        PolicyName="boundary",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
-            }
-        ),
-    )["Policy"]["Arn"]
+    boundary = moto_resources.worker_boundary(boto3.session.Session(region_name=REGION))
     roles = WorkerRoles(
         iam,
         name_prefix="geobatch-dev",

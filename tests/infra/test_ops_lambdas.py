@@ -23,6 +23,7 @@ from geobatch_core.adapters import provision
 from geobatch_core.services.execution import claim, parse_message
 from geobatch_ops import batch_events, build_events, scaler
 from tests.conftest import FakeLambdaContext, apigw_event
+from tests.infra import moto_resources
 
 pytestmark = pytest.mark.infra
 EVENTS = Path(__file__).parent / "events"
@@ -41,49 +42,23 @@ def deployed(monkeypatch) -> Any:
         session = boto3.session.Session(region_name=REGION)
         provision.create_tables(session.client("dynamodb"), "functions", "jobs")
         provision.create_bucket(session.client("s3"), "data")
-        iam = session.client("iam")
-        role = iam.create_role(RoleName="svc", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        batch = session.client("batch")
-        ce = batch.create_compute_environment(
-            computeEnvironmentName="geobatch-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
-        )
-        queue = batch.create_job_queue(
-            jobQueueName="workers",
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
-        )
-        boundary = iam.create_policy(
-            PolicyName="worker-boundary",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
-                }
-            ),
-        )["Policy"]["Arn"]
+        queue_arn = moto_resources.batch_job_queue(session, "workers")
+        boundary = moto_resources.worker_boundary(session)
         tables = {
             name: session.client("dynamodb").describe_table(TableName=name)["Table"]["TableArn"]
             for name in ("functions", "jobs")
         }
         repo = session.client("ecr").create_repository(repositoryName="geobatch")["repository"]
-        session.client("codebuild").create_project(
-            name="image-builder",
-            source={"type": "S3", "location": "data/sources.zip"},
-            artifacts={"type": "NO_ARTIFACTS"},
-            environment={
-                "type": "LINUX_CONTAINER",
-                "image": "aws/codebuild/standard:7.0",
-                "computeType": "BUILD_GENERAL1_MEDIUM",
-            },
-            serviceRole=role,
-        )
+        moto_resources.codebuild_project(session, "image-builder")
+        role = session.client("iam").create_role(RoleName="worker-execution", AssumeRolePolicyDocument="{}")[
+            "Role"
+        ]["Arn"]
         for key, value in {
             env.FUNCTIONS_TABLE: "functions",
             env.JOBS_TABLE: "jobs",
             env.BUCKET: "data",
             env.QUEUE_PREFIX: "geobatch-dev",
-            env.BATCH_JOB_QUEUE: queue["jobQueueArn"],
+            env.BATCH_JOB_QUEUE: queue_arn,
             env.BATCH_JOB_DEFINITION_PREFIX: "geobatch-dev",
             env.WORKER_PERMISSIONS_BOUNDARY: boundary,
             env.FUNCTIONS_TABLE_ARN: tables["functions"],
