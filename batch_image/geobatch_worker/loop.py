@@ -235,6 +235,8 @@ class Worker:
                     self._retry(self.queue.delete_batch, self.config.queue_url, acks)
                 if defers or unstarted:
                     self._retry(self.queue.change_visibility_batch, self.config.queue_url, defers + unstarted)
+            except errors.NotFoundError:
+                pass  # the queue was deleted with its Function: there is nothing left to settle
             except TRANSIENT as exc:
                 log.error("could not settle %d messages: %s", len(acks) + len(defers), exc.message)
 
