@@ -203,6 +203,15 @@ def test_running_workers_counts_plain_jobs_and_active_array_children():
         # 1 plain running + (1 + 1 + 2) active children of array-1 + 4 not-yet-created children of array-2
         assert executor.running_workers({"id": "fn-0123456789abcdef"}) == 1 + 4 + 4
 
+        # The states behind a pending job's reason: by Batch status, and asked of Batch once per
+        # few seconds however often jobs are read (a second call here has no stubbed response).
+        stub.add_response("list_jobs", {"jobSummaryList": summaries})
+        stub.add_response("describe_jobs", {"jobs": described}, {"jobs": ["array-1", "array-2"]})
+        states = {"RUNNING": 1 + 2, "RUNNABLE": 1, "STARTING": 1, "SUBMITTED": 4}
+        assert executor.worker_states({"id": "fn-0123456789abcdef"}) == states
+        assert executor.worker_states({"id": "fn-0123456789abcdef"}) == states
+        stub.assert_no_pending_responses()
+
 
 def test_stop_workers_terminates_active_jobs():
     client = boto3.client("batch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,6 +69,9 @@ def service_error(exc: ClientError | BotoCoreError, what: str) -> GeoBatchError:
     return ServiceError(f"AWS Batch: {what} failed ({code}): {message}")
 
 
+STATES_CACHE_SECONDS = 5.0
+
+
 class BatchExecutor:
     """``ports.Executor`` on AWS Batch (Fargate or EC2 compute environments)."""
 
@@ -97,6 +101,7 @@ class BatchExecutor:
         self.platform: Platform = platform
         self.assign_public_ip = assign_public_ip
         self.roles = roles
+        self._states_cache: dict[str, tuple[float, dict[str, int]]] = {}
 
     # ------------------------------------------------------------------ Executor protocol
 
@@ -112,10 +117,24 @@ class BatchExecutor:
 
     def running_workers(self, function: Item) -> int:
         """Workers submitted and not finished: plain jobs count 1, array jobs count their active children."""
-        return sum(self.worker_states(function).values())
+        return sum(self._current_states(function).values())
 
     def worker_states(self, function: Item) -> dict[str, int]:
-        """Active workers by AWS Batch status (RUNNABLE = waiting for capacity, RUNNING, ...)."""
+        """Active workers by AWS Batch status (RUNNABLE = waiting for capacity, RUNNING, ...).
+
+        Pending jobs' reasons are read on every GET of a pending job (a monitor polls every few
+        seconds), so the answer is reused for a few seconds per Function: Batch's List/Describe
+        APIs are rate-limited per account. The scaler counts with ``running_workers``, never cached.
+        """
+        now = time.monotonic()
+        cached = self._states_cache.get(str(function["id"]))
+        if cached is not None and now - cached[0] < STATES_CACHE_SECONDS:
+            return dict(cached[1])
+        states = self._current_states(function)
+        self._states_cache[str(function["id"])] = (now, states)
+        return dict(states)
+
+    def _current_states(self, function: Item) -> dict[str, int]:
         states: dict[str, int] = {}
         array_parents: list[str] = []
         for summary in self._list_worker_jobs(function["id"]):
