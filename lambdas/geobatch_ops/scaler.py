@@ -18,6 +18,7 @@ from geobatch_core import errors
 from geobatch_core.models import FunctionStatus
 from geobatch_core.services import scaling
 from geobatch_core.services.dead_letters import drain_dead_letters
+from geobatch_core.services.iterate import all_functions
 
 logger = Logger(service="geobatch-scaler")
 metrics = Metrics(namespace="GeoBatch", service="geobatch-scaler")
@@ -34,13 +35,7 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
         except errors.NotFoundError:
             return {"started": {}, "dead_letters": 0}
     else:
-        functions = []
-        start = None
-        while True:
-            items, start = svc.functions.list_by_owner(None, start=start, limit=500)
-            functions.extend(i for i in items if i.get("owner"))
-            if not start:
-                break
+        functions = list(all_functions(svc, None))
     started: dict[str, int] = {}
     dead = 0
     running = 0

@@ -11,6 +11,7 @@ from geobatch_core.models import TERMINAL, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services, iso
 from geobatch_core.services.execution import parse_message
+from geobatch_core.services.iterate import all_jobs
 
 
 def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) -> int:
@@ -66,22 +67,18 @@ def note_worker_death(svc: Services, function_id: str, worker_id: str, reason: s
     """AWS Batch says a worker container died: remember why on the job it was running, so the
     lost-worker path names the cause (e.g. out of memory) when the job's lease runs out."""
     noted = 0
-    start = None
-    while True:
-        items, start = svc.jobs.query(function_id, start=start, limit=1000, newest_first=True)
-        for item in items:
-            attempts = item.get("attempts") or []
-            if (
-                item["status"] == JobStatus.RUNNING.value
-                and attempts
-                and attempts[-1].get("worker_id") == worker_id
-            ):
-                svc.jobs.transition(
-                    function_id,
-                    item["job_key"],
-                    changes={"lost_reason": reason},
-                    expect={"status": JobStatus.RUNNING.value, "execution_count": item["execution_count"]},
-                )
-                noted += 1
-        if not start:
-            return noted
+    for item in all_jobs(svc, function_id, newest_first=True):
+        attempts = item.get("attempts") or []
+        if (
+            item["status"] == JobStatus.RUNNING.value
+            and attempts
+            and attempts[-1].get("worker_id") == worker_id
+        ):
+            svc.jobs.transition(
+                function_id,
+                item["job_key"],
+                changes={"lost_reason": reason},
+                expect={"status": JobStatus.RUNNING.value, "execution_count": item["execution_count"]},
+            )
+            noted += 1
+    return noted

@@ -7,6 +7,7 @@ import re
 from geobatch_core.models import FailureGroup, FailureSummary, JobStatus
 from geobatch_core.services.access import owned_function
 from geobatch_core.services.context import Services
+from geobatch_core.services.iterate import all_jobs
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _HEX_ID = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")  # ids, hashes: letters and digits
@@ -34,32 +35,22 @@ def failure_summary(svc: Services, principal: str, function_id: str) -> FailureS
     failed = {JobStatus.FAILURE.value, JobStatus.TIMEOUT.value}
     groups: dict[str, FailureGroup] = {}
     total = 0
-    start = None
-    while True:
-        items, start = svc.jobs.query(
-            function_id,
-            start=start,
-            limit=5000,
-            newest_first=False,
-            projection=["function_id", "job_key", "status", "error_reason"],
-        )
-        for item in items:
-            if item["status"] not in failed:
-                continue
-            total += 1
-            kind, cause = cause_of(item["status"], item.get("error_reason"))
-            group = groups.get(cause)
-            if group is None:
-                groups[cause] = FailureGroup(
-                    cause=cause,
-                    kind=kind,  # type: ignore[arg-type]
-                    count=1,
-                    example_job_id=f"{function_id}-{item['job_key']}",
-                    example_reason=item.get("error_reason"),
-                )
-            else:
-                group.count += 1
-        if not start:
-            break
+    projection = ["function_id", "job_key", "status", "error_reason"]
+    for item in all_jobs(svc, function_id, projection=projection):
+        if item["status"] not in failed:
+            continue
+        total += 1
+        kind, cause = cause_of(item["status"], item.get("error_reason"))
+        group = groups.get(cause)
+        if group is None:
+            groups[cause] = FailureGroup(
+                cause=cause,
+                kind=kind,  # type: ignore[arg-type]
+                count=1,
+                example_job_id=f"{function_id}-{item['job_key']}",
+                example_reason=item.get("error_reason"),
+            )
+        else:
+            group.count += 1
     ordered = sorted(groups.values(), key=lambda g: (-g.count, g.cause))
     return FailureSummary(function_id=function_id, failed=total, groups=ordered)

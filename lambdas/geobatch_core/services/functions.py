@@ -25,6 +25,7 @@ from geobatch_core.ports import Item
 from geobatch_core.services import paging
 from geobatch_core.services.access import can_access, owned_function
 from geobatch_core.services.context import Services, iso, new_id
+from geobatch_core.services.iterate import all_functions, all_jobs
 
 DISPATCHABLE = (FunctionStatus.READY.value,)
 
@@ -191,15 +192,9 @@ def build_reporter(svc: Services) -> Callable[[str, bool, str | None, str, str],
 def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
     """Counts per status, computed from the jobs themselves so they can never drift."""
     counts = {s.value: 0 for s in JobStatus}
-    start = None
-    while True:
-        items, start = svc.jobs.query(
-            function_id, start=start, limit=5000, newest_first=False, projection=["status"]
-        )
-        for i in items:
-            counts[i["status"]] = counts.get(i["status"], 0) + 1
-        if not start:
-            return counts
+    for item in all_jobs(svc, function_id, projection=["status"]):
+        counts[item["status"]] = counts.get(item["status"], 0) + 1
+    return counts
 
 
 def get_function(svc: Services, principal: str, function_id: str, *, statistics: bool = False) -> Function:
@@ -228,15 +223,7 @@ def list_functions(
     predicate, _ = filters.parse(state.get("filter"), filters.FUNCTION_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.FUNCTION_FIELDS) or [("creation_date", True)]
     owner = None if principal in svc.settings.admins else principal
-    rows: list[dict[str, Any]] = []
-    start = None
-    while True:
-        items, start = svc.functions.list_by_owner(owner, start=start, limit=500)
-        rows.extend(
-            to_wire(i).model_dump() for i in items if i.get("owner") and can_access(svc, principal, i)
-        )
-        if not start:
-            break
+    rows = [to_wire(i).model_dump() for i in all_functions(svc, owner) if can_access(svc, principal, i)]
     rows = paging.sort_items([r for r in rows if predicate(r)], order, key_of=lambda r: r)
     total = len(rows) if state.get("limit") is None else min(len(rows), int(state["limit"]))
     offset = int(state.get("offset", 0))

@@ -30,6 +30,7 @@ from geobatch_core.ports import Item
 from geobatch_core.services import paging
 from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
 from geobatch_core.services.context import Services, iso, new_id
+from geobatch_core.services.iterate import all_functions
 
 WIRE_EXCLUDE = {
     "payload",
@@ -215,13 +216,7 @@ def _function_ids(svc: Services, principal: str, function_id: str | None) -> lis
         owned_function(svc, principal, function_id)
         return [function_id]
     owner = None if principal in svc.settings.admins else principal
-    ids: list[tuple[str, str]] = []
-    start = None
-    while True:
-        items, start = svc.functions.list_by_owner(owner, start=start, limit=500)
-        ids.extend((i["creation_date"], i["id"]) for i in items if i.get("owner"))
-        if not start:
-            return [fid for _, fid in sorted(ids)]
+    return [fid for _, fid in sorted((i["creation_date"], i["id"]) for i in all_functions(svc, owner))]
 
 
 def _iter_matching(

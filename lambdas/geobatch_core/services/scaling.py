@@ -10,6 +10,7 @@ from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
 from geobatch_core.services.functions import job_statistics
+from geobatch_core.services.iterate import all_functions
 
 
 def desired_workers(function: Item, outstanding: int) -> int:
@@ -65,12 +66,8 @@ def announce_completion(svc: Services, function: Item) -> bool:
 
 
 def scale_all(svc: Services) -> dict[str, int]:
-    started: dict[str, int] = {}
-    start = None
-    while True:
-        items, start = svc.functions.list_by_owner(None, start=start, limit=500)
-        for function in items:
-            if function.get("owner") and function.get("status") == FunctionStatus.READY.value:
-                started[function["id"]] = scale_function(svc, function)
-        if not start:
-            return started
+    return {
+        function["id"]: scale_function(svc, function)
+        for function in all_functions(svc, None)
+        if function.get("status") == FunctionStatus.READY.value
+    }
