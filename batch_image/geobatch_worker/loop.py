@@ -1,8 +1,13 @@
 """The worker loop: receive → run → ack or retry, until the queue stays empty.
 
 One worker runs one job at a time. It holds a small batch of messages and keeps them invisible
-with a heartbeat while it works through them; on the first SIGTERM it finishes the current job
-and hands the unstarted messages back to the queue at once.
+with a heartbeat until each is settled (acknowledged or deferred); on the first SIGTERM it finishes
+the current job and hands the unstarted messages back to the queue at once.
+
+The worker tracks how long each held message stays invisible (its lease). A message whose lease
+ran out (the worker was stopped, or SQS was out of reach) is dropped unsettled: another worker may
+have it now. The running job's lease is published to the user-code child, which ends itself before
+the lease does, so a job never runs twice at once.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from geobatch_core.services.execution import (
     Claimed,
     Defer,
     Outcome,
+    Stale,
     claim,
+    claim_token,
     mark_canceling,
     parse_message,
     record_outcome,
 )
-from geobatch_worker.runner import Runner
+from geobatch_worker.lease import NO_LEASE, margin
+from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner
 
 log = logging.getLogger("geobatch.worker")
 
@@ -55,6 +63,13 @@ class WorkerConfig:
     min_prefetch: int = 1  # the batch a worker starts with; it grows while the queue stays deep
     memory_limit_mb: float | None = None
     function_check_seconds: float = 10.0
+    startup_seconds: float = STARTUP_SECONDS  # spawn + imports of the user-code child, apart from the timeout
+
+
+@dataclass
+class _Held:
+    message: Message
+    until: float  # monotonic time the message's invisibility (our lease on it) runs out
 
 
 @dataclass
@@ -64,6 +79,7 @@ class WorkerStats:
     acked: int = 0
     retried: int = 0
     dropped: int = 0
+    stale: int = 0  # receives another worker had overtaken (this worker's lease had run out)
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -86,7 +102,7 @@ class Worker:
         self.settings = settings
         self.stats = WorkerStats()
         self.stopping = threading.Event()
-        self._held: dict[str, Message] = {}
+        self._held: dict[str, _Held] = {}
         self._held_lock = threading.Lock()
         self._current: tuple[str, Message] | None = None
         self._cancel = threading.Event()
@@ -129,6 +145,7 @@ class Worker:
             self._function["entrypoint"],
             memory_limit_mb=self.config.memory_limit_mb,
             log_dir=self._workdir.name,
+            startup_seconds=self.config.startup_seconds,
         )
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
         heartbeat.start()
@@ -188,6 +205,7 @@ class Worker:
                 if not self._dispatchable():
                     log.info("Function %s is not ready any more; stopping", self.config.function_id)
                     return
+            sent = time.monotonic()
             try:
                 messages = self._retry(
                     self.queue.receive,
@@ -209,36 +227,55 @@ class Worker:
             # fewer as it runs dry, so the last jobs spread over all workers instead of one
             # worker holding them while the others idle.
             batch = min(self.config.prefetch, 2 * batch) if len(messages) == batch else len(messages)
-            self._process_batch(messages)
+            self._process_batch(messages, sent + self.settings.lost_worker_seconds)
             idle_since = time.monotonic()
 
-    def _process_batch(self, messages: list[Message]) -> None:
+    def _process_batch(self, messages: list[Message], until: float) -> None:
         with self._held_lock:
-            self._held = {m.receipt: m for m in messages}
+            self._held = {m.receipt: _Held(m, until) for m in messages}
         acks: list[str] = []
         defers: list[tuple[str, int]] = []
         try:
             for message in messages:
                 if self.stopping.is_set():
                     break
-                self._handle(message, acks, defers)
-                with self._held_lock:
-                    self._held.pop(message.receipt, None)
+                if self._lease(message) is not None:
+                    self._handle(message, acks, defers)
         finally:
-            with self._held_lock:
-                unstarted = [(m.receipt, 0) for m in self._held.values()]
-                self._held = {}
-            # A failed ack or deferral loses nothing: the message returns after its lease and the job
-            # state machine drops it (terminal job) or retries it (its job went back to pending).
-            try:
-                if acks:
-                    self._retry(self.queue.delete_batch, self.config.queue_url, acks)
-                if defers or unstarted:
-                    self._retry(self.queue.change_visibility_batch, self.config.queue_url, defers + unstarted)
-            except errors.NotFoundError:
-                pass  # the queue was deleted with its Function: there is nothing left to settle
-            except TRANSIENT as exc:
-                log.error("could not settle %d messages: %s", len(acks) + len(defers), exc.message)
+            self._settle(acks, defers)
+
+    def _lease(self, message: Message) -> float | None:
+        """Until when we hold ``message``; None once its lease ran out (it is not ours to settle)."""
+        with self._held_lock:
+            held = self._held.get(message.receipt)
+            if held is not None and time.monotonic() > held.until - margin(self.settings.lost_worker_seconds):
+                del self._held[message.receipt]
+                log.warning("lost the lease on message %s; leaving it alone", message.message_id)
+                return None
+            return held.until if held is not None else None
+
+    def _settle(self, acks: list[str], defers: list[tuple[str, int]]) -> None:
+        """Acknowledge, defer and return what we still hold; messages stay held (their leases
+        extended) until this point, so a deferred job cannot come back early to another worker."""
+        with self._held_lock:
+            held, self._held = self._held, {}
+        now = time.monotonic()
+        live = {r for r, h in held.items() if now < h.until}
+        settled = set(acks) | {r for r, _ in defers}
+        acks = [r for r in acks if r in live]
+        defers = [(r, s) for r, s in defers if r in live]
+        unstarted = [(r, 0) for r in live if r not in settled]
+        # A failed ack or deferral loses nothing: the message returns after its lease and the job
+        # state machine drops it (terminal job) or retries it (its job went back to pending).
+        try:
+            if acks:
+                self._retry(self.queue.delete_batch, self.config.queue_url, acks)
+            if defers or unstarted:
+                self._retry(self.queue.change_visibility_batch, self.config.queue_url, defers + unstarted)
+        except errors.NotFoundError:
+            pass  # the queue was deleted with its Function: there is nothing left to settle
+        except TRANSIENT as exc:
+            log.error("could not settle %d messages: %s", len(acks) + len(defers), exc.message)
 
     def _handle(self, message: Message, acks: list[str], defers: list[tuple[str, int]]) -> None:
         try:
@@ -249,13 +286,7 @@ class Worker:
             return
         try:
             decision = self._retry(
-                claim,
-                self.jobs,
-                self.settings,
-                self._function,
-                job_key,
-                message.message_id,
-                self.config.worker_id,
+                claim, self.jobs, self.settings, self._function, job_key, message, self.config.worker_id
             )
         except TRANSIENT as exc:
             log.error("could not claim job %s: %s; it comes back in 1 s", job_key, exc.message)
@@ -268,14 +299,22 @@ class Worker:
         if isinstance(decision, Defer):
             defers.append((message.receipt, decision.seconds))
             return
-        assert isinstance(decision, Claimed)
+        if isinstance(decision, Stale):
+            self.stats.stale += 1
+            self._drop(message)  # not ours any more: neither acknowledge nor return it
+            return
         self.stats.claimed += 1
+        if self._lease(message) is None:
+            # Stopped between the lease check and the claim: the claim stands, but the message may be
+            # another worker's by now, so the job is not run here; its next receive judges it lost.
+            return
         try:
             action = self._run_job(decision, message)
         except TRANSIENT as exc:
             # The job is ours (running) but its outcome could not be stored. Leave the message alone:
             # unextended, it reappears after the lease and the lost-worker path records this attempt.
             log.error("could not record job %s: %s; it returns after the lease", job_key, exc.message)
+            self._drop(message)
             return
         if isinstance(action, Ack):
             self.stats.acked += 1
@@ -283,6 +322,12 @@ class Worker:
         elif isinstance(action, Defer):
             self.stats.retried += 1
             defers.append((message.receipt, action.seconds))
+        else:
+            self._drop(message)  # Stale: the job was taken over (our lease ran out)
+
+    def _drop(self, message: Message) -> None:
+        with self._held_lock:
+            self._held.pop(message.receipt, None)
 
     def _run_job(self, claimed: Claimed, message: Message) -> Any:
         job = claimed.job
@@ -296,6 +341,7 @@ class Worker:
         env["GEOBATCH_ATTEMPT"] = str(claimed.attempt)
         self._cancel.clear()
         self._current = (job["job_key"], message)
+        self._publish_lease()
         try:
             result = self._runner.run(
                 payload,
@@ -306,6 +352,13 @@ class Worker:
             )
         finally:
             self._current = None
+            self._runner.lease.set(NO_LEASE)
+        if result.status == LOST:
+            # Our lease ran out (we were stopped or cut off): another worker may own the job now, so
+            # this worker neither records nor settles anything about it.
+            log.warning("lost the lease on job %s; leaving it to its next receive", job["job_key"])
+            self.stats.outcomes[LOST] = self.stats.outcomes.get(LOST, 0) + 1
+            return Stale("lease lost")
         outcome = Outcome(
             status=JobStatus(result.status),
             exit_code=result.exit_code,
@@ -326,7 +379,7 @@ class Worker:
             self._function,
             job,
             claimed.attempt,
-            message.message_id,
+            claim_token(message),
             outcome,
             worker_id=self.config.worker_id,
         )
@@ -336,18 +389,47 @@ class Worker:
     def _heartbeat(self) -> None:
         """Keep held messages invisible while we live, and notice a cancel of the running job."""
         interval = max(1.0, self.settings.lost_worker_seconds / 3)
-        while not self.stopping.wait(interval):
-            with self._held_lock:
-                receipts = [(m.receipt, self.settings.lost_worker_seconds) for m in self._held.values()]
+        due = time.monotonic() + interval
+        # On a fixed beat: a slow call delays the next extension by no more than its own length.
+        while not self.stopping.wait(max(0.0, due - time.monotonic())):
+            due += interval
             with contextlib.suppress(errors.GeoBatchError):
-                if receipts:
-                    self.queue.change_visibility_batch(self.config.queue_url, receipts)
-                current = self._current
-                if current is not None:
-                    job_key, message = current
-                    item = self.jobs.get(self.config.function_id, job_key)
-                    if (
-                        item["status"] == JobStatus.CANCEL.value
-                        and mark_canceling(self.jobs, self.config.function_id, job_key, message.message_id)
-                    ) or item["status"] == JobStatus.CANCELING.value:
-                        self._cancel.set()
+                self._extend()
+            with contextlib.suppress(errors.GeoBatchError):
+                self._check_cancel()
+
+    def _extend(self) -> None:
+        lease = self.settings.lost_worker_seconds
+        sent = time.monotonic()
+        with self._held_lock:
+            # A message whose lease already ran out may be another worker's now: never extend it.
+            held = [h for h in self._held.values() if sent < h.until - margin(lease)]
+        if not held:
+            return
+        self.queue.change_visibility_batch(self.config.queue_url, [(h.message.receipt, lease) for h in held])
+        with self._held_lock:
+            for h in held:
+                h.until = sent + lease  # SQS counts from when it got the request: later than `sent`
+        self._publish_lease()
+
+    def _publish_lease(self) -> None:
+        """Tell the user-code child until when the running job is ours."""
+        current, runner = self._current, self._runner
+        if current is None or runner is None:
+            return
+        with self._held_lock:
+            held = self._held.get(current[1].receipt)
+        lease = self.settings.lost_worker_seconds
+        runner.lease.set(held.until - margin(lease) if held is not None else time.monotonic() - 1)
+
+    def _check_cancel(self) -> None:
+        current = self._current
+        if current is None:
+            return
+        job_key, message = current
+        item = self.jobs.get(self.config.function_id, job_key)
+        if (
+            item["status"] == JobStatus.CANCEL.value
+            and mark_canceling(self.jobs, self.config.function_id, job_key, claim_token(message))
+        ) or item["status"] == JobStatus.CANCELING.value:
+            self._cancel.set()

@@ -1,33 +1,49 @@
-"""Runs user code in a child process that is reused across jobs of one Function.
+"""Runs user code in a child process (the runner) that is reused across jobs of one Function.
 
-The child imports the Function's entrypoint once, so imports stay warm; each job gets its own
-environment, a timestamped log of its stdout/stderr, and CPU/peak-memory figures. A job that
-hangs past its timeout, is canceled, goes over its memory limit or kills its process gets the
-process killed and a fresh one for the next job.
+The runner imports the Function's entrypoint once, so imports stay warm; each job gets its own
+environment, a timestamped log of its stdout/stderr, and CPU/peak-memory figures of its whole
+process tree. A job's clock starts when the runner is ready (imports done); start-up has its own
+limit. A job that hangs past its timeout, is canceled, goes over its memory limit, outlives its
+lease or kills its process gets the runner's whole tree killed and a fresh runner for the next job.
+
+The parent and the runner speak a data format (``channel``), never pickle; every answer carries the
+job's token and comes from the runner's own pid, or the runner is replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
-import multiprocessing
 import os
-import resource
+import secrets
+import signal
+import subprocess
 import sys
 import threading
 import time
-import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import geobatch_core
+import geobatch_worker
 from geobatch_core import limits
-from geobatch_core.codec import encode_result
+from geobatch_worker import proctree
+from geobatch_worker.channel import Channel, ChannelError
+from geobatch_worker.child import LEASE_EXIT
+from geobatch_worker.lease import LeaseFile
 
 POLL_SECONDS = 0.05
+TREE_SECONDS = 0.2  # how often the whole process tree's memory is summed
+STARTUP_SECONDS = 300.0  # imports of the Function's module; its own limit, apart from the timeout
+_ROOTS = os.pathsep.join(
+    sorted({str(Path(m.__file__ or "").resolve().parents[1]) for m in (geobatch_core, geobatch_worker)})
+)
+_BOOTSTRAP = (
+    "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); "
+    "from geobatch_worker.child import main; main(sys.argv[2:])"
+)
+LOST = "lost"  # a RunResult status: the lease ran out, another worker may own the job now
 
 
 @dataclass
@@ -41,157 +57,7 @@ class RunResult:
     runtime: float = 0.0
     peak_memory_mb: float | None = None
     cpu_seconds: float | None = None
-
-
-# --------------------------------------------------------------------------- child side
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class _LogCapture:
-    """Points fds 1 and 2 at a pipe; a thread stamps each line into the job's log file."""
-
-    def __init__(self, path: str):
-        # Line-buffered: a job that is killed keeps every line it printed.
-        self._file = open(path, "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-        self._read, self._write = os.pipe()
-        self._saved = (os.dup(1), os.dup(2))
-        self._written = 0
-        self._dropped = 0
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-
-    def _pump(self) -> None:
-        with os.fdopen(self._read, "rb", buffering=0) as stream:
-            pending = b""
-            while chunk := stream.read(65536):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    self._line(line)
-            if pending:
-                self._line(pending)
-
-    def _line(self, raw: bytes) -> None:
-        if self._written > limits.MAX_LOG_BYTES:
-            self._dropped += 1
-            return
-        text = f"{_stamp()}\t{raw.decode('utf-8', 'replace')}\n"
-        self._written += len(text)
-        self._file.write(text)
-
-    def start(self) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(self._write, 1)
-        os.dup2(self._write, 2)
-        os.close(self._write)
-        self._thread.start()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os.dup2(self._saved[0], 1)
-        os.dup2(self._saved[1], 2)
-        for fd in self._saved:
-            os.close(fd)
-        self._thread.join(timeout=5)
-        if self._dropped:
-            self._file.write(
-                f"{_stamp()}\t[geobatch] {self._dropped} more log lines dropped: over the log limit\n"
-            )
-        self._file.close()
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def child_main(conn: Connection, bundle_dir: str, entrypoint: str) -> None:
-    """Entry of the child process: import once, then run jobs until told to stop."""
-    sys.path.insert(0, bundle_dir)
-    os.chdir(bundle_dir)
-    # Line buffering so each printed line is stamped when it is printed, not when a buffer fills.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    func: Any = None
-    import_error: str | None = None
-    try:
-        module_name, attr = entrypoint.split(":")
-        func = getattr(importlib.import_module(module_name), attr)
-    except BaseException:
-        import_error = traceback.format_exc()
-    base_env = dict(os.environ)
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request[0] == "stop":
-            return
-        _, payload_json, job_env, log_path = request
-        payload = json.loads(payload_json)
-        os.environ.clear()
-        os.environ.update({**base_env, **job_env})
-        capture = _LogCapture(log_path)
-        capture.start()
-        cpu0 = _cpu()
-        reply: tuple[Any, ...]
-        try:
-            if import_error is not None:
-                print(import_error, file=sys.stderr)
-                reply = (
-                    "error",
-                    "could not import the function: " + import_error.strip().splitlines()[-1],
-                    1,
-                )
-            else:
-                value = func(*(payload.get("args") or []), **(payload.get("kwargs") or {}))
-                data, meta = encode_result(value)
-                if data is not None and len(data) > limits.MAX_RESULT_BYTES:
-                    raise ValueError(
-                        f"the result is {len(data)} bytes; at most {limits.MAX_RESULT_BYTES} are allowed"
-                    )
-                reply = ("ok", data, meta)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            reply = ("error", f"SystemExit: the function called sys.exit({exc.code!r})", code or 1)
-        except BaseException as exc:
-            # The user's frames only: the first frame is this runner.
-            traceback.print_exception(
-                type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None
-            )
-            message = f"{type(exc).__name__}: {exc}"
-            reply = ("error", message[:2000], 1)
-        finally:
-            capture.stop()
-            os.environ.clear()
-            os.environ.update(base_env)
-        conn.send((*reply, _cpu() - cpu0))
-
-
-# --------------------------------------------------------------------------- parent side
-
-
-def _read_status(pid: int, field_name: str) -> float | None:
-    """A memory figure (MiB) of a process from /proc; None where /proc is not available."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _reset_peak(pid: int) -> None:
-    # Writing 5 to clear_refs resets VmHWM, so the peak we read is this job's, not the process's.
-    with contextlib.suppress(OSError):
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    startup_seconds: float = 0.0  # spawn + imports of a fresh runner (0 when it was warm)
 
 
 def read_log(path: Path) -> str:
@@ -205,50 +71,208 @@ def read_log(path: Path) -> str:
     return data.decode("utf-8", "replace")
 
 
+def _exit_reason(code: int | None, during: str) -> tuple[int | None, str]:
+    if code == LEASE_EXIT:
+        return code, "the worker's lease on the job ran out"
+    signal_note = f" (killed by signal {-code})" if code is not None and code < 0 else ""
+    exit_code = 128 - code if code is not None and code < 0 else code
+    return exit_code, f"the function's process exited with code {exit_code}{signal_note}{during}"
+
+
+class _Watch:
+    """What the parent checks while it waits on the runner, and the peak it saw."""
+
+    def __init__(self, memory_limit_mb: float | None):
+        self.limit = memory_limit_mb
+        self.peak = 0.0
+        self._next_tree = 0.0
+
+    def memory(self, pid: int) -> RunResult | None:
+        # The runner's own high-water mark every poll (it catches spikes between polls); the whole
+        # tree, which costs a walk of /proc, a few times a second.
+        hwm = proctree.rss_mb(pid, "VmHWM")
+        now = time.monotonic()
+        if now < self._next_tree and not (self.limit and hwm > self.limit):
+            self.peak = max(self.peak, hwm)
+            return None
+        self._next_tree = now + TREE_SECONDS
+        tree = proctree.tree_memory(pid)
+        self.peak = max(self.peak, tree.total_mb, hwm)
+        if self.limit and max(tree.total_mb, hwm) > self.limit:
+            return RunResult(
+                "failure",
+                137,
+                f"out of memory: peak {self.peak:,.0f} MiB of {self.limit:,.0f} MiB limit "
+                f"(biggest: {tree.culprit(pid)} at {tree.biggest_mb:,.0f} MiB)",
+            )
+        return None
+
+
 class Runner:
-    """The parent's handle on the reusable child process."""
+    """The parent's handle on the reusable runner process."""
 
     def __init__(
-        self, bundle_dir: str, entrypoint: str, *, memory_limit_mb: float | None = None, log_dir: str
+        self,
+        bundle_dir: str,
+        entrypoint: str,
+        *,
+        memory_limit_mb: float | None = None,
+        log_dir: str,
+        startup_seconds: float = STARTUP_SECONDS,
     ):
         self._bundle_dir = bundle_dir
         self._entrypoint = entrypoint
         self._memory_limit_mb = memory_limit_mb
+        self._startup_seconds = startup_seconds
         self._log_dir = Path(log_dir)
-        self._ctx = multiprocessing.get_context("spawn")
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self.lease = LeaseFile(str(self._log_dir / "lease"), writable=True)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._chan: Channel | None = None
+        self.replaced = 0  # runners replaced after a protocol breach (a stranger on the channel)
 
-    def _ensure_child(self) -> tuple[Any, Connection]:
-        if self._process is None or not self._process.is_alive() or self._conn is None:
-            self.close()
-            parent, child = self._ctx.Pipe()
-            self._process = self._ctx.Process(
-                target=child_main, args=(child, self._bundle_dir, self._entrypoint), daemon=True
-            )
-            self._process.start()
-            child.close()
-            self._conn = parent
-        return self._process, self._conn
+    # ------------------------------------------------------------------ process
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], Channel]:
+        chan, child_sock = Channel.pair(max_body=limits.MAX_RESULT_BYTES + (1 << 20))
+        fd = child_sock.fileno()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _BOOTSTRAP,
+                _ROOTS,
+                str(fd),
+                self._bundle_dir,
+                self._entrypoint,
+                self.lease.path,
+            ],
+            pass_fds=(fd,),
+            start_new_session=True,  # its own process group: signals to the worker do not reach it
+            cwd=self._bundle_dir,
+            stdin=subprocess.DEVNULL,
+        )
+        child_sock.close()
+        chan.expect_peer(process.pid)
+        self._process, self._chan = process, chan
+        return process, chan
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5)
+        """End the runner and everything below it."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGSTOP)  # no more forks while the tree is swept
+            proctree.kill_descendants(process.pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
         self.close()
 
     def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                if self._process is not None and self._process.is_alive():
-                    self._conn.send(("stop",))
-            self._conn.close()
-        if self._process is not None:
-            self._process.join(timeout=2)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(timeout=2)
-        self._process, self._conn = None, None
+        process, chan = self._process, self._chan
+        self._process, self._chan = None, None
+        if chan is not None:
+            with contextlib.suppress(OSError):
+                if process is not None and process.poll() is None:
+                    chan.send({"t": "stop"})
+            chan.close()
+        if process is not None:
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proctree.kill_descendants(process.pid)
+                process.kill()
+                process.wait(timeout=5)
+
+    # ------------------------------------------------------------------ one job
+
+    def _wait(
+        self,
+        accept: Callable[[dict[str, Any], bytes], RunResult | None],
+        *,
+        limit: float,
+        on_limit: Callable[[], RunResult],
+        cancel: threading.Event,
+        watch: _Watch,
+        during: str,
+        tick: Callable[[], None] | None = None,
+    ) -> RunResult:
+        """Wait for an answer the runner gives to ``accept``, checking limits between polls."""
+        process, chan = self._process, self._chan
+        assert process is not None and chan is not None
+        started = time.monotonic()
+        while True:
+            if chan.poll(POLL_SECONDS):
+                try:
+                    outcome = accept(*chan.recv())
+                except EOFError:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=5)  # the pipe closed: the process is dying
+                except ChannelError as exc:
+                    # A stranger on the channel, or an answer out of protocol: this runner cannot be
+                    # trusted with another job.
+                    self._kill()
+                    self.replaced += 1
+                    return RunResult("failure", None, f"the job broke the worker's channel: {exc}")
+                else:
+                    if outcome is not None:
+                        return outcome
+            if process.poll() is not None:
+                code, reason = _exit_reason(process.returncode, during)
+                self.close()
+                return RunResult(LOST if code == LEASE_EXIT else "failure", code, reason)
+            outcome = self._check(process.pid, watch, cancel, started, limit, on_limit)
+            if outcome is not None:
+                self._kill()
+                return outcome
+            if tick is not None:
+                tick()
+
+    def _check(
+        self,
+        pid: int,
+        watch: _Watch,
+        cancel: threading.Event,
+        started: float,
+        limit: float,
+        on_limit: Callable[[], RunResult],
+    ) -> RunResult | None:
+        if self.lease.expired():
+            return RunResult(LOST, None, "the worker's lease on the job ran out")
+        if cancel.is_set():
+            return RunResult("canceled", None, "canceled while running")
+        over = watch.memory(pid)
+        if over is not None:
+            return over
+        if time.monotonic() - started > limit:
+            return on_limit()
+        return None
+
+    def _start(self, cancel: threading.Event, watch: _Watch) -> RunResult | None:
+        """A ready runner (imports done), or why there is none."""
+        if self._process is not None and self._process.poll() is None and self._chan is not None:
+            return None
+        self.close()
+        self._spawn()
+
+        def ready(header: dict[str, Any], body: bytes) -> RunResult | None:
+            if header.get("t") == "ready" and header.get("pid") == self._process.pid:  # type: ignore[union-attr]
+                return RunResult("ready")
+            raise_breach(f"unexpected {str(header.get('t'))[:40]!r} frame during start-up")
+            return None
+
+        startup = self._startup_seconds
+        outcome = self._wait(
+            ready,
+            limit=startup,
+            on_limit=lambda: RunResult(
+                "failure", None, f"start-up: the function's module was not imported within {startup:g} s"
+            ),
+            cancel=cancel,
+            watch=watch,
+            during=" during start-up (imports)",
+        )
+        return None if outcome.status == "ready" else outcome
 
     def run(
         self,
@@ -258,58 +282,65 @@ class Runner:
         timeout: float,
         cancel: threading.Event,
         log_name: str,
+        tick: Callable[[Path], None] | None = None,
     ) -> RunResult:
-        process, conn = self._ensure_child()
-        _reset_peak(process.pid)
+        watch = _Watch(self._memory_limit_mb)
         log_path = self._log_dir / f"{log_name}.log"
-        started = time.monotonic()
-        conn.send(("run", payload_json, env, str(log_path)))
-        peak = 0.0
-        outcome: RunResult | None = None
-        while outcome is None:
-            reply = None
-            if conn.poll(POLL_SECONDS):
-                try:
-                    reply = conn.recv()
-                except (EOFError, OSError):
-                    # The pipe closed: the process died (e.g. os._exit). Fall through to the liveness
-                    # check below; a `continue` here would poll the closed pipe forever.
-                    process.join(timeout=1)
-            if reply is not None:
-                if reply[0] == "ok":
-                    outcome = RunResult("success", 0, None, reply[1], reply[2] or {}, cpu_seconds=reply[3])
-                else:
-                    outcome = RunResult("failure", int(reply[2]), reply[1], cpu_seconds=reply[3])
-                break
-            rss = _read_status(process.pid, "VmHWM") or _read_status(process.pid, "VmRSS")
-            peak = max(peak, rss or 0.0)
-            elapsed = time.monotonic() - started
-            if not process.is_alive():
-                code = process.exitcode
-                signal_note = f" (killed by signal {-code})" if code is not None and code < 0 else ""
-                exit_code = 128 - code if code is not None and code < 0 else code
-                outcome = RunResult(
-                    "failure", exit_code, f"the function's process exited with code {exit_code}{signal_note}"
-                )
-                self.close()
-            elif self._memory_limit_mb and peak > self._memory_limit_mb:
-                self._kill()
-                outcome = RunResult(
-                    "failure",
-                    137,
-                    f"out of memory: peak {peak:,.0f} MiB of {self._memory_limit_mb:,.0f} MiB limit",
-                )
-            elif elapsed > timeout:
-                self._kill()
-                outcome = RunResult("timeout", None, f"timeout: still running after {timeout:g} s")
-            elif cancel.is_set():
-                self._kill()
-                outcome = RunResult("canceled", None, "canceled while running")
-        if self._process is not None and self._process.is_alive():
-            peak = max(peak, _read_status(self._process.pid, "VmHWM") or 0.0)
+        log_path.write_bytes(b"")
+        t0 = time.monotonic()
+        outcome = self._start(cancel, watch)
+        started = time.monotonic()  # the job's clock starts when the runner is ready
+        if outcome is None:
+            assert self._process is not None and self._chan is not None
+            proctree.reset_peak(self._process.pid)
+            watch.peak = 0.0
+            token = secrets.token_hex(16)
+            self._chan.send(
+                {"t": "run", "token": token, "env": env, "log": str(log_path)}, payload_json.encode()
+            )
+            outcome = self._wait(
+                lambda header, body: _answer(header, body, token),
+                limit=timeout,
+                on_limit=lambda: RunResult("timeout", None, f"timeout: still running after {timeout:g} s"),
+                cancel=cancel,
+                watch=watch,
+                during="",
+                tick=(lambda: tick(log_path)) if tick is not None else None,
+            )
+        if self._process is not None and self._process.poll() is None:
+            watch.peak = max(watch.peak, proctree.rss_mb(self._process.pid, "VmHWM"))
         outcome.runtime = time.monotonic() - started
-        outcome.peak_memory_mb = round(peak, 1) if peak else None
+        outcome.startup_seconds = started - t0
+        outcome.peak_memory_mb = round(watch.peak, 1) if watch.peak else None
         outcome.log = read_log(log_path)
         with contextlib.suppress(OSError):
             log_path.unlink()
         return outcome
+
+
+def raise_breach(what: str) -> None:
+    """The runner answered out of protocol (another job's token, an unknown frame)."""
+    raise ChannelError(what)
+
+
+def _answer(header: dict[str, Any], body: bytes, token: str) -> RunResult | None:
+    if header.get("token") != token:
+        raise_breach("an answer with another job's token")
+    cpu = header.get("cpu")
+    cpu_seconds = float(cpu) if isinstance(cpu, int | float) else None
+    if header.get("t") == "ok":
+        meta = header.get("meta")
+        result = None if header.get("none") else body
+        return RunResult(
+            "success", 0, None, result, meta if isinstance(meta, dict) else {}, cpu_seconds=cpu_seconds
+        )
+    if header.get("t") == "error":
+        code = header.get("code")
+        return RunResult(
+            "failure",
+            int(code) if isinstance(code, int) else 1,
+            str(header.get("message"))[:2000],
+            cpu_seconds=cpu_seconds,
+        )
+    raise_breach(f"unexpected {str(header.get('t'))[:40]!r} frame")
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -12,6 +13,14 @@ from geobatch_core.models import JobBulkCreate
 from geobatch_core.services import functions, jobs
 from geobatch_worker.loop import Worker, WorkerConfig
 from tests.core.helpers import ALICE, ready_function
+from tests.reliability.faults import (
+    FaultPlan,
+    FaultyBlobStore,
+    FaultyFunctionStore,
+    FaultyJobStore,
+    FaultyQueue,
+    KillSwitch,
+)
 
 pytestmark = pytest.mark.moto
 
@@ -95,7 +104,7 @@ def test_a_lost_worker_is_detected_and_its_job_retried(moto_services):
     ]
     from geobatch_core.services.execution import claim
 
-    claimed = claim(svc.jobs, svc.settings, function, job.id.rpartition("-")[2], message.message_id, "dead")
+    claimed = claim(svc.jobs, svc.settings, function, job.id.rpartition("-")[2], message, "dead")
     assert job_item(svc, job)["status"] == "running"
     # Its message reappears after the lease; the next worker records the loss and runs attempt 2.
     stats = worker(svc, function, idle_seconds=3).run()
@@ -126,3 +135,246 @@ def test_sigterm_finishes_current_job_and_returns_the_rest(moto_services):
     assert statuses == ["pending"] * 5 + ["success"]
     visible, _ = svc.queue.depth(function["queue_url"])
     assert visible == 5  # handed back at once, not after the lease
+
+
+FORKS = """
+def work(x):
+    import os, time
+    if x == "fork":
+        os.fork()  # both copies return: only the runner may answer
+        return "forked"
+    if x == "forge":
+        import ctypes, json, stat, struct
+        pid = ctypes.CDLL(None).fork()  # no at-fork hooks: this copy keeps the runner's channel open
+        if pid == 0:
+            head = json.dumps({"t": "ok", "token": "forged", "meta": {}, "none": False}).encode()
+            for fd in range(3, 64):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        os.write(fd, struct.pack("!II", len(head), 6) + head + b'"evil"')
+                except OSError:
+                    pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(1)
+        return "forge-done"
+    return {"x": x}
+"""
+
+
+def wait_terminal(svc, submitted, deadline=120.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        items = [job_item(svc, j) for j in submitted]
+        if all(i["status"] in ("success", "failure", "timeout", "canceled") for i in items):
+            return items
+        time.sleep(0.1)
+    raise AssertionError(f"jobs did not finish: {[i['status'] for i in items]}")
+
+
+@pytest.mark.parametrize("first", ["fork", "forge"])
+def test_each_result_belongs_to_its_job_after_a_fork(moto_services, first):
+    """A job whose fork returns (or whose fork writes on the channel) cannot answer for later jobs."""
+    svc = moto_services
+    function = ready_function(svc, FORKS, "work", timeout=60)
+    w = worker(svc, function, idle_seconds=600)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    try:
+        (forked,) = wait_terminal(svc, submit(svc, function, [first]))
+        later = submit(svc, function, [f"job{i}" for i in range(8)])
+        items = wait_terminal(svc, later)
+    finally:
+        w.stopping.set()
+        thread.join(timeout=60)
+    if first == "fork":
+        assert forked["status"] == "success" and json.loads(forked["result"]) == "forked"
+    else:
+        assert forked["status"] == "failure" and "wrote on the runner's channel" in forked["error_reason"]
+    assert [i["status"] for i in items] == ["success"] * 8
+    assert [json.loads(i["result"]) for i in items] == [{"x": f"job{i}"} for i in range(8)]
+    assert [i["execution_count"] for i in items] == [1] * 8
+
+
+HOLD = """
+def work(lock, first_seconds):
+    import fcntl, os, time
+    handle = open(lock, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return "overlap"  # another run of this job holds the lock right now
+    if os.environ["GEOBATCH_ATTEMPT"] == "1":
+        time.sleep(first_seconds)
+    return "alone"
+"""
+
+
+class PauseAfterReceive(FaultyQueue):
+    """The worker is stopped (kill -STOP) right after it received a batch, before it claims any."""
+
+    fired = False
+
+    def receive(self, *args, **kwargs):
+        got = self._call("receive", *args, **kwargs)
+        if got and not self.fired:
+            self.fired = True
+            self._switch.pause()
+        return got
+
+
+def pausable_worker(svc, function, switch, queue_type=FaultyQueue, **config):
+    plan = FaultPlan(seed=1)
+    return Worker(
+        WorkerConfig(
+            function["id"], function["queue_url"], "paused", idle_seconds=600, poll_seconds=1, **config
+        ),
+        functions=FaultyFunctionStore(svc.functions, plan, switch),
+        jobs=FaultyJobStore(svc.jobs, plan, switch),
+        queue=queue_type(svc.queue, plan, switch),
+        blobs=FaultyBlobStore(svc.blobs, plan, switch),
+        settings=svc.settings,
+    )
+
+
+def until(predicate, what, deadline=120.0):
+    end = time.monotonic() + deadline
+    while not predicate():
+        assert time.monotonic() < end, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def run_workers(*workers):
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def stop_workers(workers, threads):
+    for w in workers:
+        w.stopping.set()
+    for t in threads:
+        t.join(timeout=60)
+
+
+def claimed_by(svc, job, worker_id):
+    item = job_item(svc, job)
+    return item["status"] == "running" and item["attempts"][-1]["worker_id"] == worker_id
+
+
+@pytest.mark.parametrize("retry_count", [0, 1])
+def test_a_resumed_worker_cannot_judge_a_job_another_worker_runs(moto_services, tmp_path, retry_count):
+    """A worker stopped past its lease holding a message, resumed while another worker runs its job:
+    no false "worker lost" (retry_count 0), no second run at the same time (retry_count 1)."""
+    svc = moto_services
+    function = ready_function(svc, HOLD, "work", retry_count=retry_count, timeout=60)
+    (job,) = jobs.submit_jobs(
+        svc,
+        ALICE,
+        JobBulkCreate(
+            function_id=function["id"], bulk_args=[[str(tmp_path / "j.lock"), 3]], reference_id="resume"
+        ),
+    ).data
+    switch = KillSwitch()
+    stopped = pausable_worker(svc, function, switch, PauseAfterReceive)
+    live = worker(svc, function, idle_seconds=600)
+    threads = run_workers(stopped)
+    until(lambda: switch.paused, "the first worker received the message")
+    threads += run_workers(live)
+    try:
+        until(lambda: claimed_by(svc, job, live.config.worker_id), "the takeover after the lease")
+        switch.resume()  # kill -CONT while the live worker runs the job
+        (item,) = wait_terminal(svc, [job])
+    finally:
+        stop_workers([stopped, live], threads)
+    assert item["status"] == "success", item["attempts"]
+    assert json.loads(item["result"]) == "alone" and item["execution_count"] == 1
+    assert stopped.stats.claimed == 0 and stopped.stats.outcomes == {}
+
+
+def test_a_stopped_worker_s_job_never_runs_twice_at_once(moto_services, tmp_path):
+    """The worker is stopped mid-job past its lease (its child runs on): the child ends itself before
+    the lease does, the next worker's attempt runs alone, and the resumed worker records nothing."""
+    svc = moto_services
+    function = ready_function(svc, HOLD, "work", retry_count=1, timeout=60)
+    (job,) = jobs.submit_jobs(
+        svc,
+        ALICE,
+        JobBulkCreate(
+            function_id=function["id"], bulk_args=[[str(tmp_path / "j.lock"), 30]], reference_id="stop"
+        ),
+    ).data
+    switch = KillSwitch()
+    stopped = pausable_worker(svc, function, switch)
+    threads = run_workers(stopped)
+    until(lambda: claimed_by(svc, job, "paused"), "the first worker runs the job")
+    switch.pause()  # kill -STOP of the worker process: its child keeps running
+    live = worker(svc, function, idle_seconds=600)
+    threads += run_workers(live)
+    try:
+        until(lambda: job_item(svc, job)["execution_count"] == 2, "the takeover")
+        switch.resume()
+        (item,) = wait_terminal(svc, [job])
+    finally:
+        stop_workers([stopped, live], threads)
+    assert item["status"] == "success" and json.loads(item["result"]) == "alone"
+    assert item["execution_count"] == 2
+    assert item["attempts"][0]["reason"].startswith("worker lost")
+    assert item["attempts"][1]["worker_id"] == live.config.worker_id
+    assert stopped.stats.outcomes == {"lost": 1}
+
+
+SLOW_IMPORT = """
+import time
+
+time.sleep(3)  # a heavy import: the job's clock must not count it
+
+
+def work(x):
+    return x
+"""
+
+
+def test_start_up_does_not_count_as_run_time_and_has_its_own_limit(moto_services):
+    svc = moto_services
+    function = ready_function(svc, SLOW_IMPORT, "work", timeout=2)
+    submitted = submit(svc, function, ["a", "b"])
+    worker(svc, function).run()
+    assert [job_item(svc, j)["status"] for j in submitted] == ["success", "success"]
+    # Start-up over its own limit: a failure that says so, not a timeout of the job.
+    function = ready_function(svc, SLOW_IMPORT, "work", timeout=2)
+    (job,) = submit(svc, function, ["c"])
+    worker(svc, function, startup_seconds=1).run()
+    item = job_item(svc, job)
+    assert item["status"] == "failure"
+    assert item["error_reason"] == "start-up: the function's module was not imported within 1 s"
+
+
+HANG = """
+def work(x):
+    import time
+    time.sleep(60)
+"""
+
+
+def test_a_hang_past_the_timeout_with_retries_never_ends_as_a_lost_worker(moto_services):
+    """Timeouts longer than the lease, two per batch, retried, with a second worker waiting: every
+    attempt ends as a timeout (the lease holds through the kill and the restart of the child)."""
+    svc = moto_services
+    assert svc.settings.lost_worker_seconds < 6
+    function = ready_function(svc, HANG, "work", timeout=6, retry_count=1)
+    submitted = submit(svc, function, ["a", "b"])
+    first = worker(svc, function, idle_seconds=600, prefetch=2, min_prefetch=2)
+    second = worker(svc, function, idle_seconds=600)
+    threads = run_workers(first)
+    until(lambda: first.stats.received == 2, "the first worker holds both messages")
+    threads += run_workers(second)
+    try:
+        items = wait_terminal(svc, submitted, deadline=180)
+    finally:
+        stop_workers([first, second], threads)
+    assert [i["status"] for i in items] == ["timeout", "timeout"], [i["attempts"] for i in items]
+    assert [i["execution_count"] for i in items] == [2, 2]
+    reasons = [a["reason"] for i in items for a in i["attempts"]]
+    assert reasons == ["timeout: still running after 6 s"] * 4

@@ -208,7 +208,7 @@ def test_batch_oom_event_names_the_cause_on_the_job(deployed):
     oom = event("batch_job_child_oom.json")
     worker_id = oom["detail"]["jobId"]
     job_key, _ = parse_message(message.body)
-    claimed = claim(svc.jobs, svc.settings, item, job_key, message.message_id, worker_id)
+    claimed = claim(svc.jobs, svc.settings, item, job_key, message, worker_id)
     assert claimed.attempt == 1
     for variable in oom["detail"]["container"].get("environment", []):
         if variable["name"] == env.WORKER_FUNCTION_ID:

@@ -25,13 +25,33 @@ class WorkerKilled(BaseException):
 
 
 class KillSwitch:
+    """Kills (every later call raises) or pauses (every call waits) one worker's AWS calls.
+
+    A pause is how ``kill -STOP`` looks from AWS: each of the worker's threads stops at its next
+    call (claims, records, lease extensions, acks), while its user-code child runs on as a real
+    process does when only the worker's own pid is stopped."""
+
     def __init__(self) -> None:
         self.dead = False
+        self._running = threading.Event()
+        self._running.set()
 
     def kill(self) -> None:
         self.dead = True
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
 
     def check(self) -> None:
+        self._running.wait()
         if self.dead:
             raise WorkerKilled()
 

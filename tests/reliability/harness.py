@@ -36,10 +36,22 @@ TERMINAL_VALUES = {s.value for s in TERMINAL}
 
 # One bundle serves every behaviour; the job's kwargs pick one.
 ENTRY = f"""
-import os, time
+import fcntl, os, tempfile, time
+
+LOCKS = os.path.join(tempfile.gettempdir(), "geobatch-reliability-locks")
 
 def main(kind, key, n=0):
     attempt = int(os.environ["GEOBATCH_ATTEMPT"])
+    os.makedirs(LOCKS, exist_ok=True)
+    lock = open(os.path.join(LOCKS, key), "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RuntimeError("overlap: another run of this job is running right now")
+    if kind == "fork":
+        os.fork()  # both copies return; only the runner may answer
+    if kind == "stop_mid" and attempt == 1:
+        time.sleep(120)  # its worker is stopped meanwhile; the timeout ends it
     if kind == "raise":
         raise RuntimeError("boom " + key)
     if kind == "exit":
@@ -105,6 +117,12 @@ class KillableWorker(Worker):
     def _run_job(self, claimed: Any, message: Any) -> Any:
         key = claimed.job["job_key"]
         kind = self._plan.kinds.get(key)
+        if kind == "stop_mid" and self._plan.first_time(key):
+            # kill -STOP: every thread of this worker stops at its next AWS call while the job's child
+            # runs on; kill -CONT once another worker has taken the job over after the lease.
+            self._plan.count("worker stopped mid-job past its lease (STOP, then CONT)")
+            self._switch.pause()
+            threading.Thread(target=self._cont_after_takeover, args=(claimed,), daemon=True).start()
         if kind == "die_always" or (kind == "die_mid" and self._plan.first_time(key)):
             self._plan.count("worker killed mid-job (holding its batch)")
             self._switch.kill()
@@ -112,6 +130,17 @@ class KillableWorker(Worker):
             self._runner.close()  # the container's processes die with it
             raise WorkerKilled()
         return super()._run_job(claimed, message)
+
+    def _cont_after_takeover(self, claimed: Any, most_seconds: float = 60.0) -> None:
+        store = self.jobs._wrapped  # the real store: the paused wrapper would wait for itself
+        job = claimed.job
+        end = time.monotonic() + most_seconds
+        while time.monotonic() < end:
+            item = store.get(job["function_id"], job["job_key"], consistent=True)
+            if item["status"] in TERMINAL_VALUES or int(item.get("execution_count", 0)) > claimed.attempt:
+                break
+            time.sleep(0.2)
+        self._switch.resume()
 
 
 @dataclass

@@ -1,13 +1,21 @@
 """The job state machine as workers drive it: claim a message, record an outcome, detect lost workers.
 
-Every transition is a conditional write keyed on (status, claiming message, attempt number), so
-a duplicate message, a late worker or a redelivery can never move a job backwards, run it twice
-at once, or count an attempt twice. A job's message lives until the job is terminal: a worker
-that dies leaves the message to reappear after its lease, and the next worker finishes the story.
+Every transition is a conditional write keyed on (status, claiming message, claim token, attempt
+number), so a duplicate message, a late worker or a redelivery can never move a job backwards, run
+it twice at once, or count an attempt twice. A job's message lives until the job is terminal: a
+worker that dies leaves the message to reappear after its lease, and the next worker finishes the
+story.
+
+The claim token names one *receive* of the job's message (its receive count and a digest of its
+receipt handle), not the message: every redelivery of a message shares its MessageId, so a worker
+that was stopped past its lease and resumes would otherwise pass for the worker that now runs the
+job. A receive may take a job over only from an older receive; a worker with an older receive than
+the job's claim is stale, and can neither record an outcome nor judge the job lost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -17,7 +25,7 @@ from typing import Any
 from geobatch_core import layout, limits
 from geobatch_core.errors import NotFoundError
 from geobatch_core.models import JobStatus
-from geobatch_core.ports import BlobStore, Item, JobStore
+from geobatch_core.ports import BlobStore, Item, JobStore, Message
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.store import ABSENT, Increment
 
@@ -69,6 +77,20 @@ class Outcome:
     cpu_seconds: float | None = None
 
 
+def claim_token(message: Message) -> str:
+    """The token of one receive of ``message``: its receive count (to order receives) and a digest
+    of the receipt (two receives never share one)."""
+    digest = hashlib.sha256(message.receipt.encode()).hexdigest()[:16]
+    return f"{int(message.receive_count)}.{digest}"
+
+
+def _receive_of(token: Any) -> int:
+    try:
+        return int(str(token).split(".", 1)[0])
+    except ValueError:
+        return 0
+
+
 def parse_message(body: str) -> tuple[str, int]:
     data = json.loads(body)
     return str(data["j"]), int(data.get("r", 0))
@@ -90,45 +112,72 @@ def claim(
     settings: Settings,
     function: Item,
     job_key: str,
-    message_id: str,
+    message: Message,
     worker_id: str,
     now_iso: str | None = None,
-) -> Claimed | Ack | Defer:
+) -> Claimed | Ack | Defer | Stale:
     function_id = function["id"]
     now_iso = now_iso or iso(utcnow())
+    token = claim_token(message)
+    # The common case in one write: a job never claimed before.
+    new = _start_attempt(jobs, function_id, job_key, message, token, worker_id, now_iso, ABSENT)
+    if new is not None:
+        return Claimed(new, int(new["execution_count"]))
     for _ in range(3):
-        new = _start_attempt(
-            jobs, function_id, job_key, message_id, worker_id, now_iso, {"status": "pending"}
-        )
-        if new is not None:
-            return Claimed(new, int(new["execution_count"]))
         try:
             item = jobs.get(function_id, job_key, consistent=True)
         except NotFoundError:
             return Ack("job deleted")
-        status = item["status"]
-        if status in (s.value for s in JobStatus.terminal()):
-            return Ack(f"job is {status}")
-        owner = item.get("claim_msg")
-        if owner is not None and owner != message_id:
-            return Ack("duplicate message")
-        if status == JobStatus.PENDING.value:
-            continue  # raced with a rerun or a cancel: read again
-        # The message that claimed this job is back while the job is active: its worker is gone.
-        outcome = _lost_worker(jobs, settings, function, item, message_id, worker_id, now_iso)
-        if outcome is not None:
-            return outcome
+        decision = _judge(jobs, settings, function, item, message, token, worker_id, now_iso)
+        if decision is not None:
+            return decision
     return Defer(settings.lost_worker_seconds, "job changed while claiming")
+
+
+def _judge(
+    jobs: JobStore,
+    settings: Settings,
+    function: Item,
+    item: Item,
+    message: Message,
+    token: str,
+    worker_id: str,
+    now_iso: str,
+) -> Claimed | Ack | Defer | Stale | None:
+    """What this receive does with a job someone claimed before; None: it changed, read again."""
+    status = item["status"]
+    if status in (s.value for s in JobStatus.terminal()):
+        return Ack(f"job is {status}")
+    owner = item.get("claim_msg")
+    if owner is not None and owner != message.message_id:
+        return Ack("duplicate message")
+    held = item.get("claim_token")
+    if held == token and status == JobStatus.RUNNING.value:
+        # Our own claim, whose answer was lost (a retried write): the job is ours.
+        return Claimed(item, int(item.get("execution_count", 0)))
+    if held == token and status != JobStatus.PENDING.value:
+        return Stale("the job is being canceled")
+    if owner is not None and held != token and message.receive_count <= _receive_of(held):
+        # Both receives are of this message and ours is not the later one: our lease ran out.
+        return Stale("a later receive of this message owns the job")
+    if status == JobStatus.PENDING.value:
+        new = _start_attempt(
+            jobs, function["id"], item["job_key"], message, token, worker_id, now_iso, held or ABSENT
+        )
+        return Claimed(new, int(new["execution_count"])) if new is not None else None
+    # The receive that claimed this job is older than ours: its lease ran out, so its worker is gone.
+    return _lost_worker(jobs, settings, function, item, message, token, worker_id, now_iso)
 
 
 def _start_attempt(
     jobs: JobStore,
     function_id: str,
     job_key: str,
-    message_id: str,
+    message: Message,
+    token: str,
     worker_id: str,
     now_iso: str,
-    expect: dict[str, Any],
+    held: Any,
 ) -> Item | None:
     return jobs.transition(
         function_id,
@@ -136,11 +185,16 @@ def _start_attempt(
         changes={
             "status": JobStatus.RUNNING.value,
             "execution_count": Increment(1),
-            "claim_msg": message_id,
+            "claim_msg": message.message_id,
+            "claim_token": token,
             "last_execution_date": now_iso,
             "retry_at": None,
         },
-        expect={**expect, "claim_msg": [ABSENT, message_id]},
+        expect={
+            "status": JobStatus.PENDING.value,
+            "claim_msg": [ABSENT, message.message_id],
+            "claim_token": held,
+        },
         append_attempt={"started": now_iso, "status": JobStatus.RUNNING.value, "worker_id": worker_id},
     )
 
@@ -150,7 +204,8 @@ def _lost_worker(
     settings: Settings,
     function: Item,
     item: Item,
-    message_id: str,
+    message: Message,
+    token: str,
     worker_id: str,
     now_iso: str,
 ) -> Claimed | Ack | None:
@@ -158,7 +213,12 @@ def _lost_worker(
     cause = f" ({item['lost_reason']})" if item.get("lost_reason") else ""
     reason = f"worker lost: no heartbeat for {settings.lost_worker_seconds} s on attempt {attempt}{cause}"
     lost = {**_last_attempt(item), "number": attempt, "ended": now_iso, "status": "failure", "reason": reason}
-    expect = {"status": item["status"], "claim_msg": message_id, "execution_count": attempt}
+    expect = {
+        "status": item["status"],
+        "claim_msg": message.message_id,
+        "claim_token": item.get("claim_token", ABSENT),
+        "execution_count": attempt,
+    }
     if item["status"] != JobStatus.RUNNING.value or attempt >= max_attempts(function):
         final = JobStatus.CANCELED if item["status"] != JobStatus.RUNNING.value else JobStatus.FAILURE
         done = jobs.transition(
@@ -170,23 +230,29 @@ def _lost_worker(
                 "status_reason": f"{reason}; no attempts left" if final is JobStatus.FAILURE else None,
                 "last_completion_date": now_iso,
                 "lost_reason": None,
+                "claim_token": token,
             },
             expect=expect,
             replace_last_attempt=lost,
         )
         return Ack(reason) if done is not None else None
+    # Two writes (a list item cannot be replaced and appended to at once): back to pending under our
+    # token, then a new attempt that only our token may start.
     back = jobs.transition(
         function["id"],
         item["job_key"],
-        changes={"status": JobStatus.PENDING.value, "error_reason": reason, "lost_reason": None},
+        changes={
+            "status": JobStatus.PENDING.value,
+            "error_reason": reason,
+            "lost_reason": None,
+            "claim_token": token,
+        },
         expect=expect,
         replace_last_attempt=lost,
     )
     if back is None:
         return None
-    new = _start_attempt(
-        jobs, function["id"], item["job_key"], message_id, worker_id, now_iso, {"status": "pending"}
-    )
+    new = _start_attempt(jobs, function["id"], item["job_key"], message, token, worker_id, now_iso, token)
     return Claimed(new, int(new["execution_count"])) if new is not None else None
 
 
@@ -202,7 +268,7 @@ def record_outcome(
     function: Item,
     job: Item,
     attempt: int,
-    message_id: str,
+    token: str,
     outcome: Outcome,
     *,
     worker_id: str = "",
@@ -230,7 +296,9 @@ def record_outcome(
         blobs.put(record["log_key"], log_bytes, content_type="text/plain; charset=utf-8")
     elif log_bytes:
         record["log"] = outcome.log
-    expect = {"status": ACTIVE, "claim_msg": message_id, "execution_count": attempt}
+    # Fenced by the receive's token: a worker whose lease ran out (another receive took the job over)
+    # cannot record anything, even if it comes back before the new owner has finished.
+    expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}
     changes: dict[str, Any] = {
         "exit_code": outcome.exit_code,
         "runtime": round(outcome.runtime, 3),
@@ -301,13 +369,13 @@ def final_reason(error: str | None, attempt: int, function: Item) -> str | None:
     return reason
 
 
-def mark_canceling(jobs: JobStore, function_id: str, job_key: str, message_id: str) -> bool:
+def mark_canceling(jobs: JobStore, function_id: str, job_key: str, token: str) -> bool:
     return (
         jobs.transition(
             function_id,
             job_key,
             changes={"status": JobStatus.CANCELING.value},
-            expect={"status": JobStatus.CANCEL.value, "claim_msg": message_id},
+            expect={"status": JobStatus.CANCEL.value, "claim_token": token},
         )
         is not None
     )
