@@ -123,11 +123,17 @@ class _Runner:
             os._exit(0)  # a forked copy whose user code returned
 
     def watchdog(self) -> None:
+        """End the job's whole tree when the lease runs out or the worker parent dies (SIGKILL,
+        OOM): nothing the job started may outlive the worker or run on without a lease."""
+        parent = os.getppid()
         while True:
             time.sleep(WATCHDOG_SECONDS)
             if self.lease.expired():
                 proctree.kill_descendants(self.pid)
                 os._exit(LEASE_EXIT)
+            if os.getppid() != parent:
+                proctree.kill_descendants(self.pid)
+                os._exit(1)
 
     def load(self, bundle_dir: str, entrypoint: str) -> None:
         try:
@@ -146,8 +152,9 @@ class _Runner:
             try:
                 header, body = self.channel.recv()
             except EOFError:
-                return
+                header, body = {"t": "stop"}, b""
             if header.get("t") != "run":
+                proctree.kill_descendants(self.pid)  # what the import started goes with the runner
                 return
             os.environ.clear()
             os.environ.update({**base_env, **header["env"]})

@@ -41,7 +41,8 @@ from geobatch_core.services.execution import (
     parse_message,
     record_outcome,
 )
-from geobatch_worker.lease import NO_LEASE, margin
+from geobatch_worker.held import HeldMessages
+from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner
 
 log = logging.getLogger("geobatch.worker")
@@ -64,12 +65,6 @@ class WorkerConfig:
     memory_limit_mb: float | None = None
     function_check_seconds: float = 10.0
     startup_seconds: float = STARTUP_SECONDS  # spawn + imports of the user-code child, apart from the timeout
-
-
-@dataclass
-class _Held:
-    message: Message
-    until: float  # monotonic time the message's invisibility (our lease on it) runs out
 
 
 @dataclass
@@ -102,8 +97,7 @@ class Worker:
         self.settings = settings
         self.stats = WorkerStats()
         self.stopping = threading.Event()
-        self._held: dict[str, _Held] = {}
-        self._held_lock = threading.Lock()
+        self._held = HeldMessages(queue, config.queue_url, settings.lost_worker_seconds)
         self._current: tuple[str, Message] | None = None
         self._cancel = threading.Event()
         self._function: Item = {}
@@ -231,36 +225,22 @@ class Worker:
             idle_since = time.monotonic()
 
     def _process_batch(self, messages: list[Message], until: float) -> None:
-        with self._held_lock:
-            self._held = {m.receipt: _Held(m, until) for m in messages}
+        self._held.hold(messages, until)
         acks: list[str] = []
         defers: list[tuple[str, int]] = []
         try:
             for message in messages:
                 if self.stopping.is_set():
                     break
-                if self._lease(message) is not None:
+                if self._held.lease(message) is not None:
                     self._handle(message, acks, defers)
         finally:
             self._settle(acks, defers)
 
-    def _lease(self, message: Message) -> float | None:
-        """Until when we hold ``message``; None once its lease ran out (it is not ours to settle)."""
-        with self._held_lock:
-            held = self._held.get(message.receipt)
-            if held is not None and time.monotonic() > held.until - margin(self.settings.lost_worker_seconds):
-                del self._held[message.receipt]
-                log.warning("lost the lease on message %s; leaving it alone", message.message_id)
-                return None
-            return held.until if held is not None else None
-
     def _settle(self, acks: list[str], defers: list[tuple[str, int]]) -> None:
         """Acknowledge, defer and return what we still hold; messages stay held (their leases
         extended) until this point, so a deferred job cannot come back early to another worker."""
-        with self._held_lock:
-            held, self._held = self._held, {}
-        now = time.monotonic()
-        live = {r for r, h in held.items() if now < h.until}
+        live = set(self._held.take_live())
         settled = set(acks) | {r for r, _ in defers}
         acks = [r for r in acks if r in live]
         defers = [(r, s) for r, s in defers if r in live]
@@ -301,10 +281,10 @@ class Worker:
             return
         if isinstance(decision, Stale):
             self.stats.stale += 1
-            self._drop(message)  # not ours any more: neither acknowledge nor return it
+            self._held.drop(message)  # not ours any more: neither acknowledge nor return it
             return
         self.stats.claimed += 1
-        if self._lease(message) is None:
+        if self._held.lease(message) is None:
             # Stopped between the lease check and the claim: the claim stands, but the message may be
             # another worker's by now, so the job is not run here; its next receive judges it lost.
             return
@@ -314,7 +294,7 @@ class Worker:
             # The job is ours (running) but its outcome could not be stored. Leave the message alone:
             # unextended, it reappears after the lease and the lost-worker path records this attempt.
             log.error("could not record job %s: %s; it returns after the lease", job_key, exc.message)
-            self._drop(message)
+            self._held.drop(message)
             return
         if isinstance(action, Ack):
             self.stats.acked += 1
@@ -323,11 +303,7 @@ class Worker:
             self.stats.retried += 1
             defers.append((message.receipt, action.seconds))
         else:
-            self._drop(message)  # Stale: the job was taken over (our lease ran out)
-
-    def _drop(self, message: Message) -> None:
-        with self._held_lock:
-            self._held.pop(message.receipt, None)
+            self._held.drop(message)  # Stale: the job was taken over (our lease ran out)
 
     def _run_job(self, claimed: Claimed, message: Message) -> Any:
         job = claimed.job
@@ -399,17 +375,7 @@ class Worker:
                 self._check_cancel()
 
     def _extend(self) -> None:
-        lease = self.settings.lost_worker_seconds
-        sent = time.monotonic()
-        with self._held_lock:
-            # A message whose lease already ran out may be another worker's now: never extend it.
-            held = [h for h in self._held.values() if sent < h.until - margin(lease)]
-        if not held:
-            return
-        self.queue.change_visibility_batch(self.config.queue_url, [(h.message.receipt, lease) for h in held])
-        with self._held_lock:
-            for h in held:
-                h.until = sent + lease  # SQS counts from when it got the request: later than `sent`
+        self._held.extend()
         self._publish_lease()
 
     def _publish_lease(self) -> None:
@@ -417,10 +383,8 @@ class Worker:
         current, runner = self._current, self._runner
         if current is None or runner is None:
             return
-        with self._held_lock:
-            held = self._held.get(current[1].receipt)
-        lease = self.settings.lost_worker_seconds
-        runner.lease.set(held.until - margin(lease) if held is not None else time.monotonic() - 1)
+        until = self._held.lease(current[1])
+        runner.lease.set(until if until is not None else time.monotonic() - 1)
 
     def _check_cancel(self) -> None:
         current = self._current

@@ -15,15 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
-PR_SET_PDEATHSIG = 1
 
 
-def become_subreaper(parent_death_signal: int = signal.SIGKILL) -> None:
-    """Orphans below this process reparent to it; it dies when its parent does (Linux only)."""
+def become_subreaper() -> None:
+    """Orphans below this process reparent to it, not to init (Linux only)."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        libc.prctl(PR_SET_PDEATHSIG, int(parent_death_signal), 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def children(pid: int) -> list[int]:
@@ -74,11 +71,21 @@ def command(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()[:120] or "?"
 
 
+def start_time(pid: int) -> int | None:
+    """The process's start (clock ticks since boot): with the pid, a name no later process reuses."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass
 class TreeMemory:
     total_mb: float
     biggest_pid: int
     biggest_mb: float
+    pids: list[int]
 
     def culprit(self, runner_pid: int) -> str:
         if self.biggest_pid == runner_pid:
@@ -88,14 +95,26 @@ class TreeMemory:
 
 def tree_memory(pid: int) -> TreeMemory:
     """Summed resident memory of ``pid`` and everything below it, and the biggest process."""
-    best_pid, best, total = pid, rss_mb(pid), 0.0
+    best_pid, best = pid, rss_mb(pid)
     total = best
-    for child in descendants(pid):
+    below = descendants(pid)
+    for child in below:
         mb = rss_mb(child)
         total += mb
         if mb > best:
             best_pid, best = child, mb
-    return TreeMemory(total, best_pid, best)
+    return TreeMemory(total, best_pid, best, below)
+
+
+def kill_known(known: dict[int, int | None]) -> int:
+    """SIGKILL the processes in ``known`` (pid -> start time) that are still those processes, and
+    everything below them: what a runner that died left behind (its orphans went to init)."""
+    alive = [p for p, started in known.items() if started is not None and start_time(p) == started]
+    _signal(alive, signal.SIGSTOP)
+    below = [c for p in alive for c in descendants(p)]
+    _signal(below, signal.SIGSTOP)
+    _signal(alive + below, signal.SIGKILL)
+    return len(alive) + len(below)
 
 
 def _signal(pids: list[int], sig: int) -> None:

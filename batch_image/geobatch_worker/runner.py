@@ -86,6 +86,7 @@ class _Watch:
         self.limit = memory_limit_mb
         self.peak = 0.0
         self._next_tree = 0.0
+        self.seen: dict[int, int | None] = {}  # pid -> start time of the processes below the runner
 
     def memory(self, pid: int) -> RunResult | None:
         # The runner's own high-water mark every poll (it catches spikes between polls); the whole
@@ -97,6 +98,9 @@ class _Watch:
             return None
         self._next_tree = now + TREE_SECONDS
         tree = proctree.tree_memory(pid)
+        for child in tree.pids:
+            if child not in self.seen:
+                self.seen[child] = proctree.start_time(child)
         self.peak = max(self.peak, tree.total_mb, hwm)
         if self.limit and max(tree.total_mb, hwm) > self.limit:
             return RunResult(
@@ -219,6 +223,7 @@ class Runner:
                         return outcome
             if process.poll() is not None:
                 code, reason = _exit_reason(process.returncode, during)
+                proctree.kill_known(watch.seen)  # its orphans went to init: end them too
                 self.close()
                 return RunResult(LOST if code == LEASE_EXIT else "failure", code, reason)
             outcome = self._check(process.pid, watch, cancel, started, limit, on_limit)

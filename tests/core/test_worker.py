@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -378,3 +379,63 @@ def test_a_hang_past_the_timeout_with_retries_never_ends_as_a_lost_worker(moto_s
     assert [i["execution_count"] for i in items] == [2, 2]
     reasons = [a["reason"] for i in items for a in i["attempts"]]
     assert reasons == ["timeout: still running after 6 s"] * 4
+
+
+HOG = """
+def work(mb):
+    import subprocess, sys
+    hog = f"import time; b = bytearray({mb} * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)"
+    subprocess.run([sys.executable, "-c", hog], check=False)
+    return "the hog finished"
+"""
+
+
+def test_the_memory_limit_counts_the_whole_process_tree_and_names_the_culprit(moto_services):
+    svc = moto_services
+    function = ready_function(svc, HOG, "work", timeout=120)
+    (job,) = submit(svc, function, [300])
+    worker(svc, function, memory_limit_mb=150).run()
+    item = job_item(svc, job)
+    assert item["status"] == "failure", item["attempts"]
+    reason = item["error_reason"]
+    assert reason.startswith("out of memory: peak") and "of 150 MiB limit" in reason
+    assert "biggest: subprocess" in reason and "bytearray(300" in reason
+    assert item["attempts"][0]["peak_memory_mb"] > 150
+
+
+ORPHANS = """
+def work(how):
+    import os, subprocess, sys, time
+    if how == "session":  # a detached grandchild in its own session
+        return [subprocess.Popen(["sleep", "300"], start_new_session=True).pid]
+    if how == "double-fork":  # setsid and a double fork: its parent exits at once
+        out = subprocess.run(["sh", "-c", "setsid sleep 300 > /dev/null 2>&1 & echo $!"],
+                             capture_output=True, text=True, check=True)
+        return [int(out.stdout.strip())]
+    if how == "then-die":  # starts a grandchild, then its own process dies
+        print(subprocess.Popen(["sleep", "300"], start_new_session=True).pid, flush=True)
+        time.sleep(1)
+        os._exit(3)
+"""
+
+
+def running(pid):
+    """True while ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_nothing_a_job_started_outlives_it(moto_services):
+    svc = moto_services
+    function = ready_function(svc, ORPHANS, "work", timeout=30)
+    submitted = submit(svc, function, ["session", "double-fork", "then-die"])
+    worker(svc, function).run()
+    session, double, die = (job_item(svc, j) for j in submitted)
+    assert session["status"] == double["status"] == "success"
+    assert die["status"] == "failure" and die["exit_code"] == 3
+    pids = json.loads(session["result"]) + json.loads(double["result"])
+    pids.append(int(die["attempts"][0]["log"].split("\t")[1].split()[0]))
+    assert [running(p) for p in pids] == [False, False, False], pids

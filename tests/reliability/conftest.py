@@ -14,9 +14,9 @@ from tests.reliability.faults import Serialized
 
 @pytest.fixture
 def fast_services(moto_services: Any) -> Any:
-    """moto-backed services whose leases (3 s) and backoffs (≥1 s) let a few hundred jobs with crashes,
+    """moto-backed services whose leases (5 s: a loaded 2-core machine starves heartbeats for seconds) and backoffs (≥1 s) let a few hundred jobs with crashes,
     retries and lost workers finish in about a minute."""
-    moto_services.settings = Settings(queue_prefix="rel", lost_worker_seconds=3, retry_base_seconds=0.5)
+    moto_services.settings = Settings(queue_prefix="rel", lost_worker_seconds=5, retry_base_seconds=0.5)
     lock = threading.RLock()  # DynamoDB semantics on moto: see faults.Serialized
     moto_services.jobs = Serialized(moto_services.jobs, lock)
     moto_services.functions = Serialized(moto_services.functions, lock)
