@@ -14,8 +14,9 @@ from tests.reliability.faults import Serialized
 
 @pytest.fixture
 def fast_services(moto_services: Any) -> Any:
-    """moto-backed services whose leases (5 s: a loaded 2-core machine starves heartbeats for seconds) and backoffs (≥1 s) let a few hundred jobs with crashes,
-    retries and lost workers finish in about a minute."""
+    """moto-backed services whose leases (5 s) and backoffs (≥1 s) let a few hundred jobs with crashes,
+    retries and lost workers finish in minutes. Shorter leases lose to a loaded 2-core machine,
+    which can starve a heartbeat thread for seconds."""
     moto_services.settings = Settings(queue_prefix="rel", lost_worker_seconds=5, retry_base_seconds=0.5)
     lock = threading.RLock()  # DynamoDB semantics on moto: see faults.Serialized
     moto_services.jobs = Serialized(moto_services.jobs, lock)
