@@ -423,6 +423,25 @@ def main() -> None:
         f"({everything / n:.2f} all requests, {aws_total / n:.2f} AWS service requests); "
         f"<= $3 per million jobs: {'MET' if sum(mc.values()) * scale <= 3 else 'MISSED'} (${sum(mc.values()) * scale:.2f})"
     )
+    live_log_bound()
+
+
+def live_log_bound() -> None:
+    """What a live log adds to a job that runs long and prints: the schedule of
+    ``geobatch_core.services.live_logs`` (a PUT and a conditional write per part, one DeleteObjects
+    at the end). The no-op jobs measured above end before the first part, so they ship none."""
+    from geobatch_core.services import live_logs
+
+    rows = []
+    for seconds in (4, 10, 60, 300, 900, 3600, 86400):
+        parts, t = 0, 0.0
+        while parts < live_logs.MAX_PARTS and t + live_logs.interval(parts) <= seconds:
+            t += live_logs.interval(parts)
+            parts += 1
+        rows.append([f"{seconds:,} s", str(parts), str(2 * parts + (1 if parts else 0))])
+    print("\nLive logs, per attempt of a job that prints all the time (model of the shipping schedule):\n")
+    print(table(["job runs", "parts shipped", "extra requests"], rows))
+    print(f"\nAt most {2 * live_logs.MAX_PARTS + 1} extra requests per attempt, however long it runs.")
 
 
 if __name__ == "__main__":

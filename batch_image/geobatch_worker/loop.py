@@ -43,6 +43,7 @@ from geobatch_core.services.execution import (
 )
 from geobatch_worker.held import HeldMessages
 from geobatch_worker.lease import NO_LEASE
+from geobatch_worker.livelog import LiveLog
 from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner
 
 log = logging.getLogger("geobatch.worker")
@@ -318,6 +319,7 @@ class Worker:
         self._cancel.clear()
         self._current = (job["job_key"], message)
         self._publish_lease()
+        live = LiveLog(self.jobs, self.blobs, job, claimed.attempt, claim_token(message))
         try:
             result = self._runner.run(
                 payload,
@@ -325,6 +327,7 @@ class Worker:
                 timeout=float(self._function["timeout"]),
                 cancel=self._cancel,
                 log_name=f"{job['job_key']}.{claimed.attempt}",
+                tick=live,
             )
         finally:
             self._current = None
@@ -347,7 +350,7 @@ class Worker:
             cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
         )
         self.stats.outcomes[result.status] = self.stats.outcomes.get(result.status, 0) + 1
-        return self._retry(
+        action = self._retry(
             record_outcome,
             self.jobs,
             self.blobs,
@@ -359,6 +362,9 @@ class Worker:
             outcome,
             worker_id=self.config.worker_id,
         )
+        if not isinstance(action, Stale):
+            live.discard()
+        return action
 
     # ------------------------------------------------------------------ heartbeat
 

@@ -24,6 +24,11 @@ def log_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
     return f"logs/{function_id}/{job_key}/{run}.{attempt}.log"
 
 
+def live_log_key(function_id: str, job_key: str, run: int, attempt: int, part: int) -> str:
+    """A numbered part of the log of a running attempt (replaced by ``log_key`` when it ends)."""
+    return f"logs/{function_id}/{job_key}/{run}.{attempt}.live/{part:04d}.log"
+
+
 def queue_name(prefix: str, function_id: str) -> str:
     return f"{prefix}-{function_id}"
 

@@ -439,3 +439,40 @@ def test_nothing_a_job_started_outlives_it(moto_services):
     pids = json.loads(session["result"]) + json.loads(double["result"])
     pids.append(int(die["attempts"][0]["log"].split("\t")[1].split()[0]))
     assert [running(p) for p in pids] == [False, False, False], pids
+
+
+CHATTY = """
+def work(stop):
+    import os, time
+    i = 0
+    while not os.path.exists(stop):  # prints until the test has read its log
+        print("tick", i, flush=True)
+        i += 1
+        time.sleep(0.2)
+    return i
+"""
+
+
+def test_the_log_of_a_running_job_can_be_read_while_it_runs(moto_services, tmp_path):
+    from geobatch_core import layout
+
+    svc = moto_services
+    function = ready_function(svc, CHATTY, "work", timeout=120)
+    stop = tmp_path / "stop"
+    (job,) = submit(svc, function, [str(stop)])
+    w = worker(svc, function, idle_seconds=600)
+    threads = run_workers(w)
+    try:
+        until(lambda: jobs.job_log(svc, ALICE, job.id), "a live log", deadline=60)
+        lines = jobs.job_log(svc, ALICE, job.id)
+        assert job_item(svc, job)["status"] == "running"
+        assert lines[0].log == "tick 0"
+        stop.write_text("")
+        (item,) = wait_terminal(svc, [job])
+    finally:
+        stop_workers([w], threads)
+    assert item["status"] == "success"
+    final = [line.log for line in jobs.job_log(svc, ALICE, job.id)]
+    assert final[: len(lines)] == [line.log for line in lines]
+    assert len(final) == json.loads(item["result"])
+    assert not svc.blobs.exists(layout.live_log_key(function["id"], item["job_key"], 0, 1, 0))

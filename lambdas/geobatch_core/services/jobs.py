@@ -27,7 +27,7 @@ from geobatch_core.models import (
     ResultBody,
 )
 from geobatch_core.ports import Item
-from geobatch_core.services import paging
+from geobatch_core.services import live_logs, paging
 from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
 from geobatch_core.services.context import Services, iso, new_id
 from geobatch_core.services.iterate import all_functions
@@ -499,10 +499,21 @@ def job_log(svc: Services, principal: str, job_id_: str, attempt: int | None = N
         if not 1 <= attempt <= len(attempts):
             raise errors.NotFoundError(f"job {job_id_} has attempts 1 to {len(attempts)}, not {attempt}")
         record = attempts[attempt - 1]
-    if record.get("log_key"):
-        text = svc.blobs.get(record["log_key"]).decode("utf-8", "replace")
-    else:
-        text = record.get("log") or ""
+    number = attempt or len(attempts)
+    text = None
+    if record.get("live_log_parts"):
+        # A running attempt: the parts of its log shipped so far.
+        text = live_logs.live_text(svc.blobs, item, number, record)
+        if text is None:  # it ended while we read them: its whole log is stored now
+            record = svc.jobs.get(item["function_id"], item["job_key"], consistent=True)["attempts"][
+                number - 1
+            ]
+    if text is None:
+        text = (
+            svc.blobs.get(record["log_key"]).decode("utf-8", "replace")
+            if record.get("log_key")
+            else record.get("log") or ""
+        )
     return [parse_log_line(line, record.get("started")) for line in text.splitlines()]
 
 
