@@ -10,6 +10,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from geobatch_core import errors, layout
+from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, Key
 from geobatch_core.store import ABSENT, Increment
 
@@ -130,7 +131,7 @@ class _Update:
 
 class DynamoFunctionStore:
     def __init__(self, client: Any, table: str):
-        self._db = client
+        self._db = reachable(client, "DynamoDB")
         self._table = table
 
     def put_new(self, item: Item) -> None:
@@ -212,7 +213,7 @@ class DynamoFunctionStore:
 
 class DynamoJobStore:
     def __init__(self, client: Any, table: str):
-        self._db = client
+        self._db = reachable(client, "DynamoDB")
         self._table = table
 
     def _key(self, function_id: str, job_key: str) -> dict[str, Any]:

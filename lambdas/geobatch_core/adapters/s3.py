@@ -9,6 +9,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from geobatch_core import errors
+from geobatch_core.adapters.reachable import reachable
 
 
 def _error(exc: ClientError, what: str) -> errors.GeoBatchError:
@@ -27,7 +28,7 @@ def make_client(session: Any, endpoint_url: str | None = None) -> Any:
 
 class S3BlobStore:
     def __init__(self, client: Any, bucket: str):
-        self._s3 = client
+        self._s3 = reachable(client, "S3")
         self.bucket = bucket
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from geobatch_core import errors
+from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Message
 
 
@@ -23,7 +24,7 @@ def _error(exc: ClientError, what: str) -> errors.GeoBatchError:
 
 class SqsQueue:
     def __init__(self, client: Any, *, kms_key: str | None = None):
-        self._sqs = client
+        self._sqs = reachable(client, "SQS")
         self._kms_key = kms_key
 
     def _encryption(self) -> dict[str, str]:
