@@ -21,6 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from geobatch_core import layout
 from stacks.config import GeoBatchConfig
 from stacks.image_build import ImageBuild
 from stacks.lambda_factory import LambdaFactory, retention
@@ -381,7 +382,7 @@ class Execution(Construct):
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "GeoBatch"}},
+                conditions={"StringEquals": {"cloudwatch:namespace": layout.WORKER_METRICS_NAMESPACE}},
             ),
         )
         execution = iam.Role(
@@ -410,7 +411,7 @@ class Execution(Construct):
                 "Permissions boundary of the per-Function worker roles (each role's own policy names its "
                 "Function's queue, items and keys): SQS scoped to the stage's queue prefix, S3 to the "
                 "bundles/, args/ (read) and results/, logs/ (write) prefixes; PutMetricData supports no "
-                "resource, it is limited to the GeoBatch namespace by condition.",
+                "resource, it is limited to the workers' own namespace by condition.",
             ),
             (
                 execution,

@@ -4,6 +4,8 @@ Job metrics are Powertools EMF metrics in the ``GeoBatch`` namespace with a ``fu
 dimension (and Powertools' ``service`` dimension), so the dashboard aggregates them with SEARCH
 expressions that match any dimension set. Alarms cannot use SEARCH; the DLQ alarm therefore uses
 a Metrics Insights query over ``DeadLetterMessages``, which the scaler publishes every minute.
+Alarms read only the control plane's namespace: workers (and the user code running with their
+roles) may write metrics only into ``layout.WORKER_METRICS_NAMESPACE``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 FUNCTIONS_OWNER_INDEX = "owner-created"  # Functions table GSI: owner (HASH), creation_date (RANGE)
 JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references expire
+# Where a worker (and so user code, which runs with its role) may PutMetricData: apart from the
+# control plane's namespace, which the alarms read, so a job cannot silence or raise an alarm.
+WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
 
 
 def bundle_key(function_id: str) -> str:

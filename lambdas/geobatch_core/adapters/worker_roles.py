@@ -50,7 +50,7 @@ class WorkerRoles:
         functions_table_arn: str,
         jobs_table_arn: str,
         bucket: str,
-        metrics_namespace: str = "GeoBatch",
+        metrics_namespace: str = layout.WORKER_METRICS_NAMESPACE,
     ):
         self._iam = iam_client
         self.name_prefix = name_prefix
