@@ -13,14 +13,11 @@ the lease does, so a job never runs twice at once.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
-import random
 import signal
 import tempfile
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,13 +42,9 @@ from geobatch_worker.held import HeldMessages
 from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
 from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner
+from geobatch_worker.support import TRANSIENT, retry, unpack_bundle
 
 log = logging.getLogger("geobatch.worker")
-
-# What AWS answers now and then even after boto's own retries: the worker retries these itself and,
-# failing that, leaves the message to come back (never dies of them, never loses a job to them).
-TRANSIENT = (errors.ThrottledError, errors.ServiceError)
-TRANSIENT_TRIES = 5
 
 
 @dataclass
@@ -153,31 +146,11 @@ class Worker:
         return self.stats
 
     def _unpack_bundle(self) -> str:
-        target = Path(self._workdir.name) / "bundle"
-        target.mkdir()
         data = self._retry(self.blobs.get, self._function["bundle_key"])
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                path = (target / info.filename).resolve()
-                if not str(path).startswith(str(target.resolve())):
-                    raise errors.BadRequestError(f"unsafe path in bundle: {info.filename}")
-            archive.extractall(target)
-        return str(target)
+        return unpack_bundle(data, Path(self._workdir.name) / "bundle")
 
     def _retry(self, call: Any, *args: Any, **kwargs: Any) -> Any:
-        """``call`` with up to TRANSIENT_TRIES tries on throttling/service errors (jittered backoff)."""
-        delay = 0.1
-        for attempt in range(1, TRANSIENT_TRIES + 1):
-            try:
-                return call(*args, **kwargs)
-            except TRANSIENT as exc:
-                if attempt == TRANSIENT_TRIES:
-                    raise
-                log.warning("%s (try %d of %d); retrying", exc.message, attempt, TRANSIENT_TRIES)
-                # Jitter, not cryptography.
-                time.sleep(delay * random.uniform(1.0, 2.0))  # nosec B311
-                delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+        return retry(call, *args, **kwargs)
 
     def _dispatchable(self) -> bool:
         try:
