@@ -21,6 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from geobatch_core import data_access
 from stacks.config import GeoBatchConfig
 from stacks.image_build import ImageBuild
 from stacks.lambda_factory import LambdaFactory, retention
@@ -384,6 +385,10 @@ class Execution(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": "GeoBatch"}},
             ),
         )
+        # The operator's data bound (cdk.json "data_access"): the most any Function may declare; the API
+        # refuses a declaration outside it at save time, this makes IAM refuse it too.
+        for statement in data_access.statements(self.config.data_bound, stack.partition, sid="Bound"):
+            worker.add_statements(iam.PolicyStatement.from_json(statement))
         execution = iam.Role(
             self,
             "WorkerExecutionRole",
@@ -409,7 +414,8 @@ class Execution(Construct):
                 worker,
                 "Permissions boundary of the per-Function worker roles (each role's own policy names its "
                 "Function's queue, items and keys): SQS scoped to the stage's queue prefix, S3 to the "
-                "bundles/, args/ (read) and results/, logs/ (write) prefixes; PutMetricData supports no "
+                "bundles/, args/ (read) and results/, logs/ (write) prefixes, and to the data locations "
+                "the operator allows (context data_access, s3:// prefixes); PutMetricData supports no "
                 "resource, it is limited to the GeoBatch namespace by condition.",
             ),
             (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -77,6 +78,8 @@ class GeoBatchStack(Stack):
             env.SCALER_FUNCTION: execution.scaler_function_name,
             # The executor registers job definitions for the compute environment's platform.
             env.BATCH_PLATFORM: execution.platform,
+            # What Functions may declare as data_access (the worker boundary allows the same).
+            env.DATA_ACCESS: json.dumps(self.config.data_bound, separators=(",", ":")),
         }
         return environment
 

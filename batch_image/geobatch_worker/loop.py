@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import errors
+from geobatch_core import data_access, errors
+from geobatch_core.env import UNSIGNED_S3
 from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
 from geobatch_core.services.context import Services, Settings
@@ -294,6 +295,8 @@ class Worker:
         env = {**(self._function.get("environment") or {}), **(job.get("environment") or {})}
         env["GEOBATCH_JOB_ID"] = f"{job['function_id']}-{job['job_key']}"
         env["GEOBATCH_ATTEMPT"] = str(claimed.attempt)
+        # The Function's public locations, which user code reads unsigned (see env.UNSIGNED_S3).
+        env[UNSIGNED_S3] = data_access.unsigned_value(self._function.get("data_access"))
         self._cancel.clear()
         self._current = (job["job_key"], message)
         try:

@@ -12,9 +12,17 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from geobatch_core import limits
+from geobatch_core import data_access, limits
 
 
 class JobStatus(StrEnum):
@@ -158,6 +166,37 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
 
+S3Uri = Annotated[str, AfterValidator(data_access.normalise)]
+# The declared statements' share of the worker role's inline policy (IAM allows 10,240 characters).
+DATA_POLICY_CHARS = 7000
+
+
+class S3Access(WireModel):
+    """The S3 locations a Function's jobs may use; its worker role allows exactly these.
+
+    Each entry is ``s3://bucket/*``, ``s3://bucket/prefix/*`` or ``s3://bucket/key``. ``read``
+    locations are read with the worker role's credentials (s3:GetObject, s3:ListBucket under the
+    prefix); ``write`` locations get s3:PutObject. ``public`` locations are public archives read
+    unsigned (as they are meant to be read): the worker names them to user code in
+    ``GEOBATCH_UNSIGNED_S3`` (see ``env.UNSIGNED_S3``). A deployed stack accepts only ``read`` and
+    ``write`` locations inside what its operator allows (cdk.json context ``data_access``).
+    """
+
+    read: list[S3Uri] = Field(default_factory=list, max_length=data_access.MAX_LOCATIONS)
+    write: list[S3Uri] = Field(default_factory=list, max_length=data_access.MAX_LOCATIONS)
+    public: list[S3Uri] = Field(default_factory=list, max_length=data_access.MAX_LOCATIONS)
+
+    @model_validator(mode="after")
+    def _fits_a_role_policy(self) -> S3Access:
+        size = data_access.policy_chars(data_access.statements(self.model_dump(), "aws"))
+        if size > DATA_POLICY_CHARS:
+            raise ValueError(
+                f"data_access needs {size} characters of IAM policy; at most {DATA_POLICY_CHARS} fit in a "
+                "worker role: name fewer, shorter locations (s3://bucket/prefix/* covers many keys)"
+            )
+        return self
+
+
 class FunctionSettings(WireModel):
     """The settings a user may change after creation (all optional in an update)."""
 
@@ -170,6 +209,7 @@ class FunctionSettings(WireModel):
     environment: Environment | None = None
     enabled: bool | None = None
     auto_start: bool | None = None
+    data_access: S3Access | None = None  # an update replaces the whole declaration
 
     _env = field_validator("environment")(classmethod(lambda cls, v: _check_environment(v)))
 
@@ -228,6 +268,7 @@ class Function(WireModel):
     environment: Environment = Field(default_factory=dict)
     enabled: bool = True
     auto_start: bool = True
+    data_access: S3Access = Field(default_factory=S3Access)
     image_uri: str | None = None
     image_hash: str | None = None
     build_id: str | None = None

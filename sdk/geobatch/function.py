@@ -33,6 +33,7 @@ _SETTINGS = (
     "environment",
     "enabled",
     "auto_start",
+    "data_access",
 )
 _CREATE_ONLY = frozenset({"image", "requirements"})
 _OUTSTANDING = tuple(s.value for s in JobStatus.outstanding())
@@ -103,7 +104,9 @@ def _check(name: str, value: Any) -> Any:
         if name == "requirements":
             return bundle.read_requirements(value)
         if name in _SETTINGS:
-            models.FunctionSettings.model_validate({name: value})
+            checked = models.FunctionSettings.model_validate({name: value})
+            if name == "data_access":
+                return checked.data_access  # an S3Access, with its locations in canonical spelling
             return dict(value) if name == "environment" else value
     except pydantic.ValidationError as exc:
         raise validation_error(exc, name) from None
@@ -135,6 +138,11 @@ class Function:
         environment: environment variables for every job.
         enabled: whether new jobs and reruns are accepted.
         auto_start: whether the Function becomes ``ready`` (dispatching jobs) once built.
+        data_access: the S3 locations its jobs read and write, a :class:`~geobatch.S3Access` (or
+            a dict like it), e.g. ``S3Access(read=["s3://bucket/models/*"],
+            write=["s3://bucket/products/v1/*"], public=["s3://sentinel-cogs/*"])``. Workers may
+            touch only these (and the Function's own state); a deployed stack refuses locations
+            outside what its operator allows with a ``ValidationError`` when the Function is saved.
         client: the :class:`~geobatch.Client` to use (default: the default client).
     """
 
@@ -154,6 +162,9 @@ class Function:
     environment = Field("environment", settable=True, doc="Environment variables of every job.")
     enabled = Field("enabled", settable=True, doc="Whether new jobs and reruns are accepted.")
     auto_start = Field("auto_start", settable=True, doc="Whether it becomes ready once built.")
+    data_access = Field(
+        "data_access", settable=True, doc="The S3Access: S3 locations its jobs may read and write."
+    )
     entrypoint = Field("entrypoint", doc="module:attribute of the callable inside the bundle.")
     image_uri = Field("image_uri", doc="The built container image.")
     status_reason = Field("status_reason", doc="More about the status (e.g. why the build failed).")
@@ -174,6 +185,7 @@ class Function:
         environment: Mapping[str, str] | None = None,
         enabled: bool | None = None,
         auto_start: bool | None = None,
+        data_access: models.S3Access | Mapping[str, Any] | None = None,
         client: Client | None = None,
         **extra: Any,
     ):
@@ -203,6 +215,7 @@ class Function:
             environment=environment,
             enabled=enabled,
             auto_start=auto_start,
+            data_access=data_access,
             **extra,
         )
         self._local: dict[str, Any] = {k: _check(k, v) for k, v in given.items() if v is not None}
@@ -705,7 +718,8 @@ class Function:
     def to_dict(self) -> dict[str, Any]:
         """The Function's attributes as JSON-ready values."""
         data = self._wire.model_dump(mode="json") if self._wire is not None else {}
-        data.update(self._local)
+        for key, value in self._local.items():
+            data[key] = value.model_dump(mode="json") if isinstance(value, pydantic.BaseModel) else value
         return data
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.adapters.worker_roles import WorkerRoles
+from geobatch_core.data_access import Bound
 from geobatch_core.services.context import Services, Settings
 
 
@@ -28,6 +29,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         queue_prefix=environ.get(env.QUEUE_PREFIX, "geobatch"),
         lost_worker_seconds=int(environ.get(env.LOST_WORKER_SECONDS, "120")),
         admins=admins,
+        data_bound=Bound.from_json(environ.get(env.DATA_ACCESS)),
     )
 
 
