@@ -2,7 +2,8 @@
 
 A location is an ``s3://`` URI pattern with a literal bucket and a literal key that may end with
 ``*``: ``s3://bucket/*`` (the whole bucket), ``s3://bucket/products/v1/*`` (a prefix) or
-``s3://bucket/models/kmeans.json`` (one object). Keeping wildcards to a trailing ``*`` makes
+``s3://bucket/models/kmeans.json`` (one object). ``s3://bucket`` and a key ending in ``/`` are
+prefixes too (canonical spelling: with the ``*``). Keeping wildcards to a trailing ``*`` makes
 "is this location inside that one" exact, so the control plane can refuse a request outside the
 stack's bound at save time instead of leaving it to an AccessDenied in a job log.
 
@@ -72,7 +73,7 @@ def parse(uri: str) -> Location:
             f"{uri!r}: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.', '-'; "
             "no wildcards in the bucket)"
         )
-    prefix = key == "" or key.endswith("*")
+    prefix = key == "" or key.endswith(("*", "/"))  # "s3://b/dir/" means everything under dir/
     key = key.removesuffix("*")
     if any(c in key for c in "*?") or "${" in key:
         raise ValueError(
