@@ -71,3 +71,34 @@ def test_declarations_that_cannot_become_a_role_policy_are_refused() -> None:
         S3Access(read=[f"s3://bucket-{i}/{'k' * 300}/*" for i in range(20)])
     with pytest.raises(pydantic.ValidationError, match="Extra inputs"):
         FunctionCreate.model_validate({"name": "f", "data_access": {"delete": ["s3://bucket/*"]}})
+
+
+def test_the_largest_declaration_fits_in_a_worker_role_policy() -> None:
+    """IAM refuses an inline role policy over 10,240 characters (whitespace not counted)."""
+    from geobatch_core.adapters.worker_roles import WorkerRoles
+
+    largest: dict[str, list[str]] = {"read": [], "write": []}
+    for i in range(data_access.MAX_LOCATIONS):  # long distinct prefixes until the model refuses more
+        for kind in ("read", "write"):
+            candidate = {**largest, kind: [*largest[kind], f"s3://bucket-{kind}-{i:02d}/{'k' * 120}/*"]}
+            try:
+                S3Access.model_validate(candidate)
+            except pydantic.ValidationError:
+                continue
+            largest = candidate
+    roles = WorkerRoles(
+        None,
+        name_prefix="geobatch-prod",
+        permissions_boundary_arn="arn:aws:iam::123456789012:policy/boundary",
+        functions_table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/GeoBatch-prod-StateFunctions-ABCDEFGHIJKL",
+        jobs_table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/GeoBatch-prod-StateJobs-ABCDEFGHIJKL",
+        bucket="geobatch-prod-storagedata6bb23f4e-abcdefghijkl",
+    )
+    function = {
+        "id": "0123456789ab",
+        "queue_url": "https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-prod-0123456789ab",
+        "data_access": largest,
+    }
+    size = data_access.policy_chars([roles.policy(function)])
+    assert len(largest["read"]) + len(largest["write"]) > 10
+    assert size <= 10_240, size

@@ -4,6 +4,9 @@ Lambda and baked into the worker boundary."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,3 +101,18 @@ def test_the_boundary_allows_exactly_the_bound(synth: Any) -> None:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def test_a_stack_with_a_bound_passes_cdk_nag_and_cfn_lint(synth: Any, tmp_path: Any) -> None:
+    from tests.infra.test_nag_and_lint import _unacknowledged
+    from tests.infra.test_worker_roles_data_access import BOUND
+
+    variant = synth(data_access=BOUND)  # the variant the IAM tests deploy on moto
+    assert _unacknowledged(variant) == []
+    template = tmp_path / "GeoBatch.template.json"
+    template.write_text(json.dumps(variant.template_json))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "parseable", str(template)], capture_output=True, text=True
+    )
+    assert result.returncode & 2 == 0, result.stdout  # exit bit 2: errors
