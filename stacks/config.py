@@ -65,6 +65,12 @@ class GeoBatchConfig:
     lost_worker_seconds: int = 120
     architecture: str = "x86_64"  # of the Lambdas (the pip bundling platform follows it)
     versioned_bucket: bool = False  # S3 versioning of the data bucket
+    # API Gateway logs through one CloudWatch role per account and region (AWS::ApiGateway::Account).
+    # True: this stack sets it to a role of its own (retained on destroy); false: the account has one.
+    api_gateway_account: bool = True
+    # Concurrent executions reserved for the scaler (1: passes never overlap); 0 reserves none, for
+    # accounts whose Lambda concurrency quota (10 in some new accounts) leaves nothing to reserve.
+    scaler_reserved_concurrency: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,6 +118,11 @@ class GeoBatchConfig:
                 f"context 'lost_worker_seconds'={self.lost_worker_seconds}: "
                 "use 30-43200 (SQS visibility timeout limits)"
             )
+        if self.scaler_reserved_concurrency not in (0, 1):
+            raise ConfigError(
+                f"context 'scaler_reserved_concurrency'={self.scaler_reserved_concurrency}: use 1 "
+                "(one scaler pass at a time) or 0 (reserve none)"
+            )
         if self.architecture not in ("x86_64", "arm64"):
             raise ConfigError(f"context 'architecture'={self.architecture!r}: use x86_64 or arm64")
 
@@ -134,6 +145,10 @@ class GeoBatchConfig:
             lost_worker_seconds=_int(get("lost_worker_seconds"), "lost_worker_seconds", 120),
             architecture=_str(get("architecture"), "architecture") or "x86_64",
             versioned_bucket=_bool(get("versioned_bucket"), "versioned_bucket", False),
+            api_gateway_account=_bool(get("api_gateway_account"), "api_gateway_account", True),
+            scaler_reserved_concurrency=_int(
+                get("scaler_reserved_concurrency"), "scaler_reserved_concurrency", 1
+            ),
         )
 
 

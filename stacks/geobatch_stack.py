@@ -77,6 +77,7 @@ class GeoBatchStack(Stack):
             env.SCALER_FUNCTION: execution.scaler_function_name,
             # The executor registers job definitions for the compute environment's platform.
             env.BATCH_PLATFORM: execution.platform,
+            env.WORKER_LOG_GROUP: execution.worker_logs.log_group_name,
         }
         return environment
 
