@@ -130,7 +130,9 @@ class Execution(Construct):
         self.grant_control_plane(self.scaler, state=state, storage=storage)
         # The scheduled pass settles Functions whose build event was lost (geobatch_ops.build_events).
         self.scaler.add_to_role_policy(
-            iam.PolicyStatement(actions=["codebuild:BatchGetBuilds"], resources=[image_build.project.project_arn])
+            iam.PolicyStatement(
+                actions=["codebuild:BatchGetBuilds"], resources=[image_build.project.project_arn]
+            )
         )
         storage.grant_objects(self.scaler, read=[BUILDS], write=[BUILDS])
         # The scaler announces "GeoBatch Function Completed" on the default event bus.
@@ -156,12 +158,11 @@ class Execution(Construct):
             service="geobatch-batch-events",
             description="GeoBatch: handles the end of a worker (Batch job state change)",
             timeout=Duration.seconds(60),
+            dead_letter_queue=image_build.dead_letters,
         )
         self.grant_control_plane(self.batch_events, state=state, storage=storage)
         self.batch_events.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["logs:GetLogEvents"], resources=[self.worker_log_streams]
-            )
+            iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[self.worker_log_streams])
         )
         # It wakes the scaler to replace a dead worker (adapters.aws.scaler_invoker).
         self.scaler.grant_invoke(self.batch_events)

@@ -44,7 +44,12 @@ class GeoBatchStack(Stack):
         self._grant_api()
         factory.apply_environment(self.shared_environment())
         self.monitoring = Monitoring(
-            self, "Monitoring", config=config, rest_api=self.api.rest_api, functions=factory.functions
+            self,
+            "Monitoring",
+            config=config,
+            rest_api=self.api.rest_api,
+            functions=factory.functions,
+            event_dead_letters=self.image_build.dead_letters,
         )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="GEOBATCH_API_URL for the SDK")

@@ -176,9 +176,11 @@ class ImageBuild(Construct):
         # The build's end → build_events Lambda (moves the Function to ready / build_failed). An event
         # that fails delivery (EventBridge's retries) or processing (Lambda's async retries) is kept
         # in this queue; either way the scaler's scheduled pass reconciles Functions left `building`.
+        # (The batch-events rule and Lambda use it too.) SQS-managed encryption: EventBridge cannot
+        # send to a queue under the AWS-managed aws/sqs KMS key.
         self.dead_letters = sqs.Queue(
             self,
-            "BuildEventsDlq",
+            "EventsDlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
@@ -188,7 +190,7 @@ class ImageBuild(Construct):
             [
                 {
                     "id": "AwsSolutions-SQS3",
-                    "reason": "This queue is the dead-letter queue of the build-state rule and Lambda.",
+                    "reason": "The dead-letter queue of the build- and batch-state rules and Lambdas.",
                 }
             ],
         )

@@ -113,7 +113,9 @@ class PipLocalBundling:
             subprocess.run([*command, *self.requirements], check=True)
             resolved = json.loads(report.read_text())["install"]
         pins = {canonicalize_name(r["metadata"]["name"]): r["metadata"]["version"] for r in resolved}
-        return [f"{name}=={version}" for name, version in sorted(pins.items()) if name not in RUNTIME_PROVIDED]
+        return [
+            f"{name}=={version}" for name, version in sorted(pins.items()) if name not in RUNTIME_PROVIDED
+        ]
 
     def _pip(self, out: Path) -> list[str]:
         command = [

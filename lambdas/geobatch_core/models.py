@@ -7,9 +7,9 @@ reads jobs with them, and the SDK parses API responses with them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -112,11 +112,11 @@ def check_resources(cpus: float, memory: int) -> None:
     allowed = FARGATE_MEMORY[cpus]
     if memory not in allowed:
         choices = (
-            f"{allowed.start}-{allowed.stop - 1} MB in steps of {allowed.step} MB"
+            f"use {allowed.start}-{allowed.stop - 1} MB in steps of {allowed.step} MB"
             if isinstance(allowed, range)
-            else f"{', '.join(map(str, allowed))} MB"
+            else f"Fargate allows only {', '.join(map(str, allowed))} MB"
         )
-        raise ValueError(f"memory={memory} MB does not fit cpus={cpus:g}: Fargate allows {choices}")
+        raise ValueError(f"memory={memory} MB does not fit cpus={cpus:g}: {choices}")
 
 
 def check_image(image: str) -> str:

@@ -79,7 +79,9 @@ def reconcile_builds(svc: Services, functions: Iterable[Item], now: datetime) ->
     if not isinstance(svc.builder, CodeBuildImageBuilder):
         return 0  # local mode reports builds in-process; nothing can be lost
     cutoff = now - timedelta(seconds=RECONCILE_AFTER_SECONDS)
-    stale = [f for f in functions if f.get("status") == FunctionStatus.BUILDING.value and _started(f) < cutoff]
+    stale = [
+        f for f in functions if f.get("status") == FunctionStatus.BUILDING.value and _started(f) < cutoff
+    ]
     outcomes = [
         *svc.builder.build_outcomes({str(f["build_id"]): f for f in stale if f.get("build_id")}).values(),
         *(

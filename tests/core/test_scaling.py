@@ -103,4 +103,6 @@ def test_overlapping_scaler_passes_never_exceed_maximum_concurrency(api):
     assert first["started"] == {function["id"]: 3}
     assert executor.started == 3
     # The lease is released: the next pass scales again (nothing missing now).
-    assert scaler.handler({"function_id": function["id"]}, FakeLambdaContext())["started"] == {function["id"]: 0}
+    assert scaler.handler({"function_id": function["id"]}, FakeLambdaContext())["started"] == {
+        function["id"]: 0
+    }

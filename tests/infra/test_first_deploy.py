@@ -83,6 +83,21 @@ def test_build_events_match_every_terminal_state_and_are_never_dropped(default):
     # An event delivered but failing all of Lambda's async retries lands in the same queue.
     _, function = _function(default, "geobatch_ops.build_events.handler")
     assert function["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0] == dlq_ref
+    # The batch-state rule and Lambda share the queue, and an alarm watches it.
+    _, batch_rule = _one(
+        default,
+        "AWS::Events::Rule",
+        lambda r: r["Properties"].get("EventPattern", {}).get("source") == ["aws.batch"],
+    )
+    assert batch_rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == dlq_ref
+    _, batch_events = _function(default, "geobatch_ops.batch_events.handler")
+    assert batch_events["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0] == dlq_ref
+    _one(
+        default,
+        "AWS::CloudWatch::Alarm",
+        lambda r: r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and dlq_ref in str(r["Properties"].get("Dimensions")),
+    )
     # And the scheduled scaler reconciles Functions stuck `building`: it may read builds.
     scaler_role = _function(default, "geobatch_ops.scaler.handler")[1]["Properties"]["Role"]["Fn::GetAtt"][0]
     assert any("codebuild:BatchGetBuilds" in _actions(s) for s in _role_statements(default, scaler_role))
@@ -94,7 +109,9 @@ def test_batch_events_may_wake_the_scaler(default):
     statements = _role_statements(default, batch_events["Properties"]["Role"]["Fn::GetAtt"][0])
     invokes = [s for s in statements if "lambda:InvokeFunction" in _actions(s)]
     assert invokes, "the batch-events Lambda cannot invoke the scaler"
-    resources = [r for s in invokes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    resources = [
+        r for s in invokes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
     assert {"Fn::GetAtt": [scaler_id, "Arn"]} in resources
 
 
@@ -109,8 +126,10 @@ def test_worker_containers_log_to_a_stack_owned_group_with_retention(default):
     _, execution = _one(
         default,
         "AWS::IAM::Role",
-        lambda r: "ecs-tasks.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
-        and "container start" in str(r["Properties"].get("Description", "")),
+        lambda r: (
+            "ecs-tasks.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
+            and "container start" in str(r["Properties"].get("Description", ""))
+        ),
     )
     roles = [k for k, v in default.resources("AWS::IAM::Role").items() if v is execution]
     statements = _role_statements(default, roles[0])

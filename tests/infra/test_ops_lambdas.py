@@ -223,7 +223,10 @@ def test_batch_oom_event_names_the_cause_on_the_job(deployed):
 @pytest.mark.parametrize(
     ("status", "reason"),
     [
-        ("TIMED_OUT", "the image build timed out (the project allows 60 minutes, 2 hours queued): BUILD_TIMED_OUT"),
+        (
+            "TIMED_OUT",
+            "the image build timed out (the project allows 60 minutes, 2 hours queued): BUILD_TIMED_OUT",
+        ),
         ("FAULT", "the image build hit a CodeBuild service fault"),
         ("STOPPED", "the image build was stopped"),
     ],
@@ -270,7 +273,9 @@ def test_scheduled_scaler_settles_a_build_whose_event_was_lost(deployed):
     status, log = call_api("GET", f"/functions/{function['id']}/log")
     assert f"build {function['build_id']}: SUCCEEDED" in log
     # The late event, if it ever comes, changes nothing.
-    late = build_events.handler(build_event(function["id"], function["image_hash"], "FAILED"), FakeLambdaContext())
+    late = build_events.handler(
+        build_event(function["id"], function["image_hash"], "FAILED"), FakeLambdaContext()
+    )
     assert "ignored" in late
 
 
@@ -291,7 +296,11 @@ def test_build_outcome_from_batch_get_builds_shape():
         "buildStatus": "TIMED_OUT",
         "projectName": "ImageBuildBuilder-abc123",
         "phases": [
-            {"phaseType": "PRE_BUILD", "phaseStatus": "SUCCEEDED", "contexts": [{"statusCode": "", "message": ""}]},
+            {
+                "phaseType": "PRE_BUILD",
+                "phaseStatus": "SUCCEEDED",
+                "contexts": [{"statusCode": "", "message": ""}],
+            },
             {
                 "phaseType": "BUILD",
                 "phaseStatus": "TIMED_OUT",

@@ -115,9 +115,17 @@ def scaler_invoker(lambda_client: Any, scaler_function: str | None) -> Callable[
                 Payload=json.dumps({"function_id": function_id}).encode(),
             )
         except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+            code = (
+                exc.response.get("Error", {}).get("Code")
+                if isinstance(exc, ClientError)
+                else type(exc).__name__
+            )
             log.error(
-                "could not wake the scaler %s for Function %s (%s): %s", scaler_function, function_id, code, exc
+                "could not wake the scaler %s for Function %s (%s): %s",
+                scaler_function,
+                function_id,
+                code,
+                exc,
             )
 
     return invoke

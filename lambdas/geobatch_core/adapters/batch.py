@@ -266,7 +266,11 @@ class BatchExecutor:
         no stack owns (created on first use, never expiring)."""
         if not self.log_group:
             return {"logDriver": "awslogs"}
-        options = {"awslogs-group": self.log_group, "awslogs-region": region, "awslogs-stream-prefix": "worker"}
+        options = {
+            "awslogs-group": self.log_group,
+            "awslogs-region": region,
+            "awslogs-stream-prefix": "worker",
+        }
         return {"logDriver": "awslogs", "options": options}
 
     def _list_worker_jobs(self, function_id: str) -> Iterator[dict[str, Any]]:

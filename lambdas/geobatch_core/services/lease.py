@@ -10,6 +10,7 @@ A pass that dies keeps nobody out for longer than ``LEASE_SECONDS``.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,9 @@ def scaling_lease(svc: Services, function: Item) -> Iterator[bool]:
     token = f"{int(now) + LEASE_SECONDS}:{uuid.uuid4().hex}"
     try:
         svc.functions.update(
-            function_id, {LEASE_ATTRIBUTE: token}, expect={LEASE_ATTRIBUTE: ABSENT if current is None else current}
+            function_id,
+            {LEASE_ATTRIBUTE: token},
+            expect={LEASE_ATTRIBUTE: ABSENT if current is None else current},
         )
     except (errors.ConflictError, errors.NotFoundError):
         yield False  # another pass took it first, or the Function is gone
@@ -54,7 +57,6 @@ def scaling_lease(svc: Services, function: Item) -> Iterator[bool]:
     try:
         yield True
     finally:
-        try:
+        # Expired and taken over, or deleted: then nothing of ours is left to release.
+        with contextlib.suppress(errors.ConflictError, errors.NotFoundError):
             svc.functions.update(function_id, {LEASE_ATTRIBUTE: None}, expect={LEASE_ATTRIBUTE: token})
-        except (errors.ConflictError, errors.NotFoundError):
-            pass  # expired and taken over, or deleted: nothing of ours to release
