@@ -239,7 +239,9 @@ class Worker:
 
     def _lease_covers_a_job(self, received: float) -> bool:
         """Whether a message received at ``received`` can still stay invisible for a whole job."""
-        needed = time.monotonic() - received + float(self._function["timeout"]) + SETTLE_SECONDS
+        # min(): a Function saved before the cap would otherwise hand back even fresh messages forever.
+        timeout = min(float(self._function["timeout"]), limits.MAX_TIMEOUT_SECONDS)
+        needed = time.monotonic() - received + timeout + SETTLE_SECONDS
         return needed <= limits.SQS_MAX_LEASE_SECONDS
 
     def _process_batch(self, messages: list[Message], *, received: float) -> None:

@@ -190,7 +190,7 @@ class FunctionSettings(WireModel):
     cpus: Cpus | None = None
     memory: Memory | None = None
     maximum_concurrency: int | None = Field(default=None, ge=1, le=limits.MAX_CONCURRENCY)
-    timeout: int | None = Field(default=None, ge=1)
+    timeout: int | None = Field(default=None, ge=1, json_schema_extra={"maximum": limits.MAX_TIMEOUT_SECONDS})
     retry_count: int | None = Field(default=None, ge=0, le=limits.MAX_RETRY_COUNT)
     environment: Environment | None = None
     enabled: bool | None = None
@@ -210,7 +210,7 @@ class FunctionCreate(FunctionSettings):
         description="module:attribute of the callable inside the bundle",
     )
     requirements: list[str] = Field(default_factory=list, max_length=limits.MAX_REQUIREMENTS)
-    image: str = "python3.11"
+    image: str = Field(default="python3.11", json_schema_extra={"enum": list(SUPPORTED_IMAGES)})
 
     _image = field_validator("image")(classmethod(lambda cls, v: check_image(v)))
 

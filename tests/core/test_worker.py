@@ -177,3 +177,6 @@ def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_servi
     assert w._lease_covers_a_job(now)  # a fresh message always does, at the longest timeout
     assert w._lease_covers_a_job(now - (margin - 700))
     assert not w._lease_covers_a_job(now - margin)
+    # A Function saved before the cap (24 h allowed then) still runs fresh messages, never spins.
+    w._function = {**function, "timeout": 86_400}
+    assert w._lease_covers_a_job(time.monotonic())

@@ -95,8 +95,10 @@ def test_build_events_match_every_terminal_state_and_are_never_dropped(default):
     _one(
         default,
         "AWS::CloudWatch::Alarm",
-        lambda r: r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
-        and dlq_ref in str(r["Properties"].get("Dimensions")),
+        lambda r: (
+            r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and dlq_ref in str(r["Properties"].get("Dimensions"))
+        ),
     )
     # And the scheduled scaler reconciles Functions stuck `building`: it may read builds.
     scaler_role = _function(default, "geobatch_ops.scaler.handler")[1]["Properties"]["Role"]["Fn::GetAtt"][0]
