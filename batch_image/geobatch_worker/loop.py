@@ -111,6 +111,8 @@ class Worker:
         self._workdir = tempfile.TemporaryDirectory(prefix="geobatch-worker-")
         self._runner: Runner | None = None
         self._born = time.monotonic()
+        # Workers started together (one array job) retire over a spread, not all in the same minute.
+        self._lifetime_share = random.uniform(0.9, 1.0)  # nosec B311
 
     @classmethod
     def for_services(cls, config: WorkerConfig, svc: Services) -> Worker:
@@ -235,7 +237,7 @@ class Worker:
 
     def _lifetime_spent(self) -> bool:
         lifetime = self.config.lifetime_seconds
-        return lifetime is not None and time.monotonic() - self._born >= lifetime
+        return lifetime is not None and time.monotonic() - self._born >= lifetime * self._lifetime_share
 
     def _lease_covers_a_job(self, received: float) -> bool:
         """Whether a message received at ``received`` can still stay invisible for a whole job."""

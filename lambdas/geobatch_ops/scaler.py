@@ -43,9 +43,12 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
     else:
         functions = list(all_functions(svc, None))
         # The scheduled pass also settles builds whose end event was lost.
-        reconciled = reconcile_builds(svc, functions, svc.clock())
-        if reconciled:
-            metrics.add_metric(name="BuildsReconciled", unit=MetricUnit.Count, value=reconciled)
+        try:
+            reconciled = reconcile_builds(svc, functions, svc.clock())
+        except errors.GeoBatchError as exc:  # e.g. CodeBuild throttled: scale now, reconcile next tick
+            logger.warning("could not reconcile builds", extra={"why": exc.message})
+            reconciled = 0
+        metrics.add_metric(name="BuildsReconciled", unit=MetricUnit.Count, value=reconciled)
     started: dict[str, int] = {}
     dead = 0
     running = 0
