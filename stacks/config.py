@@ -73,6 +73,12 @@ class GeoBatchConfig:
     # S3 locations (s3:// patterns) a Function may declare to read / write: the worker boundary's bound.
     data_read: tuple[str, ...] = field(default_factory=tuple)
     data_write: tuple[str, ...] = field(default_factory=tuple)
+    # API Gateway logs through one CloudWatch role per account and region (AWS::ApiGateway::Account).
+    # True: this stack sets it to a role of its own (retained on destroy); false: the account has one.
+    api_gateway_account: bool = True
+    # Concurrent executions reserved for the scaler (1: passes never overlap); 0 reserves none, for
+    # accounts whose Lambda concurrency quota (10 in some new accounts) leaves nothing to reserve.
+    scaler_reserved_concurrency: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,6 +125,11 @@ class GeoBatchConfig:
             raise ConfigError(
                 f"context 'lost_worker_seconds'={self.lost_worker_seconds}: "
                 "use 30-43200 (SQS visibility timeout limits)"
+            )
+        if self.scaler_reserved_concurrency not in (0, 1):
+            raise ConfigError(
+                f"context 'scaler_reserved_concurrency'={self.scaler_reserved_concurrency}: use 1 "
+                "(one scaler pass at a time) or 0 (reserve none)"
             )
         if self.architecture not in ("x86_64", "arm64"):
             raise ConfigError(f"context 'architecture'={self.architecture!r}: use x86_64 or arm64")
@@ -172,6 +183,10 @@ class GeoBatchConfig:
             architecture=_str(get("architecture"), "architecture") or "x86_64",
             versioned_bucket=_bool(get("versioned_bucket"), "versioned_bucket", False),
             **_data_access(get("data_access")),
+            api_gateway_account=_bool(get("api_gateway_account"), "api_gateway_account", True),
+            scaler_reserved_concurrency=_int(
+                get("scaler_reserved_concurrency"), "scaler_reserved_concurrency", 1
+            ),
         )
 
 

@@ -84,7 +84,8 @@ class JobBulkCreateResult(list[Job]):
 def _default_image() -> str | None:
     # Source code is shipped, so the image's Python should match the one it was written for.
     minor = sys.version_info.minor
-    return f"python3.{minor}" if 10 <= minor <= 13 and sys.version_info.major == 3 else None
+    image = f"python3.{minor}"
+    return image if image in models.SUPPORTED_IMAGES and sys.version_info.major == 3 else None
 
 
 def _check(name: str, value: Any) -> Any:
@@ -97,10 +98,7 @@ def _check(name: str, value: Any) -> Any:
         if name == "cpus":
             return models.parse_cpus(value)
         if name == "image":
-            image = str(value).removesuffix(":latest")
-            if not re.match(r"^python3\.(1[0-3])$", image):
-                raise ValueError(f"image {value!r} is not available: use one of python3.10 ... python3.13")
-            return image
+            return models.check_image(str(value).removesuffix(":latest"))
         if name == "requirements":
             return bundle.read_requirements(value)
         if name in _SETTINGS:
@@ -129,11 +127,12 @@ class Function:
         include_data: globs (relative to the current directory) of data files to ship with the code.
         include_modules: names of your own modules or packages to ship with the code.
         name: the Function's name (default: the function's name).
-        image: the base image, ``"python3.10"`` to ``"python3.13"`` (default: your Python's version).
+        image: the base image, ``"python3.11"`` to ``"python3.13"`` (default: your Python's version).
         cpus: vCPUs per job: 0.25, 0.5, 1, 2, 4, 8 or 16 (or ``"2vCPU"``).
         memory: MB per job (or ``"2GB"``, ``"1Gi"``, ``"512MB"``); it must fit ``cpus``.
         maximum_concurrency: most jobs running at once.
-        timeout: seconds before a job is stopped with status ``timeout``.
+        timeout: seconds before a job is stopped with status ``timeout`` (at most 39600, 11 h: a job's
+            queue message can be held at most 12 h).
         retry_count: automatic retries of a failed job.
         environment: environment variables for every job.
         enabled: whether new jobs and reruns are accepted.
