@@ -21,7 +21,7 @@ NO_LEASE = 0.0  # between jobs: nothing to guard
 
 def margin(lease_seconds: float) -> float:
     """How long before the lease ends the child stops: room for clock reads and a kill."""
-    return max(0.5, min(10.0, lease_seconds / 6))
+    return max(0.5, min(10.0, lease_seconds / 10))
 
 
 class LeaseFile:

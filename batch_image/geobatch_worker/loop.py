@@ -383,7 +383,8 @@ class Worker:
 
     def _heartbeat(self) -> None:
         """Keep held messages invisible while we live, and notice a cancel of the running job."""
-        interval = max(1.0, self.settings.lost_worker_seconds / 3)
+        # A quarter of the lease: a heartbeat thread starved for two beats still keeps it.
+        interval = max(1.0, self.settings.lost_worker_seconds / 4)
         due = time.monotonic() + interval
         # On a fixed beat: a slow call delays the next extension by no more than its own length.
         while not self.stopping.wait(max(0.0, due - time.monotonic())):
