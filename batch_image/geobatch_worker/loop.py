@@ -12,7 +12,6 @@ the lease does, so a job never runs twice at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -38,10 +37,10 @@ from geobatch_core.services.execution import (
     Stale,
     claim,
     claim_token,
-    mark_canceling,
     parse_message,
     record_outcome,
 )
+from geobatch_worker.heartbeat import Heartbeat
 from geobatch_worker.held import HeldMessages
 from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
@@ -91,7 +90,7 @@ class WorkerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-class Worker:
+class Worker(Heartbeat):
     def __init__(
         self,
         config: WorkerConfig,
@@ -378,42 +377,3 @@ class Worker:
         if not isinstance(action, Stale):
             live.discard()
         return action
-
-    # ------------------------------------------------------------------ heartbeat
-
-    def _heartbeat(self) -> None:
-        """Keep held messages invisible while we live, and notice a cancel of the running job."""
-        # A quarter of the lease: a heartbeat thread starved for two beats still keeps it.
-        interval = max(1.0, self.settings.lost_worker_seconds / 4)
-        due = time.monotonic() + interval
-        # On a fixed beat: a slow call delays the next extension by no more than its own length.
-        while not self.stopping.wait(max(0.0, due - time.monotonic())):
-            due += interval
-            with contextlib.suppress(errors.GeoBatchError):
-                self._extend()
-            with contextlib.suppress(errors.GeoBatchError):
-                self._check_cancel()
-
-    def _extend(self) -> None:
-        self._held.extend()
-        self._publish_lease()
-
-    def _publish_lease(self) -> None:
-        """Tell the user-code child until when the running job is ours."""
-        current, runner = self._current, self._runner
-        if current is None or runner is None:
-            return
-        until = self._held.lease(current[1])
-        runner.lease.set(until if until is not None else time.monotonic() - 1)
-
-    def _check_cancel(self) -> None:
-        current = self._current
-        if current is None:
-            return
-        job_key, message = current
-        item = self.jobs.get(self.config.function_id, job_key)
-        if (
-            item["status"] == JobStatus.CANCEL.value
-            and mark_canceling(self.jobs, self.config.function_id, job_key, claim_token(message))
-        ) or item["status"] == JobStatus.CANCELING.value:
-            self._cancel.set()
