@@ -530,3 +530,42 @@ def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_servi
     # A Function saved before the cap (24 h allowed then) still runs fresh messages, never spins.
     w._function = {**function, "timeout": 86_400}
     assert w._lease_covers_a_job(time.monotonic())
+
+
+def test_an_older_receive_can_neither_claim_judge_nor_record(moto_services):
+    """The state machine's fence on its own (without the worker's lease bookkeeping): a receive
+    older than the job's claim is Stale, whatever it tries."""
+    from geobatch_core.models import JobStatus
+    from geobatch_core.services.execution import Outcome, Stale, claim, claim_token, record_outcome
+
+    svc = moto_services
+    function = ready_function(svc, SOURCE, "work", retry_count=1)
+    (job,) = submit(svc, function, ["fenced"])
+    key = job.id.rpartition("-")[2]
+    url = function["queue_url"]
+    first = svc.queue.receive(url, max_messages=1, wait_seconds=0, visibility_seconds=1)[0]
+    assert claim(svc.jobs, svc.settings, function, key, first, "stopped").attempt == 1
+    second = []
+    until(
+        lambda: (
+            second.extend(svc.queue.receive(url, max_messages=1, wait_seconds=1, visibility_seconds=30))
+            or second
+        ),
+        "the redelivery after the lease",
+    )
+    (second,) = second
+    assert second.message_id == first.message_id and second.receive_count > first.receive_count
+    taken = claim(svc.jobs, svc.settings, function, key, second, "live")
+    assert taken.attempt == 2  # the first receive's lease ran out: its attempt is lost
+    # The stopped worker resumes with its old receive:
+    assert isinstance(claim(svc.jobs, svc.settings, function, key, first, "stopped"), Stale)
+    late = Outcome(status=JobStatus.FAILURE, error_reason="late")
+    assert isinstance(
+        record_outcome(svc.jobs, svc.blobs, svc.settings, function, taken.job, 2, claim_token(first), late),
+        Stale,
+    )
+    done = Outcome(status=JobStatus.SUCCESS, result=b'"ok"')
+    record_outcome(svc.jobs, svc.blobs, svc.settings, function, taken.job, 2, claim_token(second), done)
+    item = job_item(svc, job)
+    assert item["status"] == "success" and item["execution_count"] == 2
+    assert item["attempts"][0]["reason"].startswith("worker lost")

@@ -101,6 +101,7 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     ):
         kinds_of[item["job_key"]] = ks
     plan.kinds.update({key: kind for key, (kind, _) in kinds_of.items()})
+    plan.count("job calls os.fork(), both copies return", sum(k == "fork" for k, _ in kinds_of.values()))
 
     # At-least-once delivery: ~10% of the jobs get a second copy of their message (a new message id),
     # which two workers may well receive at the same time.
