@@ -87,9 +87,7 @@ class TreeMemory:
     biggest_mb: float
     pids: list[int]
 
-    def culprit(self, runner_pid: int) -> str:
-        if self.biggest_pid == runner_pid:
-            return "the function's own process"
+    def culprit(self) -> str:
         return f"subprocess {self.biggest_pid} ({command(self.biggest_pid)})"
 
 

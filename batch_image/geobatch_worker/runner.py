@@ -103,12 +103,10 @@ class _Watch:
                 self.seen[child] = proctree.start_time(child)
         self.peak = max(self.peak, tree.total_mb, hwm)
         if self.limit and max(tree.total_mb, hwm) > self.limit:
-            return RunResult(
-                "failure",
-                137,
-                f"out of memory: peak {self.peak:,.0f} MiB of {self.limit:,.0f} MiB limit "
-                f"(biggest: {tree.culprit(pid)} at {tree.biggest_mb:,.0f} MiB)",
-            )
+            reason = f"out of memory: peak {self.peak:,.0f} MiB of {self.limit:,.0f} MiB limit"
+            if tree.biggest_pid != pid:  # the function's own process needs no naming
+                reason += f" (biggest: {tree.culprit()} at {tree.biggest_mb:,.0f} MiB)"
+            return RunResult("failure", 137, reason)
         return None
 
 
