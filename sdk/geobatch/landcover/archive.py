@@ -149,7 +149,7 @@ def stac_item(scene: SyntheticScene, folder_uri: str) -> dict[str, Any]:
             "eo:bands": [eo_band],
             "gsd": abs(scene.transform.a),
         }  # fmt: skip
-    scl_transform = scene.transform * Affine.scale(2)
+    scl_transform = scene.transform @ Affine.scale(2)
     scl_raster = {"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}
     assets["scl"] = _asset(
         f"{folder_uri}/SCL.tif", "Scene classification map (SCL)", scene.scl.shape, scl_transform, scl_raster
@@ -190,7 +190,7 @@ def publish_scenes(s3_client: Any, bucket: str, scenes: list[SyntheticScene], ro
                 write_cog(path, scene.band(key), scene.crs, scene.transform)
                 _put(s3_client, bucket, f"{folder}/{file}.tif", path.read_bytes(), "image/tiff")
             path = Path(tmp) / "SCL.tif"
-            write_cog(path, scene.scl, scene.crs, scene.transform * Affine.scale(2), resampling="nearest")
+            write_cog(path, scene.scl, scene.crs, scene.transform @ Affine.scale(2), resampling="nearest")
             _put(s3_client, bucket, f"{folder}/SCL.tif", path.read_bytes(), "image/tiff")
             item = stac_item(scene, f"s3://{bucket}/{folder}")
             items.append(item)

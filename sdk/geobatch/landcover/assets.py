@@ -62,7 +62,7 @@ def _common_names(asset: dict[str, Any]) -> set[str]:
 def find_asset(item: dict[str, Any], band: str) -> tuple[str, dict[str, Any]]:
     """(key, asset) of ``band`` in ``item``: by key or alias first, then by ``eo:bands`` common name."""
     assets = item.get("assets", {})
-    name = band.lower() if band.lower() in BAND_ALIASES else band
+    name = next((c for c, keys in BAND_ALIASES.items() if band in (c, *keys)), band)
     aliases = BAND_ALIASES.get(name, (band,))
     for key in aliases:
         if key in assets:

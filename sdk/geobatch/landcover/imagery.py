@@ -80,7 +80,11 @@ def read_bytes(uri: str, client: Any = None) -> bytes:
     """Bytes of an ``s3://`` object or a local path/``file://`` URI."""
     if uri.startswith("s3://"):
         bucket, key = split_s3_uri(uri)
-        return (client or s3_client()).get_object(Bucket=bucket, Key=key)["Body"].read()
+        s3 = client or s3_client()
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"no such object: {uri}") from None
     return Path(uri.removeprefix("file://")).read_bytes()
 
 

@@ -110,7 +110,11 @@ def items_for_job(items_uri: str, tile: Any, client: Any = None) -> list[dict[st
     from geobatch.landcover.product import tile_id
 
     if "{tile_id}" in items_uri:
-        return items_for_tile(load_items(items_uri.format(tile_id=tile_id(tile.key)), client), tile)
+        uri = items_uri.format(tile_id=tile_id(tile.key))
+        try:
+            return items_for_tile(load_items(uri, client), tile)
+        except (FileNotFoundError, KeyError) as exc:
+            raise FileNotFoundError(f"no scene index for tile {tile.key} at {uri}: was it planned?") from exc
     if items_uri.startswith(("http://", "https://")):
         return items_for_tile(search_scenes(tile.padded_geometry, url=items_uri), tile)
     return items_for_tile(load_items(items_uri, client), tile)
