@@ -38,23 +38,16 @@ def run_tile(
     """Classify one tile and write ``products/{product_id}/tiles/{tile_id}.tif|.json`` to ``bucket``.
 
     ``items_uri`` names the scenes (see :func:`geobatch.landcover.scenes.items_for_job`). The GDAL
-    environment is entered once here, so every COG read of the job shares its connections and cache.
-    Returns a JSON-serialisable summary: tile key, output URIs, the scenes read and used, pixel counts
-    and areas (km²) per class name over the unpadded tile, valid fraction and seconds per stage.
+    environment is entered once, for the buckets the scenes live in (unsigned when they are all public
+    archive buckets), so every COG read of the job shares its connections and cache. Returns a
+    JSON-serialisable summary: tile key, output URIs, the scenes read and used, pixel counts and areas
+    (km²) per class name over the unpadded tile, valid fraction and seconds per stage.
     """
-    from geobatch.landcover.gdal_env import rasterio_env
-
-    with rasterio_env():
-        return _run_tile(tile_key, product_id, model_uri, items_uri, bucket, s3_client)
-
-
-def _run_tile(
-    tile_key: str, product_id: str, model_uri: str, items_uri: str, bucket: str, s3_client: Any
-) -> dict[str, Any]:
     import numpy as np
 
     from geobatch.landcover.assets import acquired
     from geobatch.landcover.classes import CLASS_NAMES
+    from geobatch.landcover.gdal_env import buckets_of, rasterio_env
     from geobatch.landcover.imagery import read_tile
     from geobatch.landcover.imagery import s3_client as make_client
     from geobatch.landcover.product import interior, publish_tile
@@ -73,7 +66,9 @@ def _run_tile(
     timings["items"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    read = read_tile(tile, items, model.bands)
+    hrefs = [a.get("href", "") for it in items for a in it.get("assets", {}).values()]
+    with rasterio_env(read_buckets=buckets_of(hrefs)):
+        read = read_tile(tile, items, model.bands)
     timings["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -94,9 +89,23 @@ def _run_tile(
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
+    return _summary(tile, product_id, uris, items, used, counts, timings)
+
+
+def _summary(
+    tile: Any,
+    product_id: str,
+    uris: dict[str, str],
+    items: list[dict[str, Any]],
+    used: list[str],
+    counts: dict[int, int],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    from geobatch.landcover.classes import CLASS_NAMES
+
     pixel_km2 = tile.resolution**2 / 1e6
     pixels = tile.tilesize**2
-    valid = int(counts_arr[1:].sum())
+    valid = sum(counts.values())
     return {
         "tile_key": tile.key,
         "product_id": product_id,
