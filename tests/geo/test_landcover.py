@@ -358,7 +358,7 @@ def test_gdal_s3_env() -> None:
     assert s3_specific["AWS_S3_ENDPOINT"] == "localhost:9" and s3_specific["AWS_ACCESS_KEY_ID"] == "testing"
 
 
-def test_gdal_options_for_public_and_own_buckets() -> None:
+def test_gdal_options_for_public_and_own_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
     public = gdal_options({}, read_buckets={"sentinel-cogs"})
     assert public["AWS_NO_SIGN_REQUEST"] == "YES" and public["AWS_REGION"] == "us-west-2"
     assert public["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
@@ -368,3 +368,11 @@ def test_gdal_options_for_public_and_own_buckets() -> None:
     assert "AWS_NO_SIGN_REQUEST" not in mixed  # one private bucket: requests are signed
     local = gdal_options({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, read_buckets={"sentinel-cogs"})
     assert local["AWS_S3_ENDPOINT"] == "127.0.0.1:9" and "AWS_NO_SIGN_REQUEST" not in local
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    with rasterio_env(read_buckets={"sentinel-cogs"}) as env:  # what a job reading only the archive gets
+        assert env.session.get_credential_options() == {
+            "AWS_NO_SIGN_REQUEST": "YES",
+            "AWS_REGION": "us-west-2",
+        }
+        assert rasterio.env.getenv()["GDAL_HTTP_MERGE_CONSECUTIVE_RANGES"] == "YES"
