@@ -70,6 +70,7 @@ def demo_data_access(plan: Any) -> Any:
     they point at (read), the product's prefix (write) and the public Sentinel-2 archive (unsigned)."""
     import geobatch as gb
     from geobatch.landcover.product import product_prefix
+
     # The per-tile item index, the scenes' COGs and Items all live under the archive's root.
     archive_root = plan.archive_uri.rsplit("/", 1)[0]
     return gb.S3Access(
