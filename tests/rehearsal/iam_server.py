@@ -120,7 +120,29 @@ def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
             }
         )
         if not decision.allowed:
-            request._raise_access_denied()
+            _deny(request, service, principal, check, decision.reason)
+
+
+_JSON_PROTOCOLS = ("json", "rest-json")
+_ERROR_CODES = {"sqs": "AccessDenied"}
+
+
+def _deny(request: Any, service: str, principal: str, check: Check, reason: str) -> None:
+    """AccessDenied in the shape the service's protocol uses (moto's is XML for every service, which a
+    JSON client cannot parse)."""
+    import botocore.session
+    from moto.core.exceptions import JsonRESTError
+
+    try:
+        protocol = botocore.session.get_session().get_service_model(service).metadata["protocol"]
+    except Exception:
+        protocol = "query"
+    if protocol not in _JSON_PROTOCOLS:
+        request._raise_access_denied()
+    message = f"User: {principal} is not authorized to perform: {check.action} on resource: {check.resource} ({reason})"
+    error = JsonRESTError(_ERROR_CODES.get(service, "AccessDeniedException"), message)
+    error.code = 403
+    raise error
 
 
 def _bucket_permission(self: FakeBucket, action: str, resource: str) -> Any:
