@@ -144,3 +144,15 @@ def lambdas(cloud: cloud_.MotoCloud, stack: Stack) -> Lambdas:
         build_events=by_handler["geobatch_ops.build_events.handler"],
         batch_events=by_handler["geobatch_ops.batch_events.handler"],
     )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing rehearsal test shows the requests IAM denied during the session (the usual cause)."""
+    outcome = yield
+    report = outcome.get_result()
+    moto = item.funcargs.get("cloud") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(moto, cloud_.MotoCloud):
+        denied = [d for d in moto.decisions() if not d["allowed"]]
+        lines = [f"{d['principal']} {d['action']} {d['resource']}: {d['reason']}" for d in denied[-20:]]
+        report.sections.append(("IAM denials (last 20)", "\n".join(lines) or "none"))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import traceback
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from moto import settings
+from werkzeug.exceptions import HTTPException
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.models import iam_backends
 from moto.s3.models import FakeBucket
@@ -80,6 +82,16 @@ def _signed_headers(response: Any) -> tuple[dict[str, str], bool]:
 
 def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
     """Replaces ``ActionAuthenticatorMixin._authenticate_and_authorize_action``."""
+    try:
+        _authorize(self, iam_request_cls, resource)
+    except HTTPException:
+        raise
+    except Exception:  # a defect of the rehearsal's authorizer: make it visible in the server log
+        traceback.print_exc()
+        raise
+
+
+def _authorize(self: Any, iam_request_cls: type, resource: str) -> None:
     if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
         ActionAuthenticatorMixin.request_count += 1
         return

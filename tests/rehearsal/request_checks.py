@@ -24,10 +24,10 @@ _ALWAYS = {"aws:securetransport": ["true"]}
 
 def _params(response: Any) -> dict[str, Any]:
     params: dict[str, Any] = {k: v[0] if isinstance(v, list) and v else v for k, v in response.querystring.items()}
-    body = response.body
+    body = response.raw_body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    if body and body.lstrip().startswith("{"):
+    if isinstance(body, str) and body.lstrip().startswith("{"):
         try:
             params.update(json.loads(body))
         except ValueError:
@@ -222,8 +222,21 @@ def checks_for(response: Any, service: str, action: str, moto_resource: str) -> 
         prefix = query.get("prefix", [None])[0] if action == "ListBucket" else None
         s3_action = {"HeadObject": "GetObject", "HeadBucket": "ListBucket"}.get(action, action)
         return [Check(f"s3:{s3_action}", moto_resource, _ctx(s3__prefix=prefix))]
-    if service in ("sqs", "sts"):
-        return [Check(f"{service}:{action}", moto_resource, _ctx())]
+    if service == "sqs":
+        resource = moto_resource
+        if resource == "*" and (params.get("QueueName") or params.get("QueueUrl")):
+            # A queue that does not exist yet (CreateQueue, or GetQueueUrl of a missing one).
+            name = params.get("QueueName") or str(params["QueueUrl"]).rstrip("/").split("/")[-1]
+            resource = _arn(response, "sqs", name)
+        # The batch calls are authorized as their single-message actions (SQS's documented behaviour).
+        action = {
+            "SendMessageBatch": "SendMessage",
+            "DeleteMessageBatch": "DeleteMessage",
+            "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+        }.get(action, action)
+        return [Check(f"sqs:{action}", resource, _ctx())]
+    if service == "sts":
+        return [Check(f"sts:{action}", moto_resource, _ctx())]
     if service == "iam":
         return _iam(response, action, params)
     if service == "dynamodb":
