@@ -132,18 +132,21 @@ class Lambdas:
 
 
 @pytest.fixture(scope="session")
-def lambdas(cloud: cloud_.MotoCloud, stack: Stack) -> Lambdas:
-    """The stack's four Python Lambdas, found by their handler as deployed."""
+def lambdas(cloud: cloud_.MotoCloud, stack: Stack) -> Iterator[Lambdas]:
+    """The stack's four Python Lambdas, found by their handler as deployed (each warm after its first
+    invocation, as Lambda keeps an execution environment)."""
     by_handler: dict[str, DeployedLambda] = {}
     for name in function_names(cloud, stack.name).values():
         function = DeployedLambda(cloud, name, stack.asset_dir)
         by_handler[function.config["Handler"]] = function
-    return Lambdas(
+    yield Lambdas(
         api=by_handler["geobatch_api.app.handler"],
         scaler=by_handler["geobatch_ops.scaler.handler"],
         build_events=by_handler["geobatch_ops.build_events.handler"],
         batch_events=by_handler["geobatch_ops.batch_events.handler"],
     )
+    for function in by_handler.values():
+        function.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

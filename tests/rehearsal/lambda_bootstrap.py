@@ -1,9 +1,11 @@
-"""Runs one Lambda invocation the way the python3.11 runtime does (stdlib only: it runs in the
-runtime interpreter). argv: task root, handler ("module.function"), event file, result file.
+"""A warm Lambda execution environment, as the python3.11 runtime runs one (stdlib only: it runs in
+the runtime interpreter). argv: task root, handler ("module.function"), log file.
 
 The task root (the unzipped code asset) comes first on sys.path, the runtime's own packages (boto3,
-botocore) after it, as in Lambda. The result, or the error as Lambda reports it
-(errorType/errorMessage/stackTrace), is written to the result file as JSON.
+botocore) after it, as in Lambda. The handler module is imported once (cold start); then each line on
+stdin is one event, and each answer one JSON line on the original stdout: the result, or the error as
+Lambda reports it (errorType/errorMessage/stackTrace). The function's own output goes to the log file
+(its CloudWatch log stream in AWS).
 """
 
 import importlib
@@ -30,24 +32,41 @@ class Context:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
+def _error(exc: BaseException) -> dict:
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exception(exc),
+    }
+
+
 def main() -> int:
-    task_root, handler_name, event_file, result_file = sys.argv[1:5]
+    task_root, handler_name, log_file = sys.argv[1:4]
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    log = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (the process's lifetime)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
     sys.path.insert(0, task_root)
-    with open(event_file, encoding="utf-8") as source:
-        event = json.load(source)
-    deadline = time.time() + int(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "30"))
     module_name, _, function_name = handler_name.rpartition(".")
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
-        outcome = {"result": handler(event, Context(deadline))}
-    except Exception as exc:  # reported like Lambda's runtime does
-        outcome = {
-            "errorType": type(exc).__name__,
-            "errorMessage": str(exc),
-            "stackTrace": traceback.format_exception(exc),
-        }
-    with open(result_file, "w", encoding="utf-8") as out:
-        json.dump(outcome, out, default=str)
+        init_error = None
+    except Exception as exc:  # an init error fails every invocation, as in Lambda
+        handler, init_error = None, _error(exc)
+    timeout = int(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "30"))
+    for line in sys.stdin:
+        event = json.loads(line)
+        if init_error is not None:
+            outcome = init_error
+        else:
+            try:
+                outcome = {"result": handler(event, Context(time.time() + timeout))}
+            except Exception as exc:
+                outcome = _error(exc)
+        log.flush()
+        answers.write(json.dumps(outcome, default=str) + "\n")
+        answers.flush()
     return 0
 
 

@@ -77,6 +77,8 @@ class DeployedLambda:
         self.config = cloud.client("lambda").get_function_configuration(FunctionName=function_name)
         self.asset_dir = asset_dir
         self.role_arn = str(self.config["Role"])
+        self.process: subprocess.Popen[str] | None = None
+        self._log = Path(os.devnull)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -112,26 +114,47 @@ class DeployedLambda:
         }
 
     def invoke(self, event: dict[str, Any]) -> Invocation:
-        with tempfile.TemporaryDirectory(prefix="lambda-") as work:
-            event_file, result_file = Path(work, "event.json"), Path(work, "result.json")
-            event_file.write_text(json.dumps(event))
-            completed = subprocess.run(
-                [str(runtime_python()), "-B", str(BOOTSTRAP), str(self.asset_dir), self.config["Handler"],
-                 str(event_file), str(result_file)],
-                env=self._process_environment(),
-                cwd=work,
-                capture_output=True,
-                text=True,
-                timeout=max(60, int(self.config["Timeout"]) * 2),
-                check=False,
-            )
-            output = completed.stdout + completed.stderr
-            if not result_file.exists():
-                raise AssertionError(f"the Lambda runtime died (exit {completed.returncode}):\n{output[-4000:]}")
-            outcome = json.loads(result_file.read_text())
+        """One invocation in the function's warm execution environment (started on first use, with
+        credentials of the function's role, as Lambda starts one)."""
+        process = self._environment_process()
+        assert process.stdin is not None and process.stdout is not None
+        start = self._log.stat().st_size
+        process.stdin.write(json.dumps(event) + "\n")
+        process.stdin.flush()
+        answer = process.stdout.readline()
+        output = self._log.read_text(errors="replace")[start:]
+        if not answer:
+            self.process = None
+            raise AssertionError(f"the Lambda runtime died (exit {process.wait()}):\n{output[-4000:]}")
+        outcome = json.loads(answer)
         if "result" in outcome:
             return Invocation(outcome["result"], None, output)
         return Invocation(None, outcome, output)
+
+    def _environment_process(self) -> subprocess.Popen[str]:
+        if self.process is None or self.process.poll() is not None:
+            self._log = Path(tempfile.mkdtemp(prefix="lambda-")) / "output.log"
+            self._log.touch()
+            self.process = subprocess.Popen(
+                [str(runtime_python()), "-B", str(BOOTSTRAP), str(self.asset_dir), self.config["Handler"],
+                 str(self._log)],
+                env=self._process_environment(),
+                cwd=self._log.parent,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
 
 
 def function_names(cloud: MotoCloud, stack_name: str) -> dict[str, str]:
