@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test audit bench format synth deploy destroy local-up local-down clean
+.PHONY: demo test rehearse-cloud audit bench format synth deploy destroy local-up local-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: $(STAMP)
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Only the cloud rehearsal (part of `make test`): the synthesized stack (with its bundled Lambda asset)
+## deployed into moto's CloudFormation, its Lambdas run from that asset in a Lambda-like python3.11
+## interpreter, the worker under its Function's role, IAM enforced on every request
+## (tests/rehearsal; first run bundles the asset and builds the runtime venv, both cached under .venv).
+rehearse-cloud: $(STAMP)
+	$(BIN)/pytest tests/rehearsal -m rehearsal $(PYTEST_ARGS)
 
 ## pip-audit of the pinned dependencies (needs PyPI's vulnerability API).
 audit: $(STAMP)

@@ -28,7 +28,15 @@ from tests.rehearsal import deploy, synth  # noqa: E402
 from tests.rehearsal.lambda_runtime import DeployedLambda, function_names  # noqa: E402
 
 # What the synthesized assembly depends on: a change to any of them synthesizes again.
-ASSEMBLY_INPUTS = ("app.py", "cdk.json", "constraints.txt", "stacks", "lambdas", "batch_image", "sdk/geobatch")
+ASSEMBLY_INPUTS = (
+    "app.py",
+    "cdk.json",
+    "constraints.txt",
+    "stacks",
+    "lambdas",
+    "batch_image",
+    "sdk/geobatch",
+)
 
 
 def _assembly_key() -> str:
@@ -93,12 +101,14 @@ class Stack:
     asset_dir: Path
     uploaded_keys: list[str]
 
-    def physical_of_type(self, cfn_type: str) -> dict[str, str]:
-        return {k: self.physical[k] for k, v in self.template["Resources"].items() if v["Type"] == cfn_type and k in self.physical}
-
-    def one(self, cfn_type: str) -> str:
-        (value,) = self.physical_of_type(cfn_type).values()
-        return value
+    def bridged_name(self, cfn_type: str) -> str:
+        """The name the bridge gave the one resource of ``cfn_type`` (e.g. the CodeBuild project)."""
+        (name,) = (
+            deploy.bridged_literals(self.name, k, v)[0]
+            for k, v in self.bridged.items()
+            if v["Type"] == cfn_type
+        )
+        return name
 
 
 @pytest.fixture(scope="session")

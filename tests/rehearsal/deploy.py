@@ -91,7 +91,9 @@ class Resolver:
         self.cloud = cloud
         self.types = {k: v["Type"] for k, v in template["Resources"].items()}
         summaries = cloud.client("cloudformation").list_stack_resources(StackName=stack_name)
-        self.physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries["StackResourceSummaries"]}
+        self.physical = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries["StackResourceSummaries"]
+        }
         self.literals = {
             k: bridged_literals(stack_name, k, v)
             for k, v in template["Resources"].items()
@@ -114,7 +116,9 @@ class Resolver:
         arns: dict[str, Callable[[], str]] = {
             "AWS::S3::Bucket": lambda: f"arn:aws:s3:::{physical}",
             "AWS::IAM::Role": lambda: self.cloud.client("iam").get_role(RoleName=physical)["Role"]["Arn"],
-            "AWS::KMS::Key": lambda: self.cloud.client("kms").describe_key(KeyId=physical)["KeyMetadata"]["Arn"],
+            "AWS::KMS::Key": lambda: self.cloud.client("kms").describe_key(KeyId=physical)["KeyMetadata"][
+                "Arn"
+            ],
             "AWS::Logs::LogGroup": lambda: f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}:*",
             "AWS::ECR::Repository": lambda: f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{physical}",
             "AWS::DynamoDB::Table": lambda: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}",
@@ -131,7 +135,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -185,7 +189,11 @@ def create_stack(cloud: MotoCloud, stack_name: str, template: dict[str, Any]) ->
         time.sleep(0.1)
     if stack["StackStatus"] != "CREATE_COMPLETE":
         events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
-        failed = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events if "FAILED" in e["ResourceStatus"]]
+        failed = [
+            f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+            for e in events
+            if "FAILED" in e["ResourceStatus"]
+        ]
         raise DeployError(f"stack {stack['StackStatus']}: {failed}")
     return dict(stack)
 
@@ -208,8 +216,8 @@ def _answer_custom_resource(cloud: MotoCloud, stack_id: str, logical: str) -> No
         # S3 URL and needs no header); the rehearsal's authorizer lets this one call through unsigned.
         headers={
             "Content-Type": "",
-            "Authorization": f"AWS4-HMAC-SHA256 Credential=cfn/20260101/{REGION}/cloudformation/aws4_request, "
-            "SignedHeaders=host, Signature=-",
+            "Authorization": "AWS4-HMAC-SHA256 "
+            f"Credential=cfn/20260101/{REGION}/cloudformation/aws4_request, SignedHeaders=host, Signature=-",
         },
         timeout=30,
     )
@@ -221,7 +229,9 @@ def create_bridged(cloud: MotoCloud, bridged: dict[str, Any], resolve: Resolver)
     AWS would refuse ({logical id: why}), so one test can fail for them and the others go on."""
     failures: dict[str, str] = {}
     order = ["AWS::ApiGateway::Account", "AWS::ApiGateway::RequestValidator", "AWS::ApiGateway::Stage"]
-    ranked = sorted(bridged.items(), key=lambda kv: order.index(kv[1]["Type"]) if kv[1]["Type"] in order else -1)
+    ranked = sorted(
+        bridged.items(), key=lambda kv: order.index(kv[1]["Type"]) if kv[1]["Type"] in order else -1
+    )
     for logical, resource in ranked:
         props = resolve(resource.get("Properties", {}))
         name = resolve.literals[logical][0]
@@ -250,7 +260,9 @@ def _codebuild(cloud: MotoCloud, name: str, props: dict[str, Any]) -> None:
 
 
 def _alarm(cloud: MotoCloud, name: str, props: dict[str, Any]) -> None:
-    cloud.client("cloudwatch").put_metric_alarm(AlarmName=name, **{k: v for k, v in props.items() if k != "AlarmName"})
+    cloud.client("cloudwatch").put_metric_alarm(
+        AlarmName=name, **{k: v for k, v in props.items() if k != "AlarmName"}
+    )
 
 
 def _account(cloud: MotoCloud, name: str, props: dict[str, Any]) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from moto import settings
-from werkzeug.exceptions import HTTPException
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.models import iam_backends
 from moto.s3.models import FakeBucket
+from werkzeug.exceptions import HTTPException
 
 from tests.rehearsal import moto_fixes, policy_eval, request_checks
 from tests.rehearsal.policy_eval import Check
@@ -151,7 +151,10 @@ def _deny(request: Any, service: str, principal: str, check: Check, reason: str)
         protocol = "query"
     if protocol not in _JSON_PROTOCOLS:
         request._raise_access_denied()
-    message = f"User: {principal} is not authorized to perform: {check.action} on resource: {check.resource} ({reason})"
+    message = (
+        f"User: {principal} is not authorized to perform: {check.action} on resource: {check.resource} "
+        f"({reason})"
+    )
     error = JsonRESTError(_ERROR_CODES.get(service, "AccessDeniedException"), message)
     error.code = 403
     raise error

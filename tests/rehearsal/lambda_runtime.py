@@ -48,8 +48,19 @@ def runtime_python() -> Path:
         subprocess.run([str(base), "-m", "venv", "--without-pip", str(home)], check=True)
         site = next((home / "lib").glob("python3.11/site-packages"))
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--no-compile", "--target", str(site), *RUNTIME_SDK],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-compile",
+                "--target",
+                str(site),
+                *RUNTIME_SDK,
+            ],
             check=True,
         )
         stamp.touch()
@@ -63,9 +74,11 @@ class Invocation:
     output: str  # the function's stdout/stderr (its CloudWatch log in AWS)
 
     def ok(self) -> Any:
-        assert self.error is None, f"{self.error['errorType']}: {self.error['errorMessage']}\n" + "".join(
-            self.error.get("stackTrace", [])
-        ) + f"\n--- function output ---\n{self.output[-4000:]}"
+        assert self.error is None, (
+            f"{self.error['errorType']}: {self.error['errorMessage']}\n"
+            + "".join(self.error.get("stackTrace", []))
+            + f"\n--- function output ---\n{self.output[-4000:]}"
+        )
         return self.result
 
 
@@ -136,8 +149,14 @@ class DeployedLambda:
             self._log = Path(tempfile.mkdtemp(prefix="lambda-")) / "output.log"
             self._log.touch()
             self.process = subprocess.Popen(
-                [str(runtime_python()), "-B", str(BOOTSTRAP), str(self.asset_dir), self.config["Handler"],
-                 str(self._log)],
+                [
+                    str(runtime_python()),
+                    "-B",
+                    str(BOOTSTRAP),
+                    str(self.asset_dir),
+                    self.config["Handler"],
+                    str(self._log),
+                ],
                 env=self._process_environment(),
                 cwd=self._log.parent,
                 stdin=subprocess.PIPE,

@@ -36,7 +36,8 @@ def _kms_key_properties() -> None:
         if isinstance(properties.get("KeyPolicy"), dict):
             properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
         properties["Tags"] = [
-            {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in properties.get("Tags", [])
+            {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
+            for t in properties.get("Tags", [])
         ]
         return original(cls, resource_name, cloudformation_json, *args, **kwargs)
 
@@ -54,7 +55,12 @@ def _batch_compute_environment() -> None:
     original = ComputeEnvironment.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
     def create(
-        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
     ) -> Any:
         properties = cloudformation_json["Properties"]
         properties["Type"] = str(properties["Type"]).upper()

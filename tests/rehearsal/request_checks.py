@@ -10,6 +10,7 @@ other request is checked against ``"*"`` (which only an unscoped statement allow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -23,15 +24,15 @@ _ALWAYS = {"aws:securetransport": ["true"]}
 
 
 def _params(response: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {k: v[0] if isinstance(v, list) and v else v for k, v in response.querystring.items()}
+    params: dict[str, Any] = {
+        k: v[0] if isinstance(v, list) and v else v for k, v in response.querystring.items()
+    }
     body = response.raw_body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     if isinstance(body, str) and body.lstrip().startswith("{"):
-        try:
+        with contextlib.suppress(ValueError):
             params.update(json.loads(body))
-        except ValueError:
-            pass
     return params
 
 
@@ -40,7 +41,9 @@ def _ctx(**keys: Any) -> dict[str, list[str]]:
     for key, value in keys.items():
         if value is None:
             continue
-        context[key.replace("__", ":").lower()] = [str(v) for v in (value if isinstance(value, list) else [value])]
+        context[key.replace("__", ":").lower()] = [
+            str(v) for v in (value if isinstance(value, list) else [value])
+        ]
     return context
 
 
@@ -82,10 +85,15 @@ def _query_leading_key(response: Any, params: dict[str, Any]) -> list[str] | Non
 
 def _dynamodb(response: Any, action: str, params: dict[str, Any]) -> list[Check]:
     if action == "TransactWriteItems":
-        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+        kinds = {
+            "Put": "PutItem",
+            "Update": "UpdateItem",
+            "Delete": "DeleteItem",
+            "ConditionCheck": "ConditionCheckItem",
+        }
         checks = []
         for entry in params.get("TransactItems", []):
-            (kind, body), = entry.items()
+            ((kind, body),) = entry.items()
             item = body.get("Key") or body.get("Item")
             table = body["TableName"]
             checks.append(
@@ -109,7 +117,9 @@ def _dynamodb(response: Any, action: str, params: dict[str, Any]) -> list[Check]
         keys = _query_leading_key(response, params)
     else:
         keys = _leading_key(response, table, params.get("Key") or params.get("Item"))
-    return [Check(f"dynamodb:{action}", _arn(response, "dynamodb", resource), _ctx(dynamodb__LeadingKeys=keys))]
+    return [
+        Check(f"dynamodb:{action}", _arn(response, "dynamodb", resource), _ctx(dynamodb__LeadingKeys=keys))
+    ]
 
 
 # ------------------------------------------------------------------ Batch, IAM, the rest
@@ -171,7 +181,9 @@ def _iam(response: Any, action: str, params: dict[str, Any]) -> list[Check]:
         return [Check(f"iam:{action}", "*", _ctx())]
     if action == "CreateRole":
         arn = _iam_role_arn(response, role, params.get("Path", "/"))
-        return [Check("iam:CreateRole", arn, _ctx(iam__PermissionsBoundary=params.get("PermissionsBoundary")))]
+        return [
+            Check("iam:CreateRole", arn, _ctx(iam__PermissionsBoundary=params.get("PermissionsBoundary")))
+        ]
     context = {}
     if action in ("PutRolePolicy", "DeleteRolePolicy", "AttachRolePolicy"):
         from moto.iam.models import iam_backends
@@ -206,7 +218,9 @@ def _simple(response: Any, service: str, action: str, params: dict[str, Any]) ->
         project = params.get("projectName") or (params.get("ids") or [":"])[0].split("/")[-1].split(":")[0]
         return [Check(f"codebuild:{action}", _arn(response, "codebuild", f"project/{project}"), _ctx())]
     if service == "ecr" and params.get("repositoryName"):
-        return [Check(f"ecr:{action}", _arn(response, "ecr", f"repository/{params['repositoryName']}"), _ctx())]
+        return [
+            Check(f"ecr:{action}", _arn(response, "ecr", f"repository/{params['repositoryName']}"), _ctx())
+        ]
     if service == "events" and action == "PutEvents":
         buses = {e.get("EventBusName") or "default" for e in params.get("Entries", [])} or {"default"}
         return [Check("events:PutEvents", _arn(response, "events", f"event-bus/{b}"), _ctx()) for b in buses]

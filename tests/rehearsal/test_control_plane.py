@@ -14,18 +14,8 @@ pytestmark = pytest.mark.rehearsal
 
 @pytest.fixture(scope="module")
 def saved(cloud, stack, lambdas):
-    project = stack.one("AWS::CodeBuild::Project") if "AWS::CodeBuild::Project" in str(stack.physical) else None
-    project = project or next(
-        name for logical, (name, _) in _bridged_names(stack).items() if "Builder" in logical
-    )
-    function, finished = flow.save_function(lambdas.api, lambdas.build_events, project, "rehearsal-double")
-    return function, finished
-
-
-def _bridged_names(stack):
-    from tests.rehearsal.deploy import bridged_literals
-
-    return {k: bridged_literals(stack.name, k, v) for k, v in stack.bridged.items()}
+    project = stack.bridged_name("AWS::CodeBuild::Project")
+    return flow.save_function(lambdas.api, lambdas.build_events, project, "rehearsal-double")
 
 
 def test_the_build_event_makes_the_function_ready(saved):
@@ -34,13 +24,20 @@ def test_the_build_event_makes_the_function_ready(saved):
     assert function.item["status"] == "ready", function.item
 
 
-def test_the_function_gets_a_job_definition_and_a_worker_role_under_the_boundary(cloud, stack, saved, lambdas):
+def test_the_function_gets_a_job_definition_and_a_worker_role_under_the_boundary(
+    cloud, stack, saved, lambdas
+):
     function, _ = saved
     environment = lambdas.api.environment
-    definition = flow.job_definition(cloud, f"{environment['GEOBATCH_BATCH_JOB_DEFINITION_PREFIX']}-{function.id}")
+    definition = flow.job_definition(
+        cloud, f"{environment['GEOBATCH_BATCH_JOB_DEFINITION_PREFIX']}-{function.id}"
+    )
     container = definition["containerProperties"]
     role = cloud.client("iam").get_role(RoleName=container["jobRoleArn"].rsplit("/", 1)[-1])["Role"]
-    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == environment["GEOBATCH_WORKER_PERMISSIONS_BOUNDARY"]
+    assert (
+        role["PermissionsBoundary"]["PermissionsBoundaryArn"]
+        == environment["GEOBATCH_WORKER_PERMISSIONS_BOUNDARY"]
+    )
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ecs-tasks.amazonaws.com"}]
@@ -65,6 +62,11 @@ def test_submit_then_the_scaler_starts_an_array_job_of_workers(cloud, saved, lam
     environment = lambdas.api.environment
     jobs = cloud.client("batch").list_jobs(
         jobQueue=environment["GEOBATCH_BATCH_JOB_QUEUE"],
-        filters=[{"name": "JOB_DEFINITION", "values": [f"{environment['GEOBATCH_BATCH_JOB_DEFINITION_PREFIX']}-{function.id}*"]}],
+        filters=[
+            {
+                "name": "JOB_DEFINITION",
+                "values": [f"{environment['GEOBATCH_BATCH_JOB_DEFINITION_PREFIX']}-{function.id}*"],
+            }
+        ],
     )["jobSummaryList"]
     assert jobs, "the scaler submitted no Batch job"

@@ -14,18 +14,10 @@ pytestmark = pytest.mark.rehearsal
 DENIED = ("AccessDenied", "AccessDeniedException")
 
 
-def _project(stack):
-    from tests.rehearsal.deploy import bridged_literals
-
-    return next(
-        bridged_literals(stack.name, k, v)[0] for k, v in stack.bridged.items() if v["Type"] == "AWS::CodeBuild::Project"
-    )
-
-
 @pytest.fixture(scope="module")
 def two_functions(cloud, stack, lambdas):
     """Two ready Functions of the same owner; jobs submitted to the first, its worker run once."""
-    project = _project(stack)
+    project = stack.bridged_name("AWS::CodeBuild::Project")
     first, built = flow.save_function(lambdas.api, lambdas.build_events, project, "rehearsal-worker")
     built.ok()
     second, built = flow.save_function(lambdas.api, lambdas.build_events, project, "rehearsal-other")
@@ -89,7 +81,9 @@ def test_the_worker_role_reaches_nothing_of_another_function(two_functions, clou
 def test_the_worker_role_cannot_touch_a_bucket_outside_its_access(two_functions, cloud):
     _, _, _, definition, _, _ = two_functions
     admin = cloud.client("s3")
-    admin.create_bucket(Bucket="rehearsal-outside", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    admin.create_bucket(
+        Bucket="rehearsal-outside", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
     admin.put_object(Bucket="rehearsal-outside", Key="private/data.bin", Body=b"secret")
     s3 = cloud.client("s3", cloud.assume(definition["containerProperties"]["jobRoleArn"], "probe"))
     for attempt in (
