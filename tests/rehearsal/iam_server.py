@@ -125,6 +125,7 @@ def _authorize(self: Any, iam_request_cls: type, resource: str) -> None:
         _record(
             {
                 "principal": principal,
+                "session": getattr(request._access_key, "_session_name", ""),
                 "action": check.action,
                 "resource": check.resource,
                 "allowed": decision.allowed,

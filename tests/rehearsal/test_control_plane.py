@@ -70,3 +70,35 @@ def test_submit_then_the_scaler_starts_an_array_job_of_workers(cloud, saved, lam
         ],
     )["jobSummaryList"]
     assert jobs, "the scaler submitted no Batch job"
+
+
+def test_a_dead_worker_event_notes_it_and_wakes_the_scaler(cloud, saved, lambdas):
+    function, _ = saved
+    event = json.loads((flow.INFRA_EVENTS / "batch_job_child_oom.json").read_text())
+    event["detail"]["jobQueue"] = lambdas.api.environment["GEOBATCH_BATCH_JOB_QUEUE"]
+    for variable in event["detail"]["container"]["environment"]:
+        if variable["name"] == "GEOBATCH_FUNCTION_ID":
+            variable["value"] = function.id
+    outcome = lambdas.batch_events.invoke(event).ok()
+    assert outcome["function_id"] == function.id, outcome
+    wakes = [
+        d
+        for d in cloud.decisions()
+        if d["principal"] == lambdas.batch_events.role_arn and d["action"] == "lambda:InvokeFunction"
+    ]
+    assert wakes, "the batch-events Lambda did not try to wake the scaler"
+    assert all(d["allowed"] for d in wakes), (
+        "the batch-events Lambda may not invoke the scaler (its AccessDenied is swallowed, so a dead "
+        f"worker is replaced only by the next scheduled tick): {wakes}"
+    )
+
+
+def test_the_control_plane_lambdas_are_never_denied(cloud, saved, lambdas):
+    roles = {f.role_arn for f in (lambdas.api, lambdas.scaler, lambdas.build_events, lambdas.batch_events)}
+    # Sessions named "probe" are the tests' own deliberate negative checks.
+    denied = [
+        d
+        for d in cloud.decisions()
+        if d["principal"] in roles and not d["allowed"] and d["session"] != "probe"
+    ]
+    assert denied == [], denied
