@@ -33,6 +33,7 @@ BRIDGED_TYPES = {
     "every method that names it",
     "AWS::CloudWatch::Alarm": "cloudwatch.put_metric_alarm with the template's resolved properties",
     "AWS::SNS::TopicPolicy": "sns.set_topic_attributes(Policy) on each topic",
+    "AWS::SQS::QueuePolicy": "sqs.set_queue_attributes(Policy) on each queue",
 }
 
 BRIDGES: list[Bridge] = [

@@ -124,7 +124,14 @@ class Resolver:
             "AWS::DynamoDB::Table": lambda: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}",
             "AWS::SNS::Topic": lambda: physical,
             "AWS::Lambda::Function": lambda: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical}",
+            "AWS::Events::Rule": lambda: f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical.split('|')[-1]}",
+            # Ref of a queue is its URL.
+            "AWS::SQS::Queue": lambda: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical.rstrip('/').split('/')[-1]}",
         }
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return physical.rstrip("/").split("/")[-1]
+        if kind == "AWS::SQS::Queue" and attribute == "QueueUrl":
+            return physical
         if attribute in ("Arn", "TopicArn") and kind in arns:
             return arns[kind]()
         raise DeployError(f"the rehearsal cannot resolve Fn::GetAtt {logical}.{attribute} ({kind})")
@@ -233,9 +240,9 @@ def create_bridged(cloud: MotoCloud, bridged: dict[str, Any], resolve: Resolver)
         bridged.items(), key=lambda kv: order.index(kv[1]["Type"]) if kv[1]["Type"] in order else -1
     )
     for logical, resource in ranked:
-        props = resolve(resource.get("Properties", {}))
         name = resolve.literals[logical][0]
         try:
+            props = resolve(resource.get("Properties", {}))
             _CREATORS[resource["Type"]](cloud, name, props)
         except DeployError as exc:
             failures[logical] = str(exc)
@@ -250,6 +257,13 @@ def _topic_policy(cloud: MotoCloud, name: str, props: dict[str, Any]) -> None:
     for topic in props["Topics"]:
         cloud.client("sns").set_topic_attributes(
             TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"])
+        )
+
+
+def _queue_policy(cloud: MotoCloud, name: str, props: dict[str, Any]) -> None:
+    for queue_url in props["Queues"]:
+        cloud.client("sqs").set_queue_attributes(
+            QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
         )
 
 
@@ -304,6 +318,7 @@ def _stage(cloud: MotoCloud, name: str, props: dict[str, Any]) -> None:
 _CREATORS: dict[str, Callable[[MotoCloud, str, dict[str, Any]], None]] = {
     "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::SNS::TopicPolicy": _topic_policy,
+    "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::CodeBuild::Project": _codebuild,
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::ApiGateway::Account": _account,
