@@ -40,7 +40,7 @@ ASSEMBLY_INPUTS = (
 
 
 def _assembly_key() -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(json.dumps(synth.CONTEXT, sort_keys=True).encode())
     for name in ASSEMBLY_INPUTS:
         path = ROOT / name
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())

@@ -126,7 +126,9 @@ class Resolver:
             "AWS::Lambda::Function": lambda: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical}",
             "AWS::Events::Rule": lambda: f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical.split('|')[-1]}",
             # Ref of a queue is its URL.
-            "AWS::SQS::Queue": lambda: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical.rstrip('/').split('/')[-1]}",
+            "AWS::SQS::Queue": lambda: (
+                f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical.rstrip('/').split('/')[-1]}"
+            ),
         }
         if kind == "AWS::SQS::Queue" and attribute == "QueueName":
             return physical.rstrip("/").split("/")[-1]

@@ -60,12 +60,23 @@ class SavedFunction:
     item: dict[str, Any]
 
 
-def save_function(api: Any, build_events: Any, project: str, name: str) -> tuple[SavedFunction, Invocation]:
+def save_function(
+    api: Any,
+    build_events: Any,
+    project: str,
+    name: str,
+    *,
+    code: Any = jobs.double,
+    data_access: dict[str, list[str]] | None = None,
+) -> tuple[SavedFunction, Invocation]:
     """create → PUT the bundle to its presigned URL → bundle uploaded (build starts) → build succeeded."""
-    status, created = api_call(api, "POST", "/functions", body={"name": name, "retry_count": 0})
+    spec: dict[str, Any] = {"name": name, "retry_count": 0}
+    if data_access is not None:
+        spec["data_access"] = data_access
+    status, created = api_call(api, "POST", "/functions", body=spec)
     assert status == 201, created
     function_id = created["function"]["id"]
-    bundle = make_bundle(jobs.double)
+    bundle = make_bundle(code)
     upload = requests.put(created["bundle_upload_url"], data=bundle.data, timeout=30)
     assert upload.status_code == 200, f"bundle upload refused: {upload.status_code} {upload.text[:500]}"
     status, building = api_call(api, "POST", f"/functions/{function_id}/bundle")

@@ -16,6 +16,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".venv" / "rehearsal-cache"
+USER_BUCKET = "rehearsal-user-data"
+# The stack as an operator deploys it for the flagship (`-c data_access=...`): Functions may read the
+# user's bucket and write its products/ prefix, nothing else outside the stack's own bucket.
+CONTEXT = {"data_access": {"read": [f"s3://{USER_BUCKET}/*"], "write": [f"s3://{USER_BUCKET}/products/*"]}}
 
 
 def _tree_hash(digest: Any, root: Path) -> None:
@@ -59,12 +63,12 @@ def install_bundle_cache() -> None:
 
 
 def synthesize(outdir: Path) -> tuple[str, dict[str, Any]]:
-    """(stack name, template) of the default context, written with its assets to ``outdir``."""
+    """(stack name, template) of ``CONTEXT`` over cdk.json, written with its assets to ``outdir``."""
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     install_bundle_cache()
     from app import build_app
 
-    app, stack = build_app(nag=False, outdir=str(outdir))
+    app, stack = build_app(CONTEXT, nag=False, outdir=str(outdir))
     assembly = app.synth()
     return stack.stack_name, dict(assembly.get_stack_by_name(stack.stack_name).template)
 
