@@ -29,8 +29,8 @@ BRIDGED_TYPES = {
     "AWS::ApiGateway::Stage": "apigateway.create_stage on the template's deployment, after API Gateway's "
     "own precondition: access logging needs the account's CloudWatch role (AWS::ApiGateway::Account)",
     "AWS::ApiGateway::Account": "apigateway.update_account with the template's CloudWatchRoleArn",
-    "AWS::ApiGateway::RequestValidator": "apigateway.create_request_validator, then update_method on "
-    "every method that names it",
+    "AWS::ApiGateway::RequestValidator": "apigateway.create_request_validator; the methods keep a "
+    "placeholder validator id (moto has no UpdateMethod; the rehearsal never goes through API Gateway)",
     "AWS::CloudWatch::Alarm": "cloudwatch.put_metric_alarm with the template's resolved properties",
     "AWS::SNS::TopicPolicy": "sns.set_topic_attributes(Policy) on each topic",
     "AWS::SQS::QueuePolicy": "sqs.set_queue_attributes(Policy) on each queue",

@@ -9,7 +9,8 @@ import pytest
 
 from tests.rehearsal import flow
 
-pytestmark = pytest.mark.rehearsal
+# The first test of a session synthesizes (with bundling) and deploys: allow for a loaded machine.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 from tests.rehearsal import flow, jobs
 from tests.rehearsal.synth import USER_BUCKET
 
-pytestmark = pytest.mark.rehearsal
+# The first test of a session synthesizes (with bundling) and deploys: allow for a loaded machine.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.timeout(900)]
 
 DENIED = ("AccessDenied", "AccessDeniedException")
 DECLARED = {"read": [f"s3://{USER_BUCKET}/inputs/*"], "write": [f"s3://{USER_BUCKET}/products/v1/*"]}

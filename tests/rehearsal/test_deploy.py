@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 
 from tests.rehearsal.bridges import BRIDGED_TYPES, BRIDGES
 
-pytestmark = pytest.mark.rehearsal
+# The first test of a session synthesizes (with bundling) and deploys: allow for a loaded machine.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.timeout(900)]
 
 
 def test_the_stack_reaches_create_complete_with_every_resource_of_the_template(cloud, stack):

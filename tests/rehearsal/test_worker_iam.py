@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError
 
 from tests.rehearsal import flow
 
-pytestmark = pytest.mark.rehearsal
+# The first test of a session synthesizes (with bundling) and deploys: allow for a loaded machine.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.timeout(900)]
 
 DENIED = ("AccessDenied", "AccessDeniedException")
 
