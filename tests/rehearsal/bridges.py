@@ -85,6 +85,21 @@ BRIDGES: list[Bridge] = [
         "keys and permissions boundaries, and ignores a bucket policy's conditions",
     ),
     Bridge(
+        "IAM semantics the authorizer models",
+        "SendMessageBatch/DeleteMessageBatch/ChangeMessageVisibilityBatch are checked as their "
+        "single-message actions; RegisterJobDefinition also checks iam:PassRole (PassedToService "
+        "batch.amazonaws.com) on its job and execution roles; GetRole/PutRolePolicy of a role that does "
+        "not exist yet is checked against role/<name> (IAM cannot know its path)",
+        "what AWS documents or does; moto checks none of it",
+    ),
+    Bridge(
+        "moto's SigV4 check of GET/HEAD/DELETE requests and its AccessDenied body",
+        "the signature is computed over an empty payload when the request has no body; a denial is "
+        "answered in the service's protocol (JSON AccessDeniedException for JSON services)",
+        "moto signs a GET's query parameters as its payload (SignatureDoesNotMatch on e.g. API "
+        "Gateway's GET /account) and answers every denial in XML, which a JSON client cannot parse",
+    ),
+    Bridge(
         "aws:SecureTransport",
         "always true",
         "the server is plain HTTP on 127.0.0.1; in AWS every SDK call is TLS",
@@ -114,7 +129,8 @@ BRIDGES: list[Bridge] = [
     Bridge(
         "AWS Batch running the worker container",
         "the test runs `python -m geobatch_worker` with the job definition's environment and command "
-        "and the job role's credentials",
+        "and the job role's credentials (plus AWS_BATCH_JOB_ID, the region Fargate injects, and a 2 s "
+        "idle time so the worker stops once the queue is empty)",
         "moto's Batch does not run containers here (no Docker); the image itself is another rehearsal",
     ),
 ]
