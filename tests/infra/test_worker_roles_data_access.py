@@ -285,7 +285,7 @@ def own_state_requests(function: dict[str, Any], tables: dict[str, str]) -> list
         Request("sqs:ChangeMessageVisibility", queue_arn(function["queue_url"])),
         Request("dynamodb:GetItem", tables["functions"], own),
         Request("dynamodb:UpdateItem", tables["jobs"], own),
-        Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "GeoBatch"}),
+        Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": layout.WORKER_METRICS_NAMESPACE}),
     ]
 
 
