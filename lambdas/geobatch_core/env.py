@@ -26,6 +26,7 @@ CODEBUILD_PROJECT = "GEOBATCH_CODEBUILD_PROJECT"
 ECR_REPOSITORY_URI = "GEOBATCH_ECR_REPOSITORY_URI"
 EVENT_BUS = "GEOBATCH_EVENT_BUS"
 LOG_RETENTION_DAYS = "GEOBATCH_LOG_RETENTION_DAYS"
+OWNERSHIP = "GEOBATCH_OWNERSHIP"  # "role" (sessions of a role share) or "session" (each its own owner)
 LOST_WORKER_SECONDS = "GEOBATCH_LOST_WORKER_SECONDS"  # SQS visibility = time to detect a dead worker
 
 # Worker (set on the Batch job definition, or by the local executor)

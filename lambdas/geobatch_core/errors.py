@@ -53,6 +53,12 @@ class ConflictError(GeoBatchError):
     code = "conflict"
 
 
+class RequestInProgressError(ConflictError):
+    """A retry of a write arrived while its first execution still runs; retry in a few seconds."""
+
+    code = "request_in_progress"
+
+
 class PayloadTooLargeError(GeoBatchError):
     """A request, an argument list or a bundle is over its documented size limit."""
 
@@ -81,6 +87,14 @@ class ServiceError(GeoBatchError):
     code = "service_unavailable"
 
 
+class ApiTimeoutError(ServiceError):
+    """The API took the request but did not answer in time: it is slow, not down. Calling the same
+    method again is safe (writes are idempotent)."""
+
+    status = 504
+    code = "api_timeout"
+
+
 class BuildFailedError(GeoBatchError):
     """The Function's image failed to build; ``Function.build_log()`` says why."""
 
@@ -103,10 +117,12 @@ ERRORS_BY_CODE: dict[str, type[GeoBatchError]] = {
         ValidationError,
         NotFoundError,
         ConflictError,
+        RequestInProgressError,
         PayloadTooLargeError,
         ThrottledError,
         AuthError,
         ServiceError,
+        ApiTimeoutError,
         BuildFailedError,
         JobFailedError,
     )

@@ -2,6 +2,9 @@
 
 FUNCTIONS_OWNER_INDEX = "owner-created"  # Functions table GSI: owner (HASH), creation_date (RANGE)
 JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references expire
+REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
+# Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
+REQUEST_PARTITION_PREFIX = "req#"
 
 
 def bundle_key(function_id: str) -> str:

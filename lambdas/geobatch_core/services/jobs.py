@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from geobatch_core import errors, filters, layout, limits
-from geobatch_core.codec import encode_args
+from geobatch_core.codec import EncodingError, encode_args
 from geobatch_core.models import (
     RERUNNABLE,
     TERMINAL,
@@ -34,6 +35,8 @@ from geobatch_core.services.iterate import all_functions
 
 WIRE_EXCLUDE = {
     "payload",
+    "earlier_attempts",
+    "earlier_executions",
     "claim_msg",
     "owner",
     "job_key",
@@ -53,7 +56,20 @@ def message_body(item: Item) -> str:
 
 
 def _attempt_wire(attempt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attempt.items() if k not in ("log", "log_key")}
+    return {k: v for k, v in attempt.items() if k not in ("log", "log_key", "number")}
+
+
+def executions(item: Item) -> int:
+    """Starts over every run (the stored ``execution_count`` is the current run's)."""
+    return int(item.get("earlier_executions", 0)) + int(item.get("execution_count", 0))
+
+
+def all_attempts(item: Item) -> list[dict[str, Any]]:
+    """Every attempt of every run, oldest first, each with its run. The current run's attempts are
+    the worker's (numbered within the run, which its retry budget counts); earlier runs' are kept
+    beside them by each rerun."""
+    run = int(item.get("run", 0))
+    return [*item.get("earlier_attempts", []), *({**a, "run": run} for a in item.get("attempts", []))]
 
 
 def pending_reason(
@@ -111,7 +127,10 @@ def to_wire(
     if "payload" in item:
         payload = json.loads(item["payload"])
         data["args"], data["kwargs"] = payload.get("args"), payload.get("kwargs")
-    data["attempts"] = [{"number": n, **_attempt_wire(a)} for n, a in enumerate(item.get("attempts", []), 1)]
+    history = all_attempts(item)
+    data["attempts"] = [{"number": n, **_attempt_wire(a)} for n, a in enumerate(history, 1)]
+    # As in the Descartes Labs client, execution_count counts the starts of every run.
+    data["execution_count"] = executions(item)
     inline = data.pop("result", None)
     data["has_result"] = inline is not None or "result_key" in item
     data["result"] = base64.b64encode(inline).decode() if with_result and inline is not None else None
@@ -128,6 +147,32 @@ def _job_key(created_ms: int, reference_id: str, index: int) -> str:
     return f"{created_ms:011x}{hashlib.sha256(reference_id.encode()).hexdigest()[:8]}{index:03x}"
 
 
+def _payloads(bulk: JobBulkCreate) -> list[str]:
+    """Every job's encoded arguments, checked before anything is written: a refused request must
+    leave nothing behind (no job, no blob, no reference)."""
+    payloads = []
+    for index in range(bulk.count):
+        args = bulk.bulk_args[index] if bulk.bulk_args is not None else []
+        kwargs = bulk.bulk_kwargs[index] if bulk.bulk_kwargs is not None else {}
+        try:
+            payload = encode_args(args, kwargs)
+        except EncodingError as exc:
+            raise errors.BadRequestError(f"job {index}: {exc}") from None
+        if len(payload) > limits.MAX_ARGS_BYTES:
+            raise errors.PayloadTooLargeError(
+                f"job {index}: arguments are {len(payload)} bytes as JSON; at most {limits.MAX_ARGS_BYTES} "
+                "are allowed: pass a reference (e.g. an S3 key) instead"
+            )
+        payloads.append(payload)
+    return payloads
+
+
+def bulk_fingerprint(bulk: JobBulkCreate) -> str:
+    """What a reference_id stands for: the jobs (arguments, environments) and tags it submitted."""
+    content = bulk.model_dump(mode="json", exclude={"reference_id", "function_id"})
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
     function = owned_function(svc, principal, bulk.function_id)
     if not function.get("enabled", True):
@@ -136,22 +181,16 @@ def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
         raise errors.ConflictError(
             f"Function {bulk.function_id} failed to build: fix it and save a new Function"
         )
+    payloads = _payloads(bulk)
     now = svc.clock()
     now_ms = int(now.timestamp() * 1000)
-    created_ms, fresh = svc.jobs.reserve_reference(bulk.function_id, bulk.reference_id, now_ms)
+    created_ms, fresh = svc.jobs.reserve_reference(
+        bulk.function_id, bulk.reference_id, now_ms, bulk_fingerprint(bulk)
+    )
     created = datetime.fromtimestamp(created_ms / 1000, now.tzinfo)
-    count = bulk.count
     items: list[Item] = []
-    for index in range(count):
-        args = bulk.bulk_args[index] if bulk.bulk_args is not None else []
-        kwargs = bulk.bulk_kwargs[index] if bulk.bulk_kwargs is not None else {}
+    for index, payload in enumerate(payloads):
         env = bulk.bulk_environments[index] if bulk.bulk_environments is not None else None
-        payload = encode_args(args, kwargs)
-        if len(payload) > limits.MAX_ARGS_BYTES:
-            raise errors.PayloadTooLargeError(
-                f"job {index}: arguments are {len(payload)} bytes as JSON; at most {limits.MAX_ARGS_BYTES} "
-                "are allowed: pass a reference (e.g. an S3 key) instead"
-            )
         key = _job_key(created_ms, bulk.reference_id, index)
         item: Item = {
             "function_id": bulk.function_id,
@@ -245,6 +284,23 @@ def _iter_matching(
             fi, key = fi + 1, None
 
 
+def _cursor_state(cursor: str) -> dict[str, Any]:
+    state = paging.checked(paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key"))
+    fids: list[str] = state.get("fids") or []
+    fi, key = state.get("fi", 0), state.get("key")
+    valid = "fids" in state and fi <= len(fids)
+    if valid and key is not None:
+        # Job keys are hex: anything else would start the store's query outside its key range.
+        in_range = _HEX.fullmatch(key["job_key"]) is not None
+        valid = in_range and fi < len(fids) and key["function_id"] == fids[fi]
+    if not valid:
+        raise errors.BadRequestError(paging.INVALID_CURSOR)
+    return state
+
+
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+
+
 def list_jobs(
     svc: Services,
     principal: str,
@@ -259,7 +315,7 @@ def list_jobs(
     include_result: bool = False,
 ) -> JobPage:
     if cursor:
-        state = paging.decode(cursor)
+        state = _cursor_state(cursor)
     else:
         _, terms = filters.parse(filter_json, filters.JOB_FIELDS)
         pinned = function_id or filters.equality_value(terms, "function_id")
@@ -269,8 +325,6 @@ def list_jobs(
             "sort": sort,
             "limit": limit,
         }
-    if not isinstance(state.get("fids"), list):
-        raise errors.BadRequestError("page_cursor is not valid: pass the value from the previous page")
     predicate, _ = filters.parse(state.get("filter"), filters.JOB_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.JOB_FIELDS)
     functions = OwnedFunctions(svc, principal)
@@ -378,6 +432,9 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
         changes={
             "status": JobStatus.PENDING.value,
             "run": run,
+            # The retry budget is per run; the history and the count of starts carry over.
+            "earlier_attempts": all_attempts(item),
+            "earlier_executions": executions(item),
             "execution_count": 0,
             "attempts": [],
             "claim_msg": None,
@@ -398,7 +455,7 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
 
 
 def _job_blobs(item: Item, *, results: bool) -> list[str]:
-    keys = [a["log_key"] for a in item.get("attempts", []) if a.get("log_key")]
+    keys = [a["log_key"] for a in all_attempts(item) if a.get("log_key")]
     if item.get("args_key"):
         keys.append(item["args_key"])
     if results and item.get("result_key"):
@@ -414,10 +471,21 @@ def delete_items(svc: Services, items: list[Item], *, delete_results: bool) -> l
             item = cancel_item(svc, item)
         if item["status"] in TERMINAL:
             deletable.append(item)
+    if not delete_results:
+        for item in deletable:
+            keep_result(svc, item)
     blobs = [k for i in deletable for k in _job_blobs(i, results=delete_results)]
     svc.blobs.delete(blobs)
     svc.jobs.delete_batch((i["function_id"], i["job_key"]) for i in deletable)
     return deletable
+
+
+def keep_result(svc: Services, item: Item) -> None:
+    """A small result lives inside its job item: before the item goes, copy it to where large
+    results are, so every kept result outlives its job at ``layout.result_key`` (and
+    ``GET /jobs/{id}/result`` still answers while the Function exists)."""
+    if item.get("result") is not None and "result_key" not in item:
+        svc.blobs.put(layout.result_key(item["function_id"], item["job_key"]), bytes(item["result"]))
 
 
 def cancel_job(svc: Services, principal: str, job_id_: str) -> Job:
@@ -490,7 +558,7 @@ def bulk_operation(svc: Services, principal: str, operation: str, query: JobQuer
 
 def job_log(svc: Services, principal: str, job_id_: str, attempt: int | None = None) -> list[LogLine]:
     item, _ = owned_job(svc, principal, job_id_)
-    attempts = item.get("attempts", [])
+    attempts = all_attempts(item)
     if not attempts:
         return []
     if attempt is None:
@@ -519,7 +587,10 @@ def parse_log_line(line: str, fallback: str | None) -> LogLine:
 
 
 def job_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
-    item, _ = owned_job(svc, principal, job_id_)
+    try:
+        item, _ = owned_job(svc, principal, job_id_)
+    except errors.NotFoundError:
+        return _kept_result(svc, principal, job_id_)
     if item["status"] != JobStatus.SUCCESS.value:
         raise errors.JobFailedError(f"job {job_id_} is {item['status']}, not success: it has no result")
     if "result" in item:
@@ -530,3 +601,18 @@ def job_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
         url = svc.blobs.presign_get(item["result_key"], seconds=limits.PRESIGNED_URL_SECONDS)
         return ResultBody(job_id=job_id_, size=size, url=url)
     raise errors.NotFoundError(f"job {job_id_} returned None: no result was stored")
+
+
+def _kept_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
+    """The result a deleted job left behind (deleted with ``delete_results=False``)."""
+    function_id, key = split_job_id(job_id_)
+    owned_function(svc, principal, function_id)  # 404 unless the caller owns the Function
+    result_key = layout.result_key(function_id, key)
+    if not svc.blobs.exists(result_key):
+        raise errors.NotFoundError(f"job {job_id_} does not exist, and left no result")
+    size = svc.blobs.size(result_key)
+    if size <= limits.INLINE_RESULT_BYTES:
+        data = svc.blobs.get(result_key)
+        return ResultBody(job_id=job_id_, size=size, data=base64.b64encode(data).decode())
+    url = svc.blobs.presign_get(result_key, seconds=limits.PRESIGNED_URL_SECONDS)
+    return ResultBody(job_id=job_id_, size=size, url=url)

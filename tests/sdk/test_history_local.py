@@ -1,0 +1,82 @@
+"""History and results that outlive reruns and deletes, through the SDK against local mode."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import geobatch as gb
+from tests.sdk.lossy import LossyHTTP, lossy_client
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
+
+WAIT = 300
+
+
+def sized(n):
+    return "x" * n
+
+
+@pytest.fixture
+def make(local_api: gb.Client) -> Iterator[Any]:
+    created: list[gb.Function] = []
+
+    def build(fn: Any, client: gb.Client | None = None, **settings: Any) -> gb.Function:
+        function = gb.Function(
+            fn, name=f"hist-{uuid.uuid4().hex[:8]}", client=client or local_api, **settings
+        )
+        function.save()
+        created.append(function)
+        return function
+
+    yield build
+    for function in created:
+        with contextlib.suppress(gb.GeoBatchError):
+            gb.Function.get(function.id, client=local_api).delete(delete_results=True)
+
+
+def test_results_outlive_jobs_deleted_without_them(make: Any, local_api: gb.Client) -> None:
+    fn = make(sized)
+    small, large = fn.map([(10,), (9000,)])  # one kept inside the job item, one in S3
+    fn.wait_for_completion(timeout=WAIT)
+    assert sorted(fn.delete_jobs(delete_results=False)) == sorted([small.id, large.id])
+    with pytest.raises(gb.NotFoundError):
+        gb.Job.get(small.id, client=local_api)
+    assert gb.Job.get_result(small.id, client=local_api) == "x" * 10
+    assert gb.Job.get_result(large.id, client=local_api) == "x" * 9000
+    other = make(sized)
+    job = other(5)
+    other.wait_for_completion(timeout=WAIT)
+    other.delete_jobs(delete_results=True)
+    with pytest.raises(gb.NotFoundError):
+        gb.Job.get_result(job.id, client=local_api)
+
+
+def test_later_pages_of_results_keep_their_results(make: Any, local_api: gb.Client) -> None:
+    recorder = LossyHTTP(lambda m, p: False)
+    fn = make(sized, client=lossy_client(local_api.api_url, recorder), maximum_concurrency=3)
+    fn.map([(i,) for i in range(5)])
+    fn.wait_for_completion(timeout=WAIT)
+    recorder.sent.clear()
+    recorder.queries.clear()
+    search = fn.jobs.filter(gb.Job.status == gb.JobStatus.SUCCESS).param(include="result", page_size=2)
+    assert sorted(job.result() for job in search) == sorted("x" * i for i in range(5))
+    pages = [
+        q for (m, p, _), q in zip(recorder.sent, recorder.queries, strict=True) if (m, p) == ("GET", "/jobs")
+    ]
+    assert len(pages) == 3 and all("include=result" in q for q in pages)
+    assert not [p for m, p, _ in recorder.sent if p.endswith("/result")]  # no GET per result
+    assert sorted(fn.results()) == sorted("x" * i for i in range(5))
+
+
+def test_job_statistics_right_after_map(make: Any) -> None:
+    fn = make(sized, auto_start=False)
+    assert fn.job_statistics["pending"] == 0
+    fn.map([(1,), (2,), (3,)])
+    assert fn.job_statistics["pending"] == 3
+    fn(4)
+    assert fn.job_statistics["pending"] == 4
