@@ -285,7 +285,10 @@ def handle_domain_error(exc: errors.GeoBatchError) -> Response[str]:
 @app.exception_handler(RequestValidationError)
 def handle_validation_error(exc: RequestValidationError) -> Response[str]:
     problems = [
-        {"loc": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "msg": str(e.get("msg", ""))}
+        {
+            "loc": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "msg": errors.plain_problem(dict(e)),
+        }
         for e in exc.errors()
     ]
     summary = "; ".join(f"{p['loc'] or 'body'}: {p['msg']}" for p in problems[:5])

@@ -129,6 +129,20 @@ ERRORS_BY_CODE: dict[str, type[GeoBatchError]] = {
 }
 
 
+def plain_problem(problem: dict[str, Any]) -> str:
+    """One validation problem (a pydantic error dict) in plain words, without pydantic's phrasing."""
+    kind = str(problem.get("type", ""))
+    message = str(problem.get("msg", "is invalid"))
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field: check its spelling, or remove it"
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if message.startswith("Input should be"):
+        message = "should be" + message.removeprefix("Input should be")
+    return message
+
+
 def error_from_body(status: int, body: dict[str, Any] | None) -> GeoBatchError:
     """Rebuild the typed error from an API error response."""
     body = body or {}

@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from geobatch_core import env, errors
 
@@ -279,6 +279,10 @@ class Client:
                     preload_content=False,
                 )
             except Urllib3HTTPError as exc:
+                moved = self._local_api_moved(url, exc)
+                if moved is not None:
+                    url = moved  # local mode restarted on another port: follow it, same request
+                    continue
                 if attempt < self.retries:
                     self._backoff(attempt, None)
                     attempt += 1
@@ -305,6 +309,18 @@ class Client:
             if status >= 400 and status not in ok_statuses:
                 raise self._error(response)
             return response
+
+    def _local_api_moved(self, url: str, exc: Exception) -> str | None:
+        """The URL on local mode's current port, when local mode (not an explicit URL) answered
+        before and now refuses connections because it was restarted elsewhere; else None."""
+        if not self._from_local_mode or self._api_url is None or not url.startswith(self._api_url):
+            return None
+        if not isinstance(exc, NewConnectionError | MaxRetryError) and "refused" not in str(exc):
+            return None
+        old = self._api_url
+        with self._lock:
+            self._api_url = self._resolve_url()
+        return None if self._api_url == old else self._api_url + url[len(old) :]
 
     def _unreachable(
         self, method: str, url: str, headers: Mapping[str, str], exc: Exception

@@ -39,8 +39,7 @@ def validation_error(exc: pydantic.ValidationError, what: str) -> errors.Validat
     problems = []
     for item in exc.errors():
         location = ".".join(str(part) for part in item.get("loc", ())) or what
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        problems.append(f"{location}: {message}")
+        problems.append(f"{location}: {errors.plain_problem(dict(item))}")
     return errors.ValidationError(f"invalid {what}: " + "; ".join(problems), [dict(e) for e in exc.errors()])
 
 
