@@ -65,6 +65,10 @@ class GeoBatchConfig:
     lost_worker_seconds: int = 120
     architecture: str = "x86_64"  # of the Lambdas (the pip bundling platform follows it)
     versioned_bucket: bool = False  # S3 versioning of the data bucket
+    # Who owns what a request creates: "role" (every session of an assumed role shares the role's
+    # Functions) or "session" (each role session is its own owner, e.g. each IAM Identity Center user
+    # of one permission set).
+    ownership: str = "role"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,6 +116,8 @@ class GeoBatchConfig:
                 f"context 'lost_worker_seconds'={self.lost_worker_seconds}: "
                 "use 30-43200 (SQS visibility timeout limits)"
             )
+        if self.ownership not in ("role", "session"):
+            raise ConfigError(f"context 'ownership'={self.ownership!r}: use role or session")
         if self.architecture not in ("x86_64", "arm64"):
             raise ConfigError(f"context 'architecture'={self.architecture!r}: use x86_64 or arm64")
 
@@ -134,6 +140,7 @@ class GeoBatchConfig:
             lost_worker_seconds=_int(get("lost_worker_seconds"), "lost_worker_seconds", 120),
             architecture=_str(get("architecture"), "architecture") or "x86_64",
             versioned_bucket=_bool(get("versioned_bucket"), "versioned_bucket", False),
+            ownership=_str(get("ownership"), "ownership") or "role",
         )
 
 

@@ -80,3 +80,28 @@ def test_job_statistics_right_after_map(make: Any) -> None:
     assert fn.job_statistics["pending"] == 3
     fn(4)
     assert fn.job_statistics["pending"] == 4
+
+
+def odd_fails(x):
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def test_descartes_labs_keyword_filters(make: Any, local_api: gb.Client) -> None:
+    fn = make(odd_fails)
+    fn.map([(i,) for i in range(4)], tags=["batch-a"])
+    fn.wait_for_completion(timeout=WAIT)
+    failed = gb.Job.list(function_id=fn.id, status="failure", client=local_api).collect()
+    assert sorted(j.args[0] for j in failed) == [1, 3]
+    either = gb.Job.list(fn.id, status=[gb.JobStatus.FAILURE, gb.JobStatus.SUCCESS], client=local_api)
+    assert either.count() == 4
+    assert gb.Job.list(fn.id, tags=["batch-a", "nope"], client=local_api).count() == 4
+    with pytest.raises(TypeError, match="statuss"):
+        gb.Job.list(fn.id, statuss="failure", client=local_api)
+    with pytest.raises(gb.BadRequestError, match="unknown query parameter status"):
+        local_api.get("/jobs", {"function_id": fn.id, "status": "failure"})  # raw HTTP: refused, not ignored
+    job = gb.Job.get(failed[0].id, client=local_api, include=["result"])
+    assert job.status == gb.JobStatus.FAILURE
+    with pytest.raises(gb.BadRequestError, match="include"):
+        gb.Job.get(failed[0].id, client=local_api, include=["bogus"])
