@@ -1,241 +1,61 @@
-"""Job use cases: submit, get, list (filters, sort, cursor), cancel, rerun, delete, log, result."""
+"""Job use cases: get, list (filters, sort, cursor), cancel, rerun, delete.
+
+Submission is in ``submission``, the wire form in ``job_wire``, logs and results in
+``job_outputs``; their names are re-exported here, where callers have always found them.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 from geobatch_core import errors, filters, layout, limits
-from geobatch_core.codec import EncodingError, encode_args
-from geobatch_core.models import (
-    RERUNNABLE,
-    TERMINAL,
-    FunctionStatus,
-    Job,
-    JobBulkCreate,
-    JobIds,
-    JobPage,
-    JobQuery,
-    JobSpec,
-    JobStatus,
-    LogLine,
-    Meta,
-    ResultBody,
-)
+from geobatch_core.models import RERUNNABLE, TERMINAL, Job, JobIds, JobPage, JobQuery, JobStatus, Meta
 from geobatch_core.ports import Item
 from geobatch_core.services import paging
 from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
-from geobatch_core.services.context import Services, iso, new_id
+from geobatch_core.services.context import Services, iso
 from geobatch_core.services.iterate import all_functions
+from geobatch_core.services.job_outputs import job_log, job_result, parse_log_line
+from geobatch_core.services.job_wire import (
+    WIRE_EXCLUDE,
+    all_attempts,
+    executions,
+    job_id,
+    message_body,
+    pending_reason,
+    to_wire,
+)
+from geobatch_core.services.submission import bulk_fingerprint, mark_active, submit_job, submit_jobs
 
-WIRE_EXCLUDE = {
-    "payload",
-    "earlier_attempts",
-    "earlier_executions",
-    "claim_msg",
-    "owner",
-    "job_key",
-    "result_key",
-    "args_key",
-    "retry_at",
-    "result_meta",
-}
-
-
-def job_id(item: Item) -> str:
-    return f"{item['function_id']}-{item['job_key']}"
-
-
-def message_body(item: Item) -> str:
-    return json.dumps({"j": item["job_key"], "r": item.get("run", 0)}, separators=(",", ":"))
-
-
-def _attempt_wire(attempt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attempt.items() if k not in ("log", "log_key", "number")}
-
-
-def executions(item: Item) -> int:
-    """Starts over every run (the stored ``execution_count`` is the current run's)."""
-    return int(item.get("earlier_executions", 0)) + int(item.get("execution_count", 0))
-
-
-def all_attempts(item: Item) -> list[dict[str, Any]]:
-    """Every attempt of every run, oldest first, each with its run. The current run's attempts are
-    the worker's (numbered within the run, which its retry budget counts); earlier runs' are kept
-    beside them by each rerun."""
-    run = int(item.get("run", 0))
-    return [*item.get("earlier_attempts", []), *({**a, "run": run} for a in item.get("attempts", []))]
-
-
-def pending_reason(
-    item: Item, function: Item | None, now: datetime, workers: Mapping[str, int] | None = None
-) -> str | None:
-    """Why a pending job is not running, from state the service already has (no write per job):
-    the Function's status, the job's backoff timer, and the workers' states (running vs waiting
-    for capacity from AWS Batch)."""
-    if item["status"] != JobStatus.PENDING.value or function is None:
-        return None
-    status = function.get("status")
-    if status == FunctionStatus.BUILDING.value:
-        since = function.get("build_started")
-        minutes = ""
-        if since:
-            elapsed = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
-            minutes = f" ({elapsed / 60:.0f} min so far)"
-        return f"waiting: function image is building{minutes}"
-    if status == FunctionStatus.AWAITING_BUNDLE.value:
-        return "waiting: function code has not been uploaded"
-    if status == FunctionStatus.BUILD_FAILED.value:
-        return "waiting: function image failed to build; see Function.build_log()"
-    if status == FunctionStatus.STOPPED.value:
-        return "waiting: function is stopped; start it to run pending jobs"
-    retry_at = item.get("retry_at")
-    if retry_at:
-        wait = (datetime.fromisoformat(retry_at.replace("Z", "+00:00")) - now).total_seconds()
-        if wait > 0:
-            attempts = int(function.get("retry_count", 0)) + 1
-            return (
-                f"backing off: attempt {item.get('execution_count', 0)} of {attempts} failed, "
-                f"next try in {wait:.0f} s"
-            )
-    limit = int(function.get("maximum_concurrency", 1))
-    running = int((workers or {}).get("RUNNING", 0))
-    starting = sum(v for k, v in (workers or {}).items() if k != "RUNNING")
-    if running >= limit:
-        return f"waiting: {running} of {limit} concurrent jobs running (maximum_concurrency={limit})"
-    if starting:
-        states = ", ".join(f"{v} {k}" for k, v in sorted((workers or {}).items()) if k != "RUNNING")
-        return f"waiting: AWS Batch has not yet started {starting} workers ({states}); {running} running"
-    return f"waiting: queued for a worker ({running} of {limit} workers running)"
-
-
-def to_wire(
-    item: Item,
-    *,
-    function: Item | None = None,
-    now: datetime | None = None,
-    with_result: bool = False,
-    workers: Mapping[str, int] | None = None,
-) -> Job:
-    data = {k: v for k, v in item.items() if k not in WIRE_EXCLUDE}
-    data["id"] = job_id(item)
-    if "payload" in item:
-        payload = json.loads(item["payload"])
-        data["args"], data["kwargs"] = payload.get("args"), payload.get("kwargs")
-    history = all_attempts(item)
-    data["attempts"] = [{"number": n, **_attempt_wire(a)} for n, a in enumerate(history, 1)]
-    # As in the Descartes Labs client, execution_count counts the starts of every run.
-    data["execution_count"] = executions(item)
-    inline = data.pop("result", None)
-    data["has_result"] = inline is not None or "result_key" in item
-    data["result"] = base64.b64encode(inline).decode() if with_result and inline is not None else None
-    if now is not None and "status_reason" not in item:
-        data["status_reason"] = pending_reason(item, function, now, workers)
-    return Job.model_validate(data)
-
-
-# --------------------------------------------------------------------------- submit
-
-
-def _job_key(created_ms: int, reference_id: str, index: int) -> str:
-    # Time-ordered and deterministic: a resent batch (same reference) maps to the same keys.
-    return f"{created_ms:011x}{hashlib.sha256(reference_id.encode()).hexdigest()[:8]}{index:03x}"
-
-
-def _payloads(bulk: JobBulkCreate) -> list[str]:
-    """Every job's encoded arguments, checked before anything is written: a refused request must
-    leave nothing behind (no job, no blob, no reference)."""
-    payloads = []
-    for index in range(bulk.count):
-        args = bulk.bulk_args[index] if bulk.bulk_args is not None else []
-        kwargs = bulk.bulk_kwargs[index] if bulk.bulk_kwargs is not None else {}
-        try:
-            payload = encode_args(args, kwargs)
-        except EncodingError as exc:
-            raise errors.BadRequestError(f"job {index}: {exc}") from None
-        if len(payload) > limits.MAX_ARGS_BYTES:
-            raise errors.PayloadTooLargeError(
-                f"job {index}: arguments are {len(payload)} bytes as JSON; at most {limits.MAX_ARGS_BYTES} "
-                "are allowed: pass a reference (e.g. an S3 key) instead"
-            )
-        payloads.append(payload)
-    return payloads
-
-
-def bulk_fingerprint(bulk: JobBulkCreate) -> str:
-    """What a reference_id stands for: the jobs (arguments, environments) and tags it submitted."""
-    content = bulk.model_dump(mode="json", exclude={"reference_id", "function_id"})
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
-    function = owned_function(svc, principal, bulk.function_id)
-    if not function.get("enabled", True):
-        raise errors.ConflictError(f"Function {bulk.function_id} is disabled: enable it to submit jobs")
-    if function["status"] == FunctionStatus.BUILD_FAILED.value:
-        raise errors.ConflictError(
-            f"Function {bulk.function_id} failed to build: fix it and save a new Function"
-        )
-    payloads = _payloads(bulk)
-    now = svc.clock()
-    now_ms = int(now.timestamp() * 1000)
-    created_ms, fresh = svc.jobs.reserve_reference(
-        bulk.function_id, bulk.reference_id, now_ms, bulk_fingerprint(bulk)
-    )
-    created = datetime.fromtimestamp(created_ms / 1000, now.tzinfo)
-    items: list[Item] = []
-    for index, payload in enumerate(payloads):
-        env = bulk.bulk_environments[index] if bulk.bulk_environments is not None else None
-        key = _job_key(created_ms, bulk.reference_id, index)
-        item: Item = {
-            "function_id": bulk.function_id,
-            "job_key": key,
-            "owner": function["owner"],
-            "status": JobStatus.PENDING.value,
-            "creation_date": iso(created),
-            "environment": env or None,
-            "tags": list(bulk.tags),
-            "reference_id": bulk.reference_id,
-            "run": 0,
-            "execution_count": 0,
-        }
-        if len(payload) > limits.INLINE_ARGS_BYTES:
-            item["args_key"] = layout.args_key(bulk.function_id, key)
-            svc.blobs.put(item["args_key"], payload.encode(), content_type="application/json")
-        else:
-            item["payload"] = payload
-        items.append(item)
-    svc.jobs.put_new_batch(items, check_existing=not fresh)
-    # On a resend some messages may already be queued: duplicates are harmless, workers drop them.
-    svc.queue.send_batch(function["queue_url"], [message_body(i) for i in items])
-    mark_active(svc, function)
-    if svc.on_submit:
-        svc.on_submit(bulk.function_id)
-    return JobPage(data=[to_wire(i) for i in items], meta=Meta(total=len(items)))
-
-
-def mark_active(svc: Services, function: Item) -> None:
-    """Note that the Function has work, so its completion is announced when the work is done."""
-    if not function.get("active"):
-        svc.functions.update(function["id"], {"active": True})
-        function["active"] = True
-
-
-def submit_job(svc: Services, principal: str, spec: JobSpec) -> Job:
-    bulk = JobBulkCreate(
-        function_id=spec.function_id,
-        bulk_args=[spec.args],
-        bulk_kwargs=[spec.kwargs],
-        bulk_environments=[spec.environment],
-        tags=spec.tags,
-        reference_id=spec.reference_id or new_id(12),
-    )
-    return submit_jobs(svc, principal, bulk).data[0]
+__all__ = [
+    "WIRE_EXCLUDE",
+    "all_attempts",
+    "bulk_fingerprint",
+    "bulk_operation",
+    "cancel_item",
+    "cancel_job",
+    "delete_items",
+    "delete_job",
+    "executions",
+    "get_job",
+    "job_id",
+    "job_log",
+    "job_result",
+    "list_jobs",
+    "mark_active",
+    "message_body",
+    "parse_log_line",
+    "pending_reason",
+    "rerun_item",
+    "rerun_job",
+    "submit_job",
+    "submit_jobs",
+    "to_wire",
+    "update_tags",
+]
 
 
 # --------------------------------------------------------------------------- read
@@ -551,68 +371,3 @@ def bulk_operation(svc: Services, principal: str, operation: str, query: JobQuer
         else:
             changed.extend(job_id(i) for i in delete_items(svc, [item], delete_results=query.delete_results))
     return JobIds(job_ids=changed, page_cursor=page.meta.page_cursor)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def job_log(svc: Services, principal: str, job_id_: str, attempt: int | None = None) -> list[LogLine]:
-    item, _ = owned_job(svc, principal, job_id_)
-    attempts = all_attempts(item)
-    if not attempts:
-        return []
-    if attempt is None:
-        record = attempts[-1]
-    else:
-        if not 1 <= attempt <= len(attempts):
-            raise errors.NotFoundError(f"job {job_id_} has attempts 1 to {len(attempts)}, not {attempt}")
-        record = attempts[attempt - 1]
-    if record.get("log_key"):
-        text = svc.blobs.get(record["log_key"]).decode("utf-8", "replace")
-    else:
-        text = record.get("log") or ""
-    return [parse_log_line(line, record.get("started")) for line in text.splitlines()]
-
-
-def parse_log_line(line: str, fallback: str | None) -> LogLine:
-    stamp, sep, message = line.partition("\t")
-    if sep:
-        try:
-            return LogLine(date=datetime.fromisoformat(stamp.replace("Z", "+00:00")), log=message)
-        except ValueError:
-            pass
-    return LogLine(
-        date=datetime.fromisoformat((fallback or "1970-01-01T00:00:00Z").replace("Z", "+00:00")), log=line
-    )
-
-
-def job_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
-    try:
-        item, _ = owned_job(svc, principal, job_id_)
-    except errors.NotFoundError:
-        return _kept_result(svc, principal, job_id_)
-    if item["status"] != JobStatus.SUCCESS.value:
-        raise errors.JobFailedError(f"job {job_id_} is {item['status']}, not success: it has no result")
-    if "result" in item:
-        data = item["result"]
-        return ResultBody(job_id=job_id_, size=len(data), data=base64.b64encode(data).decode())
-    if "result_key" in item:
-        size = int(item.get("result_size") or svc.blobs.size(item["result_key"]))
-        url = svc.blobs.presign_get(item["result_key"], seconds=limits.PRESIGNED_URL_SECONDS)
-        return ResultBody(job_id=job_id_, size=size, url=url)
-    raise errors.NotFoundError(f"job {job_id_} returned None: no result was stored")
-
-
-def _kept_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
-    """The result a deleted job left behind (deleted with ``delete_results=False``)."""
-    function_id, key = split_job_id(job_id_)
-    owned_function(svc, principal, function_id)  # 404 unless the caller owns the Function
-    result_key = layout.result_key(function_id, key)
-    if not svc.blobs.exists(result_key):
-        raise errors.NotFoundError(f"job {job_id_} does not exist, and left no result")
-    size = svc.blobs.size(result_key)
-    if size <= limits.INLINE_RESULT_BYTES:
-        data = svc.blobs.get(result_key)
-        return ResultBody(job_id=job_id_, size=size, data=base64.b64encode(data).decode())
-    url = svc.blobs.presign_get(result_key, seconds=limits.PRESIGNED_URL_SECONDS)
-    return ResultBody(job_id=job_id_, size=size, url=url)
