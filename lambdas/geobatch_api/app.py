@@ -48,6 +48,7 @@ tracer = Tracer(service="geobatch-api")
 metrics = Metrics(namespace="GeoBatch", service="geobatch-api")
 app = APIGatewayRestResolver(enable_validation=True)
 
+NEXT_OFFSET_HEADER = "X-GeoBatch-Next-Offset"
 PageSize = Annotated[int, Query(ge=1, le=limits.MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=8192)]
 FilterParam = Annotated[str | None, Query(alias="filter", max_length=65536)]
@@ -257,10 +258,17 @@ def rerun_job(job_id: str) -> Job:
 
 
 @app.get("/jobs/<job_id>/log")
-def job_log(job_id: str, attempt: Annotated[int | None, Query(ge=1, le=100)] = None) -> Response[str]:
-    lines = jobs.job_log(context.services(), principal(), job_id, attempt)
+def job_log(
+    job_id: str,
+    attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    offset: Annotated[int, Query(ge=0, le=10 * limits.MAX_LOG_BYTES)] = 0,
+) -> Response[str]:
+    """NDJSON lines of one attempt's log; a long log comes in parts: the header
+    ``X-GeoBatch-Next-Offset`` gives the ``offset`` of the next part."""
+    lines, next_offset = jobs.job_log(context.services(), principal(), job_id, attempt, offset)
     body = "".join(line.model_dump_json() + "\n" for line in lines)
-    return Response(status_code=200, content_type="application/x-ndjson", body=body)
+    headers = {NEXT_OFFSET_HEADER: str(next_offset)} if next_offset is not None else None
+    return Response(status_code=200, content_type="application/x-ndjson", body=body, headers=headers)
 
 
 @app.get("/jobs/<job_id>/result")

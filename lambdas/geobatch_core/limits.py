@@ -34,3 +34,6 @@ MAX_JSON_DEPTH = 64  # nesting of job arguments, results of parsing a request bo
 MAX_REQUEST_DEPTH = MAX_JSON_DEPTH + 8  # a request body wraps the arguments in a few levels
 MAX_FILTER_DEPTH = 16  # nested and/or groups of a filter
 MAX_MEMORY_MB = 122_880  # the largest Fargate task
+# Answers stay under Lambda's 6 MB response limit (the body is escaped once more inside it):
+MAX_PAGE_BYTES = 3_000_000  # a job page is cut short (with a cursor) before its estimate passes this
+MAX_LOG_PAGE_BYTES = 2_000_000  # one GET of a log; the X-GeoBatch-Next-Offset header says where to go on

@@ -349,23 +349,29 @@ class Job:
 
         With ``timestamps`` each line starts with its time, in local time.
         """
-        response = self.client.request(
-            "GET",
-            f"{self._path}/log",
-            params={"attempt": attempt},
-            headers={"Accept": "application/x-ndjson"},
-            stream=True,
-        )
-        for raw in response.iter_lines():
-            if not raw.strip():
-                continue
-            try:
-                line = models.LogLine.model_validate(json.loads(raw))
-            except (ValueError, pydantic.ValidationError):
-                yield raw.decode("utf-8", errors="replace")  # not NDJSON: show it as it is
-                continue
-            text = line.log.rstrip("\n")
-            yield f"{_local_time(line.date)} {text}" if timestamps else text
+        offset: str | None = None
+        while True:
+            # A long log comes in parts; each answer says where the next one starts.
+            response = self.client.request(
+                "GET",
+                f"{self._path}/log",
+                params={"attempt": attempt, "offset": offset},
+                headers={"Accept": "application/x-ndjson"},
+                stream=True,
+            )
+            for raw in response.iter_lines():
+                if not raw.strip():
+                    continue
+                try:
+                    line = models.LogLine.model_validate(json.loads(raw))
+                except (ValueError, pydantic.ValidationError):
+                    yield raw.decode("utf-8", errors="replace")  # not NDJSON: show it as it is
+                    continue
+                text = line.log.rstrip("\n")
+                yield f"{_local_time(line.date)} {text}" if timestamps else text
+            offset = {k.lower(): v for k, v in response.headers.items()}.get("x-geobatch-next-offset")
+            if not offset:
+                return
 
     def log(self, timestamps: bool = True, attempt: int | None = None) -> str:
         """The whole log as one string (see :meth:`iter_log`)."""

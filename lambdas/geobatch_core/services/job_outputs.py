@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime
 
 from geobatch_core import errors, layout, limits
@@ -12,11 +13,15 @@ from geobatch_core.services.context import Services
 from geobatch_core.services.job_wire import all_attempts
 
 
-def job_log(svc: Services, principal: str, job_id_: str, attempt: int | None = None) -> list[LogLine]:
+def job_log(
+    svc: Services, principal: str, job_id_: str, attempt: int | None = None, offset: int = 0
+) -> tuple[list[LogLine], int | None]:
+    """The lines of one attempt's log from character ``offset`` on, as many as fit one answer, and
+    the offset of the rest (None when this is the end)."""
     item, _ = owned_job(svc, principal, job_id_)
     attempts = all_attempts(item)
     if not attempts:
-        return []
+        return [], None
     if attempt is None:
         record = attempts[-1]
     else:
@@ -27,7 +32,15 @@ def job_log(svc: Services, principal: str, job_id_: str, attempt: int | None = N
         text = svc.blobs.get(record["log_key"]).decode("utf-8", "replace")
     else:
         text = record.get("log") or ""
-    return [parse_log_line(line, record.get("started")) for line in text.splitlines()]
+    lines: list[LogLine] = []
+    used, position = 0, offset
+    for line in text[offset:].splitlines(keepends=True):
+        cost = len(json.dumps(line)) + 60  # as NDJSON: the escaped text plus its date
+        if lines and used + cost > limits.MAX_LOG_PAGE_BYTES:
+            return lines, position
+        lines.append(parse_log_line(line.rstrip("\r\n"), record.get("started")))
+        used, position = used + cost, position + len(line)
+    return lines, None
 
 
 def parse_log_line(line: str, fallback: str | None) -> LogLine:

@@ -115,3 +115,17 @@ def to_wire(
     if now is not None and "status_reason" not in item:
         data["status_reason"] = pending_reason(item, function, now, workers)
     return Job.model_validate(data)
+
+
+def wire_bytes(item: Item, *, with_result: bool) -> int:
+    """About how many bytes the job takes in a page (an overestimate), so a page can be cut short
+    before it outgrows a Lambda response."""
+    size = 1500 + len(item.get("payload") or "")
+    size += sum(len(str(item.get(k) or "")) for k in ("error_reason", "status_reason"))
+    size += sum(len(t) + 4 for t in item.get("tags") or [])
+    size += sum(len(k) + len(v) + 8 for k, v in (item.get("environment") or {}).items())
+    size += sum(300 + len(str(a.get("reason") or "")) for a in all_attempts(item))
+    result = item.get("result")
+    if with_result and result is not None:
+        size += len(result) * 4 // 3 + 4
+    return size

@@ -27,6 +27,7 @@ from geobatch_core.services.job_wire import (
     message_body,
     pending_reason,
     to_wire,
+    wire_bytes,
 )
 from geobatch_core.services.submission import bulk_fingerprint, mark_active, submit_job, submit_jobs
 
@@ -104,6 +105,15 @@ def _iter_matching(
             fi, key = fi + 1, None
 
 
+def _within_bytes(items: list[Item], with_result: bool) -> list[Item]:
+    used = 0
+    for count, item in enumerate(items):
+        used += wire_bytes(item, with_result=with_result)
+        if count and used > limits.MAX_PAGE_BYTES:
+            return items[:count]
+    return items
+
+
 def _cursor_state(cursor: str) -> dict[str, Any]:
     state = paging.checked(paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key"))
     fids: list[str] = state.get("fids") or []
@@ -168,8 +178,14 @@ def list_jobs(
         if want:
             # Read about a page at a time: a page of 100 should not read 1,000 items.
             batch = max(100, min(1000, 2 * want))
+            used, last_resume = 0, None
             for item, resume in _iter_matching(svc, state, predicate, newest_first, functions, batch):
+                cost = wire_bytes(item, with_result=include_result)
+                if page and used + cost > limits.MAX_PAGE_BYTES:
+                    next_state = last_resume  # a shorter page, not an answer over Lambda's limit
+                    break
                 page.append(item)
+                used, last_resume = used + cost, resume
                 if len(page) == want:
                     next_state = resume
                     break
@@ -184,7 +200,7 @@ def list_jobs(
                 )
         rows = paging.sort_items(rows, order, key_of=lambda i: to_wire(i).model_dump())
         offset = int(state.get("offset", 0))
-        page = rows[offset : offset + want]
+        page = _within_bytes(rows[offset : offset + want], include_result)
         if offset + len(page) < len(rows):
             next_state = {**state, "offset": offset + len(page)}
     if next_state is not None and remaining is not None:
