@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
 
-from geobatch_core.filters import _like  # noqa: E402
+from geobatch_core.filters import _like
 
 
 def old_like(pattern: str):  # type: ignore[no-untyped-def]
