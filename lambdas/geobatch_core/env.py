@@ -26,6 +26,7 @@ CODEBUILD_PROJECT = "GEOBATCH_CODEBUILD_PROJECT"
 ECR_REPOSITORY_URI = "GEOBATCH_ECR_REPOSITORY_URI"
 EVENT_BUS = "GEOBATCH_EVENT_BUS"
 LOG_RETENTION_DAYS = "GEOBATCH_LOG_RETENTION_DAYS"
+OWNERSHIP = "GEOBATCH_OWNERSHIP"  # "role" (sessions of a role share) or "session" (each its own owner)
 LOST_WORKER_SECONDS = "GEOBATCH_LOST_WORKER_SECONDS"  # SQS visibility = time to detect a dead worker
 # The S3 locations Functions may declare (the operator's bound, cdk.json context "data_access"), as
 # JSON {"read": [...], "write": [...]} of s3:// patterns; unset (local mode) means anything.

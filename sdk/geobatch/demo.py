@@ -254,29 +254,42 @@ def demo(
     print_report(report)
 
 
+_POSITIVE = click.FloatRange(min=0, min_open=True)  # a negative time or size makes a negative cost
+
+
 @click.command()
 @click.option(
     "--geojson", type=click.Path(exists=True, dir_okay=False), help="Area as GeoJSON (default: CONUS)."
 )
-@click.option("--tilesize", default=1024, show_default=True)
-@click.option("--resolution", default=10.0, show_default=True)
-@click.option("--pad", default=0, show_default=True)
+@click.option("--tilesize", default=1024, show_default=True, type=click.IntRange(min=1))
+@click.option("--resolution", default=10.0, show_default=True, type=_POSITIVE)
+@click.option("--pad", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option(
     "--concurrency",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="maximum_concurrency of the Function (default: the stack's cap).",
 )
-@click.option("--seconds-per-tile", default=30.0, show_default=True, help="Measured per-job seconds.")
-@click.option("--cpus", default=None, type=float, help="vCPUs per job (default: the land-cover Function's).")
 @click.option(
-    "--memory-gb", default=None, type=float, help="GB per job (default: the land-cover Function's)."
+    "--seconds-per-tile", default=30.0, show_default=True, type=_POSITIVE, help="Measured per-job seconds."
+)
+@click.option(
+    "--cpus", default=None, type=_POSITIVE, help="vCPUs per job (default: the land-cover Function's)."
+)
+@click.option(
+    "--memory-gb", default=None, type=_POSITIVE, help="GB per job (default: the land-cover Function's)."
 )
 @click.option(
     "--cdk-json", default="cdk.json", show_default=True, type=click.Path(dir_okay=False),
     help="Stack context to read max_vcpus from (missing file: the stack's default).",
 )  # fmt: skip
-@click.option("--log-kb-per-job", default=4.0, show_default=True, help="CloudWatch Logs ingested per job.")
+@click.option(
+    "--log-kb-per-job",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="CloudWatch Logs ingested per job.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 def plan(
     geojson: str | None,
@@ -339,9 +352,18 @@ def preview(product_id: str, out_png: Path, bucket: str, max_size: int) -> None:
 
     state = read_state()
     aws = dict(state["aws_env"]) if state and not os.environ.get("GEOBATCH_API_URL") else {}
+    from botocore.exceptions import BotoCoreError, ClientError
+
     with environment(aws):
         s3 = boto3.client("s3", endpoint_url=aws.get("AWS_ENDPOINT_URL"))
-        if not list_tile_cogs(s3, bucket, product_id):
-            raise click.ClickException(f"no tiles under s3://{bucket}/products/{product_id}/")
-        path = mosaic_preview(bucket, product_id, out_png, max_size=max_size, s3_client=s3)
+        try:
+            if not list_tile_cogs(s3, bucket, product_id):
+                raise click.ClickException(f"no tiles under s3://{bucket}/products/{product_id}/")
+            path = mosaic_preview(bucket, product_id, out_png, max_size=max_size, s3_client=s3)
+        except (ClientError, BotoCoreError) as exc:
+            # A missing bucket or product, or no S3 at all (local mode down): one line, no traceback.
+            raise click.ClickException(
+                f"cannot read product {product_id} from s3://{bucket}: {exc}; is local mode up "
+                "(geobatch local up), or the bucket right (--bucket)?"
+            ) from None
     click.echo(f"wrote {path}")
