@@ -40,6 +40,7 @@ WORKER_MEMORY_LIMIT_MB = "GEOBATCH_WORKER_MEMORY_LIMIT_MB"
 API_URL = "GEOBATCH_API_URL"
 LOCAL_HOME = "GEOBATCH_HOME"  # where local mode keeps its state, environments and logs
 LOCAL_PIP_ARGS = "GEOBATCH_LOCAL_PIP_ARGS"  # extra pip arguments of the local image builder
+LOCAL_STATE = "GEOBATCH_LOCAL_STATE"  # local mode: the SQLite file of Functions, Jobs and queues
 
 # Standard AWS names that boto3 honours on its own
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"

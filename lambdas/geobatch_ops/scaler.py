@@ -1,12 +1,16 @@
 """Scaler Lambda: keeps each Function's workers at min(maximum_concurrency, outstanding jobs).
 
 Invoked asynchronously by the API on submit (``{"function_id": ...}``) and every minute by an
-EventBridge schedule (all Functions). It also drains dead-letter queues so no job is left
-outstanding behind a dead letter.
+EventBridge schedule (all Functions). ``run_pass`` is the control loop itself, and local mode's
+daemon runs the same function every half second, so both run one loop: drain dead-letter queues
+(no job left outstanding behind a dead letter), announce completion (also for a stopped Function
+whose jobs were all cancelled), and scale the ready Functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,7 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from geobatch_api import context
 from geobatch_core import errors
 from geobatch_core.models import FunctionStatus
+from geobatch_core.ports import Item
 from geobatch_core.services import scaling
+from geobatch_core.services.context import Services
 from geobatch_core.services.dead_letters import drain_dead_letters
 from geobatch_core.services.iterate import all_functions
 
@@ -24,29 +30,50 @@ logger = Logger(service="geobatch-scaler")
 metrics = Metrics(namespace="GeoBatch", service="geobatch-scaler")
 
 
+@dataclass
+class PassReport:
+    started: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    running: int = 0
+    completed: int = 0
+
+
+def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
+    if not function_id:
+        return all_functions(svc, None)
+    try:
+        return [svc.functions.get(function_id)]
+    except errors.NotFoundError:
+        return []
+
+
+def run_pass(svc: Services, function_id: str | None = None) -> PassReport:
+    """One pass of the control loop over one Function (a submit's wake-up) or all of them."""
+    report = PassReport()
+    for function in functions_of_pass(svc, function_id):
+        step_function(svc, function, report)
+    return report
+
+
+def step_function(svc: Services, function: Item, report: PassReport) -> None:
+    """The pass's steps for one Function, in order."""
+    # A dead letter ends its job whatever the Function's status: the job failed either way.
+    report.dead_letters += drain_dead_letters(svc, function)
+    if function.get("status") == FunctionStatus.READY.value:
+        report.started[function["id"]] = scaling.scale_function(svc, function)
+        report.running += svc.executor.running_workers(function)
+    elif function.get("active"):
+        # Not ready (stopped, rebuilding): no workers to scale, but a busy period that ended
+        # (every job cancelled) still gets its one completion event.
+        report.completed += scaling.announce_completion(svc, function)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
-    svc = context.services()
-    function_id = (event or {}).get("function_id")
-    if function_id:
-        try:
-            functions = [svc.functions.get(function_id)]
-        except errors.NotFoundError:
-            return {"started": {}, "dead_letters": 0}
-    else:
-        functions = list(all_functions(svc, None))
-    started: dict[str, int] = {}
-    dead = 0
-    running = 0
-    for function in functions:
-        if function.get("status") != FunctionStatus.READY.value:
-            continue
-        dead += drain_dead_letters(svc, function)
-        started[function["id"]] = scaling.scale_function(svc, function)
-        running += svc.executor.running_workers(function)
-    metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(started.values()))
-    metrics.add_metric(name="RunningWorkers", unit=MetricUnit.Count, value=running)
-    metrics.add_metric(name="DeadLetterMessages", unit=MetricUnit.Count, value=dead)
-    logger.info("scaled", extra={"started": started, "dead_letters": dead})
-    return {"started": started, "dead_letters": dead}
+    report = run_pass(context.services(), (event or {}).get("function_id"))
+    metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(report.started.values()))
+    metrics.add_metric(name="RunningWorkers", unit=MetricUnit.Count, value=report.running)
+    metrics.add_metric(name="DeadLetterMessages", unit=MetricUnit.Count, value=report.dead_letters)
+    logger.info("scaled", extra={"started": report.started, "dead_letters": report.dead_letters})
+    return {"started": report.started, "dead_letters": report.dead_letters}

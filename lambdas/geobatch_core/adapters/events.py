@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,9 +38,10 @@ class EventBridgePublisher:
 class LogPublisher:
     """Local mode: an event is a log line (``geobatch.events``), e.g. for ``tail -f daemon.log``."""
 
-    def __init__(self, logger: logging.Logger | None = None):
+    def __init__(self, logger: logging.Logger | None = None, *, keep: int = 1000):
         self._log = logger or logging.getLogger("geobatch.events")
-        self.published: list[tuple[str, dict[str, Any]]] = []
+        # The latest events only: a daemon that runs for weeks must not grow with every event.
+        self.published: deque[tuple[str, dict[str, Any]]] = deque(maxlen=keep)
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
         self.published.append((detail_type, dict(detail)))
