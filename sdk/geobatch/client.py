@@ -260,6 +260,7 @@ class Client:
                     preload_content=False,
                 )
             except Urllib3HTTPError as exc:
+                url = self._relocated(url)
                 if attempt < self.retries:
                     self._backoff(attempt, None)
                     attempt += 1
@@ -282,6 +283,21 @@ class Client:
             if status >= 400 and status not in ok_statuses:
                 raise self._error(response)
             return response
+
+    def _relocated(self, url: str) -> str:
+        """Local mode restarted (a new port): follow its state file. Only for a client that found
+        its API through local mode, and only for URLs of that API (not presigned S3 URLs)."""
+        old = self._api_url
+        if not self._from_local_mode or old is None or not url.startswith(old):
+            return url
+        from geobatch.local import read_state
+
+        state = read_state()
+        new = str(state["api_url"]).rstrip("/") if state else old
+        if new == old:
+            return url
+        self._api_url = new
+        return new + url[len(old) :]
 
     def _backoff(self, attempt: int, retry_after: str | None) -> None:
         delay = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * (0.5 + random.random())

@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 REGION = "us-east-1"
+_PRCTL: Any = None
+if sys.platform.startswith("linux"):  # resolved here, never between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 _touched = threading.local()
 
 
@@ -127,14 +131,14 @@ def restore(root: Path) -> int:
     return count
 
 
-def die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     """Linux: end this process when the daemon that started it dies (even by ``kill -9``), so a
-    crashed daemon leaves no S3 server behind holding state a new daemon cannot see."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    crashed daemon leaves no S3 server or worker behind holding state a new daemon cannot see.
+    Also usable as a ``preexec_fn`` (it then runs in the child between fork and exec)."""
+    if _PRCTL is not None:
+        _PRCTL(1, sig)  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:
-        raise SystemExit("the local daemon is gone")
+        os._exit(1)  # the daemon died before the signal was armed
 
 
 def main(argv: list[str] | None = None) -> int:
