@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from geobatch_api import context
 from geobatch_core import errors
-from geobatch_core.models import FunctionStatus
+from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services import scaling
 from geobatch_core.services.context import Services
@@ -62,10 +62,27 @@ def step_function(svc: Services, function: Item, report: PassReport) -> None:
     if function.get("status") == FunctionStatus.READY.value:
         report.started[function["id"]] = scaling.scale_function(svc, function)
         report.running += svc.executor.running_workers(function)
-    elif function.get("active"):
+    elif function.get("active") and not any_outstanding(svc, function):
         # Not ready (stopped, rebuilding): no workers to scale, but a busy period that ended
         # (every job cancelled) still gets its one completion event.
         report.completed += scaling.announce_completion(svc, function)
+
+
+def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
+    """Whether a job of the Function is still outstanding: newest first, where outstanding jobs
+    are, stopping at the first one. A stopped Function holding a whole map of pending jobs costs
+    one small read per pass, not a count of every job (which is what slowed submission to a
+    stopped Function as its jobs grew)."""
+    outstanding = {s.value for s in JobStatus.outstanding()}
+    start = None
+    while True:
+        items, start = svc.jobs.query(
+            function["id"], start=start, limit=page, newest_first=True, projection=["status"]
+        )
+        if any(i.get("status") in outstanding for i in items):
+            return True
+        if not start:
+            return False
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,9 +39,12 @@ class LogPublisher:
 
     def __init__(self, logger: logging.Logger | None = None, *, keep: int = 1000):
         self._log = logger or logging.getLogger("geobatch.events")
-        # The latest events only: a daemon that runs for weeks must not grow with every event.
-        self.published: deque[tuple[str, dict[str, Any]]] = deque(maxlen=keep)
+        # The latest ``keep`` events only: a daemon that runs for weeks must not grow with each one.
+        self._keep = keep
+        self.published: list[tuple[str, dict[str, Any]]] = []
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
         self.published.append((detail_type, dict(detail)))
+        if len(self.published) > self._keep:
+            del self.published[: len(self.published) - self._keep]
         self._log.info("%s: %s", detail_type, json.dumps(detail, default=str))

@@ -87,6 +87,8 @@ def _persist(root: Path, backend: Any, kind: str, bucket_name: str, key_name: st
     with open(tmp, "wb") as out:
         out.write(header + b"\n")
         out.write(key.value)
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the PUT is answered, even against a power loss
     os.replace(tmp, path)
 
 

@@ -24,7 +24,7 @@ from geobatch_core.adapters import provision
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
-from geobatch_core.adapters.sqlite import open_state
+from geobatch_core.adapters.sqlite import Database, open_state
 from geobatch_core.models import FunctionStatus
 from geobatch_core.services import functions as function_service
 from geobatch_core.services.context import Services, Settings
@@ -35,6 +35,9 @@ log = logging.getLogger("geobatch.local")
 
 BUCKET = "geobatch-local"
 REGION = "us-east-1"
+# Job progress reaches the disk's platters at least this often (submissions at once): the bound
+# on what an operating-system crash or power loss rolls back. A process crash loses nothing.
+CHECKPOINT_SECONDS = 2.0
 
 
 def free_port() -> int:
@@ -145,7 +148,8 @@ class LocalStack:
         session = self._session()
         s3 = make_s3_client(session, self.moto_url)
         provision.create_bucket(s3, BUCKET)
-        functions, jobs, queue = open_state(self.state_path)
+        self.state = Database(self.state_path)
+        functions, jobs, queue = open_state(self.state_path, self.state)
         settings = Settings(
             queue_prefix="geobatch-local",
             lost_worker_seconds=self.options.lost_worker_seconds,
@@ -212,11 +216,18 @@ class LocalStack:
 
     def _scale_loop(self) -> None:
         assert self.services is not None
+        synced = time.monotonic()
         while not self._stop.is_set():
             try:
                 scaler.run_pass(self.services)
             except Exception:
                 log.exception("scaling failed")
+            if time.monotonic() - synced >= CHECKPOINT_SECONDS:
+                synced = time.monotonic()
+                try:
+                    self.state.checkpoint()
+                except Exception:
+                    log.exception("checkpoint failed")
             self._wakeup.wait(self.options.scale_interval)
             self._wakeup.clear()
 

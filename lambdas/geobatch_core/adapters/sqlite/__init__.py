@@ -11,6 +11,8 @@ from geobatch_core.adapters.sqlite.stores import SqliteFunctionStore, SqliteJobS
 __all__ = ["Database", "SqliteFunctionStore", "SqliteJobStore", "SqliteQueue", "open_state"]
 
 
-def open_state(path: Path | str) -> tuple[SqliteFunctionStore, SqliteJobStore, SqliteQueue]:
-    db = Database(path)
+def open_state(
+    path: Path | str, db: Database | None = None
+) -> tuple[SqliteFunctionStore, SqliteJobStore, SqliteQueue]:
+    db = db or Database(path)
     return SqliteFunctionStore(db), SqliteJobStore(db), SqliteQueue(db)

@@ -6,9 +6,11 @@ transaction (read, check, write), so the ports' compare-and-set semantics hold a
 exactly as DynamoDB's condition expressions hold across Lambdas and containers.
 
 Durability: a committed transaction is in the WAL file before ``commit`` returns, so killing any
-process (``kill -9`` of the daemon or a worker) loses nothing that was acknowledged. With
-``synchronous=NORMAL`` the WAL is not fsynced on every commit: an operating-system crash or power
-loss can roll back the transactions since the last checkpoint (never corrupts the file).
+process (``kill -9`` of the daemon or a worker) loses nothing that was acknowledged. Against an
+operating-system crash or power loss: writes that create work (submissions, Functions) are
+``durable`` (``synchronous=FULL``: the WAL is fsynced before the answer), the many small job
+transitions are not (``synchronous=NORMAL``); the daemon checkpoints every few seconds, which
+syncs them, so such a crash rolls back at most those seconds of job progress, never a submission.
 """
 
 from __future__ import annotations
@@ -67,19 +69,31 @@ class Database:
         return conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken before the first read so a check and its write are atomic."""
+    def write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before the first read so a check and its write are atomic.
+        ``durable``: fsync before returning (work that must survive a power loss)."""
         conn = self._connection()
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")  # a pragma cannot change inside a transaction
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise errors.ThrottledError(f"local state is busy ({exc}); retry shortly") from None
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise errors.ThrottledError(f"local state is busy ({exc}); retry shortly") from None
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file, syncing it first (the daemon does this every few
+        seconds: the bound on what an operating-system crash can roll back)."""
+        self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def read(self) -> sqlite3.Connection:
         return self._connection()

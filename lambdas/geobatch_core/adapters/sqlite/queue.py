@@ -30,7 +30,7 @@ class SqliteQueue:
 
     def create(self, name: str, *, max_receive_count: int, visibility_seconds: int) -> tuple[str, str]:
         url, dlq_url = f"{URL_SCHEME}{name}", f"{URL_SCHEME}{name}-dlq"
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:
             conn.execute("INSERT OR IGNORE INTO queues (url) VALUES (?)", (dlq_url,))
             conn.execute(
                 "INSERT OR REPLACE INTO queues (url, dlq_url, max_receive_count, visibility_seconds) "
@@ -54,7 +54,7 @@ class SqliteQueue:
 
     def send_batch(self, queue_url: str, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
         visible_at = now() + max(0, delay_seconds)
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:  # a queued job survives even a power loss
             self._queue(conn, queue_url, "queue jobs")
             conn.executemany(
                 "INSERT INTO messages (queue_url, message_id, body, visible_at) VALUES (?, ?, ?, ?)",

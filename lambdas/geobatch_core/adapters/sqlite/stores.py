@@ -22,7 +22,7 @@ class SqliteFunctionStore:
         self._db = db
 
     def put_new(self, item: Item) -> None:
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:
             if conn.execute("SELECT 1 FROM functions WHERE id = ?", (item["id"],)).fetchone():
                 raise errors.ConflictError(f"Function {item['id']} already exists")
             conn.execute(
@@ -39,7 +39,7 @@ class SqliteFunctionStore:
     def update(
         self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
     ) -> Item:
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:
             row = conn.execute("SELECT item FROM functions WHERE id = ?", (function_id,)).fetchone()
             if row is None:
                 raise errors.NotFoundError(f"Function {function_id} does not exist")
@@ -57,7 +57,7 @@ class SqliteFunctionStore:
         return item
 
     def delete(self, function_id: str) -> None:
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:
             conn.execute("DELETE FROM functions WHERE id = ?", (function_id,))
 
     def list_by_owner(
@@ -95,7 +95,7 @@ class SqliteJobStore:
 
     def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
         key = f"ref#{reference_id}"
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:
             row = conn.execute(
                 "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, key)
             ).fetchone()
@@ -111,7 +111,7 @@ class SqliteJobStore:
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """One transaction per batch; ``INSERT OR IGNORE`` leaves existing jobs alone either way."""
         created: list[str] = []
-        with self._db.write() as conn:
+        with self._db.write(durable=True) as conn:  # a submission survives even a power loss
             for item in items:
                 cursor = conn.execute(
                     "INSERT OR IGNORE INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
