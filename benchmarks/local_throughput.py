@@ -158,6 +158,7 @@ def main() -> None:
                 options.worker_idle_seconds + 1
             )  # every worker of the last round has left: a cold start
             gb_runs.append(run_geobatch(fn, plan, stack))
+            fn.delete_jobs(delete_results=True)  # the next round fetches its own results only
         pool = statistics.median(pool_walls)
         geob = statistics.median(r["wall"] for r in gb_runs)
         rows = [

@@ -15,6 +15,13 @@ from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, hol
 from geobatch_core.ports import Item, Key
 
 JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
+_OLDEST_FIRST = (
+    "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key > ? ORDER BY job_key LIMIT ?"
+)
+_NEWEST_FIRST = (
+    "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key < ? "
+    "ORDER BY job_key DESC LIMIT ?"
+)
 
 
 class SqliteFunctionStore:
@@ -177,19 +184,12 @@ class SqliteJobStore:
         newest_first: bool,
         projection: Sequence[str] | None = None,
     ) -> tuple[list[Item], Key | None]:
+        after = (start or {}).get("job_key")
         if newest_first:
-            bound, order = ("job_key < ?", (start or {}).get("job_key", JOB_KEY_CEILING)), "DESC"
+            sql, bound = _NEWEST_FIRST, after if after is not None else JOB_KEY_CEILING
         else:
-            bound, order = ("job_key > ?", (start or {}).get("job_key", "")), "ASC"
-        rows = (
-            self._db.read()
-            .execute(
-                f"SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND {bound[0]} "  # nosec B608
-                f"ORDER BY job_key {order} LIMIT ?",
-                (function_id, JOB_KEY_CEILING, bound[1], limit),
-            )
-            .fetchall()
-        )
+            sql, bound = _OLDEST_FIRST, after if after is not None else ""
+        rows = self._db.read().execute(sql, (function_id, JOB_KEY_CEILING, bound, limit)).fetchall()
         items = [loads(r[0]) for r in rows]
         last = {"function_id": function_id, "job_key": items[-1]["job_key"]} if len(items) == limit else None
         if projection:
