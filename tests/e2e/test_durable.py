@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 import geobatch as gb
 from geobatch.local import stop_background
+from geobatch_core import env
 from tests.e2e.conftest import daemon_up, wait_gone
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
@@ -117,3 +119,30 @@ def test_local_down_and_up_mid_run_loses_nothing_and_the_sdk_follows(daemon_home
     # The same client (and so the monitor, which proxies through one) finds the new port itself.
     check_after_restart(fn, before, again)
     assert client.api_url == again["api_url"]
+
+
+def identity(x):
+    return x
+
+
+def test_a_build_cut_off_by_a_daemon_crash_is_resumed_after_restart(daemon_home, monkeypatch):
+    with socket.socket() as index:  # a package index that never answers: the build hangs in pip
+        index.bind(("127.0.0.1", 0))
+        index.listen(8)
+        url = f"http://127.0.0.1:{index.getsockname()[1]}/simple"
+        monkeypatch.setenv(env.LOCAL_PIP_ARGS, f"--index-url {url} --timeout 5 --retries 0")
+        state = daemon_up(daemon_home)
+        fn = gb.Function(identity, name="resumed", requirements=["numpy"], client=gb.Client(state["api_url"]))
+        fn.save()
+        assert fn.refresh().status == gb.FunctionStatus.BUILDING
+        os.kill(state["pid"], signal.SIGKILL)
+        wait_gone(state["pid"])
+    monkeypatch.setenv(env.LOCAL_PIP_ARGS, "--no-index")
+    again = daemon_up(daemon_home)
+    fn = gb.Function.get(fn.id, client=gb.Client(again["api_url"]))
+    deadline = time.monotonic() + 180
+    while fn.refresh().status == gb.FunctionStatus.BUILDING:
+        assert time.monotonic() < deadline, "the build was never resumed"
+        time.sleep(0.3)
+    assert fn.status == gb.FunctionStatus.READY, fn.status_reason
+    assert fn(5).wait_for_completion(timeout=120).result() == 5

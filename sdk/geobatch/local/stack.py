@@ -114,6 +114,7 @@ class LocalStack:
         self.api_port = options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._stop = threading.Event()
+        self._wakeup = threading.Event()  # a submit wakes the scaler
         self._threads: list[threading.Thread] = []
         self.services: Services | None = None
         self.events = LogPublisher(keep=1000)  # completion events become log lines
@@ -148,39 +149,7 @@ class LocalStack:
         session = self._session()
         s3 = make_s3_client(session, self.moto_url)
         provision.create_bucket(s3, BUCKET)
-        self.state = Database(self.state_path)
-        functions, jobs, queue = open_state(self.state_path, self.state)
-        settings = Settings(
-            queue_prefix="geobatch-local",
-            lost_worker_seconds=self.options.lost_worker_seconds,
-            retry_base_seconds=self.options.retry_base_seconds,
-        )
-        self.executor = LocalExecutor(
-            self.options.home, self.worker_env(), idle_seconds=self.options.worker_idle_seconds
-        )
-        builder = LocalImageBuilder(self.options.home, pip_args=self.options.pip_args)
-        self.services = Services(
-            functions=functions,
-            jobs=jobs,
-            queue=queue,
-            blobs=S3BlobStore(s3, BUCKET),
-            executor=self.executor,
-            builder=builder,
-            settings=settings,
-            on_submit=self._wake,
-            events=self.events,
-        )
-        report = function_service.build_reporter(self.services)
-
-        def build_done(
-            function_id: str, ok: bool, image_uri: str | None, build_log: str, reason: str
-        ) -> None:
-            try:
-                report(function_id, ok, image_uri, build_log, reason)
-            except Exception:
-                log.exception("could not record the end of the build of %s", function_id)
-
-        builder.on_done = build_done
+        self.services = self._make_services(s3)
         self._resume_builds()
         from geobatch_api import app as api_app
         from geobatch_api import context as api_context
@@ -192,9 +161,45 @@ class LocalStack:
             "127.0.0.1", self.api_port, api_app.handler, limits.MAX_REQUEST_BYTES + 100_000
         )
         self._spawn(self.http.serve_forever, "api")
-        self._wakeup = threading.Event()
         self._spawn(self._scale_loop, "scaler")
         return self
+
+    def _make_services(self, s3: Any) -> Services:
+        """The ports: SQLite state, local S3, worker subprocesses, virtualenv builds."""
+        self.state = Database(self.state_path)
+        functions, jobs, queue = open_state(self.state_path, self.state)
+        settings = Settings(
+            queue_prefix="geobatch-local",
+            lost_worker_seconds=self.options.lost_worker_seconds,
+            retry_base_seconds=self.options.retry_base_seconds,
+        )
+        self.executor = LocalExecutor(
+            self.options.home, self.worker_env(), idle_seconds=self.options.worker_idle_seconds
+        )
+        builder = LocalImageBuilder(self.options.home, pip_args=self.options.pip_args)
+        services = Services(
+            functions=functions,
+            jobs=jobs,
+            queue=queue,
+            blobs=S3BlobStore(s3, BUCKET),
+            executor=self.executor,
+            builder=builder,
+            settings=settings,
+            on_submit=self._wake,
+            events=self.events,
+        )
+        report = function_service.build_reporter(services)
+
+        def build_done(
+            function_id: str, ok: bool, image_uri: str | None, build_log: str, reason: str
+        ) -> None:
+            try:
+                report(function_id, ok, image_uri, build_log, reason)
+            except Exception:
+                log.exception("could not record the end of the build of %s", function_id)
+
+        builder.on_done = build_done
+        return services
 
     def _resume_builds(self) -> None:
         """A build the previous daemon was running when it stopped has no thread left to end it."""
