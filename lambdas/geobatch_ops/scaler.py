@@ -2,9 +2,14 @@
 
 Invoked asynchronously by the API on submit (``{"function_id": ...}``) and every minute by an
 EventBridge schedule (all Functions). ``run_pass`` is the control loop itself, and local mode's
-daemon runs the same function every half second, so both run one loop: drain dead-letter queues
-(no job left outstanding behind a dead letter), announce completion (also for a stopped Function
-whose jobs were all cancelled), and scale the ready Functions.
+daemon runs the same function every half second, so both run one loop: settle Functions whose
+build event was lost (scheduled passes), drain dead-letter queues (no job left outstanding behind
+a dead letter), announce completion (also for a stopped Function whose jobs were all cancelled),
+and scale the ready Functions.
+
+Passes overlap (one invocation per submit plus the schedule): the stack reserves one concurrent
+execution for the scaler, and each Function's pass holds a lease (``services.lease``), so two
+passes never both start the same shortfall.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from geobatch_core.services import scaling
 from geobatch_core.services.context import Services
 from geobatch_core.services.dead_letters import drain_dead_letters
 from geobatch_core.services.iterate import all_functions
+from geobatch_core.services.lease import scaling_lease
+from geobatch_ops.build_events import reconcile_builds
 
 logger = Logger(service="geobatch-scaler")
 metrics = Metrics(namespace="GeoBatch", service="geobatch-scaler")
@@ -36,11 +43,12 @@ class PassReport:
     dead_letters: int = 0
     running: int = 0
     completed: int = 0
+    reconciled: int | None = None  # None: not a scheduled pass (builds were not looked at)
 
 
 def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
     if not function_id:
-        return all_functions(svc, None)
+        return list(all_functions(svc, None))
     try:
         return [svc.functions.get(function_id)]
     except errors.NotFoundError:
@@ -50,21 +58,39 @@ def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
 def run_pass(svc: Services, function_id: str | None = None) -> PassReport:
     """One pass of the control loop over one Function (a submit's wake-up) or all of them."""
     report = PassReport()
-    for function in functions_of_pass(svc, function_id):
+    functions = functions_of_pass(svc, function_id)
+    if not function_id:
+        report.reconciled = settle_builds(svc, functions)
+    for function in functions:
         step_function(svc, function, report)
     return report
 
 
+def settle_builds(svc: Services, functions: Iterable[Item]) -> int:
+    """The scheduled pass also settles builds whose end event was lost."""
+    try:
+        return reconcile_builds(svc, functions, svc.clock())
+    except errors.GeoBatchError as exc:  # e.g. CodeBuild throttled: scale now, reconcile next tick
+        logger.warning("could not reconcile builds", extra={"why": exc.message})
+        return 0
+
+
 def step_function(svc: Services, function: Item, report: PassReport) -> None:
     """The pass's steps for one Function, in order."""
-    # A dead letter ends its job whatever the Function's status: the job failed either way.
-    report.dead_letters += drain_dead_letters(svc, function)
     if function.get("status") == FunctionStatus.READY.value:
-        report.started[function["id"]] = scaling.scale_function(svc, function)
+        # One pass per Function at a time: overlapping passes would both start the same shortfall.
+        with scaling_lease(svc, function) as held:
+            if not held:
+                return
+            report.dead_letters += drain_dead_letters(svc, function)
+            report.started[function["id"]] = scaling.scale_function(svc, function)
         report.running += svc.executor.running_workers(function)
-    elif function.get("active") and not any_outstanding(svc, function):
-        # Not ready (stopped, rebuilding): no workers to scale, but a busy period that ended
-        # (every job cancelled) still gets its one completion event.
+        return
+    # Not ready (stopped, rebuilding): no workers to scale, but a dead letter still ends its job
+    # (conditional writes make a concurrent drain harmless), and a busy period that ended (every
+    # job cancelled) still gets its one completion event.
+    report.dead_letters += drain_dead_letters(svc, function)
+    if function.get("active") and not any_outstanding(svc, function):
         report.completed += scaling.announce_completion(svc, function)
 
 
@@ -89,6 +115,8 @@ def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
     report = run_pass(context.services(), (event or {}).get("function_id"))
+    if report.reconciled is not None:
+        metrics.add_metric(name="BuildsReconciled", unit=MetricUnit.Count, value=report.reconciled)
     metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(report.started.values()))
     metrics.add_metric(name="RunningWorkers", unit=MetricUnit.Count, value=report.running)
     metrics.add_metric(name="DeadLetterMessages", unit=MetricUnit.Count, value=report.dead_letters)

@@ -3,6 +3,7 @@ worker subprocesses instead of AWS Batch, and virtualenvs instead of CodeBuild. 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -19,16 +20,18 @@ import boto3
 from geobatch.local.builder import LocalImageBuilder
 from geobatch.local.executor import LocalExecutor
 from geobatch.local.http_adapter import make_server
-from geobatch_core import env, limits
+from geobatch_core import env, errors, limits
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqlite import Database, open_state
+from geobatch_core.data_access import Bound
 from geobatch_core.models import FunctionStatus
 from geobatch_core.services import functions as function_service
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.iterate import all_functions
+from geobatch_core.services.lease import LEASE_ATTRIBUTE
 from geobatch_ops import scaler
 
 log = logging.getLogger("geobatch.local")
@@ -150,7 +153,7 @@ class LocalStack:
         s3 = make_s3_client(session, self.moto_url)
         provision.create_bucket(s3, BUCKET)
         self.services = self._make_services(s3)
-        self._resume_builds()
+        self._recover_after_restart()
         from geobatch_api import app as api_app
         from geobatch_api import context as api_context
 
@@ -172,6 +175,8 @@ class LocalStack:
             queue_prefix="geobatch-local",
             lost_worker_seconds=self.options.lost_worker_seconds,
             retry_base_seconds=self.options.retry_base_seconds,
+            # Anything unless configured: GEOBATCH_DATA_ACCESS rehearses a deployed stack's bound.
+            data_bound=Bound.from_json(os.environ.get(env.DATA_ACCESS)),
         )
         self.executor = LocalExecutor(
             self.options.home, self.worker_env(), idle_seconds=self.options.worker_idle_seconds
@@ -201,10 +206,17 @@ class LocalStack:
         builder.on_done = build_done
         return services
 
-    def _resume_builds(self) -> None:
-        """A build the previous daemon was running when it stopped has no thread left to end it."""
+    def _recover_after_restart(self) -> None:
+        """What a previous daemon left when it stopped or crashed: a build it was running has no
+        thread left to end it; a scaling lease it held would keep this daemon's scaler away for
+        up to ``LEASE_SECONDS`` (the home's lock says no other pass can be running)."""
         assert self.services is not None
         for function in all_functions(self.services, None):
+            if (lease := function.get(LEASE_ATTRIBUTE)) is not None:
+                with contextlib.suppress(errors.ConflictError, errors.NotFoundError):
+                    self.services.functions.update(
+                        function["id"], {LEASE_ATTRIBUTE: None}, expect={LEASE_ATTRIBUTE: lease}
+                    )
             if function.get("status") == FunctionStatus.BUILDING.value and function.get("image_hash"):
                 log.info("resuming the build of %s", function["id"])
                 self.services.builder.start_build(
