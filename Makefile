@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test audit checkov bench format synth deploy destroy node-version local-up local-down clean
+.PHONY: demo test rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up local-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: $(STAMP)
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Only the cloud rehearsal (part of `make test`): the synthesized stack (with its bundled Lambda asset)
+## deployed into moto's CloudFormation, its Lambdas run from that asset in a Lambda-like python3.11
+## interpreter, the worker under its Function's role, IAM enforced on every request
+## (tests/rehearsal; first run bundles the asset and builds the runtime venv, both cached under .venv).
+rehearse-cloud: $(STAMP)
+	$(BIN)/pytest tests/rehearsal -m rehearsal $(PYTEST_ARGS)
 
 ## pip-audit of the pinned dependencies (needs PyPI's vulnerability API).
 audit: $(STAMP)

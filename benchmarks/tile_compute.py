@@ -1,8 +1,10 @@
 """Benchmark: one 1024 x 1024 x 3 land-cover tile, timed per stage, through local S3 (moto server).
 
 Run from the repo root: ``.venv/bin/python benchmarks/tile_compute.py``. Stages: load the JSON model,
-load/select STAC items, windowed COG reads over /vsis3/ + warp onto the tile grid, numpy KMeans predict,
-COG encode + upload + STAC item. The tile lies fully inside the synthetic scene. Single process.
+read the tile's scene list (per-tile index), windowed COG reads over /vsis3/ of every scene it needs
+(nir, red, green and the 20 m SCL; clearest first, stopping once every pixel has a clear view), cloud
+masking and per-pixel compositing, numpy KMeans predict, COG encode + upload + STAC item. The tile lies
+fully inside the synthetic archive (three dates, two processing baselines, clouds). Single process.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def main() -> None:
         client.create_bucket(Bucket="bench")
         t0 = time.perf_counter()
         # Scene large enough that the centre 1024 tile is entirely inside it (no nodata shortcut).
-        plan = prepare_demo(client, "bench", width_px=2048, height_px=2048, margin_px=0)
+        plan = prepare_demo(client, "bench", width_px=2048, height_px=2048, margin_px=0, train_tiles=2)
         print(f"scene + model prepared in {time.perf_counter() - t0:.1f} s")
         tile = Tile.from_latlon(44.03, -73.43, 10.0, 1024, 0)
 
@@ -57,9 +59,13 @@ def main() -> None:
                 run_tile(tile.key, "bench", plan.model_uri, plan.items_uri, "bench", s3_client=client)
             )
         runs = runs[1:]  # the first run pays imports and GDAL/connection warm-up
-        assert runs[0]["valid_fraction"] == 1.0
+        assert runs[0]["valid_fraction"] > 0.9
         stages = ["model", "items", "read", "classify", "write", "total"]
         print(f"tile {tile.key}  ({tile.shape[0]}x{tile.shape[1]}x3, median of {REPEATS} warm runs)")
+        used = runs[0]["scenes_used"]
+        print(
+            f"scenes read {len(used)} of {len(runs[0]['source_items'])}, clear {runs[0]['valid_fraction']:.1%}"
+        )
         print(f"{'stage':<10} {'median s':>9} {'min s':>8}")
         for stage in stages:
             values = [r["seconds"][stage] for r in runs]

@@ -603,14 +603,16 @@ main.add_command(ui)
 
 
 def _register_extra_commands() -> None:
-    """Add the ``local`` and ``demo`` commands (their modules import more, so they live apart)."""
+    """Add the ``local``, ``demo`` and land-cover commands (their modules import more, so they live apart)."""
     from geobatch.demo import demo, plan, preview
+    from geobatch.landcover.cli import train
     from geobatch.local.cli import local
 
     main.add_command(local)
     main.add_command(demo)
     main.add_command(plan)
     main.add_command(preview)
+    main.add_command(train)
 
 
 _register_extra_commands()

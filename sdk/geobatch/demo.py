@@ -1,9 +1,10 @@
 """``geobatch demo``: the k-means land-cover demo, end to end, in local mode (or ``--cloud``).
 
-It generates a synthetic Sentinel-2 scene into S3, trains a KMeans(5) classifier, cuts the area
-into DLTile-compatible UTM tiles, saves the per-tile job as a GeoBatch Function, maps one job per
-tile, waits with a progress bar, and then writes a summary, a preview PNG of the product and the
-agreement with the scene's known land cover.
+It generates a synthetic Sentinel-2 L2A archive into S3 (earth-search v1 items, three summer dates
+across the 2022 processing-baseline change, clouds and shadows), cuts the area into DLTile-compatible
+UTM tiles, indexes each tile's scenes, trains a KMeans(5) classifier on cloud-masked composites of
+sampled tiles, saves the per-tile job as a GeoBatch Function, maps one job per tile, waits, and then
+writes a summary, a preview PNG of the product and the agreement with the known land cover.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import click
 
 DEMO_BUCKET = "geobatch-demo"
 # What the per-tile job imports; in local mode they are already installed, so the build is quick.
-DEMO_REQUIREMENTS = ["scikit-learn", "rasterio", "numpy", "pyproj", "shapely", "pystac"]
+DEMO_REQUIREMENTS = ["scikit-learn", "rasterio", "numpy", "pyproj", "shapely", "pystac", "pystac-client"]
 # The public Sentinel-2 L2A COG archive (us-west-2), read unsigned as its owners intend.
 SENTINEL_COGS = "s3://sentinel-cogs/*"
 
@@ -63,10 +64,11 @@ def demo_data_access(plan: Any) -> Any:
     they point at (read), the product's prefix (write) and the public Sentinel-2 archive (unsigned)."""
     import geobatch as gb
     from geobatch.landcover.product import product_prefix
-    from geobatch.landcover.synthetic import DEFAULT_PREFIX
 
+    # The per-tile item index, the scenes' COGs and Items all live under the archive's root.
+    archive_root = plan.archive_uri.rsplit("/", 1)[0]
     return gb.S3Access(
-        read=[plan.model_uri, plan.items_uri, f"s3://{plan.bucket}/{DEFAULT_PREFIX}/*"],
+        read=[plan.model_uri, f"{archive_root}/*"],
         write=[f"s3://{plan.bucket}/{product_prefix(plan.product_id)}/*"],
         public=[SENTINEL_COGS],
     )
@@ -103,7 +105,9 @@ def _run_demo(
     import geobatch as gb
     from geobatch.landcover.job import classify_tile
     from geobatch.landcover.pipeline import compare_with_truth, prepare_demo, summarize
+    from geobatch.landcover.plan import LANDCOVER_CPUS, LANDCOVER_MEMORY_MB
     from geobatch.landcover.product import mosaic_preview, write_collection
+    from geobatch.landcover.synthetic import DEMO_ACQUISITIONS
 
     started = time.monotonic()
     client = gb.Client(api_url) if api_url else gb.Client()
@@ -113,7 +117,10 @@ def _run_demo(
         s3.create_bucket(Bucket=bucket)
     product_id = f"landcover-{time.strftime('%Y%m%d-%H%M%S')}"
     size = f"{options.width}×{options.height} px"
-    echo(f"1/5 generating a synthetic Sentinel-2 scene ({size}) and training KMeans(5)")
+    dates = len(DEMO_ACQUISITIONS)
+    echo(
+        f"1/5 generating synthetic Sentinel-2 L2A scenes ({size}, {dates} dates, clouds), training KMeans(5)"
+    )
     plan = prepare_demo(
         s3,
         bucket,
@@ -126,14 +133,16 @@ def _run_demo(
         pad=options.pad,
         product_id=product_id,
     )
-    echo(f"    {len(plan.tile_keys)} tiles of {options.tilesize} px at {options.resolution:g} m")
+    echo(f"    {len(plan.tile_keys)} tiles of {options.tilesize} px at {options.resolution:g} m; scenes:")
+    for scene_id in plan.scene_ids:
+        echo(f"      {scene_id}")
     echo("2/5 saving the per-tile Function (builds its environment on first use)")
     fn = gb.Function(
         classify_tile,
         name="landcover-kmeans",
         requirements=DEMO_REQUIREMENTS,
-        cpus=1,
-        memory=4096,
+        cpus=LANDCOVER_CPUS,
+        memory=LANDCOVER_MEMORY_MB,
         maximum_concurrency=options.concurrency,
         retry_count=2,
         timeout=600,
@@ -150,7 +159,7 @@ def _run_demo(
             echo(f"    job {job.id} {job.status}: {job.error_reason}")
     echo("4/5 collecting results and writing the product's STAC collection")
     summaries = [r for r in fn.results() if isinstance(r, dict)]
-    summary = summarize(summaries, plan.cluster_names)
+    summary = summarize(summaries)
     write_collection(s3, bucket, product_id)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     preview = mosaic_preview(bucket, product_id, options.out_dir / "landcover-preview.png", s3_client=s3)
@@ -161,6 +170,9 @@ def _run_demo(
         "product": f"s3://{bucket}/products/{product_id}/collection.json",
         "tiles": len(plan.tile_keys),
         "jobs": {k: v for k, v in stats.items() if v},
+        "scenes": plan.scene_ids,
+        "scenes_used": summary["scenes_used"],
+        "valid_fraction": summary["valid_fraction"],
         "class_area_km2": summary["area_km2"],
         "agreement_with_truth": round(comparison["agreement"], 4),
         "seconds_per_stage_mean": summary["seconds_mean"],
@@ -179,6 +191,8 @@ def print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
         "class areas (km²)  "
         + ", ".join(f"{k} {v:,.1f}" for k, v in sorted(report["class_area_km2"].items()))
     )
+    echo(f"scenes used        {len(report['scenes_used'])} of {len(report['scenes'])}")
+    echo(f"clear pixels       {report['valid_fraction']:.1%} (the rest cloudy or shadowed on every date)")
     echo(
         f"agreement          {report['agreement_with_truth']:.1%} of valid pixels match the known land cover"
     )
@@ -241,30 +255,55 @@ def demo(
 @click.option("--tilesize", default=1024, show_default=True)
 @click.option("--resolution", default=10.0, show_default=True)
 @click.option("--pad", default=0, show_default=True)
-@click.option("--concurrency", default=500, show_default=True, help="maximum_concurrency of the run.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="maximum_concurrency of the Function (default: the stack's cap).",
+)
 @click.option("--seconds-per-tile", default=30.0, show_default=True, help="Measured per-job seconds.")
-@click.option("--cpus", default=1.0, show_default=True)
-@click.option("--memory-gb", default=2.0, show_default=True)
+@click.option("--cpus", default=None, type=float, help="vCPUs per job (default: the land-cover Function's).")
+@click.option(
+    "--memory-gb", default=None, type=float, help="GB per job (default: the land-cover Function's)."
+)
+@click.option(
+    "--cdk-json", default="cdk.json", show_default=True, type=click.Path(dir_okay=False),
+    help="Stack context to read max_vcpus from (missing file: the stack's default).",
+)  # fmt: skip
+@click.option("--log-kb-per-job", default=4.0, show_default=True, help="CloudWatch Logs ingested per job.")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 def plan(
     geojson: str | None,
     tilesize: int,
     resolution: float,
     pad: int,
-    concurrency: int,
+    concurrency: int | None,
     seconds_per_tile: float,
-    cpus: float,
-    memory_gb: float,
+    cpus: float | None,
+    memory_gb: float | None,
+    cdk_json: str,
+    log_kb_per_job: float,
     as_json: bool,
 ) -> None:
     """Estimate tiles, jobs, wall time and AWS cost of a run over an area (default: the continental US)."""
-    from geobatch.landcover.plan import estimate, format_plan
+    from geobatch.landcover.plan import (
+        LANDCOVER_CPUS,
+        LANDCOVER_MEMORY_MB,
+        JobTraffic,
+        estimate,
+        format_plan,
+        stack_max_vcpus,
+    )  # fmt: skip
     from geobatch.landcover.regions import conus_geojson
 
     try:
         shape = json.loads(Path(geojson).read_text()) if geojson else conus_geojson()
     except ValueError as exc:
         raise click.UsageError(f"{geojson} is not valid GeoJSON: {exc}") from None
+    try:
+        max_vcpus = stack_max_vcpus(cdk_json)
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(f"{cdk_json}: cannot read context max_vcpus ({exc})") from None
     result = estimate(
         shape,
         resolution=resolution,
@@ -272,8 +311,10 @@ def plan(
         pad=pad,
         seconds_per_tile=seconds_per_tile,
         concurrency=concurrency,
-        vcpus=cpus,
-        memory_gb=memory_gb,
+        vcpus=cpus if cpus is not None else LANDCOVER_CPUS,
+        memory_gb=memory_gb if memory_gb is not None else LANDCOVER_MEMORY_MB / 1024,
+        max_vcpus=max_vcpus,
+        traffic=JobTraffic.for_tile(tilesize + 2 * pad, log_kb=log_kb_per_job),
     )
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_plan(result))
 

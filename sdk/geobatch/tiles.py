@@ -89,8 +89,19 @@ def lonlat_to_utm(zone: int, lon: Any, lat: Any) -> tuple[Any, Any]:
 
 
 def utm_to_lonlat(zone: int, x: Any, y: Any) -> tuple[Any, Any]:
-    """Inverse of :func:`lonlat_to_utm`."""
-    return _inverse(zone).transform(x, y)
+    """Inverse of :func:`lonlat_to_utm`.
+
+    Points on the false easting lie exactly on the zone's central meridian; PROJ returns it with a
+    rounding error (-123.00000000000001 in zone 10), which would drop tiles that only touch a shape
+    edge lying on that meridian (DL's client keeps them), so those longitudes are snapped to it.
+    """
+    lon, lat = _inverse(zone).transform(x, y)
+    on_meridian = np.asarray(x) == FALSE_EASTING
+    if np.any(on_meridian):
+        lon = np.where(on_meridian, float(6 * zone - 183), lon)
+        if np.ndim(lon) == 0:
+            lon = float(lon)
+    return lon, lat
 
 
 @dataclass(frozen=True, order=True)
@@ -235,6 +246,15 @@ class Tile:
         """Lon/lat polygon through the four unpadded corners (straight lines in lon/lat)."""
         xs, ys = zip(*self.corners_utm, strict=True)
         lons, lats = utm_to_lonlat(self.zone, np.array(xs), np.array(ys))
+        return Polygon(zip(lons.tolist(), lats.tolist(), strict=True))
+
+    @property
+    def padded_geometry(self) -> Polygon:
+        """Lon/lat polygon through the four padded corners: the footprint of the tile's raster."""
+        xmin, ymin, xmax, ymax = self.padded_bounds
+        xs = np.array([xmin, xmax, xmax, xmin])
+        ys = np.array([ymin, ymin, ymax, ymax])
+        lons, lats = utm_to_lonlat(self.zone, xs, ys)
         return Polygon(zip(lons.tolist(), lats.tolist(), strict=True))
 
     @property

@@ -1,16 +1,32 @@
-"""Scale-plan estimate arithmetic."""
+"""Scale-plan estimate arithmetic, and its defaults from the stack's context and the land-cover Function."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 from shapely.geometry import box
 
-from geobatch.landcover.plan import FARGATE_PRICES_USD, estimate, format_plan
+from geobatch.cli import main
+from geobatch.landcover.plan import (
+    FARGATE_PRICES_USD,
+    LOGS_USD_PER_GB,
+    S3_PRICES_USD,
+    JobTraffic,
+    estimate,
+    format_plan,
+    stack_max_vcpus,
+)
 
 pytestmark = pytest.mark.geo
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_estimate_from_tile_count() -> None:
+    traffic = JobTraffic(own_gets=2, archive_gets=40, puts=2, log_kb=4.0)
     est = estimate(
         1000,
         seconds_per_tile=2.0,
@@ -18,6 +34,7 @@ def test_estimate_from_tile_count() -> None:
         vcpus=1.0,
         memory_gb=2.0,
         worker_startup_seconds=60.0,
+        traffic=traffic,
         control_plane_usd_per_million_jobs=3.0,
     )
     assert (est.jobs, est.workers, est.waves) == (1000, 100, 10)
@@ -26,8 +43,20 @@ def test_estimate_from_tile_count() -> None:
     per_hour = 1.0 * FARGATE_PRICES_USD["vcpu_hour"] + 2.0 * FARGATE_PRICES_USD["gb_hour"]
     assert est.compute_usd == pytest.approx(100 * 80 / 3600 * per_hour)
     assert est.control_plane_usd == pytest.approx(0.003)
-    assert est.total_usd == pytest.approx(est.compute_usd + est.control_plane_usd)
+    assert est.s3_requests == 4000 and est.archive_requests == 40_000
+    assert est.s3_usd == pytest.approx(
+        1000 * (2 * S3_PRICES_USD["get_per_1000"] + 2 * S3_PRICES_USD["put_per_1000"]) / 1000
+    )
+    assert est.log_gb == pytest.approx(1000 * 4 / 1024 / 1024)
+    assert est.logs_usd == pytest.approx(est.log_gb * LOGS_USD_PER_GB)
+    assert est.total_usd == pytest.approx(est.compute_usd + est.control_plane_usd + est.s3_usd + est.logs_usd)
     assert est.busy_worker_hours == pytest.approx(2000 / 3600)
+
+
+def test_workers_capped_by_the_stack_vcpus() -> None:
+    assert estimate(10_000, max_vcpus=256, vcpus=1.0).workers == 256  # no concurrency given: the stack's cap
+    assert estimate(10_000, max_vcpus=256, vcpus=2.0, concurrency=500).workers == 128
+    assert estimate(10_000, max_vcpus=256, vcpus=1.0, concurrency=100).workers == 100
 
 
 def test_estimate_from_shape_and_format() -> None:
@@ -35,5 +64,36 @@ def test_estimate_from_shape_and_format() -> None:
     assert est.tiles == est.jobs > 0 and est.zones == 1
     assert est.workers == est.jobs  # fewer jobs than concurrency: one wave
     text = format_plan(est)
-    assert "tiles / jobs" in text and "total" in text
+    assert "tiles / jobs" in text and "S3 requests" in text and "log ingestion" in text and "total" in text
     assert estimate(0).total_usd == 0.0
+
+
+def test_stack_max_vcpus_from_cdk_json(tmp_path: Path) -> None:
+    assert (
+        stack_max_vcpus(REPO / "cdk.json")
+        == json.loads((REPO / "cdk.json").read_text())["context"]["max_vcpus"]
+    )
+    assert stack_max_vcpus(tmp_path / "missing.json") == 256
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"max_vcpus": 64}}))
+    assert stack_max_vcpus(tmp_path / "cdk.json") == 64
+
+
+def test_plan_cli_defaults_are_the_stack_and_the_function(tmp_path: Path) -> None:
+    small = tmp_path / "area.json"
+    small.write_text(
+        json.dumps(
+            {"type": "Polygon", "coordinates": [[[-74, 43], [-72, 43], [-72, 45], [-74, 45], [-74, 43]]]}
+        )
+    )
+    cdk = tmp_path / "cdk.json"
+    cdk.write_text(json.dumps({"context": {"max_vcpus": 64}}))
+    result = CliRunner().invoke(main, ["plan", "--geojson", str(small), "--cdk-json", str(cdk), "--json"])
+    assert result.exit_code == 0, result.output
+    est = json.loads(result.output)
+    assert est["workers"] == 64 and est["max_vcpus"] == 64  # the stack's cap, not a made-up 500
+    assert est["vcpus"] == 1.0 and est["memory_gb"] == 4.0  # the land-cover Function's resources
+    assert est["s3_usd"] > 0 and est["logs_usd"] > 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"context": {"max_vcpus": "many"}}))
+    result = CliRunner().invoke(main, ["plan", "--geojson", str(small), "--cdk-json", str(bad)])
+    assert result.exit_code == 2 and "max_vcpus" in result.output

@@ -161,3 +161,14 @@ def test_geo_interface() -> None:
     assert feature["type"] == "Feature"
     assert feature["properties"]["key"] == tile.key
     assert len(feature["geometry"]["coordinates"][0]) == 5
+
+
+def test_shape_edge_on_the_central_meridian_keeps_the_touching_tiles() -> None:
+    # The west edge of this box lies exactly on zone 10's central meridian (-123°). PROJ puts the
+    # tile corners there at -123.00000000000001, which used to drop the 4 tiles west of the meridian
+    # that touch the edge; DL's client returns 24 keys.
+    tiles = Tile.from_shape(box(-123, 38, -122.5, 38.3), 10.0, 1024, 0)
+    assert len(tiles) == 24
+    assert {t.zone for t in tiles} == {10} and min(t.ti for t in tiles) == -1
+    west = [t for t in tiles if t.ti == -1]
+    assert all(t.geometry.bounds[2] == -123.0 for t in west)  # their east edge is the meridian itself

@@ -24,6 +24,7 @@ import pytest
 from moto import mock_aws
 
 from geobatch.demo import demo_data_access
+from geobatch.landcover.product import tile_id
 from geobatch_api import context as api_context
 from geobatch_core import data_access, env, layout
 from geobatch_core.adapters import provision
@@ -71,16 +72,18 @@ class TileRuns:
 def _archive_copy(s3: Any, plan: Any) -> str:
     """The scene's COGs copied into the public archive's bucket, and an ItemCollection in the user's
     bucket pointing there (as a STAC search of earth-search answers); returns the collection's URI."""
-    from geobatch.landcover.synthetic import DEFAULT_PREFIX
+    from geobatch.landcover.archive import ARCHIVE_PREFIX
 
-    items = s3.get_object(Bucket=USER_BUCKET, Key=plan.items_uri.split("/", 3)[3])["Body"].read().decode()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=USER_BUCKET, Prefix=DEFAULT_PREFIX):
+    root = plan.archive_uri.split("/", 3)[3].rsplit("/", 1)[0]  # synthetic/{digest}
+    items = s3.get_object(Bucket=USER_BUCKET, Key=f"{root}/search.json")["Body"].read().decode()
+    prefix = f"{root}/{ARCHIVE_PREFIX}/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=USER_BUCKET, Prefix=prefix):
         for obj in page.get("Contents", []):
             if obj["Key"].endswith(".tif"):
                 s3.copy_object(
                     Bucket=PUBLIC, Key=obj["Key"], CopySource={"Bucket": USER_BUCKET, "Key": obj["Key"]}
                 )
-    key = f"{DEFAULT_PREFIX}/search/archive.json"
+    key = f"{root}/search/archive.json"
     s3.put_object(Bucket=USER_BUCKET, Key=key, Body=items.replace(f"s3://{USER_BUCKET}/", f"s3://{PUBLIC}/"))
     return f"s3://{USER_BUCKET}/{key}"
 
@@ -110,7 +113,6 @@ def tile_runs() -> TileRuns:
             width_px=240,
             height_px=240,
             tilesize=256,
-            train_sample=20_000,
             product_id=PRODUCT,
         )
         archive_items = _archive_copy(s3, plan)
@@ -300,10 +302,12 @@ def test_every_request_of_the_tile_job_is_allowed(tile_runs: TileRuns, stack: An
     function = ready_function(stack, "kmeans", access)
     assert function["data_access"] == access  # stored and returned as declared
     policies = worker_policies(stack, function["id"])
+    tile = tile_runs.plan.tile_keys[0]
     signed = [c for c in tile_runs.demo_layout + tile_runs.archive_layout if c.signed]
     wanted = {
         "model": [c for c in signed if c.uri == tile_runs.plan.model_uri and c.method == "GET"],
-        "STAC items": [c for c in signed if c.uri == tile_runs.plan.items_uri],
+        # The tile's entry of the per-tile scene index (``items_uri`` is its template).
+        "STAC items": [c for c in signed if c.uri == tile_runs.plan.items_uri.format(tile_id=tile_id(tile))],
         "imagery COGs": [
             c for c in signed if c.bucket == USER_BUCKET and c.key.endswith(("B04.tif", "B08.tif"))
         ],

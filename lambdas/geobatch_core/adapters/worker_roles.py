@@ -128,11 +128,11 @@ class WorkerRoles:
         """Create (or update) the Function's worker role; returns its ARN."""
         name = self.role_name(str(function["id"]))
         try:
+            # Create first, never GetRole first: the control plane may touch only roles under
+            # role/geobatch/..., and IAM authorizes GetRole of a role that does not exist yet against
+            # role/<name> (it cannot know the path), which that grant does not match: AccessDenied,
+            # not NoSuchEntity.
             try:
-                arn = str(self._iam.get_role(RoleName=name)["Role"]["Arn"])
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-                    raise
                 arn = str(
                     self._iam.create_role(
                         RoleName=name,
@@ -143,6 +143,10 @@ class WorkerRoles:
                         Tags=[{"Key": "geobatch:function", "Value": str(function["id"])}],
                     )["Role"]["Arn"]
                 )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+                    raise
+                arn = str(self._iam.get_role(RoleName=name)["Role"]["Arn"])
             self._iam.put_role_policy(
                 RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(self.policy(function))
             )

@@ -1,8 +1,12 @@
 """KMeans land-cover classifier: trained with scikit-learn, stored as JSON, applied with plain numpy.
 
 The model artifact is a small JSON document (cluster centres in standardised feature space, the feature
-definition and the scaling), never a pickle: it is safe to load from S3 and needs no scikit-learn at predict
-time. Output labels are cluster ids 1..n (0 = nodata, i.e. any input band equal to 0).
+definition, the scaling and the cluster-to-class map), never a pickle: it is safe to load from S3 and needs
+no scikit-learn at predict time. Inputs are surface reflectance (float, NaN = invalid) in band order
+nir, red, green; outputs are the fixed class values of :mod:`geobatch.landcover.classes` (0 = nodata).
+
+Clusters get their class once, when the model is trained, by :func:`name_clusters` (a rule on the
+cluster centres), so every product of every run writes the same value for the same class.
 """
 
 from __future__ import annotations
@@ -14,45 +18,87 @@ from typing import Any
 
 import numpy as np
 
-from geobatch.landcover.classes import BANDS, NODATA
+from geobatch.landcover.classes import BANDS, CLASS_BY_NAME, CLASS_NAMES, NODATA
 
 MODEL_FORMAT = "geobatch.landcover.kmeans"
-MODEL_VERSION = 1
-FEATURES: tuple[str, ...] = ("B08", "B04", "B03", "NDVI")
-REFLECTANCE_SCALE = 1e-4  # L2A DN -> surface reflectance
+MODEL_VERSION = 2
+FEATURES: tuple[str, ...] = ("nir", "red", "green", "ndvi")
+_V1_FEATURES = ("B08", "B04", "B03", "NDVI")
 
 
 def valid_mask(bands: np.ndarray) -> np.ndarray:
-    """True where every band is non-zero (0 is nodata in L2A COGs and in our reprojected tiles)."""
-    return np.all(bands != 0, axis=0)
+    """True where every band is a finite reflectance (NaN marks masked or nodata pixels)."""
+    return np.all(np.isfinite(bands), axis=0)
+
+
+def _ndi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Normalised difference (a - b) / (a + b), 0 where the sum is not positive."""
+    denom = a + b
+    return np.divide(a - b, denom, out=np.zeros_like(a), where=denom > 0)
 
 
 def features(bands: np.ndarray) -> np.ndarray:
-    """(n, 4) float32 features from (3, n) DNs in band order B08, B04, B03: reflectances plus NDVI."""
-    refl = bands.reshape(len(BANDS), -1).astype(np.float32) * np.float32(REFLECTANCE_SCALE)
-    nir, red = refl[0], refl[1]
-    # NDVI separates forest from bright cropland/bare better than raw NIR; guard the all-zero nodata case.
-    denom = nir + red
-    ndvi = np.divide(nir - red, denom, out=np.zeros_like(nir), where=denom > 0)
-    return np.column_stack([refl[0], refl[1], refl[2], ndvi])
+    """(n, 4) float32 features from (3, n) reflectances (nir, red, green): the reflectances plus NDVI."""
+    refl = bands.reshape(len(BANDS), -1).astype(np.float32)
+    # NDVI separates forest from bright cropland/bare better than raw NIR.
+    return np.column_stack([refl[0], refl[1], refl[2], _ndi(refl[0], refl[1])])
+
+
+def name_clusters(centres: np.ndarray) -> dict[int, int]:
+    """{cluster id (1-based): class value} from cluster centres in feature space (nir, red, green, ndvi).
+
+    The rule, applied in this order to the clusters not yet named:
+    1. water: highest NDWI, (green - nir) / (green + nir);
+    2. forest: highest NDVI, (nir - red) / (nir + red);
+    3. bare: brightest, mean of nir, red and green;
+    4. cropland: highest NDVI;
+    5. urban: the remaining cluster (lowest NDVI of the three non-vegetated/mixed ones).
+    With more than five clusters each extra one takes the class of the nearest named centre; with fewer,
+    the rule stops early and the later classes are not used.
+    """
+    nir, red, green = centres[:, 0], centres[:, 1], centres[:, 2]
+    ndvi, ndwi, bright = _ndi(nir, red), _ndi(green, nir), (nir + red + green) / 3
+    steps = [("water", ndwi), ("forest", ndvi), ("bare", bright), ("cropland", ndvi), ("urban", -ndvi)]
+    free = list(range(len(centres)))
+    named: dict[int, int] = {}
+    for name, score in steps:
+        if not free:
+            break
+        best = max(free, key=lambda i: float(score[i]))
+        named[best] = CLASS_BY_NAME[name].id
+        free.remove(best)
+    spread = centres.std(axis=0) + 1e-9
+    for i in free:  # more clusters than classes: nearest named centre (in per-feature standard units)
+        dist = {j: float(np.sum(((centres[i] - centres[j]) / spread) ** 2)) for j in named}
+        named[i] = named[min(dist, key=lambda j: dist[j])]
+    return {i + 1: v for i, v in sorted(named.items())}
 
 
 @dataclass
 class KMeansModel:
-    """Cluster centres in standardised feature space plus the scaling that defines that space."""
+    """Cluster centres in standardised feature space, the scaling of that space and the class of each."""
 
     centers: np.ndarray  # (k, f) float64
     mean: np.ndarray  # (f,)
     scale: np.ndarray  # (f,)
+    classes: dict[int, int] = field(default_factory=dict)  # cluster id (1-based) -> class value
     features: tuple[str, ...] = FEATURES
     bands: tuple[str, ...] = BANDS
-    cluster_names: dict[int, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            self.classes = name_clusters(self.centers * self.scale + self.mean)
 
     @property
     def n_clusters(self) -> int:
-        """Number of clusters (labels are 1..n_clusters)."""
+        """Number of clusters."""
         return int(self.centers.shape[0])
+
+    @property
+    def cluster_names(self) -> dict[int, str]:
+        """{cluster id: class name}."""
+        return {k: CLASS_NAMES[v] for k, v in self.classes.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable artifact."""
@@ -62,26 +108,35 @@ class KMeansModel:
             "n_clusters": self.n_clusters,
             "bands": list(self.bands),
             "features": list(self.features),
-            "reflectance_scale": REFLECTANCE_SCALE,
+            "input": "surface reflectance, NaN = invalid",
             "nodata": NODATA,
             "scaling": {"mean": self.mean.tolist(), "scale": self.scale.tolist()},
             "centers": self.centers.tolist(),
-            "cluster_names": {str(k): v for k, v in self.cluster_names.items()},
+            "classes": {str(k): v for k, v in self.classes.items()},
+            "class_names": {str(k): CLASS_NAMES[v] for k, v in self.classes.items()},
             "metadata": self.metadata,
         }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> KMeansModel:
-        """Rebuild from :meth:`to_dict` output, rejecting other formats/versions."""
-        if doc.get("format") != MODEL_FORMAT or doc.get("version") != MODEL_VERSION:
-            raise ValueError(f"not a {MODEL_FORMAT} v{MODEL_VERSION} model")
-        if tuple(doc["features"]) != FEATURES or tuple(doc["bands"]) != BANDS:
+        """Rebuild from :meth:`to_dict` output (v2), or from a v1 artifact (v0 band names, unnamed clusters).
+
+        A v1 model's features were DN x 1e-4 without the baseline offset, i.e. the same reflectance
+        space; its clusters are named by :func:`name_clusters` on load.
+        """
+        from geobatch.landcover.assets import canonical_band
+
+        if doc.get("format") != MODEL_FORMAT or doc.get("version") not in (1, MODEL_VERSION):
+            raise ValueError(f"not a {MODEL_FORMAT} v1/v{MODEL_VERSION} model")
+        bands = tuple(canonical_band(b) for b in doc["bands"])
+        feats = tuple(doc["features"])
+        if bands != BANDS or feats not in (FEATURES, _V1_FEATURES):
             raise ValueError(f"unsupported feature definition {doc['features']} / {doc['bands']}")
         return cls(
             centers=np.asarray(doc["centers"], dtype=np.float64),
             mean=np.asarray(doc["scaling"]["mean"], dtype=np.float64),
             scale=np.asarray(doc["scaling"]["scale"], dtype=np.float64),
-            cluster_names={int(k): v for k, v in doc.get("cluster_names", {}).items()},
+            classes={int(k): int(v) for k, v in doc.get("classes", {}).items()},
             metadata=dict(doc.get("metadata", {})),
         )
 
@@ -103,8 +158,8 @@ class KMeansModel:
         """Read a JSON artifact from a local file."""
         return cls.from_json(Path(path).read_text())
 
-    def predict(self, bands: np.ndarray) -> np.ndarray:
-        """Labels 1..k for (3, ...) DNs (B08, B04, B03); 0 where any band is 0. Shape = bands.shape[1:]."""
+    def predict_clusters(self, bands: np.ndarray) -> np.ndarray:
+        """Cluster ids 1..k for (3, ...) reflectances; 0 where any band is NaN. Shape = bands.shape[1:]."""
         out_shape = bands.shape[1:]
         flat = bands.reshape(len(BANDS), -1)
         valid = valid_mask(flat)
@@ -116,9 +171,16 @@ class KMeansModel:
             labels[valid] = np.argmin(d, axis=1).astype(np.uint8) + 1
         return labels.reshape(out_shape)
 
+    def predict(self, bands: np.ndarray) -> np.ndarray:
+        """Fixed class values (1 water … 5 bare) for (3, ...) reflectances; 0 where any band is NaN."""
+        lut = np.zeros(self.n_clusters + 1, dtype=np.uint8)
+        for cluster, value in self.classes.items():
+            lut[cluster] = value
+        return lut[self.predict_clusters(bands)]
+
 
 def sample_features(bands: np.ndarray, sample_size: int, seed: int) -> np.ndarray:
-    """Random sample (without replacement) of valid-pixel features from (3, H, W) or (3, n) DNs."""
+    """Random sample (without replacement) of valid-pixel features from (3, H, W) or (3, n) reflectances."""
     flat = bands.reshape(len(BANDS), -1)
     idx = np.flatnonzero(valid_mask(flat))
     if idx.size == 0:
@@ -129,17 +191,16 @@ def sample_features(bands: np.ndarray, sample_size: int, seed: int) -> np.ndarra
     return features(flat[:, idx]).astype(np.float64)
 
 
-def train_kmeans(
-    bands: np.ndarray, n_clusters: int = 5, *, sample_size: int = 100_000, seed: int = 0, n_init: int = 4
+def fit_kmeans(
+    x: np.ndarray, n_clusters: int = 5, *, seed: int = 0, n_init: int = 4
 ) -> tuple[KMeansModel, Any]:
-    """Fit scikit-learn KMeans on a sample of valid pixels; returns (model, fitted sklearn estimator).
+    """Fit scikit-learn KMeans on (n, 4) features; returns (model with named clusters, sklearn estimator).
 
-    Features are standardised first so NDVI (range ~[-1, 1]) and reflectances weigh comparably. Label
-    ``i + 1`` of the JSON model equals sklearn label ``i``.
+    Features are standardised first so NDVI (range ~[-1, 1]) and reflectances weigh comparably. Cluster
+    ``i + 1`` of the JSON model is sklearn label ``i``.
     """
     from sklearn.cluster import KMeans
 
-    x = sample_features(bands, sample_size, seed)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -151,6 +212,13 @@ def train_kmeans(
         metadata={"trained_on_pixels": int(x.shape[0]), "seed": seed, "inertia": float(km.inertia_)},
     )
     return model, km
+
+
+def train_kmeans(
+    bands: np.ndarray, n_clusters: int = 5, *, sample_size: int = 100_000, seed: int = 0, n_init: int = 4
+) -> tuple[KMeansModel, Any]:
+    """Fit on a sample of the valid pixels of one (3, H, W) reflectance array (see :func:`fit_kmeans`)."""
+    return fit_kmeans(sample_features(bands, sample_size, seed), n_clusters, seed=seed, n_init=n_init)
 
 
 def confusion(pred: np.ndarray, truth: np.ndarray, n_pred: int = 5, n_true: int = 5) -> np.ndarray:
@@ -185,10 +253,15 @@ def relabel(pred: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
 
 
 def agreement(pred: np.ndarray, truth: np.ndarray, mapping: dict[int, int] | None = None) -> float:
-    """Fraction of pixels valid in both rasters whose (matched) label equals the truth."""
-    if mapping is None:
-        mapping = match_clusters_to_classes(pred, truth)
+    """Fraction of pixels valid in both rasters whose label (after ``mapping``, if given) equals the truth.
+
+    Products carry fixed class values, so by default labels are compared as they are; pass a mapping
+    (e.g. :func:`match_clusters_to_classes`) to score raw cluster ids.
+    """
     valid = (np.asarray(pred) > 0) & (np.asarray(truth) > 0)
     if not valid.any():
         return float("nan")
-    return float(np.mean(relabel(np.asarray(pred)[valid], mapping) == np.asarray(truth)[valid]))
+    labels = np.asarray(pred)[valid]
+    if mapping is not None:
+        labels = relabel(labels, mapping)
+    return float(np.mean(labels == np.asarray(truth)[valid]))

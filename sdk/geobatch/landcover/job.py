@@ -37,14 +37,21 @@ def run_tile(
 ) -> dict[str, Any]:
     """Classify one tile and write ``products/{product_id}/tiles/{tile_id}.tif|.json`` to ``bucket``.
 
-    Returns a JSON-serialisable summary: tile key, output URIs, pixel counts and areas (km²) per cluster id,
-    valid fraction and seconds per stage (model, items, read, classify, write).
+    ``items_uri`` names the scenes (see :func:`geobatch.landcover.scenes.items_for_job`). The GDAL
+    environment is entered once, for the buckets the scenes live in (unsigned when they are all public
+    archive buckets), so every COG read of the job shares its connections and cache. Returns a
+    JSON-serialisable summary: tile key, output URIs, the scenes read and used, pixel counts and areas
+    (km²) per class name over the unpadded tile, valid fraction and seconds per stage.
     """
     import numpy as np
 
-    from geobatch.landcover.imagery import items_for_tile, load_items, read_tile
+    from geobatch.landcover.assets import acquired
+    from geobatch.landcover.classes import CLASS_NAMES
+    from geobatch.landcover.gdal_env import buckets_of, rasterio_env
+    from geobatch.landcover.imagery import read_tile
     from geobatch.landcover.imagery import s3_client as make_client
-    from geobatch.landcover.product import publish_tile
+    from geobatch.landcover.product import interior, publish_tile
+    from geobatch.landcover.scenes import items_for_job
     from geobatch.tiles import Tile
 
     timings: dict[str, float] = {}
@@ -55,46 +62,61 @@ def run_tile(
     timings["model"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    items = items_for_tile(load_items(items_uri, client), tile)
+    items = items_for_job(items_uri, tile, client)
     timings["items"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    bands = read_tile(tile, items, model.bands)
+    hrefs = [a.get("href", "") for it in items for a in it.get("assets", {}).values()]
+    with rasterio_env(read_buckets=buckets_of(hrefs)):
+        read = read_tile(tile, items, model.bands)
     timings["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = model.predict(bands)
-    counts_arr = np.bincount(labels.ravel(), minlength=model.n_clusters + 1)
+    labels = model.predict(read.reflectance)
+    # Areas count the unpadded tile only: a pad overlaps the neighbours, which count it themselves.
+    counts_arr = np.bincount(interior(tile, labels).ravel(), minlength=max(CLASS_NAMES) + 1)
     timings["classify"] = time.perf_counter() - t
 
-    counts = {int(k): int(v) for k, v in enumerate(counts_arr) if k > 0}
-    pixel_km2 = tile.resolution**2 / 1e6
+    counts = {int(k): int(v) for k, v in enumerate(counts_arr) if k > 0 and v > 0}
+    used = read.scenes_used
+    when = [acquired(it) for it in items if it["id"] in used]
     t = time.perf_counter()
     uris = publish_tile(
-        client,
-        bucket,
-        product_id,
-        tile,
-        labels,
-        counts=counts,
-        cluster_names=model.cluster_names,
-        extra_properties={"geobatch:source_items": [it["id"] for it in items]},
-    )
+        client, bucket, product_id, tile, labels, counts=counts,
+        acquired=[w for w in when if w is not None],
+        extra_properties={"geobatch:source_items": used, "geobatch:valid_fraction": read.valid_fraction},
+    )  # fmt: skip
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
-    valid = int(counts_arr[1:].sum())
+    return _summary(tile, product_id, uris, items, used, counts, timings)
+
+
+def _summary(
+    tile: Any,
+    product_id: str,
+    uris: dict[str, str],
+    items: list[dict[str, Any]],
+    used: list[str],
+    counts: dict[int, int],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    from geobatch.landcover.classes import CLASS_NAMES
+
+    pixel_km2 = tile.resolution**2 / 1e6
+    pixels = tile.tilesize**2
+    valid = sum(counts.values())
     return {
         "tile_key": tile.key,
         "product_id": product_id,
         "cog": uris["cog"],
         "item": uris["item"],
         "source_items": [it["id"] for it in items],
-        "pixels": int(labels.size),
+        "scenes_used": used,
+        "pixels": pixels,
         "valid_pixels": valid,
-        "valid_fraction": valid / labels.size,
-        "counts": {str(k): v for k, v in counts.items()},
-        "area_km2": {str(k): round(v * pixel_km2, 6) for k, v in counts.items()},
-        "cluster_names": {str(k): v for k, v in model.cluster_names.items()},
+        "valid_fraction": valid / pixels,
+        "counts": {CLASS_NAMES[k]: v for k, v in counts.items()},
+        "area_km2": {CLASS_NAMES[k]: round(v * pixel_km2, 6) for k, v in counts.items()},
         "seconds": {k: round(v, 4) for k, v in timings.items()},
     }

@@ -23,16 +23,17 @@ class DemoPlan:
     bucket: str
     product_id: str
     tile_keys: list[str]
-    items_uri: str
+    items_uri: str  # per-tile index template (``{tile_id}``), see geobatch.landcover.scenes
     model_uri: str
     truth_uri: str
-    scene_id: str
+    scene_ids: list[str]
     area: dict[str, Any]
     resolution: float
     tilesize: int
     pad: int
     cluster_names: dict[int, str] = field(default_factory=dict)
     train_agreement: float = float("nan")
+    archive_uri: str = ""  # the ItemCollection of every scene (what a STAC search returned)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON)."""
@@ -50,6 +51,21 @@ class DemoPlan:
         return [(k, self.product_id, self.model_uri, self.items_uri, self.bucket) for k in self.tile_keys]
 
 
+def _scene_extent(tiles: list[Any], resolution: float, margin_px: int) -> tuple[float, float, int, int]:
+    """(centre lon, centre lat, width px, height px) of a scene covering every padded tile plus a margin."""
+    from geobatch.tiles import utm_to_lonlat
+
+    (zone,) = {t.zone for t in tiles}
+    xmin = min(t.padded_bounds[0] for t in tiles)
+    ymin = min(t.padded_bounds[1] for t in tiles)
+    xmax = max(t.padded_bounds[2] for t in tiles)
+    ymax = max(t.padded_bounds[3] for t in tiles)
+    lon, lat = (float(v) for v in utm_to_lonlat(zone, (xmin + xmax) / 2, (ymin + ymax) / 2))
+    width = round((xmax - xmin) / resolution) + 2 * margin_px
+    height = round((ymax - ymin) / resolution) + 2 * margin_px
+    return lon, lat, width, height
+
+
 def prepare_demo(
     s3_client: Any,
     bucket: str,
@@ -64,64 +80,83 @@ def prepare_demo(
     seed: int = 42,
     margin_px: int = 16,
     product_id: str = "landcover-demo",
-    train_sample: int = 100_000,
+    train_tiles: int = 8,
+    train_pixels_per_tile: int = 20_000,
 ) -> DemoPlan:
-    """Generate the synthetic scene into S3, train and upload the KMeans model, and list the area's tiles.
+    """Generate the synthetic archive into S3, index its scenes per tile, train and upload the model.
 
-    The scene covers the demo area plus ``margin_px`` on every side; tiles reaching beyond it get nodata
-    there (like the edge of a real Sentinel-2 granule). The model's clusters are named after the truth
-    classes they match best (Hungarian matching) so products are readable, but labels stay cluster ids.
+    The archive holds one scene per date of :data:`~geobatch.landcover.synthetic.DEMO_ACQUISITIONS`
+    (two processing baselines, clouds and shadows), covering the demo's tiles plus ``margin_px`` on
+    every side. The model is trained the way a real run is
+    (:func:`~geobatch.landcover.training.train_from_tiles`: cloud-masked composites of sampled tiles
+    read from S3 through GDAL), and names its clusters once.
     """
-    from geobatch.landcover.classifier import agreement, match_clusters_to_classes, train_kmeans
+    from geobatch.landcover.archive import archive_digest, publish_scenes
+    from geobatch.landcover.classifier import agreement
     from geobatch.landcover.regions import demo_area
-    from geobatch.landcover.synthetic import make_scene, publish_scene
-    from geobatch.tiles import Tile, utm_to_lonlat
+    from geobatch.landcover.scenes import items_for_job, write_tile_index
+    from geobatch.landcover.synthetic import DEMO_ACQUISITIONS, make_scenes
+    from geobatch.landcover.training import train_from_tiles
+    from geobatch.tiles import Tile
 
     area = demo_area(lon, lat, width_px * resolution, height_px * resolution)
     tiles = Tile.from_shape(area, resolution, tilesize, pad)
-    zones = {t.zone for t in tiles}
-    scene_lon, scene_lat = lon, lat
-    scene_w, scene_h = width_px + 2 * margin_px, height_px + 2 * margin_px
-    if len(zones) == 1:
-        # One scene covering every tile (plus the margin), so no tile of the product is half empty.
-        zone = zones.pop()
-        xmin = min(t.padded_bounds[0] for t in tiles)
-        ymin = min(t.padded_bounds[1] for t in tiles)
-        xmax = max(t.padded_bounds[2] for t in tiles)
-        ymax = max(t.padded_bounds[3] for t in tiles)
-        scene_lon, scene_lat = (float(v) for v in utm_to_lonlat(zone, (xmin + xmax) / 2, (ymin + ymax) / 2))
-        scene_w = round((xmax - xmin) / resolution) + 2 * margin_px
-        scene_h = round((ymax - ymin) / resolution) + 2 * margin_px
-    scene = make_scene(scene_lon, scene_lat, scene_w, scene_h, resolution=resolution, seed=seed)
-    uris = publish_scene(s3_client, bucket, scene)
-
-    model, _ = train_kmeans(scene.bands, 5, sample_size=train_sample, seed=seed)
-    pred = model.predict(scene.bands)
-    mapping = match_clusters_to_classes(pred, scene.truth, model.n_clusters)
-    model.cluster_names = {cluster: CLASS_NAMES[cls] for cluster, cls in mapping.items()}
-    model.metadata.update(
-        {"scene_id": scene.scene_id, "cluster_to_class": {str(k): v for k, v in mapping.items()}}
+    if len({t.zone for t in tiles}) != 1:
+        raise ValueError("the demo area must lie in one UTM zone (its synthetic scenes are one grid)")
+    scene_lon, scene_lat, scene_w, scene_h = _scene_extent(tiles, resolution, margin_px)
+    root = "synthetic/" + archive_digest(
+        lon=scene_lon, lat=scene_lat, w=scene_w, h=scene_h, res=resolution, seed=seed, dates=DEMO_ACQUISITIONS
     )
+    scenes = make_scenes(scene_lon, scene_lat, scene_w, scene_h, resolution=resolution, seed=seed)
+    uris = publish_scenes(s3_client, bucket, scenes, root)
+    all_items = load_items_uri(uris["items"], s3_client)
+    items_uri = write_tile_index(s3_client, bucket, f"{root}/index/{tilesize}-{pad}", tiles, all_items)
+
+    run = train_from_tiles(
+        tiles, lambda t: items_for_job(items_uri, t, s3_client),
+        n_tiles=train_tiles, pixels_per_tile=train_pixels_per_tile, seed=seed,
+    )  # fmt: skip
+    model = run.model
+    # How well the trained model labels the clear pixels of one scene (fixed class values vs the truth).
+    train_agreement = agreement(model.predict(_clear_view(scenes[0])), scenes[0].truth)
+    model.metadata.update({"archive": uris["items"], "scenes": [s.scene_id for s in scenes]})
     model_key = f"models/{product_id}/kmeans.json"
     s3_client.put_object(
         Bucket=bucket, Key=model_key, Body=model.to_json().encode(), ContentType="application/json"
     )
-
     return DemoPlan(
         bucket=bucket,
         product_id=product_id,
         tile_keys=[t.key for t in tiles],
-        items_uri=uris["items"],
+        items_uri=items_uri,
         model_uri=f"s3://{bucket}/{model_key}",
         truth_uri=uris["truth"],
-        scene_id=scene.scene_id,
+        scene_ids=[s.scene_id for s in scenes],
         area=area,
         resolution=resolution,
         tilesize=tilesize,
         pad=pad,
         cluster_names=model.cluster_names,
-        train_agreement=agreement(pred, scene.truth, mapping),
+        train_agreement=train_agreement,
+        archive_uri=uris["items"],
     )
+
+
+def _clear_view(scene: Any) -> np.ndarray:
+    """Reflectance of a synthetic scene with its masked (cloud, shadow) pixels NaN."""
+    from geobatch.landcover.imagery import SCL_MASKED
+
+    scl10 = np.repeat(np.repeat(scene.scl, 2, axis=0), 2, axis=1)[: scene.shape[0], : scene.shape[1]]
+    out = scene.reflectance()
+    out[:, np.isin(scl10, SCL_MASKED)] = np.nan
+    return out
+
+
+def load_items_uri(uri: str, client: Any) -> list[dict[str, Any]]:
+    """Items of an ItemCollection in S3 (or a local path)."""
+    from geobatch.landcover.imagery import load_items
+
+    return load_items(uri, client)
 
 
 def _run_one(args: tuple[str, str, str, str, str]) -> dict[str, Any]:
@@ -138,23 +173,27 @@ def run_tiles_in_process(plan: DemoPlan, processes: int = 2) -> list[dict[str, A
         return pool.map(_run_one, plan.job_args(), chunksize=1)
 
 
-def summarize(summaries: list[dict[str, Any]], cluster_names: dict[int, str] | None = None) -> dict[str, Any]:
-    """Totals over tile summaries: pixel counts and km² per cluster (named if known), stage seconds."""
+def summarize(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over tile summaries: pixel counts and km² per class name (unpadded tiles), stage seconds."""
     counts: dict[str, int] = {}
     area: dict[str, float] = {}
     stages: dict[str, list[float]] = {}
+    scenes: set[str] = set()
     for s in summaries:
-        names = cluster_names or {int(k): v for k, v in s.get("cluster_names", {}).items()}
-        for k, v in s["counts"].items():
-            label = names.get(int(k), f"cluster-{k}")
-            counts[label] = counts.get(label, 0) + int(v)
-            area[label] = area.get(label, 0.0) + float(s["area_km2"][k])
+        for name, v in s["counts"].items():
+            counts[name] = counts.get(name, 0) + int(v)
+            area[name] = area.get(name, 0.0) + float(s["area_km2"][name])
         for stage, sec in s["seconds"].items():
             stages.setdefault(stage, []).append(float(sec))
+        scenes.update(s.get("scenes_used", []))
+    pixels = int(sum(s["pixels"] for s in summaries))
+    valid = int(sum(s["valid_pixels"] for s in summaries))
     return {
         "tiles": len(summaries),
-        "pixels": int(sum(s["pixels"] for s in summaries)),
-        "valid_pixels": int(sum(s["valid_pixels"] for s in summaries)),
+        "pixels": pixels,
+        "valid_pixels": valid,
+        "valid_fraction": round(valid / pixels, 4) if pixels else 0.0,
+        "scenes_used": sorted(scenes),
         "counts": counts,
         "area_km2": {k: round(v, 3) for k, v in area.items()},
         "seconds_mean": {k: round(float(np.mean(v)), 4) for k, v in stages.items()},
@@ -163,54 +202,51 @@ def summarize(summaries: list[dict[str, Any]], cluster_names: dict[int, str] | N
 
 
 def compare_with_truth(
-    bucket: str, product_id: str, truth_uri: str, *, s3_client: Any = None, n_clusters: int = 5
+    bucket: str, product_id: str, truth_uri: str, *, s3_client: Any = None
 ) -> dict[str, Any]:
-    """Agreement of a product with the known land cover, after Hungarian cluster-to-class matching.
+    """Agreement of a product's fixed class values with the known land cover, over the unpadded tiles.
 
-    Every product tile is read back from S3 and the truth raster is warped (nearest) onto the tile's grid;
-    one confusion matrix is accumulated over all tiles so the matching is global.
+    Every product tile is read back from S3, the truth raster is warped (nearest) onto the tile's grid,
+    and one confusion matrix (rows: product class, columns: true class) is accumulated over all tiles.
+    No matching is involved: value 1 must be water, 2 forest, and so on.
     """
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
-    from geobatch.landcover.classifier import confusion, match_from_confusion
+    from geobatch.landcover.classifier import confusion
     from geobatch.landcover.imagery import gdal_path, rasterio_env
     from geobatch.landcover.imagery import s3_client as make_client
-    from geobatch.landcover.product import list_tile_cogs
+    from geobatch.landcover.product import interior, list_tile_cogs, tile_from_id
 
     client = s3_client or make_client()
-    n_true = max(CLASS_NAMES) if len(CLASS_NAMES) > 1 else 1
-    total = np.zeros((n_clusters, n_true), dtype=np.int64)
-    per_tile: dict[str, np.ndarray] = {}
+    n = max(CLASS_NAMES)
+    total = np.zeros((n, n), dtype=np.int64)
+    per_tile: dict[str, float | None] = {}
     with rasterio_env():
         for uri in list_tile_cogs(client, bucket, product_id):
-            with rasterio.open(gdal_path(uri)) as src:
+            tile = tile_from_id(uri.rsplit("/", 1)[1].removesuffix(".tif"))
+            with rasterio.open(gdal_path(uri)) as src, rasterio.open(gdal_path(truth_uri)) as tsrc:
                 pred = src.read(1)
                 truth = np.zeros_like(pred)
-                with rasterio.open(gdal_path(truth_uri)) as tsrc:
-                    reproject(
-                        source=rasterio.band(tsrc, 1),
-                        destination=truth,
-                        src_nodata=NODATA,
-                        dst_transform=src.transform,
-                        dst_crs=src.crs,
-                        dst_nodata=NODATA,
-                        resampling=Resampling.nearest,
-                    )
-            cm = confusion(pred, truth, n_clusters, n_true)
-            per_tile[uri] = cm
+                reproject(
+                    source=rasterio.band(tsrc, 1), destination=truth, src_nodata=NODATA,
+                    dst_transform=src.transform, dst_crs=src.crs, dst_nodata=NODATA,
+                    resampling=Resampling.nearest,
+                )  # fmt: skip
+            cm = confusion(interior(tile, pred), interior(tile, truth), n, n)
+            per_tile[uri] = float(np.trace(cm) / cm.sum()) if cm.sum() else None
             total += cm
-    mapping = match_from_confusion(total)
-    matched = sum(int(total[c - 1, k - 1]) for c, k in mapping.items())
     valid = int(total.sum())
     return {
-        "agreement": matched / valid if valid else float("nan"),
+        "agreement": float(np.trace(total)) / valid if valid else float("nan"),
         "valid_pixels": valid,
-        "mapping": {str(c): CLASS_NAMES[k] for c, k in mapping.items()},
-        "per_tile": {
-            uri: (sum(int(cm[c - 1, k - 1]) for c, k in mapping.items()) / cm.sum()) if cm.sum() else None
-            for uri, cm in per_tile.items()
+        "per_class_agreement": {
+            CLASS_NAMES[k + 1]: round(float(total[k, k] / total[:, k].sum()), 4)
+            if total[:, k].sum()
+            else None
+            for k in range(n)
         },
+        "per_tile": per_tile,
         "confusion": total.tolist(),
     }

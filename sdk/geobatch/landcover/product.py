@@ -2,8 +2,8 @@
 
 Layout (in ``bucket``)::
 
-    products/{product_id}/tiles/{tile_id}.tif    uint8 classes, nodata 0, colour map, COG layout
-    products/{product_id}/tiles/{tile_id}.json   STAC Item (projection extension)
+    products/{product_id}/tiles/{tile_id}.tif    uint8 class values (1 water … 5 bare), nodata 0, colours
+    products/{product_id}/tiles/{tile_id}.json   STAC Item (projection, raster, classification)
     products/{product_id}/collection.json        STAC Collection linking the items
 
 ``tile_id`` is the tile key made path-safe (``1024:0:10.0:18:12:476`` -> ``1024_0_10.0_18_12_476``).
@@ -21,16 +21,22 @@ from typing import Any
 
 import numpy as np
 
-from geobatch.landcover.classes import CLASS_NAMES, NODATA, colormap
+from geobatch.landcover.classes import NODATA, colormap, stac_classes
 from geobatch.tiles import Tile
 
 PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
-CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
+RASTER_EXT = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
 
 
 def tile_id(tile_key: str) -> str:
-    """Path- and STAC-id-safe version of a tile key."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", tile_key)
+    """Path- and STAC-id-safe version of a tile key (reversible: keys contain no ``_``)."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", tile_key)
+
+
+def tile_from_id(tid: str) -> Tile:
+    """Inverse of :func:`tile_id`."""
+    return Tile.from_key(tid.replace("_", ":"))
 
 
 def product_prefix(product_id: str) -> str:
@@ -38,22 +44,14 @@ def product_prefix(product_id: str) -> str:
     return f"products/{product_id}"
 
 
-def cluster_colormap(cluster_names: dict[int, str] | None) -> dict[int, tuple[int, int, int, int]]:
-    """Colour map for cluster ids: each cluster gets the colour of the class it was matched to, if known."""
-    from geobatch.landcover.classes import CLASSES
-
-    by_name = {c.name: c.rgba for c in CLASSES}
-    cmap = colormap()
-    for cluster, name in (cluster_names or {}).items():
-        if name in by_name:
-            cmap[int(cluster)] = by_name[name]
-    return cmap
+def interior(tile: Tile, raster: np.ndarray) -> np.ndarray:
+    """The unpadded part of a tile raster: what the tile alone covers (pads overlap the neighbours)."""
+    p = tile.pad
+    return raster[..., p : p + tile.tilesize, p : p + tile.tilesize]
 
 
-def write_class_cog(
-    path: str | Path, labels: np.ndarray, tile: Tile, cmap: dict[int, Any] | None = None
-) -> None:
-    """Write (H, W) uint8 labels on ``tile``'s grid as a COG with nodata 0, overviews and a colour map."""
+def write_class_cog(path: str | Path, labels: np.ndarray, tile: Tile) -> None:
+    """Write (H, W) uint8 class values on ``tile``'s grid as a COG with nodata 0, overviews and colours."""
     import rasterio
 
     rows, cols = tile.shape
@@ -71,14 +69,28 @@ def write_class_cog(
         "blocksize": 256 if max(rows, cols) <= 512 else 512,
         "compress": "DEFLATE",
         "overviews": "AUTO",
-        # "mode" keeps overview pixels categorical (no averaged class ids).
+        # "mode" keeps overview pixels categorical (no averaged class values).
         "resampling": "mode",
         "overview_resampling": "mode",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels.astype(np.uint8, copy=False), 1)
         # The COG driver builds the file by copying an in-memory dataset on close, colour map included.
-        dst.write_colormap(1, cmap or colormap())
+        dst.write_colormap(1, colormap())
+
+
+def _polygon(geom: Any) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": [[list(c) for c in geom.exterior.coords]]}
+
+
+def _times(acquired: list[dt.datetime]) -> tuple[dt.datetime | None, dict[str, str]]:
+    """(datetime, {start_datetime, end_datetime}) of a composite of scenes acquired at ``acquired``."""
+    if not acquired:
+        return dt.datetime.now(dt.UTC), {}  # no clear scene: nothing was observed, only processed
+    first, last = min(acquired), max(acquired)
+    if first == last:
+        return first, {}
+    return None, {"start_datetime": first.isoformat(), "end_datetime": last.isoformat()}
 
 
 def tile_item(
@@ -87,27 +99,29 @@ def tile_item(
     href: str,
     *,
     counts: dict[int, int] | None = None,
-    cluster_names: dict[int, str] | None = None,
-    when: dt.datetime | None = None,
+    acquired: list[dt.datetime] | None = None,
+    self_href: str | None = None,
+    root_href: str | None = None,
     extra_properties: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """STAC Item dict for one classified tile (lon/lat geometry, projection info, class list)."""
+    """STAC Item dict for one classified tile.
+
+    Geometry and bbox are the padded raster's footprint; ``datetime`` is the acquisition time of the
+    scene the pixels came from (several scenes: ``start_datetime``/``end_datetime`` span them); the
+    classification asset lists the fixed classes, the same list as the collection's.
+    """
     import pystac
 
-    geom = tile.geometry
-    names = cluster_names or {}
-    cmap = cluster_colormap(names)
-    classes = [
-        {"value": v, "name": names.get(v, f"cluster-{v}"), "color_hint": "%02X%02X%02X" % cmap[v][:3]}  # noqa: UP031
-        for v in sorted(cmap)
-        if v != NODATA
-    ]
+    geom = tile.padded_geometry
+    when, span = _times(acquired or [])
     item = pystac.Item(
         id=tile_id(tile.key),
-        geometry={"type": "Polygon", "coordinates": [[list(c) for c in geom.exterior.coords]]},
+        geometry=_polygon(geom),
         bbox=list(geom.bounds),
-        datetime=when or dt.datetime.now(dt.UTC),
+        datetime=when,
         properties={
+            **span,
+            "created": dt.datetime.now(dt.UTC).isoformat(),
             "proj:epsg": tile.epsg,
             "proj:transform": list(tile.transform)[:6],
             "proj:shape": list(tile.shape),
@@ -115,12 +129,12 @@ def tile_item(
             "geobatch:tile_key": tile.key,
             **(extra_properties or {}),
         },
-        stac_extensions=[PROJECTION_EXT, CLASSIFICATION_EXT],
+        stac_extensions=[PROJECTION_EXT, RASTER_EXT, CLASSIFICATION_EXT],
         collection=product_id,
     )
     extra: dict[str, Any] = {
-        "classification:classes": classes,
-        "raster:bands": [{"nodata": NODATA, "data_type": "uint8"}],
+        "classification:classes": stac_classes(),
+        "raster:bands": [{"nodata": NODATA, "data_type": "uint8", "spatial_resolution": tile.resolution}],
     }
     if counts is not None:
         extra["geobatch:pixel_counts"] = {str(k): int(v) for k, v in counts.items()}
@@ -128,8 +142,15 @@ def tile_item(
         "classification",
         pystac.Asset(href=href, media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra),
     )
-    item.add_link(pystac.Link("collection", "../collection.json", media_type="application/json"))
-    return item.to_dict(include_self_link=False, transform_hrefs=False)
+    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
+    collection = root_href or "../collection.json"
+    doc["links"] = [
+        *([{"rel": "self", "href": self_href, "type": "application/geo+json"}] if self_href else []),
+        {"rel": "root", "href": collection, "type": "application/json"},
+        {"rel": "parent", "href": collection, "type": "application/json"},
+        {"rel": "collection", "href": collection, "type": "application/json"},
+    ]
+    return doc
 
 
 def publish_tile(
@@ -140,16 +161,16 @@ def publish_tile(
     labels: np.ndarray,
     *,
     counts: dict[int, int] | None = None,
-    cluster_names: dict[int, str] | None = None,
+    acquired: list[dt.datetime] | None = None,
     extra_properties: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write the tile COG and its STAC Item to S3; returns {"cog": s3 uri, "item": s3 uri}."""
     tid = tile_id(tile.key)
-    cog_key = f"{product_prefix(product_id)}/tiles/{tid}.tif"
-    item_key = f"{product_prefix(product_id)}/tiles/{tid}.json"
+    prefix = product_prefix(product_id)
+    cog_key, item_key = f"{prefix}/tiles/{tid}.tif", f"{prefix}/tiles/{tid}.json"
     with tempfile.TemporaryDirectory(prefix="geobatch-tile-") as tmp:
         path = Path(tmp) / f"{tid}.tif"
-        write_class_cog(path, labels, tile, cluster_colormap(cluster_names))
+        write_class_cog(path, labels, tile)
         s3_client.put_object(Bucket=bucket, Key=cog_key, Body=path.read_bytes(), ContentType="image/tiff")
     cog_uri = f"s3://{bucket}/{cog_key}"
     item = tile_item(
@@ -157,11 +178,13 @@ def publish_tile(
         product_id,
         cog_uri,
         counts=counts,
-        cluster_names=cluster_names,
+        acquired=acquired,
+        self_href=f"s3://{bucket}/{item_key}",
+        root_href=f"s3://{bucket}/{prefix}/collection.json",
         extra_properties=extra_properties,
     )
     s3_client.put_object(
-        Bucket=bucket, Key=item_key, Body=json.dumps(item).encode(), ContentType="application/json"
+        Bucket=bucket, Key=item_key, Body=json.dumps(item).encode(), ContentType="application/geo+json"
     )
     return {"cog": cog_uri, "item": f"s3://{bucket}/{item_key}"}
 
@@ -173,20 +196,29 @@ def _list_keys(s3_client: Any, bucket: str, prefix: str, suffix: str) -> list[st
     return sorted(keys)
 
 
+def _item_times(props: dict[str, Any]) -> list[dt.datetime]:
+    values = [props.get(k) for k in ("datetime", "start_datetime", "end_datetime")]
+    return [dt.datetime.fromisoformat(v.replace("Z", "+00:00")) for v in values if v]
+
+
 def write_collection(
     s3_client: Any, bucket: str, product_id: str, *, description: str = "GeoBatch land-cover classification"
 ) -> dict[str, Any]:
-    """Build/refresh ``collection.json`` from the product's item JSONs (extent = union of item bboxes)."""
+    """Build/refresh ``collection.json`` from the product's item JSONs.
+
+    Extent: union of the item bboxes and acquisition times. The classes are the items' fixed list
+    (``summaries`` carry the same ``classification:classes`` as every item's asset).
+    """
     import pystac
 
     prefix = f"{product_prefix(product_id)}/tiles/"
     item_keys = _list_keys(s3_client, bucket, prefix, ".json")
     bboxes: list[list[float]] = []
-    times: list[str] = []
+    times: list[dt.datetime] = []
     for key in item_keys:
         doc = json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
         bboxes.append(doc["bbox"])
-        times.append(doc["properties"]["datetime"])
+        times.extend(_item_times(doc["properties"]))
     if bboxes:
         arr = np.asarray(bboxes)
         bbox = [
@@ -197,9 +229,8 @@ def write_collection(
         ]
     else:
         bbox = [-180.0, -90.0, 180.0, 90.0]
-    parsed = sorted(dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times)
     interval: list[dt.datetime | None] = (
-        [parsed[0], parsed[-1]] if parsed else [dt.datetime.now(dt.UTC), None]
+        [min(times), max(times)] if times else [dt.datetime.now(dt.UTC), None]
     )
     collection = pystac.Collection(
         id=product_id,
@@ -207,12 +238,17 @@ def write_collection(
         extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([interval])),
         license="proprietary",
         stac_extensions=[CLASSIFICATION_EXT],
-        summaries=pystac.Summaries({"geobatch:classes": [CLASS_NAMES[k] for k in sorted(CLASS_NAMES)]}),
+        summaries=pystac.Summaries({"classification:classes": stac_classes()}),
     )
     doc = collection.to_dict(include_self_link=False, transform_hrefs=False)
+    self_href = f"s3://{bucket}/{product_prefix(product_id)}/collection.json"
     doc["links"] = [
-        {"rel": "item", "href": "./tiles/" + key.rsplit("/", 1)[1], "type": "application/geo+json"}
-        for key in item_keys
+        {"rel": "self", "href": self_href, "type": "application/json"},
+        {"rel": "root", "href": self_href, "type": "application/json"},
+        *(
+            {"rel": "item", "href": "./tiles/" + key.rsplit("/", 1)[1], "type": "application/geo+json"}
+            for key in item_keys
+        ),
     ]
     doc["geobatch:item_count"] = len(item_keys)
     s3_client.put_object(
@@ -254,10 +290,7 @@ def mosaic_preview(
         with rasterio.open(gdal_path(uris[0])) as first:
             crs = first.crs
             native = abs(first.transform.a)
-            try:
-                cmap = first.colormap(1)  # the product's own colours (clusters coloured by matched class)
-            except ValueError:
-                cmap = colormap()
+            cmap = colormap()  # class values are fixed, and so are their colours
         bounds = []
         for uri in uris:
             with rasterio.open(gdal_path(uri)) as src:

@@ -1,77 +1,94 @@
-"""Deterministic synthetic Sentinel-2 L2A scenes, published like the public COG archive on AWS.
+"""Deterministic synthetic Sentinel-2 L2A scenes that look to the reader exactly like the real archive.
 
-No real imagery can be downloaded in development, so the demo generates a scene with a known land cover:
-smooth noise fields decide forest / cropland / bare fields, a meandering lake runs north-south (Lake
-Champlain-like) and a few towns are urban. Each class gets its typical L2A reflectance (see
+No real imagery can be downloaded in development, so the demo generates a known land cover: smooth
+noise fields decide forest / cropland / bare fields, a meandering lake runs north-south (Lake
+Champlain-like) and a few towns are urban. Each class gets its typical surface reflectance (see
 :mod:`geobatch.landcover.classes`) with texture and per-pixel noise.
 
-Layout written to S3 (that of ``s3://sentinel-cogs`` / ``sentinel-s2-l2a-cogs``)::
-
-    {prefix}/{utm_zone}/{lat_band}/{grid_square}/{year}/{month}/{scene_id}/B03.tif|B04.tif|B08.tif
-
-plus ``truth.tif`` (uint8 class ids) in the same folder. ``truth.tif`` is NOT part of the real layout; it
-is the known answer used to score the classifier. A STAC Item per scene (earth-search style, projection
-and eo extensions) sits beside the bands, and an ItemCollection (like a STAC API search response) is written
-under ``{prefix}/search/``.
+Every scene of a date then gets what real scenes have: clouds (medium and high probability), thin
+cirrus and cloud shadows, labelled in a 20 m scene classification (SCL) raster, and digital numbers
+encoded as its processing baseline encodes them: ``DN = reflectance * 10000``, plus 1000
+(``BOA_ADD_OFFSET``) from baseline 04.00 on. :mod:`geobatch.landcover.archive` writes them as COGs
+with earth-search v1 STAC Items, so the offline path is the real path.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 from scipy import ndimage
 
-from geobatch.landcover.classes import BANDS, CLASSES, NODATA, colormap
+from geobatch.landcover.assets import BOA_ADD_OFFSET_DN, OFFSET_BASELINE
+from geobatch.landcover.classes import BANDS, CLASSES
 from geobatch.tiles import lonlat_to_utm, utm_to_lonlat, zone_for_lon
 
-DEFAULT_PREFIX = "sentinel-s2-l2a-cogs"
-COG_PROFILE: dict[str, Any] = {
-    "driver": "COG",
-    "blocksize": 512,
-    "compress": "DEFLATE",
-    "predictor": 2,
-    "overviews": "AUTO",
-    "resampling": "average",
-}
-PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
-EO_EXT = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
-_BAND_INFO = {
-    "B03": {"name": "B03", "common_name": "green", "center_wavelength": 0.56},
-    "B04": {"name": "B04", "common_name": "red", "center_wavelength": 0.665},
-    "B08": {"name": "B08", "common_name": "nir", "center_wavelength": 0.842},
-}
+# SCL values (Sen2Cor): what the generator labels.
+SCL_SHADOW, SCL_VEGETATION, SCL_BARE, SCL_WATER = 3, 4, 5, 6
+SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS = 8, 9, 10
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One date of the synthetic archive: when, which satellite and baseline, how cloudy."""
+
+    date: dt.date
+    platform: str = "sentinel-2a"
+    baseline: str = "05.10"
+    cloud_fraction: float = 0.1
+
+    @property
+    def has_offset(self) -> bool:
+        """True from processing baseline 04.00 on: DNs carry BOA_ADD_OFFSET."""
+        major, minor = (int(p) for p in self.baseline.split("."))
+        return (major, minor) >= OFFSET_BASELINE
+
+
+#: The demo's archive: three summer dates, two before and after the 2022 baseline change, each cloudy.
+DEMO_ACQUISITIONS: tuple[Acquisition, ...] = (
+    Acquisition(dt.date(2021, 7, 12), "sentinel-2b", "03.01", 0.10),
+    Acquisition(dt.date(2023, 7, 17), "sentinel-2a", "05.09", 0.14),
+    Acquisition(dt.date(2024, 7, 21), "sentinel-2b", "05.10", 0.08),
+)
 
 
 @dataclass
 class SyntheticScene:
-    """An in-memory scene: DNs (3, H, W) in band order B08, B04, B03, truth classes and its grid."""
+    """One acquisition: DNs (3, H, W) uint16 (nir, red, green), SCL at 20 m, the truth and the grid."""
 
     scene_id: str
-    bands: np.ndarray
+    dn: np.ndarray
+    scl: np.ndarray  # (ceil(H/2), ceil(W/2)) uint8 at twice the pixel size
     truth: np.ndarray
     crs: str
     transform: Affine
     datetime: dt.datetime
     zone: int
+    acquisition: Acquisition
+    mgrs: tuple[str, str]  # (latitude band, grid square)
 
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, cols)."""
         return self.truth.shape[0], self.truth.shape[1]
 
-    def band(self, name: str) -> np.ndarray:
-        """One band's (H, W) DNs by name (B03, B04 or B08)."""
-        return self.bands[BANDS.index(name)]
+    @property
+    def cloud_cover(self) -> float:
+        """Percentage of SCL cloud and cirrus pixels, as ``eo:cloud_cover`` reports it."""
+        return float(np.isin(self.scl, (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)).mean() * 100)
 
-    def footprint_lonlat(self) -> dict[str, Any]:
+    def band(self, name: str) -> np.ndarray:
+        """One band's (H, W) DNs by common name."""
+        return self.dn[BANDS.index(name)]
+
+    def reflectance(self) -> np.ndarray:
+        """(3, H, W) float32 reflectance as a reader must decode it (DN/10000, -0.1 from baseline 04.00)."""
+        offset = BOA_ADD_OFFSET_DN if self.acquisition.has_offset else 0
+        return (self.dn.astype(np.float32) + offset) / np.float32(10_000)
+
+    def footprint_lonlat(self) -> dict[str, object]:
         """GeoJSON Polygon of the scene's outline in lon/lat (edges densified to 5 points per side)."""
         h, w = self.shape
         t = np.linspace(0.0, 1.0, 5)
@@ -118,16 +135,13 @@ def generate_landcover(shape: tuple[int, int], seed: int) -> np.ndarray:
     bare_fields = rng.random((h // fh + 2, w // fw + 2)) < 0.22
     classes[bare_fields[fr, fc]] = 5
 
-    # Forest on the higher ground.
-    classes[relief > np.quantile(relief, 0.6)] = 2
+    classes[relief > np.quantile(relief, 0.6)] = 2  # forest on the higher ground
 
-    # Towns: a few blobs with ragged edges.
-    ragged = _smooth_noise(rng, shape, 8)
+    ragged = _smooth_noise(rng, shape, 8)  # towns: a few blobs with ragged edges
     for _ in range(6):
         cy, cx = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w
         radius = rng.uniform(0.04, 0.08) * min(h, w)
-        dist = np.hypot(rows - cy, cols - cx)
-        classes[dist < radius * (1 + 0.35 * ragged)] = 4
+        classes[np.hypot(rows - cy, cols - cx) < radius * (1 + 0.35 * ragged)] = 4
 
     # A lake/river meandering north-south west of the centre, plus a few ponds in low ground.
     centre = (
@@ -142,21 +156,72 @@ def generate_landcover(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def synthesize_reflectance(classes: np.ndarray, seed: int) -> np.ndarray:
-    """(3, H, W) uint16 L2A DNs (B08, B04, B03) for a class map: class means x texture + per-pixel noise."""
+    """(3, H, W) float32 clear-sky surface reflectance (nir, red, green): class means x texture + noise."""
     rng = np.random.default_rng(seed + 1)
     # Within-class variability (moisture, density) and sensor noise, strong enough that k-means
     # mislabels a little (about 1-2% of pixels) as it would on real imagery.
     texture = 0.15 * _smooth_noise(rng, classes.shape, 16)
-    out = np.empty((len(BANDS), *classes.shape), dtype=np.uint16)
+    out = np.empty((len(BANDS), *classes.shape), dtype=np.float32)
     for b, name in enumerate(BANDS):
         means = np.zeros(max(c.id for c in CLASSES) + 1, dtype=np.float32)
         for c in CLASSES:
             means[c.id] = c.reflectance(name)
         base = means[classes] * (1.0 + texture)
-        noisy = base * (1.0 + 0.15 * rng.standard_normal(classes.shape, dtype=np.float32))
-        # DN 0 means nodata in L2A, so valid pixels are clipped to >= 1.
-        out[b] = np.clip(np.rint(noisy), 1, 10_000).astype(np.uint16)
+        out[b] = base * (1.0 + 0.15 * rng.standard_normal(classes.shape, dtype=np.float32))
     return out
+
+
+def sky(shape20: tuple[int, int], truth20: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """20 m SCL: clouds (high and medium probability), cirrus, their shadows, ground classes elsewhere."""
+    rng = np.random.default_rng(seed + 7)
+    scl = np.where(truth20 == 1, SCL_WATER, np.where(np.isin(truth20, (4, 5)), SCL_BARE, SCL_VEGETATION))
+    scl = scl.astype(np.uint8)
+    if fraction <= 0:
+        return scl
+    field = _smooth_noise(rng, shape20, 24)
+    cloud = field > np.quantile(field, 1 - fraction * 0.8)
+    core = field > np.quantile(field, 1 - fraction * 0.4)
+    cirrus_field = _smooth_noise(rng, shape20, 40)
+    cirrus = (cirrus_field > np.quantile(cirrus_field, 1 - fraction * 0.2)) & ~cloud
+    # The shadow falls a few hundred metres off its cloud, away from the sun: north-west of it, for a
+    # mid-morning sun in the south-east.
+    shadow = np.zeros_like(cloud)
+    shadow[:-14, :-10] = cloud[14:, 10:]
+    shadow &= ~cloud & ~cirrus
+    scl[shadow] = SCL_SHADOW
+    scl[cirrus] = SCL_CIRRUS
+    scl[cloud] = SCL_CLOUD_MEDIUM
+    scl[core] = SCL_CLOUD_HIGH
+    return scl
+
+
+def _observe(clear: np.ndarray, scl10: np.ndarray) -> np.ndarray:
+    """Reflectance as seen through the sky of ``scl10``: bright clouds, hazy cirrus, dark shadows."""
+    seen = clear.copy()
+    cloud = np.float32(0.45)
+    seen[:, scl10 == SCL_CLOUD_HIGH] = cloud
+    medium = scl10 == SCL_CLOUD_MEDIUM
+    seen[:, medium] = 0.5 * seen[:, medium] + 0.5 * cloud
+    seen[:, scl10 == SCL_CIRRUS] += np.float32(0.05)
+    seen[:, scl10 == SCL_SHADOW] *= np.float32(0.35)
+    return seen
+
+
+def encode_dn(reflectance: np.ndarray, has_offset: bool) -> np.ndarray:
+    """uint16 L2A DNs of a reflectance array: ``R * 10000`` (+1000 from baseline 04.00); valid DNs >= 1."""
+    shift = -BOA_ADD_OFFSET_DN if has_offset else 0
+    return np.clip(np.rint(reflectance * 10_000 + shift), 1, 65_535).astype(np.uint16)
+
+
+def scene_grid(
+    lon: float, lat: float, width_px: int, height_px: int, resolution: float
+) -> tuple[int, Affine]:
+    """(zone, transform) of a scene centred on (lon, lat), origin snapped so it aligns with DL tiles."""
+    zone = zone_for_lon(lon)
+    cx, cy = lonlat_to_utm(zone, lon, lat)
+    xmin = np.floor((cx - width_px * resolution / 2) / (2 * resolution)) * 2 * resolution
+    ymax = np.floor((cy + height_px * resolution / 2) / (2 * resolution)) * 2 * resolution
+    return zone, Affine(resolution, 0.0, float(xmin), 0.0, -resolution, float(ymax))
 
 
 def make_scene(
@@ -167,162 +232,56 @@ def make_scene(
     *,
     resolution: float = 10.0,
     seed: int = 42,
-    date: dt.date = dt.date(2024, 7, 15),
+    acquisition: Acquisition = DEMO_ACQUISITIONS[-1],
+    truth: np.ndarray | None = None,
 ) -> SyntheticScene:
-    """Scene of ``width_px`` x ``height_px`` at ``resolution`` centred on (lon, lat) in its UTM zone.
+    """One acquisition of ``width_px`` x ``height_px`` at ``resolution`` centred on (lon, lat).
 
-    The origin is snapped to the resolution so the scene grid aligns with DL tiles of the same resolution.
+    The land cover depends on ``seed`` only (pass ``truth`` to reuse it across dates); reflectance
+    noise, clouds and shadows also depend on the date. The origin is snapped to twice the resolution so
+    the 10 m bands, the 20 m SCL and DL tiles of the same resolution all align.
     """
-    zone = zone_for_lon(lon)
+    zone, transform = scene_grid(lon, lat, width_px, height_px, resolution)
+    classes = generate_landcover((height_px, width_px), seed) if truth is None else truth
+    day_seed = seed + acquisition.date.toordinal()
+    clear = synthesize_reflectance(classes, day_seed)
+    truth20 = classes[::2, ::2]
+    scl = sky(truth20.shape, truth20, acquisition.cloud_fraction, day_seed)
+    scl10 = np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1)[:height_px, :width_px]
+    dn = encode_dn(_observe(clear, scl10), acquisition.has_offset)
     cx, cy = lonlat_to_utm(zone, lon, lat)
-    xmin = np.floor((cx - width_px * resolution / 2) / resolution) * resolution
-    ymax = np.floor((cy + height_px * resolution / 2) / resolution) * resolution
-    classes = generate_landcover((height_px, width_px), seed)
-    bands = synthesize_reflectance(classes, seed)
-    band, square = mgrs_square(zone, lat, cx, cy)
-    scene_id = f"S2A_{zone}{band}{square}_{date:%Y%m%d}_0_L2A"
-    when = dt.datetime(date.year, date.month, date.day, 15, 40, 0, tzinfo=dt.UTC)
+    mgrs = mgrs_square(zone, lat, cx, cy)
+    sat = "S2" + acquisition.platform[-1].upper()
+    when = dt.datetime.combine(acquisition.date, dt.time(15, 42, 7, 361000), tzinfo=dt.UTC)
     return SyntheticScene(
-        scene_id=scene_id,
-        bands=bands,
+        scene_id=f"{sat}_{zone}{mgrs[0]}{mgrs[1]}_{acquisition.date:%Y%m%d}_0_L2A",
+        dn=dn,
+        scl=scl,
         truth=classes,
         crs=f"EPSG:326{zone:02d}",
-        transform=Affine(resolution, 0.0, float(xmin), 0.0, -resolution, float(ymax)),
+        transform=transform,
         datetime=when,
         zone=zone,
+        acquisition=acquisition,
+        mgrs=mgrs,
     )
 
 
-def write_cog(
-    path: str | Path, data: np.ndarray, crs: str, transform: Affine, *, nodata: int = 0, **extra: Any
-) -> None:
-    """Write a single-band array as a Cloud-Optimized GeoTIFF (512 blocks, DEFLATE, overviews)."""
-    profile = {
-        **COG_PROFILE,
-        "width": data.shape[1],
-        "height": data.shape[0],
-        "count": 1,
-        "dtype": data.dtype.name,
-        "crs": crs,
-        "transform": transform,
-        "nodata": nodata,
-        **extra,
-    }
-    cmap = profile.pop("colormap", None)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data, 1)
-        if cmap:
-            # The COG driver writes via an in-memory copy, so the colour map is set before the final copy.
-            dst.write_colormap(1, cmap)
-
-
-def scene_prefix(scene: SyntheticScene, prefix: str = DEFAULT_PREFIX) -> str:
-    """S3 folder of a scene in the public archive layout."""
-    band, square = scene.scene_id.split("_")[1][-3], scene.scene_id.split("_")[1][-2:]
-    return (
-        f"{prefix}/{scene.zone}/{band}/{square}/{scene.datetime.year}/{scene.datetime.month}/{scene.scene_id}"
-    )
-
-
-def stac_item(scene: SyntheticScene, bucket: str, folder: str) -> dict[str, Any]:
-    """Earth-search-like STAC Item dict (projection + eo extensions) with assets B03/B04/B08 on s3://."""
-    import pystac
-    from shapely.geometry import shape as to_shape
-
-    geometry = scene.footprint_lonlat()
-    h, w = scene.shape
-    transform = list(scene.transform)[:6]
-    epsg = int(scene.crs.split(":")[1])
-    item = pystac.Item(
-        id=scene.scene_id,
-        geometry=geometry,
-        bbox=list(to_shape(geometry).bounds),
-        datetime=scene.datetime,
-        properties={
-            "platform": "sentinel-2a",
-            "constellation": "sentinel-2",
-            "instruments": ["msi"],
-            "eo:cloud_cover": 0.0,
-            "proj:epsg": epsg,
-            "mgrs:utm_zone": scene.zone,
-            "s2:processing_baseline": "05.10",
-            "geobatch:synthetic": True,
-        },
-        stac_extensions=[PROJECTION_EXT, EO_EXT],
-        collection="sentinel-2-l2a",
-    )
-    for name in sorted(BANDS):
-        item.add_asset(
-            name,
-            pystac.Asset(
-                href=f"s3://{bucket}/{folder}/{name}.tif",
-                media_type=pystac.MediaType.COG,
-                roles=["data", "reflectance"],
-                title=f"{name} ({_BAND_INFO[name]['common_name']}) - 10m",
-                extra_fields={
-                    "eo:bands": [_BAND_INFO[name]],
-                    "proj:shape": [h, w],
-                    "proj:transform": transform,
-                    "gsd": abs(scene.transform.a),
-                    "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 1e-4, "offset": 0}],
-                },
-            ),
+def make_scenes(
+    lon: float,
+    lat: float,
+    width_px: int,
+    height_px: int,
+    *,
+    resolution: float = 10.0,
+    seed: int = 42,
+    acquisitions: tuple[Acquisition, ...] = DEMO_ACQUISITIONS,
+) -> list[SyntheticScene]:
+    """One scene per acquisition over the same land cover (what a STAC search of a summer returns)."""
+    truth = generate_landcover((height_px, width_px), seed)
+    return [
+        make_scene(
+            lon, lat, width_px, height_px, resolution=resolution, seed=seed, acquisition=a, truth=truth
         )
-    return item.to_dict(include_self_link=False)
-
-
-def publish_scene(
-    s3_client: Any, bucket: str, scene: SyntheticScene, *, prefix: str = DEFAULT_PREFIX
-) -> dict[str, str]:
-    """Write the scene's COGs, truth, STAC Item and ItemCollection to S3; returns their s3:// URIs.
-
-    Files are written to a temporary directory with rasterio, then uploaded with ``put_object`` so they go to
-    whatever S3 the client points at (moto server locally, a moto mock in tests, AWS in the cloud).
-    """
-    folder = scene_prefix(scene, prefix)
-    uris: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="geobatch-scene-") as tmp:
-        for name in BANDS:
-            path = Path(tmp) / f"{name}.tif"
-            write_cog(path, scene.band(name), scene.crs, scene.transform)
-            key = f"{folder}/{name}.tif"
-            s3_client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="image/tiff")
-            uris[name] = f"s3://{bucket}/{key}"
-        truth_path = Path(tmp) / "truth.tif"
-        # Overview resampling "mode" keeps class ids categorical.
-        write_cog(
-            truth_path,
-            scene.truth,
-            scene.crs,
-            scene.transform,
-            nodata=NODATA,
-            resampling="mode",
-            colormap=colormap(),
-        )
-        key = f"{folder}/truth.tif"
-        s3_client.put_object(Bucket=bucket, Key=key, Body=truth_path.read_bytes(), ContentType="image/tiff")
-        uris["truth"] = f"s3://{bucket}/{key}"
-
-    item = stac_item(scene, bucket, folder)
-    item_key = f"{folder}/{scene.scene_id}.json"
-    s3_client.put_object(
-        Bucket=bucket, Key=item_key, Body=json.dumps(item).encode(), ContentType="application/json"
-    )
-    uris["item"] = f"s3://{bucket}/{item_key}"
-
-    collection = {
-        "type": "FeatureCollection",
-        "features": [item],
-        "numberReturned": 1,
-        "context": {"returned": 1, "matched": 1, "limit": 100},
-        "links": [],
-    }
-    search_key = f"{prefix}/search/{scene.scene_id}.json"
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=search_key,
-        Body=json.dumps(collection).encode(),
-        ContentType="application/geo+json",
-    )
-    uris["items"] = f"s3://{bucket}/{search_key}"
-    return uris
+        for a in acquisitions
+    ]
