@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test audit bench format synth deploy destroy local-up local-down clean
+.PHONY: demo test audit bench format synth deploy destroy local-up local-down clean image rehearse-image
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ test: $(STAMP)
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Builds the worker image (batch_image/Dockerfile): Docker if its daemon answers, else buildah
+## (vfs, chroot isolation; a Debian-built base where the public one cannot be pulled).
+## REQUIREMENTS=file adds a Function's requirements; IMAGE=name:tag names the result.
+image:
+	IMAGE=$(or $(IMAGE),localhost/geobatch-worker:latest) bash scripts/build_image.sh $(REQUIREMENTS)
+
+## Opt-in: builds the image with the k-means Function's requirements and runs a land-cover tile
+## job inside it, as its unprivileged user, against moto (about 10 min cold, 2-5 min warm).
+rehearse-image: $(STAMP)
+	$(BIN)/pytest tests/image -m image -v $(PYTEST_ARGS)
 
 ## pip-audit of the pinned dependencies (needs PyPI's vulnerability API).
 audit: $(STAMP)
