@@ -64,39 +64,31 @@ def image_user(image: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run(
-    image: str, command: list[str], *, environment: Mapping[str, str], user: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in a fresh container of ``image`` as ``user``, host network, then remove it."""
-    env_args = [arg for name, value in environment.items() for arg in ("--env", f"{name}={value}")]
-    if docker_answers():
-        return subprocess.run(
-            ["docker", "run", "--rm", "--network", "host", "--user", user, *env_args, image, *command],
-            capture_output=True,
-            text=True,
-            timeout=GUARD_SECONDS,
-        )
-    container = subprocess.run(
-        _buildah("from", "--pull=never", image), check=True, capture_output=True, text=True
-    ).stdout.strip()
-    try:
-        return subprocess.run(
-            _buildah(
-                "run",
-                "--isolation",
-                "chroot",
-                "--network",
-                "host",
-                "--user",
-                user,
-                *env_args,
-                container,
-                "--",
-                *command,
-            ),
-            capture_output=True,
-            text=True,
-            timeout=GUARD_SECONDS,
-        )
-    finally:
-        subprocess.run(_buildah("rm", container), capture_output=True)
+class Container:
+    """A container of an image to run commands in as a user, host network (``docker run`` per command,
+    or one buildah working container for all of them: each new one is a full copy on vfs)."""
+
+    def __init__(self, image: str, user: str) -> None:
+        self.image, self.user = image, user
+        self._buildah: str | None = None
+
+    def __enter__(self) -> Container:
+        if not docker_answers():
+            self._buildah = subprocess.run(
+                _buildah("from", "--pull=never", self.image), check=True, capture_output=True, text=True
+            ).stdout.strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._buildah:
+            subprocess.run(_buildah("rm", self._buildah), capture_output=True)
+
+    def run(self, command: list[str], environment: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+        env_args = [arg for name, value in environment.items() for arg in ("--env", f"{name}={value}")]
+        if self._buildah is None:
+            argv = ["docker", "run", "--rm", "--network", "host", "--user", self.user, *env_args]
+            argv += [self.image, *command]
+        else:
+            argv = _buildah("run", "--isolation", "chroot", "--network", "host", "--user", self.user)
+            argv += [*env_args, self._buildah, "--", *command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=GUARD_SECONDS)

@@ -171,9 +171,10 @@ def play_batch(image: str, job_definition_arn: str, job_queue: str, moto_endpoin
     )
     user = containers.image_user(image)
     assert user == "geobatch"
-    uid = containers.run(image, ["id", "-u"], environment={}, user=user)
-    assert uid.returncode == 0, uid.stderr
-    proc = containers.run(image, container["command"], environment=environment, user=user)
+    with containers.Container(image, user) as worker:
+        uid = worker.run(["id", "-u"], {})
+        assert uid.returncode == 0, uid.stderr
+        proc = worker.run(container["command"], environment)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     return output, uid.stdout.strip()
