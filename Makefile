@@ -6,8 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# The CDK's jsii runtime supports Node 22 and 24 and calls Node 20 end-of-life; it still works, and
+# this quiets the banner where Node 20 is what the machine has (see README: Deploying).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test audit bench format synth deploy destroy local-up local-down clean image rehearse-image
+.PHONY: demo test audit checkov bench format synth deploy destroy node-version local-up local-down clean \
+	image rehearse-image
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +54,16 @@ rehearse-image: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/pip-audit --strict -r constraints.txt
 
+## checkov on the synthesized template, from its own virtualenv (its dependencies would not fit the
+## pinned tree); acknowledged checks and their reasons are in checkov.yaml. Not part of `make test`.
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+checkov: $(STAMP) $(CHECKOV_VENV)/bin/checkov
+	$(BIN)/python app.py -c 'aws:cdk:bundling-stacks=[]'
+	$(CHECKOV_VENV)/bin/checkov --config-file checkov.yaml -f cdk.out/GeoBatch-dev.template.json
+
 ## Runs every benchmark (each prints a table); see benchmarks/README.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
@@ -63,7 +79,10 @@ node_modules/.bin/cdk: package.json
 synth: $(STAMP) node_modules/.bin/cdk
 	PATH=$(CURDIR)/$(BIN):$$PATH node_modules/.bin/cdk synth $(CDK_ARGS)
 
-deploy: $(STAMP) node_modules/.bin/cdk
+node-version:
+	@node -e 'const v = process.versions.node; if (+v.split(".")[0] < 22) console.error("warning: Node " + v + " is end-of-life for the CDK (jsii supports Node 22 and 24); it still works")'
+
+deploy: $(STAMP) node_modules/.bin/cdk node-version
 	PATH=$(CURDIR)/$(BIN):$$PATH node_modules/.bin/cdk deploy $(CDK_ARGS)
 
 destroy: $(STAMP) node_modules/.bin/cdk
@@ -76,4 +95,4 @@ local-down: $(STAMP)
 	$(BIN)/geobatch local down
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache test-artifacts

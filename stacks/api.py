@@ -13,6 +13,7 @@ import json
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -69,7 +70,7 @@ class Api(Construct):
             rest_api_name=f"geobatch-{config.stage}",
             description="GeoBatch: Functions and Jobs (SigV4-signed requests only)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=False,  # the account-wide API Gateway logging role is not ours to change
+            cloud_watch_role=False,  # made below, retained on destroy (see _account_logging_role)
             deploy_options=apigw.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=THROTTLE_RATE,
@@ -81,6 +82,8 @@ class Api(Construct):
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
+        if config.api_gateway_account:
+            self._account_logging_role(config)
         validator = self.rest_api.add_request_validator(
             "Requests", validate_request_parameters=True, validate_request_body=True
         )
@@ -105,13 +108,55 @@ class Api(Construct):
                 },
                 {
                     "id": "AwsSolutions-APIG6",
-                    "reason": "Execution logging needs the account-wide API Gateway "
-                    "CloudWatch role, which this stack does not own; access logs and X-Ray tracing are on.",
+                    "reason": "Execution logs go to a log group API Gateway creates itself, without "
+                    "retention; access logs (stack-owned group with retention) and X-Ray tracing are on.",
                 },
                 {
                     "id": "AwsSolutions-COG4",
                     "reason": "Callers are IAM principals (SigV4), not Cognito users: "
                     "AWS_IAM authorization is set on every method.",
                 },
+            ],
+        )
+
+    def _account_logging_role(self, config: GeoBatchConfig) -> None:
+        """The region's API Gateway CloudWatch role: API Gateway refuses a stage with access logging
+        ("CloudWatch Logs role ARN must be set in account settings") until the account has one.
+
+        ``AWS::ApiGateway::Account`` is one setting per account and region: deploying sets it to this
+        role, replacing any role set before (same permissions, so other APIs keep logging). The role is
+        retained when the stack is destroyed, because the setting outlives the stack and a deleted role
+        would break the logging of every API in the region. Where the account's role is managed
+        elsewhere, deploy with ``-c api_gateway_account=false``.
+        """
+        role = iam.Role(
+            self,
+            "CloudWatchRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description="API Gateway: push access and execution logs to CloudWatch (account setting)",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                )
+            ],
+        )
+        role.apply_removal_policy(RemovalPolicy.RETAIN)
+        account = apigw.CfnAccount(self, "Account", cloud_watch_role_arn=role.role_arn)
+        account.apply_removal_policy(RemovalPolicy.RETAIN)
+        # The stage's access logging is checked against the account setting when the stage is made.
+        self.rest_api.deployment_stage.node.add_dependency(account)
+        suppress(
+            role,
+            [
+                {
+                    "id": "AwsSolutions-IAM4",
+                    "reason": "AmazonAPIGatewayPushToCloudWatchLogs is the documented policy of the "
+                    "account-wide API Gateway logging role; it serves every API of the region, so it cannot "
+                    "be scoped to this stack's log groups.",
+                    "findings": [
+                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                    ],
+                }
             ],
         )

@@ -14,6 +14,8 @@ from typing import Any
 
 from constructs import Node
 
+from geobatch_core import data_access
+
 COMPUTE_TYPES = ("FARGATE", "FARGATE_SPOT", "EC2", "SPOT")
 # CloudWatch Logs accepts only these retention values (days).
 LOG_RETENTION_DAYS = (
@@ -44,6 +46,9 @@ _STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 _ARN_RE = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _VPC_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+# The worker boundary is a managed policy (6,144 characters; its own statements take about 1,500),
+# and the bound also travels in the API Lambda's environment (4 KB for all variables).
+MAX_BOUNDARY_DATA_CHARS = 2500
 
 
 class ConfigError(ValueError):
@@ -65,6 +70,15 @@ class GeoBatchConfig:
     lost_worker_seconds: int = 120
     architecture: str = "x86_64"  # of the Lambdas (the pip bundling platform follows it)
     versioned_bucket: bool = False  # S3 versioning of the data bucket
+    # S3 locations (s3:// patterns) a Function may declare to read / write: the worker boundary's bound.
+    data_read: tuple[str, ...] = field(default_factory=tuple)
+    data_write: tuple[str, ...] = field(default_factory=tuple)
+    # API Gateway logs through one CloudWatch role per account and region (AWS::ApiGateway::Account).
+    # True: this stack sets it to a role of its own (retained on destroy); false: the account has one.
+    api_gateway_account: bool = True
+    # Concurrent executions reserved for the scaler (1: passes never overlap); 0 reserves none, for
+    # accounts whose Lambda concurrency quota (10 in some new accounts) leaves nothing to reserve.
+    scaler_reserved_concurrency: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,8 +126,42 @@ class GeoBatchConfig:
                 f"context 'lost_worker_seconds'={self.lost_worker_seconds}: "
                 "use 30-43200 (SQS visibility timeout limits)"
             )
+        if self.scaler_reserved_concurrency not in (0, 1):
+            raise ConfigError(
+                f"context 'scaler_reserved_concurrency'={self.scaler_reserved_concurrency}: use 1 "
+                "(one scaler pass at a time) or 0 (reserve none)"
+            )
         if self.architecture not in ("x86_64", "arm64"):
             raise ConfigError(f"context 'architecture'={self.architecture!r}: use x86_64 or arm64")
+        self._validate_data_access()
+
+    def _validate_data_access(self) -> None:
+        for kind, uris in (("read", self.data_read), ("write", self.data_write)):
+            if len(uris) > data_access.MAX_LOCATIONS:
+                raise ConfigError(
+                    f"context 'data_access.{kind}' has {len(uris)} locations; at most "
+                    f"{data_access.MAX_LOCATIONS}: use prefixes (s3://bucket/prefix/*)"
+                )
+            for index, uri in enumerate(uris):
+                try:
+                    data_access.parse(uri)
+                except ValueError as exc:
+                    raise ConfigError(f"context 'data_access.{kind}[{index}]': {exc}") from None
+        size = data_access.policy_chars(data_access.statements(self.data_bound, "aws"))
+        if size > MAX_BOUNDARY_DATA_CHARS:
+            raise ConfigError(
+                f"context 'data_access' needs {size} characters of IAM policy; the worker boundary "
+                f"(a managed policy, 6,144 at most) has room for {MAX_BOUNDARY_DATA_CHARS}: "
+                "name fewer locations, e.g. whole buckets (s3://bucket/*)"
+            )
+
+    @property
+    def data_bound(self) -> dict[str, list[str]]:
+        """The bound as the API Lambda reads it (``env.DATA_ACCESS``) and the boundary grants it."""
+        return {
+            "read": [data_access.normalise(u) for u in self.data_read],
+            "write": [data_access.normalise(u) for u in self.data_write],
+        }
 
     @classmethod
     def from_context(cls, node: Node) -> GeoBatchConfig:
@@ -134,7 +182,32 @@ class GeoBatchConfig:
             lost_worker_seconds=_int(get("lost_worker_seconds"), "lost_worker_seconds", 120),
             architecture=_str(get("architecture"), "architecture") or "x86_64",
             versioned_bucket=_bool(get("versioned_bucket"), "versioned_bucket", False),
+            **_data_access(get("data_access")),
+            api_gateway_account=_bool(get("api_gateway_account"), "api_gateway_account", True),
+            scaler_reserved_concurrency=_int(
+                get("scaler_reserved_concurrency"), "scaler_reserved_concurrency", 1
+            ),
         )
+
+
+def _data_access(value: Any) -> dict[str, tuple[str, ...]]:
+    """``{"read": [...], "write": [...]}`` (a JSON string with ``-c``) → data_read / data_write."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict) or set(value) - {"read", "write"}:
+        raise ConfigError(
+            'context \'data_access\' must be an object {"read": ["s3://bucket/prefix/*", ...], '
+            '"write": [...]} (only the keys read and write)'
+        )
+    return {
+        "data_read": _list(value.get("read"), "data_access.read"),
+        "data_write": _list(value.get("write"), "data_access.write"),
+    }
 
 
 def _str(value: Any, key: str) -> str | None:

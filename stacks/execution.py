@@ -21,14 +21,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from geobatch_core import data_access
 from stacks.config import GeoBatchConfig
 from stacks.image_build import ImageBuild
 from stacks.lambda_factory import LambdaFactory, retention
 from stacks.nag import suppress
 from stacks.state import State
-from stacks.storage import ARGS, BUNDLES, LOGS, RESULTS, Storage
+from stacks.storage import ARGS, BUILDS, BUNDLES, LOGS, RESULTS, Storage
 
-BATCH_LOG_GROUP = "/aws/batch/job"  # where the awslogs driver writes without options (see adapters/batch.py)
 QUEUE_ACTIONS_CONTROL = [
     "sqs:CreateQueue",
     "sqs:DeleteQueue",
@@ -97,6 +97,20 @@ class Execution(Construct):
             resource_name=f"{prefix}-*",
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
+        # Worker containers log here (the job definitions' awslogs options name it), not to Batch's
+        # default /aws/batch/job, which no stack owns and which would keep logs forever.
+        self.worker_logs = logs.LogGroup(
+            self,
+            "WorkerLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        )
+        self.worker_log_streams = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{self.worker_logs.log_group_name}:log-stream:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
         # Per-Function worker roles live under this path and name prefix (layout of WorkerRoles).
         self.worker_role_arn_pattern = stack.format_arn(
@@ -112,8 +126,16 @@ class Execution(Construct):
             description="GeoBatch: starts workers up to min(concurrency, pending jobs); queue metrics",
             timeout=Duration.seconds(60),
             function_name=self.scaler_function_name,
+            reserved_concurrency=config.scaler_reserved_concurrency or None,
         )
         self.grant_control_plane(self.scaler, state=state, storage=storage)
+        # The scheduled pass settles Functions whose build event was lost (geobatch_ops.build_events).
+        self.scaler.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codebuild:BatchGetBuilds"], resources=[image_build.project.project_arn]
+            )
+        )
+        storage.grant_objects(self.scaler, read=[BUILDS], write=[BUILDS])
         # The scaler announces "GeoBatch Function Completed" on the default event bus.
         self.scaler.add_to_role_policy(
             iam.PolicyStatement(
@@ -137,21 +159,14 @@ class Execution(Construct):
             service="geobatch-batch-events",
             description="GeoBatch: handles the end of a worker (Batch job state change)",
             timeout=Duration.seconds(60),
+            dead_letter_queue=image_build.dead_letters,
         )
         self.grant_control_plane(self.batch_events, state=state, storage=storage)
         self.batch_events.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["logs:GetLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=f"{BATCH_LOG_GROUP}:log-stream:*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
+            iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[self.worker_log_streams])
         )
+        # It wakes the scaler to replace a dead worker (adapters.aws.scaler_invoker).
+        self.scaler.grant_invoke(self.batch_events)
         self.batch_rule = events.Rule(
             self,
             "BatchStateRule",
@@ -161,7 +176,11 @@ class Execution(Construct):
                 detail_type=["Batch Job State Change"],
                 detail={"jobQueue": [self.job_queue.job_queue_arn], "status": ["FAILED", "SUCCEEDED"]},
             ),
-            targets=[targets.LambdaFunction(self.batch_events, retry_attempts=10)],
+            targets=[
+                targets.LambdaFunction(
+                    self.batch_events, retry_attempts=10, dead_letter_queue=image_build.dead_letters
+                )
+            ],
         )
 
     @property
@@ -384,6 +403,10 @@ class Execution(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": "GeoBatch"}},
             ),
         )
+        # The operator's data bound (cdk.json "data_access"): the most any Function may declare; the API
+        # refuses a declaration outside it at save time, this makes IAM refuse it too.
+        for statement in data_access.statements(self.config.data_bound, stack.partition, sid="Bound"):
+            worker.add_statements(iam.PolicyStatement.from_json(statement))
         execution = iam.Role(
             self,
             "WorkerExecutionRole",
@@ -394,14 +417,7 @@ class Execution(Construct):
         execution.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=f"{BATCH_LOG_GROUP}:log-stream:*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                resources=[self.worker_log_streams],
             )
         )
         for role, reason in (
@@ -409,13 +425,14 @@ class Execution(Construct):
                 worker,
                 "Permissions boundary of the per-Function worker roles (each role's own policy names its "
                 "Function's queue, items and keys): SQS scoped to the stage's queue prefix, S3 to the "
-                "bundles/, args/ (read) and results/, logs/ (write) prefixes; PutMetricData supports no "
+                "bundles/, args/ (read) and results/, logs/ (write) prefixes, and to the data locations "
+                "the operator allows (context data_access, s3:// prefixes); PutMetricData supports no "
                 "resource, it is limited to the GeoBatch namespace by condition.",
             ),
             (
                 execution,
                 "ecr:GetAuthorizationToken supports no resource; log streams are created at runtime "
-                "in /aws/batch/job.",
+                "in the stack's worker log group.",
             ),
         ):
             suppress(role, [{"id": "AwsSolutions-IAM5", "reason": reason}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -44,7 +45,12 @@ class GeoBatchStack(Stack):
         self._grant_api()
         factory.apply_environment(self.shared_environment())
         self.monitoring = Monitoring(
-            self, "Monitoring", config=config, rest_api=self.api.rest_api, functions=factory.functions
+            self,
+            "Monitoring",
+            config=config,
+            rest_api=self.api.rest_api,
+            functions=factory.functions,
+            event_dead_letters=self.image_build.dead_letters,
         )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="GEOBATCH_API_URL for the SDK")
@@ -77,6 +83,9 @@ class GeoBatchStack(Stack):
             env.SCALER_FUNCTION: execution.scaler_function_name,
             # The executor registers job definitions for the compute environment's platform.
             env.BATCH_PLATFORM: execution.platform,
+            # What Functions may declare as data_access (the worker boundary allows the same).
+            env.DATA_ACCESS: json.dumps(self.config.data_bound, separators=(",", ":")),
+            env.WORKER_LOG_GROUP: execution.worker_logs.log_group_name,
         }
         return environment
 

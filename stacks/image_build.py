@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from geobatch_core.adapters import codebuild as cb
@@ -172,7 +173,27 @@ class ImageBuild(Construct):
             ],
         )
 
-        # The build's end → build_events Lambda (moves the Function to ready / build_failed).
+        # The build's end → build_events Lambda (moves the Function to ready / build_failed). An event
+        # that fails delivery (EventBridge's retries) or processing (Lambda's async retries) is kept
+        # in this queue; either way the scaler's scheduled pass reconciles Functions left `building`.
+        # (The batch-events rule and Lambda use it too.) SQS-managed encryption: EventBridge cannot
+        # send to a queue under the AWS-managed aws/sqs KMS key.
+        self.dead_letters = sqs.Queue(
+            self,
+            "EventsDlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        suppress(
+            self.dead_letters,
+            [
+                {
+                    "id": "AwsSolutions-SQS3",
+                    "reason": "The dead-letter queue of the build- and batch-state rules and Lambdas.",
+                }
+            ],
+        )
         self.events_function = factory.create(
             self,
             "BuildEvents",
@@ -180,6 +201,7 @@ class ImageBuild(Construct):
             service="geobatch-build-events",
             description="GeoBatch: records the end of a Function image build",
             timeout=Duration.seconds(60),
+            dead_letter_queue=self.dead_letters,
         )
         state.functions.grant_read_write_data(self.events_function)
         storage.grant_objects(self.events_function, read=[BUNDLES, BUILDS], write=[BUILDS])
@@ -201,8 +223,12 @@ class ImageBuild(Construct):
                 detail_type=["CodeBuild Build State Change"],
                 detail={
                     "project-name": [self.project.project_name],
-                    "build-status": ["SUCCEEDED", "FAILED", "STOPPED"],
+                    "build-status": list(cb.TERMINAL_BUILD_STATUSES),
                 },
             ),
-            targets=[targets.LambdaFunction(self.events_function, retry_attempts=10)],
+            targets=[
+                targets.LambdaFunction(
+                    self.events_function, retry_attempts=10, dead_letter_queue=self.dead_letters
+                )
+            ],
         )

@@ -12,9 +12,11 @@ Linux even when synthesizing on macOS. Tests skip bundling with the context
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Remo
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from packaging.utils import canonicalize_name
 
 from stacks.config import GeoBatchConfig
 from stacks.nag import suppress
@@ -35,6 +39,11 @@ LAMBDA_PACKAGES = ("geobatch_core", "geobatch_api", "geobatch_ops")
 # constraints.txt when present, so the Lambdas run what the tests ran.
 # aws-xray-sdk: the handlers trace with the Powertools Tracer.
 LAMBDA_REQUIREMENTS = ("aws-lambda-powertools", "pydantic", "packaging", "aws-xray-sdk")
+# What the Lambda Python runtime provides: boto3 and its dependencies (never bundled, see
+# PipLocalBundling).
+RUNTIME_PROVIDED = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+)
 PYTHON_VERSION = "3.11"
 METRICS_NAMESPACE = "GeoBatch"
 _EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "*.egg-info"]
@@ -71,7 +80,14 @@ def retention(days: int) -> logs.RetentionDays:
 
 @jsii.implements(ILocalBundling)
 class PipLocalBundling:
-    """Bundle ``lambdas/`` without Docker: copy the packages, pip-install Linux wheels next to them."""
+    """Bundle ``lambdas/`` without Docker: copy the packages, pip-install Linux wheels next to them.
+
+    The Lambda runtime provides boto3 and its closure (``RUNTIME_PROVIDED``). Installing any of them
+    into the asset would shadow the runtime's copy: aws-xray-sdk pulls botocore, and a bundled
+    botocore without boto3 leaves the runtime's boto3 on a botocore of another version (and was 60%
+    of the asset). So pip first resolves the requirements (a dry run, as for the real install), and
+    then installs exactly the resolved packages minus the runtime's, with ``--no-deps``.
+    """
 
     def __init__(
         self, source: Path, *, architecture: str, requirements: tuple[str, ...] = LAMBDA_REQUIREMENTS
@@ -86,6 +102,22 @@ class PipLocalBundling:
             shutil.copytree(
                 self.source / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
+        subprocess.run([*self._pip(out), "--no-deps", *self.resolve(out)], check=True)
+        return True  # True: CDK must not fall back to Docker
+
+    def resolve(self, out: Path) -> list[str]:
+        """``name==version`` of every package the requirements need on Lambda, minus the runtime's."""
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.json"
+            command = [*self._pip(out), "--dry-run", "--ignore-installed", "--report", str(report)]
+            subprocess.run([*command, *self.requirements], check=True)
+            resolved = json.loads(report.read_text())["install"]
+        pins = {canonicalize_name(r["metadata"]["name"]): r["metadata"]["version"] for r in resolved}
+        return [
+            f"{name}=={version}" for name, version in sorted(pins.items()) if name not in RUNTIME_PROVIDED
+        ]
+
+    def _pip(self, out: Path) -> list[str]:
         command = [
             sys.executable,
             "-m",
@@ -107,8 +139,7 @@ class PipLocalBundling:
         constraints = REPO_ROOT / "constraints.txt"
         if constraints.exists():
             command += ["--constraint", str(constraints)]
-        subprocess.run([*command, *self.requirements], check=True)
-        return True  # True: CDK must not fall back to Docker
+        return command
 
 
 class LambdaFactory:
@@ -154,8 +185,13 @@ class LambdaFactory:
         timeout: Duration | None = None,
         extra_environment: Mapping[str, str] | None = None,
         function_name: str | None = None,
+        reserved_concurrency: int | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
-        """A Lambda running ``handler`` with its own role (logs only) and log group."""
+        """A Lambda running ``handler`` with its own role (logs only) and log group.
+
+        ``dead_letter_queue`` receives asynchronous invocations (EventBridge targets) that failed
+        all of Lambda's retries."""
         log_group = logs.LogGroup(
             scope,
             f"{construct_id}Logs",
@@ -190,6 +226,8 @@ class LambdaFactory:
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=dead_letter_queue,
             environment={
                 **(extra_environment or {}),
                 "POWERTOOLS_SERVICE_NAME": service,

@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import GeoBatchConfig
@@ -55,6 +56,7 @@ class Monitoring(Construct):
         config: GeoBatchConfig,
         rest_api: apigw.RestApi,
         functions: Sequence[lambda_.Function],
+        event_dead_letters: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = config.name_prefix
@@ -91,6 +93,16 @@ class Monitoring(Construct):
             description="Jobs reached a dead-letter queue: their messages could not be processed "
             "(see the scaler's DeadLetterMessages metric per Function).",
         )
+        if event_dead_letters is not None:
+            self._alarm(
+                "EventDeadLetters",
+                event_dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD),
+                threshold=0,
+                periods=1,
+                action=action,
+                description="Build or Batch state events could not be handled (see the events DLQ); "
+                "the scaler still reconciles stuck builds every minute.",
+            )
         self._alarm(
             "Api5xx",
             rest_api.metric_server_error(period=PERIOD, statistic="Sum"),

@@ -10,17 +10,20 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import random
 import signal
 import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import errors
+from geobatch_core import data_access, env, errors, limits
+from geobatch_core.env import UNSIGNED_S3
 from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
 from geobatch_core.services.context import Services, Settings
@@ -55,6 +58,21 @@ class WorkerConfig:
     min_prefetch: int = 1  # the batch a worker starts with; it grows while the queue stays deep
     memory_limit_mb: float | None = None
     function_check_seconds: float = 10.0
+    # Past this many seconds the worker claims no new job and exits, before AWS Batch's attempt
+    # timeout (lifetime + one job timeout + a margin) could kill it mid-job; the scaler replaces it.
+    # The job definition sets it; None (local mode) means no limit.
+    lifetime_seconds: float | None = field(default_factory=lambda: _lifetime_from_env(os.environ))
+
+
+def _lifetime_from_env(environ: Mapping[str, str]) -> float | None:
+    value = environ.get(env.WORKER_LIFETIME_SECONDS)
+    return float(value) if value else None
+
+
+# A message stays invisible at most 12 h from its receipt however often its lease is extended; a
+# held message whose job could not finish (timeout + settling) within that is handed back unclaimed
+# and received afresh, rather than claimed and re-delivered while it still runs.
+SETTLE_SECONDS = 600
 
 
 @dataclass
@@ -93,6 +111,9 @@ class Worker:
         self._function: Item = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="geobatch-worker-")
         self._runner: Runner | None = None
+        self._born = time.monotonic()
+        # Workers started together (one array job) retire over a spread, not all in the same minute.
+        self._lifetime_share = random.uniform(0.9, 1.0)  # nosec B311
 
     @classmethod
     def for_services(cls, config: WorkerConfig, svc: Services) -> Worker:
@@ -183,6 +204,9 @@ class Worker:
         checked = time.monotonic()
         batch = max(1, min(self.config.min_prefetch, self.config.prefetch))
         while not self.stopping.is_set():
+            if self._lifetime_spent():
+                log.info("lifetime of %ss spent: claiming no more jobs", self.config.lifetime_seconds)
+                return
             if time.monotonic() - checked > self.config.function_check_seconds:
                 checked = time.monotonic()
                 if not self._dispatchable():
@@ -209,17 +233,29 @@ class Worker:
             # fewer as it runs dry, so the last jobs spread over all workers instead of one
             # worker holding them while the others idle.
             batch = min(self.config.prefetch, 2 * batch) if len(messages) == batch else len(messages)
-            self._process_batch(messages)
+            self._process_batch(messages, received=time.monotonic())
             idle_since = time.monotonic()
 
-    def _process_batch(self, messages: list[Message]) -> None:
+    def _lifetime_spent(self) -> bool:
+        lifetime = self.config.lifetime_seconds
+        return lifetime is not None and time.monotonic() - self._born >= lifetime * self._lifetime_share
+
+    def _lease_covers_a_job(self, received: float) -> bool:
+        """Whether a message received at ``received`` can still stay invisible for a whole job."""
+        # min(): a Function saved before the cap would otherwise hand back even fresh messages forever.
+        timeout = min(float(self._function["timeout"]), limits.MAX_TIMEOUT_SECONDS)
+        needed = time.monotonic() - received + timeout + SETTLE_SECONDS
+        return needed <= limits.SQS_MAX_LEASE_SECONDS
+
+    def _process_batch(self, messages: list[Message], *, received: float) -> None:
         with self._held_lock:
             self._held = {m.receipt: m for m in messages}
         acks: list[str] = []
         defers: list[tuple[str, int]] = []
         try:
             for message in messages:
-                if self.stopping.is_set():
+                # Unstarted messages go back to the queue at once (the finally below).
+                if self.stopping.is_set() or self._lifetime_spent() or not self._lease_covers_a_job(received):
                     break
                 self._handle(message, acks, defers)
                 with self._held_lock:
@@ -294,6 +330,8 @@ class Worker:
         env = {**(self._function.get("environment") or {}), **(job.get("environment") or {})}
         env["GEOBATCH_JOB_ID"] = f"{job['function_id']}-{job['job_key']}"
         env["GEOBATCH_ATTEMPT"] = str(claimed.attempt)
+        # The Function's public locations, which user code reads unsigned (see env.UNSIGNED_S3).
+        env[UNSIGNED_S3] = data_access.unsigned_value(self._function.get("data_access"))
         self._cancel.clear()
         self._current = (job["job_key"], message)
         try:

@@ -27,6 +27,10 @@ ECR_REPOSITORY_URI = "GEOBATCH_ECR_REPOSITORY_URI"
 EVENT_BUS = "GEOBATCH_EVENT_BUS"
 LOG_RETENTION_DAYS = "GEOBATCH_LOG_RETENTION_DAYS"
 LOST_WORKER_SECONDS = "GEOBATCH_LOST_WORKER_SECONDS"  # SQS visibility = time to detect a dead worker
+# The S3 locations Functions may declare (the operator's bound, cdk.json context "data_access"), as
+# JSON {"read": [...], "write": [...]} of s3:// patterns; unset (local mode) means anything.
+DATA_ACCESS = "GEOBATCH_DATA_ACCESS"
+WORKER_LOG_GROUP = "GEOBATCH_WORKER_LOG_GROUP"  # the stack's log group of worker containers
 
 # Worker (set on the Batch job definition, or by the local executor)
 WORKER_FUNCTION_ID = "GEOBATCH_FUNCTION_ID"
@@ -35,6 +39,14 @@ WORKER_IDLE_SECONDS = "GEOBATCH_WORKER_IDLE_SECONDS"
 WORKER_POLL_SECONDS = "GEOBATCH_WORKER_POLL_SECONDS"
 WORKER_ID = "GEOBATCH_WORKER_ID"
 WORKER_MEMORY_LIMIT_MB = "GEOBATCH_WORKER_MEMORY_LIMIT_MB"
+# Seconds after which a worker claims no new job and exits (AWS Batch's attempt timeout is later).
+WORKER_LIFETIME_SECONDS = "GEOBATCH_WORKER_LIFETIME_SECONDS"
+
+# User code (set by the worker for every job)
+# The Function's public locations (data_access.public), space-separated s3:// patterns: read them
+# unsigned (GDAL: AWS_NO_SIGN_REQUEST=YES for those paths; boto3: Config(signature_version=UNSIGNED)).
+# geobatch.data_access.gdal_options(href) and reads_unsigned(href) read it.
+UNSIGNED_S3 = "GEOBATCH_UNSIGNED_S3"
 
 # SDK / CLI
 API_URL = "GEOBATCH_API_URL"

@@ -15,7 +15,12 @@ MAX_ENV_BYTES = 16_000
 MAX_REQUIREMENTS = 200
 MAX_BUNDLE_BYTES = 50_000_000
 MAX_RETRY_COUNT = 10
-MAX_TIMEOUT_SECONDS = 86_400
+# A job's SQS message can stay invisible at most 12 hours from its receipt (SQS's ceiling, however
+# often the worker extends its lease), so no job may run longer than that minus the time a worker
+# needs to start it and record its outcome.
+SQS_MAX_LEASE_SECONDS = 43_200
+LEASE_MARGIN_SECONDS = 3_600
+MAX_TIMEOUT_SECONDS = SQS_MAX_LEASE_SECONDS - LEASE_MARGIN_SECONDS  # 11 h
 MAX_CONCURRENCY = 1000
 DEFAULT_CONCURRENCY = 5  # small problems become big problems when new code scales to 500 at once
 DEFAULT_TIMEOUT_SECONDS = 900

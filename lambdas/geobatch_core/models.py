@@ -7,14 +7,23 @@ reads jobs with them, and the SDK parses API responses with them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from geobatch_core import limits
+from geobatch_core import data_access, limits
 
 
 class JobStatus(StrEnum):
@@ -58,9 +67,10 @@ class FunctionStatus(StrEnum):
 
 # --------------------------------------------------------------------------- resources
 
-# Fargate task sizes: memory (MB) allowed for each vCPU count.
-FARGATE_MEMORY: dict[float, range] = {
-    0.25: range(512, 2049, 512),
+# Fargate task sizes: memory (MB) allowed for each vCPU count (AWS Batch on Fargate refuses any other
+# pair at job submission, long after the Function was saved). 0.25 vCPU allows 512, 1024 and 2048 only.
+FARGATE_MEMORY: dict[float, Sequence[int]] = {
+    0.25: (512, 1024, 2048),
     0.5: range(1024, 4097, 1024),
     1.0: range(2048, 8193, 1024),
     2.0: range(4096, 16385, 1024),
@@ -68,7 +78,9 @@ FARGATE_MEMORY: dict[float, range] = {
     8.0: range(16384, 61441, 4096),
     16.0: range(32768, 122881, 8192),
 }
-
+# Base images the worker runtime supports: geobatch_core needs Python 3.11 or newer (StrEnum,
+# datetime.UTC), so a python3.10 image would build and then fail at the worker's first import.
+SUPPORTED_IMAGES = ("python3.11", "python3.12", "python3.13")
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mb|mi|mib|m|gb|gi|gib|g)?\s*$", re.IGNORECASE)
 
 
@@ -107,10 +119,31 @@ def check_resources(cpus: float, memory: int) -> None:
         )
     allowed = FARGATE_MEMORY[cpus]
     if memory not in allowed:
-        raise ValueError(
-            f"memory={memory} MB does not fit cpus={cpus:g}: use {allowed.start}-{allowed.stop - 1} MB "
-            f"in steps of {allowed.step} MB"
+        choices = (
+            f"use {allowed.start}-{allowed.stop - 1} MB in steps of {allowed.step} MB"
+            if isinstance(allowed, range)
+            else f"Fargate allows only {', '.join(map(str, allowed))} MB"
         )
+        raise ValueError(f"memory={memory} MB does not fit cpus={cpus:g}: {choices}")
+
+
+def check_image(image: str) -> str:
+    if image not in SUPPORTED_IMAGES:
+        raise ValueError(
+            f"image {image!r} is not supported: the worker runtime needs Python 3.11 or newer; "
+            f"use one of {', '.join(SUPPORTED_IMAGES)}"
+        )
+    return image
+
+
+def check_timeout(timeout: int | None) -> int | None:
+    if timeout is not None and timeout > limits.MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"timeout={timeout} s is over the {limits.MAX_TIMEOUT_SECONDS} s maximum: a job's queue message "
+            "can be held at most 12 hours from its receipt (SQS), so a longer job would be retried while "
+            "it still runs; split the work into shorter jobs"
+        )
+    return timeout
 
 
 def check_requirement(line: str) -> str:
@@ -158,6 +191,37 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
 
+S3Uri = Annotated[str, AfterValidator(data_access.normalise)]
+# The declared statements' share of the worker role's inline policy (IAM allows 10,240 characters).
+DATA_POLICY_CHARS = 7000
+
+
+class S3Access(WireModel):
+    """The S3 locations a Function's jobs may use; its worker role allows exactly these.
+
+    Each entry is ``s3://bucket/*``, ``s3://bucket/prefix/*`` or ``s3://bucket/key``. ``read``
+    locations are read with the worker role's credentials (s3:GetObject, s3:ListBucket under the
+    prefix); ``write`` locations get s3:PutObject. ``public`` locations are public archives read
+    unsigned (as they are meant to be read): the worker names them to user code in
+    ``GEOBATCH_UNSIGNED_S3`` (see ``env.UNSIGNED_S3``). A deployed stack accepts only ``read`` and
+    ``write`` locations inside what its operator allows (cdk.json context ``data_access``).
+    """
+
+    read: list[S3Uri] = Field(default_factory=list, max_length=data_access.MAX_LOCATIONS)
+    write: list[S3Uri] = Field(default_factory=list, max_length=data_access.MAX_LOCATIONS)
+    public: list[S3Uri] = Field(default_factory=list, max_length=data_access.MAX_LOCATIONS)
+
+    @model_validator(mode="after")
+    def _fits_a_role_policy(self) -> S3Access:
+        size = data_access.policy_chars(data_access.statements(self.model_dump(), "aws"))
+        if size > DATA_POLICY_CHARS:
+            raise ValueError(
+                f"data_access needs {size} characters of IAM policy; at most {DATA_POLICY_CHARS} fit in a "
+                "worker role: name fewer, shorter locations (s3://bucket/prefix/* covers many keys)"
+            )
+        return self
+
+
 class FunctionSettings(WireModel):
     """The settings a user may change after creation (all optional in an update)."""
 
@@ -165,13 +229,15 @@ class FunctionSettings(WireModel):
     cpus: Cpus | None = None
     memory: Memory | None = None
     maximum_concurrency: int | None = Field(default=None, ge=1, le=limits.MAX_CONCURRENCY)
-    timeout: int | None = Field(default=None, ge=1, le=limits.MAX_TIMEOUT_SECONDS)
+    timeout: int | None = Field(default=None, ge=1, json_schema_extra={"maximum": limits.MAX_TIMEOUT_SECONDS})
     retry_count: int | None = Field(default=None, ge=0, le=limits.MAX_RETRY_COUNT)
     environment: Environment | None = None
     enabled: bool | None = None
     auto_start: bool | None = None
+    data_access: S3Access | None = None  # an update replaces the whole declaration
 
     _env = field_validator("environment")(classmethod(lambda cls, v: _check_environment(v)))
+    _timeout = field_validator("timeout")(classmethod(lambda cls, v: check_timeout(v)))
 
 
 class FunctionCreate(FunctionSettings):
@@ -184,7 +250,9 @@ class FunctionCreate(FunctionSettings):
         description="module:attribute of the callable inside the bundle",
     )
     requirements: list[str] = Field(default_factory=list, max_length=limits.MAX_REQUIREMENTS)
-    image: str = Field(default="python3.11", pattern=r"^python3\.(1[0-3])$")
+    image: str = Field(default="python3.11", json_schema_extra={"enum": list(SUPPORTED_IMAGES)})
+
+    _image = field_validator("image")(classmethod(lambda cls, v: check_image(v)))
 
     @field_validator("requirements")
     @classmethod
@@ -228,6 +296,7 @@ class Function(WireModel):
     environment: Environment = Field(default_factory=dict)
     enabled: bool = True
     auto_start: bool = True
+    data_access: S3Access = Field(default_factory=S3Access)
     image_uri: str | None = None
     image_hash: str | None = None
     build_id: str | None = None

@@ -12,6 +12,7 @@ code written for it ports by changing the import.
 
 from geobatch.bundle import BoundGlobalError
 from geobatch.client import Client, ComputeClient, configure, get_default_client, set_default_client
+from geobatch.data_access import S3Access
 from geobatch.function import Function, JobBulkCreateError, JobBulkCreateResult
 from geobatch.job import Job, JobResultError
 from geobatch.search import JobSearch, Search
@@ -55,6 +56,7 @@ __all__ = [
     "JobStatus",
     "NotFoundError",
     "PayloadTooLargeError",
+    "S3Access",
     "Search",
     "Serializable",
     "ServiceError",

@@ -170,10 +170,20 @@ def functions_get(function_id: str) -> None:
         data = fn.to_dict()
         stats = data.pop("job_statistics", None) or {}
         done, total = _progress(stats)
+        access = data.pop("data_access", None) or {}
         yield from _details(data)
+        yield from _data_access_lines(access)
         yield f"{'jobs:':22} {done}/{total} done ({_counts(stats)})"
 
     _emit(fn.to_dict(), text)
+
+
+def _data_access_lines(access: dict[str, Any]) -> Iterable[str]:
+    """The S3 locations a Function's jobs may touch, one line per kind (or that there are none)."""
+    kinds = [("read", "data read:", ""), ("write", "data write:", "")]
+    kinds.append(("public", "data public:", " (read unsigned)"))
+    lines = [f"{label:22} {', '.join(access[k])}{note}" for k, label, note in kinds if access.get(k)]
+    yield from lines or [f"{'data access:':22} none (only the Function's own bundle, arguments, results)"]
 
 
 @functions.command("update")

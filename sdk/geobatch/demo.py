@@ -22,6 +22,8 @@ import click
 DEMO_BUCKET = "geobatch-demo"
 # What the per-tile job imports; in local mode they are already installed, so the build is quick.
 DEMO_REQUIREMENTS = ["scikit-learn", "rasterio", "numpy", "pyproj", "shapely", "pystac"]
+# The public Sentinel-2 L2A COG archive (us-west-2), read unsigned as its owners intend.
+SENTINEL_COGS = "s3://sentinel-cogs/*"
 
 
 @contextlib.contextmanager
@@ -60,6 +62,20 @@ class DemoOptions:
     pad: int = 0
     concurrency: int = 2
     timeout: float = 1800.0
+
+
+def demo_data_access(plan: Any) -> Any:
+    """What the per-tile job touches, and nothing more: its model, the STAC items and the imagery
+    they point at (read), the product's prefix (write) and the public Sentinel-2 archive (unsigned)."""
+    import geobatch as gb
+    from geobatch.landcover.product import product_prefix
+    from geobatch.landcover.synthetic import DEFAULT_PREFIX
+
+    return gb.S3Access(
+        read=[plan.model_uri, plan.items_uri, f"s3://{plan.bucket}/{DEFAULT_PREFIX}/*"],
+        write=[f"s3://{plan.bucket}/{product_prefix(plan.product_id)}/*"],
+        public=[SENTINEL_COGS],
+    )
 
 
 @contextlib.contextmanager
@@ -127,6 +143,7 @@ def _run_demo(
         maximum_concurrency=options.concurrency,
         retry_count=2,
         timeout=600,
+        data_access=demo_data_access(plan),
         client=client,
     )
     fn.save()

@@ -33,6 +33,7 @@ _SETTINGS = (
     "environment",
     "enabled",
     "auto_start",
+    "data_access",
 )
 _CREATE_ONLY = frozenset({"image", "requirements"})
 _OUTSTANDING = tuple(s.value for s in JobStatus.outstanding())
@@ -83,7 +84,8 @@ class JobBulkCreateResult(list[Job]):
 def _default_image() -> str | None:
     # Source code is shipped, so the image's Python should match the one it was written for.
     minor = sys.version_info.minor
-    return f"python3.{minor}" if 10 <= minor <= 13 and sys.version_info.major == 3 else None
+    image = f"python3.{minor}"
+    return image if image in models.SUPPORTED_IMAGES and sys.version_info.major == 3 else None
 
 
 def _check(name: str, value: Any) -> Any:
@@ -96,14 +98,13 @@ def _check(name: str, value: Any) -> Any:
         if name == "cpus":
             return models.parse_cpus(value)
         if name == "image":
-            image = str(value).removesuffix(":latest")
-            if not re.match(r"^python3\.(1[0-3])$", image):
-                raise ValueError(f"image {value!r} is not available: use one of python3.10 ... python3.13")
-            return image
+            return models.check_image(str(value).removesuffix(":latest"))
         if name == "requirements":
             return bundle.read_requirements(value)
         if name in _SETTINGS:
-            models.FunctionSettings.model_validate({name: value})
+            checked = models.FunctionSettings.model_validate({name: value})
+            if name == "data_access":
+                return checked.data_access  # an S3Access, with its locations in canonical spelling
             return dict(value) if name == "environment" else value
     except pydantic.ValidationError as exc:
         raise validation_error(exc, name) from None
@@ -126,15 +127,21 @@ class Function:
         include_data: globs (relative to the current directory) of data files to ship with the code.
         include_modules: names of your own modules or packages to ship with the code.
         name: the Function's name (default: the function's name).
-        image: the base image, ``"python3.10"`` to ``"python3.13"`` (default: your Python's version).
+        image: the base image, ``"python3.11"`` to ``"python3.13"`` (default: your Python's version).
         cpus: vCPUs per job: 0.25, 0.5, 1, 2, 4, 8 or 16 (or ``"2vCPU"``).
         memory: MB per job (or ``"2GB"``, ``"1Gi"``, ``"512MB"``); it must fit ``cpus``.
         maximum_concurrency: most jobs running at once.
-        timeout: seconds before a job is stopped with status ``timeout``.
+        timeout: seconds before a job is stopped with status ``timeout`` (at most 39600, 11 h: a job's
+            queue message can be held at most 12 h).
         retry_count: automatic retries of a failed job.
         environment: environment variables for every job.
         enabled: whether new jobs and reruns are accepted.
         auto_start: whether the Function becomes ``ready`` (dispatching jobs) once built.
+        data_access: the S3 locations its jobs read and write, a :class:`~geobatch.S3Access` (or
+            a dict like it), e.g. ``S3Access(read=["s3://bucket/models/*"],
+            write=["s3://bucket/products/v1/*"], public=["s3://sentinel-cogs/*"])``. Workers may
+            touch only these (and the Function's own state); a deployed stack refuses locations
+            outside what its operator allows with a ``ValidationError`` when the Function is saved.
         client: the :class:`~geobatch.Client` to use (default: the default client).
     """
 
@@ -154,6 +161,9 @@ class Function:
     environment = Field("environment", settable=True, doc="Environment variables of every job.")
     enabled = Field("enabled", settable=True, doc="Whether new jobs and reruns are accepted.")
     auto_start = Field("auto_start", settable=True, doc="Whether it becomes ready once built.")
+    data_access = Field(
+        "data_access", settable=True, doc="The S3Access: S3 locations its jobs may read and write."
+    )
     entrypoint = Field("entrypoint", doc="module:attribute of the callable inside the bundle.")
     image_uri = Field("image_uri", doc="The built container image.")
     status_reason = Field("status_reason", doc="More about the status (e.g. why the build failed).")
@@ -174,6 +184,7 @@ class Function:
         environment: Mapping[str, str] | None = None,
         enabled: bool | None = None,
         auto_start: bool | None = None,
+        data_access: models.S3Access | Mapping[str, Any] | None = None,
         client: Client | None = None,
         **extra: Any,
     ):
@@ -203,6 +214,7 @@ class Function:
             environment=environment,
             enabled=enabled,
             auto_start=auto_start,
+            data_access=data_access,
             **extra,
         )
         self._local: dict[str, Any] = {k: _check(k, v) for k, v in given.items() if v is not None}
@@ -705,7 +717,8 @@ class Function:
     def to_dict(self) -> dict[str, Any]:
         """The Function's attributes as JSON-ready values."""
         data = self._wire.model_dump(mode="json") if self._wire is not None else {}
-        data.update(self._local)
+        for key, value in self._local.items():
+            data[key] = value.model_dump(mode="json") if isinstance(value, pydantic.BaseModel) else value
         return data
 
     def __repr__(self) -> str:

@@ -70,6 +70,15 @@ def test_create_build_and_get_function(api):
         ({"name": "bad name!"}, "name"),
         ({"name": "x", "surprise": 1}, "surprise"),
         ({"name": "x", "environment": {"AWS_SECRET_ACCESS_KEY": "x"}}, "reserved"),
+        # Fargate's grid: 0.25 vCPU takes 512, 1024 or 2048 MB only (1536 fails at Batch, not here).
+        ({"name": "x", "cpus": 0.25, "memory": 1536}, "Fargate allows only 512, 1024, 2048 MB"),
+        ({"name": "x", "cpus": 8, "memory": "18GB"}, "16384-61440 MB in steps of 4096 MB"),
+        ({"name": "x", "cpus": 16, "memory": "36GB"}, "32768-122880 MB in steps of 8192 MB"),
+        # The worker runtime needs Python 3.11+: a 3.10 image built fine and then crashed at import.
+        ({"name": "x", "image": "python3.10"}, "use one of python3.11, python3.12, python3.13"),
+        ({"name": "x", "image": "ubuntu"}, "image 'ubuntu' is not supported"),
+        # SQS keeps a message invisible at most 12 h from receipt: longer jobs would run twice.
+        ({"name": "x", "timeout": 43_200}, "over the 39600 s maximum"),
     ],
 )
 def test_bad_function_input_is_a_422_naming_the_problem(api, body, fragment):
@@ -247,3 +256,13 @@ def test_an_edited_cursor_cannot_reach_another_tenant(api):
     assert status == 404
     status, body = api("GET", "/jobs", query={"function_id": alice_fn, "count": "true"})
     assert body["meta"]["total"] == 3
+
+
+def test_resource_and_timeout_limits_hold_on_update_too(api):
+    function_id = make_ready(api, cpus=0.25, memory=512)
+    status, error = api("PATCH", f"/functions/{function_id}", body={"memory": 1536})
+    assert status == 400 and "Fargate allows only 512, 1024, 2048 MB" in error["message"]
+    status, error = api("PATCH", f"/functions/{function_id}", body={"timeout": 86_400})
+    assert status == 422 and "12 hours" in error["message"]
+    status, body = api("PATCH", f"/functions/{function_id}", body={"memory": 2048, "timeout": 39_600})
+    assert status == 200 and body["memory"] == 2048 and body["timeout"] == 39_600

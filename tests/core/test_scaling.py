@@ -73,3 +73,36 @@ def test_workers_never_exceed_concurrency_and_completion_is_announced_once(moto_
     bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1]], reference_id=str(uuid.uuid4()))
     jobs.submit_jobs(svc, ALICE, bulk)
     assert svc.functions.get(function["id"])["active"] is True
+
+
+def test_overlapping_scaler_passes_never_exceed_maximum_concurrency(api):
+    """Two scaler invocations at once (a submit's and the schedule's): the second one runs while the
+    first is between counting the running workers and starting the missing ones, the worst moment.
+    Without the lease both would see 0 running and start 3 each."""
+    from geobatch_ops import scaler
+    from tests.conftest import FakeLambdaContext
+
+    svc = api.services
+    function = ready_function(svc, SOURCE, "noop", maximum_concurrency=3)
+    executor = CountingExecutor()
+    svc.executor = executor
+    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[i] for i in range(12)], reference_id="r1")
+    jobs.submit_jobs(svc, ALICE, bulk)
+    counted = executor.running_workers
+    overlapped = []
+
+    def running_workers(fn):
+        running = counted(fn)
+        if not overlapped:
+            overlapped.append(scaler.handler({"function_id": fn["id"]}, FakeLambdaContext()))
+        return running
+
+    executor.running_workers = running_workers  # type: ignore[method-assign]
+    first = scaler.handler({"function_id": function["id"]}, FakeLambdaContext())
+    assert overlapped == [{"started": {}, "dead_letters": 0}]  # the overlapping pass kept out
+    assert first["started"] == {function["id"]: 3}
+    assert executor.started == 3
+    # The lease is released: the next pass scales again (nothing missing now).
+    assert scaler.handler({"function_id": function["id"]}, FakeLambdaContext())["started"] == {
+        function["id"]: 0
+    }

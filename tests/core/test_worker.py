@@ -126,3 +126,57 @@ def test_sigterm_finishes_current_job_and_returns_the_rest(moto_services):
     assert statuses == ["pending"] * 5 + ["success"]
     visible, _ = svc.queue.depth(function["queue_url"])
     assert visible == 5  # handed back at once, not after the lease
+
+
+def test_a_spent_lifetime_stops_claiming_and_returns_the_rest(moto_services):
+    """Past its lifetime budget a worker finishes the job it runs, claims no other and hands the
+    messages it holds back at once, so AWS Batch's attempt timeout never kills it mid-job."""
+    svc = moto_services
+    function = ready_function(svc, SOURCE, "work")
+    submitted = submit(svc, function, list("abcdef"))
+    w = worker(svc, function, prefetch=10, min_prefetch=10, lifetime_seconds=3600)
+    original = w._run_job
+
+    def run_then_age(claimed, message):
+        result = original(claimed, message)
+        w.config.lifetime_seconds = 0  # what an hour of running does
+        return result
+
+    w._run_job = run_then_age  # type: ignore[method-assign]
+    stats = w.run()
+    assert stats.claimed == 1
+    statuses = sorted(job_item(svc, j)["status"] for j in submitted)
+    assert statuses == ["pending"] * 5 + ["success"]
+    visible, _ = svc.queue.depth(function["queue_url"])
+    assert visible == 5  # handed back at once, for the replacement worker
+
+
+def test_a_worker_without_lifetime_left_claims_nothing(moto_services, monkeypatch):
+    svc = moto_services
+    function = ready_function(svc, SOURCE, "work")
+    submitted = submit(svc, function, ["a", "b"])
+    monkeypatch.setenv("GEOBATCH_WORKER_LIFETIME_SECONDS", "0")  # as the job definition sets it
+    stats = worker(svc, function).run()
+    assert stats.received == 0 and stats.claimed == 0
+    assert [job_item(svc, j)["status"] for j in submitted] == ["pending", "pending"]
+
+
+def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_services):
+    """SQS keeps a message invisible at most 12 h from its receipt: a message held (prefetched) too
+    long for its job to finish within that goes back to the queue instead of being claimed."""
+    import time
+
+    from geobatch_core import limits
+
+    svc = moto_services
+    function = ready_function(svc, SOURCE, "work", timeout=limits.MAX_TIMEOUT_SECONDS)
+    w = worker(svc, function)
+    w._function = function
+    margin = limits.SQS_MAX_LEASE_SECONDS - limits.MAX_TIMEOUT_SECONDS
+    now = time.monotonic()
+    assert w._lease_covers_a_job(now)  # a fresh message always does, at the longest timeout
+    assert w._lease_covers_a_job(now - (margin - 700))
+    assert not w._lease_covers_a_job(now - margin)
+    # A Function saved before the cap (24 h allowed then) still runs fresh messages, never spins.
+    w._function = {**function, "timeout": 86_400}
+    assert w._lease_covers_a_job(time.monotonic())

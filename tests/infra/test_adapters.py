@@ -12,8 +12,13 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from geobatch_core import env
-from geobatch_core.adapters.batch import BatchExecutor, attempt_timeout_seconds, parse_batch_job_event
+from geobatch_core import env, limits
+from geobatch_core.adapters.batch import (
+    WORKER_LIFETIME_SECONDS,
+    BatchExecutor,
+    attempt_timeout_seconds,
+    parse_batch_job_event,
+)
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
 from geobatch_core.errors import NotFoundError
 from tests.infra import moto_resources
@@ -81,14 +86,57 @@ def test_register_creates_the_job_definition(executor):
     assert container["jobRoleArn"].endswith("role/worker")
     assert container["networkConfiguration"] == {"assignPublicIp": "ENABLED"}
     assert definition["platformCapabilities"] == ["FARGATE"]
-    assert definition["timeout"] == {"attemptDurationSeconds": 9000}
+    assert definition["timeout"] == {"attemptDurationSeconds": attempt_timeout_seconds(900)}
+    # Worker logs go to the stack's log group (with retention), not to Batch's /aws/batch/job.
+    assert container["logConfiguration"] == {"logDriver": "awslogs"}  # this executor was given none
 
 
-def test_attempt_timeout_bounds():
-    assert attempt_timeout_seconds(None) == 3600
-    assert attempt_timeout_seconds(60) == 3600
-    assert attempt_timeout_seconds(86_400) == 864_000
-    assert attempt_timeout_seconds(200_000) == 14 * 86_400
+def test_workers_stop_claiming_before_batch_kills_them(executor):
+    """The lifetime budget is in the worker's environment, and the attempt timeout leaves room for the
+    last job a worker claims just before its budget runs out, at any job timeout."""
+    for timeout in (1, 900, 3600, limits.MAX_TIMEOUT_SECONDS):
+        request = executor.job_definition({**FUNCTION, "timeout": timeout})
+        environment = {e["name"]: e["value"] for e in request["containerProperties"]["environment"]}
+        lifetime = int(environment[env.WORKER_LIFETIME_SECONDS])
+        assert lifetime == WORKER_LIFETIME_SECONDS
+        attempt = request["timeout"]["attemptDurationSeconds"]
+        assert attempt >= lifetime + timeout + 600, timeout
+    # The old rule (10 job timeouts, at least an hour) killed a worker of 900 s jobs after 2.5 h.
+    assert attempt_timeout_seconds(900) > WORKER_LIFETIME_SECONDS + 900
+
+
+def test_workers_get_the_region_on_every_platform(executor):
+    """Fargate injects AWS_REGION, EC2 container instances do not: the job definition sets both names."""
+    for platform in ("FARGATE", "EC2"):
+        executor.platform = platform
+        request = executor.job_definition(FUNCTION)
+        environment = {e["name"]: e["value"] for e in request["containerProperties"]["environment"]}
+        assert environment["AWS_REGION"] == REGION and environment["AWS_DEFAULT_REGION"] == REGION
+
+
+def test_worker_logs_go_to_the_stacks_log_group(aws):
+    session = boto3.session.Session(region_name=REGION)
+    executor = BatchExecutor(
+        session.client("batch"),
+        job_queue=moto_resources.batch_job_queue(session),
+        job_definition_prefix="geobatch-dev",
+        worker_role_arn="arn:aws:iam::123456789012:role/worker",
+        execution_role_arn="arn:aws:iam::123456789012:role/worker-execution",
+        environment={},
+        log_group="GeoBatch-dev-ExecutionWorkerLogs-abc",
+    )
+    executor.register(FUNCTION)
+    (definition,) = session.client("batch").describe_job_definitions(
+        jobDefinitionName="geobatch-dev-fn-0123456789abcdef"
+    )["jobDefinitions"]
+    assert definition["containerProperties"]["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": "GeoBatch-dev-ExecutionWorkerLogs-abc",
+            "awslogs-region": REGION,
+            "awslogs-stream-prefix": "worker",
+        },
+    }
 
 
 def test_ec2_platform_rounds_vcpus_up(executor):

@@ -86,10 +86,11 @@ def call_api(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         return int(response["statusCode"]), body  # text, e.g. the build log
 
 
-def build_event(function_id: str, image_tag: str, status: str) -> dict[str, Any]:
+def build_event(function_id: str, image_tag: str, status: str, name: str | None = None) -> dict[str, Any]:
     build = event(
-        "codebuild_build_succeeded.json" if status == "SUCCEEDED" else "codebuild_build_failed.json"
+        name or ("codebuild_build_succeeded.json" if status == "SUCCEEDED" else "codebuild_build_failed.json")
     )
+    build["detail"]["build-status"] = status
     variables = build["detail"]["additional-information"]["environment"]["environment-variables"]
     for variable in variables:
         if variable["name"] == "GEOBATCH_FUNCTION_ID":
@@ -217,3 +218,112 @@ def test_batch_oom_event_names_the_cause_on_the_job(deployed):
     assert result == {"function_id": function["id"], "jobs_noted": 1}
     job = svc.jobs.get(function["id"], job_key, consistent=True)
     assert job["lost_reason"].startswith("out of memory")
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (
+            "TIMED_OUT",
+            "the image build timed out (the project allows 60 minutes, 2 hours queued): BUILD_TIMED_OUT",
+        ),
+        ("FAULT", "the image build hit a CodeBuild service fault"),
+        ("STOPPED", "the image build was stopped"),
+    ],
+)
+def test_every_terminal_build_state_ends_building_with_a_reason(deployed, status, reason):
+    function = saved_function(deployed)
+    name = "codebuild_build_timed_out.json" if status == "TIMED_OUT" else None
+    ended = build_event(function["id"], function["image_hash"], status, name)
+    result = build_events.handler(ended, FakeLambdaContext())
+    assert result == {"function_id": function["id"], "status": status}
+    _, failed = call_api("GET", f"/functions/{function['id']}")
+    assert failed["status"] == "build_failed"
+    assert failed["status_reason"].startswith(reason), failed["status_reason"]
+
+
+def _scheduled() -> dict[str, Any]:
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-26T01:00:00Z", "region": REGION,
+        "resources": ["arn:aws:events:us-west-2:123456789012:rule/GeoBatch-dev-ScalerSchedule"], "detail": {},
+    }  # fmt: skip
+
+
+def _age_build(function_id: str, seconds: int, **changes: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from geobatch_api.context import services
+    from geobatch_core.services.context import iso
+
+    started = iso(datetime.now(UTC) - timedelta(seconds=seconds))
+    services().functions.update(function_id, {"build_started": started, "modified_date": started, **changes})
+
+
+def test_scheduled_scaler_settles_a_build_whose_event_was_lost(deployed):
+    """moto's CodeBuild reports every build SUCCEEDED; no event is ever sent here."""
+    function = saved_function(deployed)
+    scaler.handler(_scheduled(), FakeLambdaContext())
+    _, item = call_api("GET", f"/functions/{function['id']}")
+    assert item["status"] == "building"  # within the grace period the event may still come
+    _age_build(function["id"], build_events.RECONCILE_AFTER_SECONDS + 60)
+    scaler.handler(_scheduled(), FakeLambdaContext())
+    _, item = call_api("GET", f"/functions/{function['id']}")
+    assert item["status"] == "ready" and item["image_uri"].endswith(function["image_hash"])
+    status, log = call_api("GET", f"/functions/{function['id']}/log")
+    assert f"build {function['build_id']}: SUCCEEDED" in log
+    # The late event, if it ever comes, changes nothing.
+    late = build_events.handler(
+        build_event(function["id"], function["image_hash"], "FAILED"), FakeLambdaContext()
+    )
+    assert "ignored" in late
+
+
+def test_scheduled_scaler_fails_a_build_that_never_started(deployed):
+    function = saved_function(deployed)
+    _age_build(function["id"], build_events.RECONCILE_AFTER_SECONDS + 60, build_id=None)
+    scaler.handler(_scheduled(), FakeLambdaContext())
+    _, item = call_api("GET", f"/functions/{function['id']}")
+    assert item["status"] == "build_failed"
+    assert "never started" in item["status_reason"]
+
+
+def test_build_outcome_from_batch_get_builds_shape():
+    from geobatch_core.adapters.codebuild import outcome_from_build
+
+    build = {  # BatchGetBuilds' build, as the CodeBuild API reference documents it
+        "id": "ImageBuildBuilder-abc123:8745a7a9",
+        "buildStatus": "TIMED_OUT",
+        "projectName": "ImageBuildBuilder-abc123",
+        "phases": [
+            {
+                "phaseType": "PRE_BUILD",
+                "phaseStatus": "SUCCEEDED",
+                "contexts": [{"statusCode": "", "message": ""}],
+            },
+            {
+                "phaseType": "BUILD",
+                "phaseStatus": "TIMED_OUT",
+                "contexts": [{"statusCode": "BUILD_TIMED_OUT", "message": "Build has timed out. "}],
+            },
+        ],
+        "logs": {"groupName": "/aws/codebuild/x", "streamName": "8745a7a9", "deepLink": "https://console"},
+    }
+    outcome = outcome_from_build(build, {"id": "fn-1", "image_hash": "py311-abc"})
+    assert outcome.finished and not outcome.succeeded
+    assert outcome.function_id == "fn-1" and outcome.image_tag == "py311-abc"
+    assert outcome.failure_reason.startswith("the image build timed out") and "Build has timed out" in (
+        outcome.failure_reason
+    )
+
+
+def test_a_failed_scaler_wake_up_is_logged_not_swallowed(deployed, caplog):
+    from geobatch_core.adapters.aws import scaler_invoker
+
+    invoke = scaler_invoker(deployed.client("lambda"), "geobatch-dev-scaler")  # no such function here
+    assert invoke is not None
+    with caplog.at_level("ERROR", logger="geobatch.aws"):
+        invoke("fn-0123456789abcdef")
+    (record,) = [r for r in caplog.records if r.name == "geobatch.aws"]
+    assert "could not wake the scaler geobatch-dev-scaler" in record.getMessage()
+    assert "ResourceNotFoundException" in record.getMessage()

@@ -240,7 +240,7 @@ def test_scaler_schedule_and_event_rules(default):
                 "detail-type": ["CodeBuild Build State Change"],
                 "detail": {
                     "project-name": [Match.any_value()],
-                    "build-status": ["SUCCEEDED", "FAILED", "STOPPED"],
+                    "build-status": ["SUCCEEDED", "FAILED", "STOPPED", "FAULT", "TIMED_OUT"],
                 },
             }
         },

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from geobatch_core import env
 from geobatch_core.adapters.batch import BatchExecutor
@@ -19,7 +19,10 @@ from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.adapters.worker_roles import WorkerRoles
+from geobatch_core.data_access import Bound
 from geobatch_core.services.context import Services, Settings
+
+log = logging.getLogger("geobatch.aws")
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
@@ -28,6 +31,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         queue_prefix=environ.get(env.QUEUE_PREFIX, "geobatch"),
         lost_worker_seconds=int(environ.get(env.LOST_WORKER_SECONDS, "120")),
         admins=admins,
+        data_bound=Bound.from_json(environ.get(env.DATA_ACCESS)),
     )
 
 
@@ -68,6 +72,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
             execution_role_arn=environ[env.WORKER_EXECUTION_ROLE_ARN],
             environment=worker_environment(environ),
             platform="EC2" if environ.get(env.BATCH_PLATFORM) == "EC2" else "FARGATE",
+            log_group=environ.get(env.WORKER_LOG_GROUP),
         ),
         builder=CodeBuildImageBuilder(
             session.client("codebuild"),
@@ -102,12 +107,27 @@ def scaler_invoker(lambda_client: Any, scaler_function: str | None) -> Callable[
         return None
 
     def invoke(function_id: str) -> None:
-        # On failure the scheduled run starts the workers within a minute.
-        with contextlib.suppress(ClientError):
+        # On failure the scheduled run starts the workers within a minute, so the caller's request
+        # still succeeds; but the failure is logged, never silent: an AccessDenied here is a stack
+        # misconfiguration that would otherwise only show as workers starting a minute late.
+        try:
             lambda_client.invoke(
                 FunctionName=scaler_function,
                 InvocationType="Event",
                 Payload=json.dumps({"function_id": function_id}).encode(),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            code = (
+                exc.response.get("Error", {}).get("Code")
+                if isinstance(exc, ClientError)
+                else type(exc).__name__
+            )
+            log.error(
+                "could not wake the scaler %s for Function %s (%s): %s",
+                scaler_function,
+                function_id,
+                code,
+                exc,
             )
 
     return invoke

@@ -33,12 +33,16 @@ TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
 WORKER_COMMAND = ["python", "-m", "geobatch_worker"]
 # Batch array jobs have 2..10,000 children; a single worker is submitted as a plain job.
 MAX_ARRAY_SIZE = 10_000
-# A worker runs many GeoBatch jobs one after the other, so the Batch attempt timeout is only a
-# backstop against a stuck container: ten job timeouts, at least an hour, at most 14 days. A job
-# caught by it is re-delivered by SQS after the visibility timeout, like any lost worker.
-MIN_ATTEMPT_SECONDS = 3600
+# A worker runs many GeoBatch jobs one after the other. Batch kills a container at its attempt
+# timeout, so a worker has a lifetime budget instead: past it, it claims no new job, hands its
+# unstarted messages back and exits; the scaler starts its replacement. The attempt timeout is that
+# budget plus one job timeout (the last job claimed may run that long) plus a margin for container
+# start, bundle download and settling messages: a backstop against a stuck container only.
+WORKER_LIFETIME_SECONDS = 4 * 3600
+ATTEMPT_MARGIN_SECONDS = 900
 MAX_ATTEMPT_SECONDS = 14 * 86_400
-ATTEMPT_TIMEOUT_FACTOR = 10
+# Batch does not give EC2 containers the region (Fargate does); the worker's boto3 needs it.
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 _THROTTLING = {"ThrottlingException", "TooManyRequestsException", "Throttling"}
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -49,9 +53,9 @@ def worker_job_name(function_id: str) -> str:
 
 
 def attempt_timeout_seconds(function_timeout: int | None) -> int:
-    """Batch attempt timeout of a worker; see ``ATTEMPT_TIMEOUT_FACTOR``."""
-    seconds = int(function_timeout or 0) * ATTEMPT_TIMEOUT_FACTOR
-    return min(max(seconds, MIN_ATTEMPT_SECONDS), MAX_ATTEMPT_SECONDS)
+    """Batch attempt timeout of a worker: its lifetime budget + one job timeout + a margin."""
+    seconds = WORKER_LIFETIME_SECONDS + int(function_timeout or 0) + ATTEMPT_MARGIN_SECONDS
+    return min(seconds, MAX_ATTEMPT_SECONDS)
 
 
 def service_error(exc: ClientError | BotoCoreError, what: str) -> GeoBatchError:
@@ -87,6 +91,7 @@ class BatchExecutor:
         platform: Platform = "FARGATE",
         assign_public_ip: bool = True,
         roles: WorkerRoles | None = None,
+        log_group: str | None = None,
     ) -> None:
         if roles is None and not worker_role_arn:
             raise ValueError("give worker_role_arn (one shared role) or roles (a role per Function)")
@@ -101,6 +106,7 @@ class BatchExecutor:
         self.platform: Platform = platform
         self.assign_public_ip = assign_public_ip
         self.roles = roles
+        self.log_group = log_group  # the stack's worker log group (with retention); None: /aws/batch/job
         self._states_cache: dict[str, tuple[float, dict[str, int]]] = {}
 
     # ------------------------------------------------------------------ Executor protocol
@@ -214,9 +220,12 @@ class BatchExecutor:
     def job_definition(self, function: Item, *, role_arn: str | None = None) -> dict[str, Any]:
         """The ``register_job_definition`` request of a Function (pure; the tests check it)."""
         function_id = str(function["id"])
+        region = str(self._batch.meta.region_name)
         environment = {
+            **dict.fromkeys(REGION_VARIABLES, region),
             **self.environment,
             env.WORKER_FUNCTION_ID: function_id,
+            env.WORKER_LIFETIME_SECONDS: str(WORKER_LIFETIME_SECONDS),
             env.WORKER_QUEUE_URL: str(function["queue_url"]),
             env.WORKER_MEMORY_LIMIT_MB: str(int(function["memory"])),
         }
@@ -232,8 +241,7 @@ class BatchExecutor:
                 {"type": "MEMORY", "value": str(int(function["memory"]))},
             ],
             "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
-            # Without options the awslogs driver writes to /aws/batch/job, which the execution role may use.
-            "logConfiguration": {"logDriver": "awslogs"},
+            "logConfiguration": self._log_configuration(region),
         }
         if self.platform == "FARGATE":
             container["networkConfiguration"] = {
@@ -252,6 +260,18 @@ class BatchExecutor:
             "propagateTags": True,
             "tags": {"geobatch:function": function_id},
         }
+
+    def _log_configuration(self, region: str) -> dict[str, Any]:
+        """awslogs into the stack's log group; without options Batch writes to /aws/batch/job, a group
+        no stack owns (created on first use, never expiring)."""
+        if not self.log_group:
+            return {"logDriver": "awslogs"}
+        options = {
+            "awslogs-group": self.log_group,
+            "awslogs-region": region,
+            "awslogs-stream-prefix": "worker",
+        }
+        return {"logDriver": "awslogs", "options": options}
 
     def _list_worker_jobs(self, function_id: str) -> Iterator[dict[str, Any]]:
         """Every job of the Function in the queue (with a filter, Batch lists all statuses)."""

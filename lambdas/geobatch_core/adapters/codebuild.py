@@ -105,6 +105,40 @@ class CodeBuildImageBuilder:
             ) from exc
         return {"build_id": response["build"]["id"], "image_uri": self.image_uri(image_hash)}
 
+    def build_outcomes(self, builds: Mapping[str, Item]) -> dict[str, BuildOutcome]:
+        """The outcome of each build (build id → Function), as BatchGetBuilds reports it now.
+
+        For reconciling Functions whose build event never arrived: a build CodeBuild no longer knows
+        comes back as a FAULT outcome (it can never finish), one still running is left out.
+        """
+        outcomes: dict[str, BuildOutcome] = {}
+        ids = list(builds)
+        for start in range(0, len(ids), 100):  # BatchGetBuilds takes at most 100 ids
+            chunk = ids[start : start + 100]
+            try:
+                response = self._codebuild.batch_get_builds(ids=chunk)
+            except (ClientError, BotoCoreError) as exc:
+                raise service_error(exc, "CodeBuild: reading the state of image builds") from exc
+            for build in response.get("builds") or []:
+                function = builds.get(str(build.get("id")))
+                if function is not None and build.get("buildStatus") in TERMINAL_BUILD_STATUSES:
+                    outcomes[str(build["id"])] = outcome_from_build(build, function)
+            for missing in response.get("buildsNotFound") or []:
+                function = builds.get(str(missing))
+                if function is not None:
+                    outcomes[str(missing)] = BuildOutcome(
+                        build_id=str(missing),
+                        status="FAULT",
+                        function_id=str(function["id"]),
+                        image_tag=function.get("image_hash"),
+                        project_name=self.project_name,
+                        log_link=None,
+                        log_group=None,
+                        log_stream=None,
+                        phase_failure="CodeBuild has no record of this build",
+                    )
+        return outcomes
+
 
 _FAILED_PHASE = ("FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR")
 
@@ -140,6 +174,45 @@ class BuildOutcome:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_BUILD_STATUSES
+
+    @property
+    def failure_reason(self) -> str:
+        """Why the Function is ``build_failed``, for its ``status_reason``."""
+        what = _STATUS_REASONS.get(self.status, f"the image build ended {self.status}")
+        return f"{what}: {self.phase_failure}" if self.phase_failure else what
+
+
+_STATUS_REASONS = {
+    "FAILED": "the image build failed",
+    "STOPPED": "the image build was stopped",
+    "FAULT": "the image build hit a CodeBuild service fault; save the Function again to retry",
+    "TIMED_OUT": "the image build timed out (the project allows 60 minutes, 2 hours queued)",
+}
+
+
+def outcome_from_build(build: Mapping[str, Any], function: Item) -> BuildOutcome:
+    """A ``BuildOutcome`` from a BatchGetBuilds build (camelCase, unlike the event's detail)."""
+    logs = build.get("logs") or {}
+    failure = next(
+        (
+            "; ".join(str(c.get("message", "")) for c in phase.get("contexts") or [] if c.get("message"))
+            or f"{phase.get('phaseType')} {phase.get('phaseStatus')}"
+            for phase in build.get("phases") or []
+            if phase.get("phaseStatus") in _FAILED_PHASE
+        ),
+        None,
+    )
+    return BuildOutcome(
+        build_id=str(build.get("id", "")),
+        status=str(build.get("buildStatus", "")),
+        function_id=str(function["id"]),
+        image_tag=function.get("image_hash"),
+        project_name=str(build.get("projectName", "")),
+        log_link=logs.get("deepLink"),
+        log_group=logs.get("groupName"),
+        log_stream=logs.get("streamName"),
+        phase_failure=failure,
+    )
 
 
 def parse_build_event(event: Mapping[str, Any]) -> BuildOutcome:

@@ -2,8 +2,10 @@
 
 A worker runs user code with its task role. With one role per Function, that code can read only
 its Function's bundle and arguments, write only its jobs' results and logs, change only its own
-job items and use only its own queue. Every role is created under a permissions boundary that the
-stack defines (the most any worker may do), so the API cannot mint a broader role even if asked.
+job items and use only its own queue, and reach only the S3 locations the Function declares
+(``data_access``, checked against the stack's bound when the Function is saved). Every role is
+created under a permissions boundary that the stack defines (the most any worker may do, including
+the operator's data bound), so the API cannot mint a broader role even if asked.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch_core import errors, layout
+from geobatch_core import data_access, errors, layout
 from geobatch_core.ports import Item
 
 ECS_TASKS_TRUST = {
@@ -66,7 +68,8 @@ class WorkerRoles:
         return f"{self.name_prefix}-fn-{function_id}"
 
     def policy(self, function: Mapping[str, Any]) -> dict[str, Any]:
-        """The role's inline policy: this Function's resources and nothing else (pure; tested)."""
+        """The role's inline policy: this Function's resources, its declared data and nothing else
+        (pure; tested)."""
         fid = str(function["id"])
         objects = f"arn:{self._partition}:s3:::{self.bucket}"
         own_items = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [fid]}}
@@ -117,6 +120,7 @@ class WorkerRoles:
                     "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": self.metrics_namespace}},
                 },
+                *data_access.statements(function.get("data_access"), self._partition),
             ],
         }
 

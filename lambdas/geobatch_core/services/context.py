@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from geobatch_core.data_access import Bound
 from geobatch_core.ports import (
     BlobStore,
     EventPublisher,
@@ -39,6 +40,8 @@ class Settings:
     retry_max_seconds: float = 900.0
     max_receive_count: int = 50  # beyond retries: only a message that keeps killing workers gets here
     runtime_version: str = "1"  # part of the image hash: bump when the worker runtime changes
+    # S3 locations Functions may declare (unbounded unless configured, as in local mode)
+    data_bound: Bound = field(default_factory=Bound)
 
 
 @dataclass

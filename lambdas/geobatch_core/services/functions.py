@@ -19,6 +19,7 @@ from geobatch_core.models import (
     FunctionUpdate,
     JobStatus,
     Meta,
+    S3Access,
     check_resources,
 )
 from geobatch_core.ports import Item
@@ -35,6 +36,8 @@ def to_wire(item: Item, statistics: dict[str, int] | None = None) -> Function:
 
 
 def create_function(svc: Services, principal: str, spec: FunctionCreate) -> FunctionCreated:
+    access = (spec.data_access or S3Access()).model_dump(mode="json")
+    svc.settings.data_bound.check(access)  # before anything is created: a refusal leaves nothing behind
     now = iso(svc.clock())
     function_id = new_id()
     queue_url, dlq_url = svc.queue.create(
@@ -60,6 +63,7 @@ def create_function(svc: Services, principal: str, spec: FunctionCreate) -> Func
         "environment": spec.environment or {},
         "enabled": spec.enabled if spec.enabled is not None else True,
         "auto_start": spec.auto_start if spec.auto_start is not None else True,
+        "data_access": access,
         "queue_url": queue_url,
         "dlq_url": dlq_url,
         "bundle_key": layout.bundle_key(function_id),
@@ -243,6 +247,8 @@ def update_function(svc: Services, principal: str, function_id: str, update: Fun
     if not changes:
         return to_wire(item)
     check_resources(float(changes.get("cpus") or item["cpus"]), int(changes.get("memory") or item["memory"]))
+    if "data_access" in changes:
+        svc.settings.data_bound.check(changes["data_access"])
     expect: dict[str, Any] = {}
     if "status" in changes:
         allowed = [FunctionStatus.READY.value, FunctionStatus.STOPPED.value]
@@ -252,7 +258,8 @@ def update_function(svc: Services, principal: str, function_id: str, update: Fun
             )
         expect["status"] = allowed
     changes["modified_date"] = iso(svc.clock())
-    runtime_changed = any(k in changes for k in ("cpus", "memory", "timeout", "environment"))
+    # Registering again also rewrites the worker role's policy (the executor's roles.ensure).
+    runtime_changed = any(k in changes for k in ("cpus", "memory", "timeout", "environment", "data_access"))
     item = svc.functions.update(function_id, changes, expect=expect or None)
     if runtime_changed and item.get("image_uri"):
         registered = svc.executor.register(item)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from geobatch.data_access import gdal_options
 from geobatch.landcover.classes import BANDS
 from geobatch.tiles import Tile
 
@@ -161,7 +162,8 @@ def read_tile(
         for item in items:
             for b, name in enumerate(bands):
                 href = item["assets"][name]["href"]
-                with rasterio.open(gdal_path(href)) as src:
+                # Public archives (the Function's data_access.public) are read unsigned.
+                with rasterio.Env(**gdal_options(href)), rasterio.open(gdal_path(href)) as src:
                     scratch = np.zeros((rows, cols), dtype=np.uint16)
                     reproject(
                         source=rasterio.band(src, 1),

@@ -26,6 +26,7 @@ from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
+from geobatch_core.data_access import Bound
 from geobatch_core.services import functions as function_service
 from geobatch_core.services import scaling
 from geobatch_core.services.context import Services, Settings
@@ -151,6 +152,8 @@ class LocalStack:
             queue_prefix="geobatch-local",
             lost_worker_seconds=self.options.lost_worker_seconds,
             retry_base_seconds=self.options.retry_base_seconds,
+            # Anything unless configured: GEOBATCH_DATA_ACCESS rehearses a deployed stack's bound.
+            data_bound=Bound.from_json(os.environ.get(env.DATA_ACCESS)),
         )
         self.executor = LocalExecutor(
             self.options.home, self.worker_env(), idle_seconds=self.options.worker_idle_seconds
