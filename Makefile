@@ -12,7 +12,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up local-down clean
+.PHONY: demo test rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
+	local-down clean image rehearse-image
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,16 @@ test: $(STAMP)
 ## (tests/rehearsal; first run bundles the asset and builds the runtime venv, both cached under .venv).
 rehearse-cloud: $(STAMP)
 	$(BIN)/pytest tests/rehearsal -m rehearsal $(PYTEST_ARGS)
+## Builds the worker image (batch_image/Dockerfile): Docker if its daemon answers, else buildah
+## (vfs, chroot isolation; a Debian-built base where the public one cannot be pulled).
+## REQUIREMENTS=file adds a Function's requirements; IMAGE=name:tag names the result.
+image:
+	IMAGE=$(or $(IMAGE),localhost/geobatch-worker:latest) bash scripts/build_image.sh $(REQUIREMENTS)
+
+## Opt-in: builds the image with the k-means Function's requirements and runs a land-cover tile
+## job inside it, as its unprivileged user, against moto (about 10 min cold, 2-5 min warm).
+rehearse-image: $(STAMP)
+	$(BIN)/pytest tests/image -m image -v $(PYTEST_ARGS)
 
 ## pip-audit of the pinned dependencies (needs PyPI's vulnerability API).
 audit: $(STAMP)

@@ -53,6 +53,7 @@ UNSIGNED_S3 = "GEOBATCH_UNSIGNED_S3"
 API_URL = "GEOBATCH_API_URL"
 LOCAL_HOME = "GEOBATCH_HOME"  # where local mode keeps its state, environments and logs
 LOCAL_PIP_ARGS = "GEOBATCH_LOCAL_PIP_ARGS"  # extra pip arguments of the local image builder
+LOCAL_STATE = "GEOBATCH_LOCAL_STATE"  # local mode: the SQLite file of Functions, Jobs and queues
 
 # Standard AWS names that boto3 honours on its own
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,23 +30,16 @@ SENTINEL_COGS = "s3://sentinel-cogs/*"
 
 @contextlib.contextmanager
 def local_mode() -> Iterator[dict[str, str]]:
-    """The AWS environment of local mode: the running one, or one started for this demo only."""
-    from geobatch.local import local_home, read_state
-    from geobatch.local.stack import LocalOptions, LocalStack
+    """The AWS environment of local mode, started in the background if it is not running.
 
-    state = read_state()
-    if state:
-        yield {"api_url": state["api_url"], **state["aws_env"]}
-        return
-    home = local_home()
-    stack = LocalStack(
-        LocalOptions(home=home, pip_args=os.environ.get("GEOBATCH_LOCAL_PIP_ARGS", ""))
-    ).start()
-    try:
-        stack.wait_ready()
-        yield {"api_url": stack.api_url, **stack.aws_env()}
-    finally:
-        stack.stop()
+    It keeps running after the demo, as after the SDK's auto-start (``geobatch local down`` stops
+    it); local mode keeps Functions, jobs and S3 objects on disk, so the product stays readable
+    after a ``local down`` too (``geobatch preview`` starts local mode again to read it).
+    """
+    from geobatch.local import start_background
+
+    state = start_background()
+    yield {"api_url": state["api_url"], **state["aws_env"]}
 
 
 @dataclass(frozen=True)
@@ -344,14 +338,19 @@ def plan(
 @click.option("--bucket", default=DEMO_BUCKET, show_default=True, help="Bucket holding products/PRODUCT_ID/.")
 @click.option("--max-size", default=1024, show_default=True, help="Longest side of the PNG in pixels.")
 def preview(product_id: str, out_png: Path, bucket: str, max_size: int) -> None:
-    """Mosaic a product's tiles into one colour PNG (local mode's S3 unless AWS is configured)."""
+    """Mosaic a product's tiles into one colour PNG (local mode's S3 unless AWS is configured).
+
+    PRODUCT_ID is the product's id or the collection URL the demo prints
+    (``s3://BUCKET/products/PRODUCT_ID/collection.json``, which names the bucket too)."""
     import boto3
 
     from geobatch.landcover.product import list_tile_cogs, mosaic_preview
-    from geobatch.local import read_state
+    from geobatch.local import start_background
 
-    state = read_state()
-    aws = dict(state["aws_env"]) if state and not os.environ.get("GEOBATCH_API_URL") else {}
+    if match := re.fullmatch(r"s3://([^/]+)/products/([^/]+)/collection\.json", product_id):
+        bucket, product_id = match.groups()
+    # Local mode (started if it is not running: its S3 objects are kept on disk) unless AWS is configured.
+    aws = {} if os.environ.get("GEOBATCH_API_URL") else dict(start_background()["aws_env"])
     from botocore.exceptions import BotoCoreError, ClientError
 
     with environment(aws):
