@@ -94,14 +94,26 @@ class FakeJobStore:
         self.lock = threading.Lock()
         self.calls = 0
 
-    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
+    def reserve_reference(
+        self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
+    ) -> tuple[int, bool]:
         self.calls += 1
         key = (function_id, f"ref#{reference_id}")
         with self.lock:
             fresh = key not in self.items
             item = self.items.setdefault(
-                key, {"function_id": function_id, "job_key": key[1], "created_ms": now_ms}
+                key,
+                {
+                    "function_id": function_id,
+                    "job_key": key[1],
+                    "created_ms": now_ms,
+                    "fingerprint": fingerprint,
+                },
             )
+            if fingerprint and item.get("fingerprint") not in ("", fingerprint):
+                raise errors.ConflictError(
+                    f"reference_id {reference_id!r} was already used for different jobs"
+                )
             return int(item["created_ms"]), fresh
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
@@ -159,6 +171,7 @@ class FakeJobStore:
         limit: int,
         newest_first: bool,
         projection: Sequence[str] | None = None,
+        consistent: bool = False,
     ) -> tuple[list[Item], Key | None]:
         self.calls += 1
         with self.lock:

@@ -2,15 +2,19 @@
 
 Run from the repo root: ``.venv/bin/python benchmarks/local_throughput.py [--rounds 1]``.
 
-One moto server (started by ``LocalStack`` on 127.0.0.1) holds the synthetic scene, the model and
-the product for both runs. The plan is ``prepare_demo`` over a 3,600 x 3,600 px area (10 m) with
+Local mode's S3 (moto in its own process, started by ``LocalStack`` on 127.0.0.1, objects kept on
+disk) holds the synthetic scene, the model and the product for both runs; Functions, jobs and
+queues are local mode's SQLite state. The plan is ``prepare_demo`` over a 3,600 x 3,600 px area (10 m) with
 512 px tiles: 64 tiles (1024 px tiles would need a 7,000 px scene: 100 s to prepare and ~50 s per
 run, too long for a routine benchmark). Baseline: ``run_tiles_in_process(plan, processes=2)``.
 GeoBatch: a Function saved with the SDK from ``geobatch.landcover.job.classify_tile``
 (requirements [], maximum_concurrency=2), built and ready BEFORE the clock starts; the clock runs
 from ``fn.map`` to the results being fetched (``wait_for_completion`` polling every 0.25 s, then
 ``fn.results()``). The job records give where the time went: first job started after submit
-(scaler + worker start-up), busy span, last end to completion seen. Target: ≤ 1.15 x the Pool.
+(scaler + worker start-up), busy span, last end to completion seen, and the control-plane time
+per job: (busy span x 2 workers - sum of the jobs' runtimes) / jobs, i.e. claim, record,
+acknowledge and hand-over to the runner. A second run of 400 no-op jobs (concurrency 2) gives the
+same figure with nothing else in it. Target: ≤ 1.15 x the Pool.
 """
 
 from __future__ import annotations
@@ -65,7 +69,32 @@ def run_geobatch(fn: Any, plan: Any, stack: Any) -> dict[str, Any]:
         "fetch": wall - (t_done - t0),
         "runtime_sum": sum(float(a.get("runtime", 0)) for a in attempts),
         "workers": len({a.get("worker_id") for a in attempts}),
+        "control_ms": ((ended[-1] - started[0]) * 2 - sum(float(a.get("runtime", 0)) for a in attempts))
+        / len(attempts)
+        * 1000,
     }
+
+
+def noop(x):
+    return x
+
+
+def run_noops(client: Any, stack: Any, jobs: int = 400) -> dict[str, Any]:
+    """Per-job control-plane time with nothing else in it: no-op jobs, concurrency 2."""
+    import geobatch as gb
+
+    fn = gb.Function(noop, name="noop-bench", maximum_concurrency=2, timeout=60, retry_count=0, client=client)
+    fn.save()
+    while fn.refresh().status not in (gb.FunctionStatus.READY, gb.FunctionStatus.BUILD_FAILED):
+        time.sleep(0.1)
+
+    class Plan:
+        tile_keys = list(range(jobs))
+
+        def job_args(self) -> list[list[int]]:
+            return [[i] for i in self.tile_keys]
+
+    return run_geobatch(fn, Plan(), stack)
 
 
 def main() -> None:
@@ -129,6 +158,7 @@ def main() -> None:
                 options.worker_idle_seconds + 1
             )  # every worker of the last round has left: a cold start
             gb_runs.append(run_geobatch(fn, plan, stack))
+            fn.delete_jobs(delete_results=True)  # the next round fetches its own results only
         pool = statistics.median(pool_walls)
         geob = statistics.median(r["wall"] for r in gb_runs)
         rows = [
@@ -158,6 +188,7 @@ def main() -> None:
                     ["fetch results (fn.results())", f"{r['fetch']:.2f}"],
                     ["Σ job runtime (runner) / 2 workers", f"{r['runtime_sum'] / 2:.2f}"],
                     ["workers used", str(r["workers"])],
+                    ["control plane per job, ms ((busy x 2 - Σ runtime) / jobs)", f"{r['control_ms']:.1f}"],
                 ],
             )
         )
@@ -171,6 +202,11 @@ def main() -> None:
                 ["stage", "Pool", "GeoBatch"],
                 [[k, f"{ps[k]:.3f}", f"{gs.get(k, float('nan')):.3f}"] for k in ps],
             )
+        )
+        n = run_noops(client, stack)
+        print(
+            f"\n400 no-op jobs, concurrency 2: {n['wall']:.2f} s from fn.map to results, busy span "
+            f"{n['busy']:.2f} s: control plane {n['control_ms']:.1f} ms per job"
         )
         print(
             f"\nTarget GeoBatch <= 1.15 x Pool: {'MET' if geob / pool <= 1.15 else 'MISSED'} ({geob / pool:.2f}x)"

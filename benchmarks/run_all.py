@@ -12,6 +12,7 @@ SCRIPTS = [
     "submission.py",
     "worker_overhead.py",
     "local_throughput.py",
+    "local_submission.py",
     "scaling_model.py",
     "tile_compute.py",
 ]

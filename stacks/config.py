@@ -70,6 +70,10 @@ class GeoBatchConfig:
     lost_worker_seconds: int = 120
     architecture: str = "x86_64"  # of the Lambdas (the pip bundling platform follows it)
     versioned_bucket: bool = False  # S3 versioning of the data bucket
+    # Who owns what a request creates: "role" (every session of an assumed role shares the role's
+    # Functions) or "session" (each role session is its own owner, e.g. each IAM Identity Center user
+    # of one permission set).
+    ownership: str = "role"
     # S3 locations (s3:// patterns) a Function may declare to read / write: the worker boundary's bound.
     data_read: tuple[str, ...] = field(default_factory=tuple)
     data_write: tuple[str, ...] = field(default_factory=tuple)
@@ -126,6 +130,8 @@ class GeoBatchConfig:
                 f"context 'lost_worker_seconds'={self.lost_worker_seconds}: "
                 "use 30-43200 (SQS visibility timeout limits)"
             )
+        if self.ownership not in ("role", "session"):
+            raise ConfigError(f"context 'ownership'={self.ownership!r}: use role or session")
         if self.scaler_reserved_concurrency not in (0, 1):
             raise ConfigError(
                 f"context 'scaler_reserved_concurrency'={self.scaler_reserved_concurrency}: use 1 "
@@ -182,6 +188,7 @@ class GeoBatchConfig:
             lost_worker_seconds=_int(get("lost_worker_seconds"), "lost_worker_seconds", 120),
             architecture=_str(get("architecture"), "architecture") or "x86_64",
             versioned_bucket=_bool(get("versioned_bucket"), "versioned_bucket", False),
+            ownership=_str(get("ownership"), "ownership") or "role",
             **_data_access(get("data_access")),
             api_gateway_account=_bool(get("api_gateway_account"), "api_gateway_account", True),
             scaler_reserved_concurrency=_int(

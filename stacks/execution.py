@@ -202,7 +202,8 @@ class Execution(Construct):
         storage.grant_objects(
             grantee,
             read=[BUNDLES, ARGS, RESULTS, LOGS],
-            write=[ARGS, LOGS],
+            # results/: a job deleted without its result first copies a small one out of its item.
+            write=[ARGS, LOGS, RESULTS],
             delete=[BUNDLES, ARGS, RESULTS, LOGS],
             list_=[ARGS, RESULTS, LOGS],
         )

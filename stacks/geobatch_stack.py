@@ -67,6 +67,7 @@ class GeoBatchStack(Stack):
             env.BUCKET: self.storage.bucket.bucket_name,
             env.QUEUE_PREFIX: self.config.name_prefix,
             env.ADMIN_PRINCIPALS: ",".join(self.config.admin_principals),
+            env.OWNERSHIP: self.config.ownership,
             env.EXECUTOR: "batch",
             env.IMAGE_BUILDER: "codebuild",
             env.BATCH_JOB_QUEUE: execution.job_queue.job_queue_arn,

@@ -7,21 +7,23 @@ principal, from the API Gateway request context, owns what it creates.
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from geobatch_api import context
-from geobatch_core import errors, limits
-from geobatch_core.codec import EncodingError
+from geobatch_api import context, idempotency, identity
+from geobatch_core import errors, filters, limits
+from geobatch_core.codec import EncodingError, json_depth
 from geobatch_core.models import (
     FailureSummary,
     Function,
@@ -46,6 +48,7 @@ tracer = Tracer(service="geobatch-api")
 metrics = Metrics(namespace="GeoBatch", service="geobatch-api")
 app = APIGatewayRestResolver(enable_validation=True)
 
+NEXT_OFFSET_HEADER = "X-GeoBatch-Next-Offset"
 PageSize = Annotated[int, Query(ge=1, le=limits.MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=8192)]
 FilterParam = Annotated[str | None, Query(alias="filter", max_length=65536)]
@@ -54,24 +57,53 @@ Include = Annotated[str | None, Query(max_length=128)]
 
 
 def principal() -> str:
-    """The caller's IAM identity; assumed-role sessions of one role share the role's resources."""
-    identity = app.current_event.request_context.identity
-    arn = identity.user_arn or ""
-    if ":assumed-role/" in arn:
-        account = arn.split(":")[4]
-        role = arn.split(":assumed-role/")[1].split("/")[0]
-        arn = f"arn:aws:iam::{account}:role/{role}"
-    if not arn:
-        raise errors.AuthError("the request is not signed: sign it with AWS SigV4 (the geobatch SDK does)")
-    return arn
+    """The caller's IAM identity; by default the sessions of one assumed role share the role's
+    resources (see ``geobatch_api.identity`` for per-session ownership)."""
+    return identity.principal_of_event(app.current_event.raw_event)
 
 
 def created(model: BaseModel) -> Response[str]:
     return Response(status_code=201, content_type="application/json", body=model.model_dump_json())
 
 
+INCLUDES = {"/functions": {"job.statistics"}, "/jobs": {"result"}}
+
+
 def wants(include: str | None, what: str) -> bool:
-    return bool(include) and what in str(include).split(",")
+    """Whether ``include`` (comma-separated) names ``what``; an include no route knows is a 400."""
+    names = {n.strip() for n in str(include or "").split(",") if n.strip()}
+    known = next(v for k, v in INCLUDES.items() if what in v)
+    unknown = sorted(names - known)
+    if unknown:
+        raise errors.BadRequestError(
+            f"include {', '.join(map(repr, unknown))} is unknown: use {', '.join(sorted(known))}"
+        )
+    return what in names
+
+
+def refuse_unknown_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """A query parameter the route does not take is refused, never ignored: a misspelt filter must
+    not silently widen what a listing (or a bulk cancel) selects."""
+    route = app.context.get("_route")
+    known = {param.alias for param in route.dependant.query_params} if route is not None else set()
+    given = set(app.current_event.query_string_parameters or {})
+    unknown = sorted(given - known)
+    if unknown:
+        event = app.current_event
+        hint = f"this route takes {', '.join(sorted(known))}" if known else "this route takes none"
+        extra = (
+            '; filter jobs with filter=[{"op": "eq", "name": "status", "val": "failure"}]'
+            if set(unknown) & set(filters.JOB_FIELDS) and "filter" in known
+            else ""
+        )
+        raise errors.BadRequestError(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
+            f"{event.http_method} {event.path}: {hint}{extra}"
+        )
+    return next_middleware(app)
+
+
+app.use(middlewares=[refuse_unknown_parameters])
 
 
 # --------------------------------------------------------------------------- functions
@@ -199,7 +231,8 @@ def delete_jobs(query: JobQuery) -> JobIds:
 
 
 @app.get("/jobs/<job_id>")
-def get_job(job_id: str) -> Job:
+def get_job(job_id: str, include: Include = None) -> Job:
+    wants(include, "result")  # the result always comes with one job; unknown includes are refused
     return jobs.get_job(context.services(), principal(), job_id)
 
 
@@ -225,10 +258,17 @@ def rerun_job(job_id: str) -> Job:
 
 
 @app.get("/jobs/<job_id>/log")
-def job_log(job_id: str, attempt: Annotated[int | None, Query(ge=1, le=100)] = None) -> Response[str]:
-    lines = jobs.job_log(context.services(), principal(), job_id, attempt)
+def job_log(
+    job_id: str,
+    attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    offset: Annotated[int, Query(ge=0, le=10 * limits.MAX_LOG_BYTES)] = 0,
+) -> Response[str]:
+    """NDJSON lines of one attempt's log; a long log comes in parts: the header
+    ``X-GeoBatch-Next-Offset`` gives the ``offset`` of the next part."""
+    lines, next_offset = jobs.job_log(context.services(), principal(), job_id, attempt, offset)
     body = "".join(line.model_dump_json() + "\n" for line in lines)
-    return Response(status_code=200, content_type="application/x-ndjson", body=body)
+    headers = {NEXT_OFFSET_HEADER: str(next_offset)} if next_offset is not None else None
+    return Response(status_code=200, content_type="application/x-ndjson", body=body, headers=headers)
 
 
 @app.get("/jobs/<job_id>/result")
@@ -253,7 +293,10 @@ def handle_domain_error(exc: errors.GeoBatchError) -> Response[str]:
 @app.exception_handler(RequestValidationError)
 def handle_validation_error(exc: RequestValidationError) -> Response[str]:
     problems = [
-        {"loc": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "msg": str(e.get("msg", ""))}
+        {
+            "loc": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "msg": errors.plain_problem(dict(e)),
+        }
         for e in exc.errors()
     ]
     summary = "; ".join(f"{p['loc'] or 'body'}: {p['msg']}" for p in problems[:5])
@@ -287,17 +330,51 @@ def handle_unexpected(exc: Exception) -> Response[str]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
     body = event.get("body") or ""
+    if event.get("isBase64Encoded") and body:
+        try:
+            body = base64.b64decode(body).decode("utf-8")
+        except ValueError:
+            body = ""  # binary: no route takes it, and it cannot nest
+    refused = refuse_unreadable_body(body)
+    if refused is not None:
+        return refused
+    return idempotency.run_once(event, lambda: app.resolve(event, lambda_context))
+
+
+def refuse_unreadable_body(body: str) -> dict[str, Any] | None:
+    """A body too large, or nested too deep to parse without exhausting the stack, is refused before
+    anything parses it (a 4xx, never a RecursionError's 500)."""
     if len(body) > limits.MAX_REQUEST_BYTES:
-        return {
-            "statusCode": 413,
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps(
-                {
-                    "code": "payload_too_large",
-                    "message": f"request body over {limits.MAX_REQUEST_BYTES} bytes: "
-                    "send fewer jobs per request",
-                    "errors": [],
-                }
-            ),
-        }
-    return app.resolve(event, lambda_context)
+        return idempotency.error_response(
+            errors.PayloadTooLargeError(
+                f"request body over {limits.MAX_REQUEST_BYTES} bytes: send fewer jobs per request"
+            )
+        )
+    depth = json_depth(body)
+    if depth > limits.MAX_REQUEST_DEPTH:
+        return idempotency.error_response(
+            errors.BadRequestError(
+                f"request body is nested {depth} levels deep; job arguments may nest at most "
+                f"{limits.MAX_JSON_DEPTH} levels: flatten them or pass a reference (e.g. an S3 key)"
+            )
+        )
+    if "\\u" in body and lone_surrogate(body):
+        return idempotency.error_response(
+            errors.BadRequestError(
+                "request body holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which "
+                "is not text: send valid Unicode (encode binary data, e.g. as base64)"
+            )
+        )
+    return None
+
+
+def lone_surrogate(body: str) -> bool:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False  # not JSON: the route's validation says so
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -7,8 +7,12 @@ pickle anywhere: the control plane never deserialises user objects.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from typing import Any, Protocol, runtime_checkable
+
+from geobatch_core import limits
 
 
 @runtime_checkable
@@ -104,8 +108,29 @@ def decode_result(data: bytes | None, cast_type: Any = None) -> Any:
 def encode_args(args: Any, kwargs: Any) -> str:
     """JSON of a job's arguments, with a clear error naming what is not serialisable."""
     try:
-        return json.dumps({"args": args, "kwargs": kwargs}, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps({"args": args, "kwargs": kwargs}, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise EncodingError(
             f"job arguments must be JSON serialisable (str, int, float, bool, None, list, dict): {exc}"
         ) from None
+    depth = json_depth(text) - 2  # inside {"args": [...]}
+    if depth > limits.MAX_JSON_DEPTH:
+        raise EncodingError(
+            f"job arguments nest {depth} levels deep; at most {limits.MAX_JSON_DEPTH} are allowed: "
+            "flatten them or pass a reference (e.g. an S3 key)"
+        )
+    return text
+
+
+def json_depth(text: str) -> int:
+    """How deeply the JSON ``text`` nests arrays and objects, found without parsing it (so without
+    recursion, whatever the depth); brackets inside strings do not count. Linear time."""
+    if text.count("[") + text.count("{") <= 1:
+        return text.count("[") + text.count("{")
+    brackets = _BRACKET.findall(_STRING.sub("", text))
+    steps = (1 if b in "[{" else -1 for b in brackets)
+    return max(itertools.accumulate(steps), default=0)
+
+
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')  # possessive: no backtracking on long strings
+_BRACKET = re.compile(r"[\[\]{}]")

@@ -26,6 +26,7 @@ CODEBUILD_PROJECT = "GEOBATCH_CODEBUILD_PROJECT"
 ECR_REPOSITORY_URI = "GEOBATCH_ECR_REPOSITORY_URI"
 EVENT_BUS = "GEOBATCH_EVENT_BUS"
 LOG_RETENTION_DAYS = "GEOBATCH_LOG_RETENTION_DAYS"
+OWNERSHIP = "GEOBATCH_OWNERSHIP"  # "role" (sessions of a role share) or "session" (each its own owner)
 LOST_WORKER_SECONDS = "GEOBATCH_LOST_WORKER_SECONDS"  # SQS visibility = time to detect a dead worker
 # The S3 locations Functions may declare (the operator's bound, cdk.json context "data_access"), as
 # JSON {"read": [...], "write": [...]} of s3:// patterns; unset (local mode) means anything.
@@ -52,6 +53,7 @@ UNSIGNED_S3 = "GEOBATCH_UNSIGNED_S3"
 API_URL = "GEOBATCH_API_URL"
 LOCAL_HOME = "GEOBATCH_HOME"  # where local mode keeps its state, environments and logs
 LOCAL_PIP_ARGS = "GEOBATCH_LOCAL_PIP_ARGS"  # extra pip arguments of the local image builder
+LOCAL_STATE = "GEOBATCH_LOCAL_STATE"  # local mode: the SQLite file of Functions, Jobs and queues
 
 # Standard AWS names that boto3 honours on its own
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"

@@ -53,6 +53,12 @@ class ConflictError(GeoBatchError):
     code = "conflict"
 
 
+class RequestInProgressError(ConflictError):
+    """A retry of a write arrived while its first execution still runs; retry in a few seconds."""
+
+    code = "request_in_progress"
+
+
 class PayloadTooLargeError(GeoBatchError):
     """A request, an argument list or a bundle is over its documented size limit."""
 
@@ -81,6 +87,14 @@ class ServiceError(GeoBatchError):
     code = "service_unavailable"
 
 
+class ApiTimeoutError(ServiceError):
+    """The API took the request but did not answer in time: it is slow, not down. Calling the same
+    method again is safe (writes are idempotent)."""
+
+    status = 504
+    code = "api_timeout"
+
+
 class BuildFailedError(GeoBatchError):
     """The Function's image failed to build; ``Function.build_log()`` says why."""
 
@@ -103,14 +117,30 @@ ERRORS_BY_CODE: dict[str, type[GeoBatchError]] = {
         ValidationError,
         NotFoundError,
         ConflictError,
+        RequestInProgressError,
         PayloadTooLargeError,
         ThrottledError,
         AuthError,
         ServiceError,
+        ApiTimeoutError,
         BuildFailedError,
         JobFailedError,
     )
 }
+
+
+def plain_problem(problem: dict[str, Any]) -> str:
+    """One validation problem (a pydantic error dict) in plain words, without pydantic's phrasing."""
+    kind = str(problem.get("type", ""))
+    message = str(problem.get("msg", "is invalid"))
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field: check its spelling, or remove it"
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if message.startswith("Input should be"):
+        message = "should be" + message.removeprefix("Input should be")
+    return message
 
 
 def error_from_body(status: int, body: dict[str, Any] | None) -> GeoBatchError:

@@ -8,11 +8,13 @@ is what they see.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from geobatch_core import errors
+from geobatch_core import errors, limits
+from geobatch_core.codec import json_depth
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -52,7 +54,12 @@ def _date(value: Any, name: str) -> datetime:
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        dt = datetime.fromtimestamp(value, UTC)
+        try:
+            dt = datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise errors.BadRequestError(
+                f"filter on {name}: {value!r} is not a unix timestamp of a date in years 1-9999"
+            ) from None
     elif isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -82,22 +89,46 @@ def _coerce(kind: str, value: Any, name: str) -> Any:
 
 
 def _like(pattern: str) -> Callable[[str], bool]:
-    import re
+    """Case-insensitive SQL LIKE (``%`` any run, ``_`` one character) without backtracking: the
+    pattern is split at ``%`` into fixed-length pieces; the first must match at the start, the last
+    at the end, and each middle one at its leftmost place after the previous (which is optimal), so
+    the cost is at most (text length × pattern length), whatever the pattern."""
+    pieces = pattern.lower().split("%")
+    compiled = [re.compile("".join("." if c == "_" else re.escape(c) for c in p), re.DOTALL) for p in pieces]
+    first, last, middle = compiled[0], compiled[-1], compiled[1:-1]
 
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    compiled = re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL)
-    return lambda s: bool(compiled.match(s))
+    def match(text: str) -> bool:
+        s = text.lower()
+        if len(compiled) == 1:
+            return first.fullmatch(s) is not None
+        end = len(s) - len(pieces[-1])
+        if end < len(pieces[0]) or first.match(s) is None or last.fullmatch(s, end) is None:
+            return False
+        pos = len(pieces[0])
+        for piece in middle:
+            found = piece.search(s, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+    return match
 
 
-def _term(term: Any, fields: dict[str, str]) -> Predicate:
+def _term(term: Any, fields: dict[str, str], depth: int = 1) -> Predicate:
     if not isinstance(term, dict):
-        raise errors.BadRequestError(f"filter term {term!r} must be an object with op, name and val")
+        shown = str(term)[:100]
+        raise errors.BadRequestError(f"filter term {shown!r} must be an object with op, name and val")
     if "or" in term or "and" in term:
         key = "or" if "or" in term else "and"
         parts = term[key]
         if not isinstance(parts, list) or not parts:
             raise errors.BadRequestError(f'filter "{key}" needs a non-empty list of terms')
-        preds = [_term(p, fields) for p in parts]
+        if depth >= limits.MAX_FILTER_DEPTH:
+            raise errors.BadRequestError(
+                f"filter nests and/or groups more than {limits.MAX_FILTER_DEPTH} levels deep: flatten it"
+            )
+        preds = [_term(p, fields, depth + 1) for p in parts]
         return (lambda r: any(p(r) for p in preds)) if key == "or" else (lambda r: all(p(r) for p in preds))
     op, name = term.get("op"), term.get("name")
     if name not in fields:
@@ -162,6 +193,10 @@ def parse(raw: str | list[Any] | None, fields: dict[str, str]) -> tuple[Predicat
     if raw in (None, "", []):
         return (lambda r: True), []
     if isinstance(raw, str):
+        if json_depth(raw) > 2 * limits.MAX_FILTER_DEPTH + 2:  # before parsing: no RecursionError
+            raise errors.BadRequestError(
+                f"filter nests and/or groups more than {limits.MAX_FILTER_DEPTH} levels deep: flatten it"
+            )
         try:
             raw = json.loads(raw)
         except ValueError:

@@ -31,3 +31,14 @@ DEFAULT_PAGE_SIZE = 100
 MAX_BULK_OPERATION = 1000  # jobs changed per bulk cancel/rerun/delete request; the SDK follows the cursor
 MAX_IN_MEMORY_SORT = 10_000
 PRESIGNED_URL_SECONDS = 900
+IDEMPOTENCY_KEY_SECONDS = 86_400  # an Idempotency-Key is remembered (its answer replayed) this long
+IDEMPOTENCY_LEASE_SECONDS = 60  # over the API's 29 s timeout: then a retry may run a lost execution again
+IDEMPOTENCY_KEY_CHARS = 255
+IDEMPOTENT_RESPONSE_BYTES = 300_000  # compressed; a larger answer is not stored, its retry runs again
+MAX_JSON_DEPTH = 64  # nesting of job arguments, results of parsing a request body
+MAX_REQUEST_DEPTH = MAX_JSON_DEPTH + 8  # a request body wraps the arguments in a few levels
+MAX_FILTER_DEPTH = 16  # nested and/or groups of a filter
+MAX_MEMORY_MB = 122_880  # the largest Fargate task
+# Answers stay under Lambda's 6 MB response limit (the body is escaped once more inside it):
+MAX_PAGE_BYTES = 3_000_000  # a job page is cut short (with a cursor) before its estimate passes this
+MAX_LOG_PAGE_BYTES = 2_000_000  # one GET of a log; the X-GeoBatch-Next-Offset header says where to go on

@@ -6,6 +6,7 @@ reads jobs with them, and the SDK parses API responses with them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -89,15 +90,22 @@ def parse_memory(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("memory must be a number of MB or a string like '2GB'")
     if isinstance(value, int | float):
-        return int(value)
+        return _memory_in_range(value)
     if isinstance(value, str):
         match = _MEMORY_RE.match(value)
         if match:
             number, unit = float(match.group(1)), (match.group(2) or "mb").lower()
-            return int(number * 1024) if unit.startswith("g") else int(number)
+            return _memory_in_range(number * 1024 if unit.startswith("g") else number)
     raise ValueError(
         f"memory {value!r} is not understood: give MB as an int, or a string like '512MB', '2GB', '1Gi'"
     )
+
+
+def _memory_in_range(number: float) -> int:
+    # inf, nan and 1e309 are numbers JSON can carry; none is an amount of memory.
+    if not math.isfinite(number) or not 0 < number <= limits.MAX_MEMORY_MB:
+        raise ValueError(f"memory {number:g} MB is out of range: give 1 to {limits.MAX_MEMORY_MB} MB")
+    return int(number)
 
 
 def parse_cpus(value: Any) -> float:
@@ -180,6 +188,11 @@ def _check_environment(env: Environment | None) -> Environment | None:
     for key in env:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
             raise ValueError(f"environment variable name {key!r} is invalid: use letters, digits and _")
+        if "\x00" in env[key]:
+            raise ValueError(
+                f"environment variable {key!r} holds a NUL character, which no process environment can "
+                "carry: remove it"
+            )
         if key.startswith(("GEOBATCH_", "AWS_")):
             raise ValueError(
                 f"environment variable {key!r} is reserved (GEOBATCH_* and AWS_* are set by GeoBatch)"
@@ -380,6 +393,7 @@ class Attempt(WireModel):
     model_config = ConfigDict(extra="ignore")
 
     number: int
+    run: int = Field(default=0, description="the run (0, then 1 after the first rerun, ...) it belongs to")
     started: datetime | None = None
     ended: datetime | None = None
     status: JobStatus | None = None

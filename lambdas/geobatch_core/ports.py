@@ -38,9 +38,24 @@ class FunctionStore(Protocol):
 
 
 class JobStore(Protocol):
-    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
+    def reserve_reference(
+        self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
+    ) -> tuple[int, bool]:
         """Record a submission reference; returns the time (ms) of its first use, so a resent batch
-        gets the same job ids, and whether this call was that first use."""
+        gets the same job ids, and whether this call was that first use. ``ConflictError`` when the
+        reference was first used with another ``fingerprint`` (different jobs)."""
+
+    def claim_request(
+        self, scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int
+    ) -> Item | None:
+        """Claim an idempotency key for one execution: None when claimed, else its record (with
+        ``state`` "done" and the stored response, or "pending" while another execution runs)."""
+
+    def complete_request(self, scope: str, key: str, fingerprint: str, response: Mapping[str, Any]) -> None:
+        """Store the response of a claimed key's execution."""
+
+    def release_request(self, scope: str, key: str) -> None:
+        """Forget a claimed key whose execution failed transiently, so a retry executes again."""
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """Create jobs that do not exist yet; returns the keys created (existing ones are left alone).
@@ -70,8 +85,10 @@ class JobStore(Protocol):
         limit: int,
         newest_first: bool,
         projection: Sequence[str] | None = None,
+        consistent: bool = False,
     ) -> tuple[list[Item], Key | None]:
-        """One page of a Function's jobs in creation order."""
+        """One page of a Function's jobs in creation order (``consistent``: a strongly consistent read,
+        which sees every write that was acknowledged before it)."""
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None: ...
 

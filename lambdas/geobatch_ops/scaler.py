@@ -1,8 +1,11 @@
 """Scaler Lambda: keeps each Function's workers at min(maximum_concurrency, outstanding jobs).
 
 Invoked asynchronously by the API on submit (``{"function_id": ...}``) and every minute by an
-EventBridge schedule (all Functions). It also drains dead-letter queues so no job is left
-outstanding behind a dead letter, and settles Functions whose build event was lost.
+EventBridge schedule (all Functions). ``run_pass`` is the control loop itself, and local mode's
+daemon runs the same function every half second, so both run one loop: settle Functions whose
+build event was lost (scheduled passes), drain dead-letter queues (no job left outstanding behind
+a dead letter), announce completion (also for a stopped Function whose jobs were all cancelled),
+and scale the ready Functions.
 
 Passes overlap (one invocation per submit plus the schedule): the stack reserves one concurrent
 execution for the scaler, and each Function's pass holds a lease (``services.lease``), so two
@@ -11,6 +14,8 @@ passes never both start the same shortfall.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,8 +24,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from geobatch_api import context
 from geobatch_core import errors
-from geobatch_core.models import FunctionStatus
+from geobatch_core.models import FunctionStatus, JobStatus
+from geobatch_core.ports import Item
 from geobatch_core.services import scaling
+from geobatch_core.services.context import Services
 from geobatch_core.services.dead_letters import drain_dead_letters
 from geobatch_core.services.iterate import all_functions
 from geobatch_core.services.lease import scaling_lease
@@ -30,40 +37,88 @@ logger = Logger(service="geobatch-scaler")
 metrics = Metrics(namespace="GeoBatch", service="geobatch-scaler")
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
-    svc = context.services()
-    function_id = (event or {}).get("function_id")
-    if function_id:
-        try:
-            functions = [svc.functions.get(function_id)]
-        except errors.NotFoundError:
-            return {"started": {}, "dead_letters": 0}
-    else:
-        functions = list(all_functions(svc, None))
-        # The scheduled pass also settles builds whose end event was lost.
-        try:
-            reconciled = reconcile_builds(svc, functions, svc.clock())
-        except errors.GeoBatchError as exc:  # e.g. CodeBuild throttled: scale now, reconcile next tick
-            logger.warning("could not reconcile builds", extra={"why": exc.message})
-            reconciled = 0
-        metrics.add_metric(name="BuildsReconciled", unit=MetricUnit.Count, value=reconciled)
-    started: dict[str, int] = {}
-    dead = 0
-    running = 0
+@dataclass
+class PassReport:
+    started: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    running: int = 0
+    completed: int = 0
+    reconciled: int | None = None  # None: not a scheduled pass (builds were not looked at)
+
+
+def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
+    if not function_id:
+        return list(all_functions(svc, None))
+    try:
+        return [svc.functions.get(function_id)]
+    except errors.NotFoundError:
+        return []
+
+
+def run_pass(svc: Services, function_id: str | None = None) -> PassReport:
+    """One pass of the control loop over one Function (a submit's wake-up) or all of them."""
+    report = PassReport()
+    functions = functions_of_pass(svc, function_id)
+    if not function_id:
+        report.reconciled = settle_builds(svc, functions)
     for function in functions:
-        if function.get("status") != FunctionStatus.READY.value:
-            continue
+        step_function(svc, function, report)
+    return report
+
+
+def settle_builds(svc: Services, functions: Iterable[Item]) -> int:
+    """The scheduled pass also settles builds whose end event was lost."""
+    try:
+        return reconcile_builds(svc, functions, svc.clock())
+    except errors.GeoBatchError as exc:  # e.g. CodeBuild throttled: scale now, reconcile next tick
+        logger.warning("could not reconcile builds", extra={"why": exc.message})
+        return 0
+
+
+def step_function(svc: Services, function: Item, report: PassReport) -> None:
+    """The pass's steps for one Function, in order."""
+    if function.get("status") == FunctionStatus.READY.value:
         # One pass per Function at a time: overlapping passes would both start the same shortfall.
         with scaling_lease(svc, function) as held:
             if not held:
-                continue
-            dead += drain_dead_letters(svc, function)
-            started[function["id"]] = scaling.scale_function(svc, function)
-        running += svc.executor.running_workers(function)
-    metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(started.values()))
-    metrics.add_metric(name="RunningWorkers", unit=MetricUnit.Count, value=running)
-    metrics.add_metric(name="DeadLetterMessages", unit=MetricUnit.Count, value=dead)
-    logger.info("scaled", extra={"started": started, "dead_letters": dead})
-    return {"started": started, "dead_letters": dead}
+                return
+            report.dead_letters += drain_dead_letters(svc, function)
+            report.started[function["id"]] = scaling.scale_function(svc, function)
+        report.running += svc.executor.running_workers(function)
+        return
+    # Not ready (stopped, rebuilding): no workers to scale, but a dead letter still ends its job
+    # (conditional writes make a concurrent drain harmless), and a busy period that ended (every
+    # job cancelled) still gets its one completion event.
+    report.dead_letters += drain_dead_letters(svc, function)
+    if function.get("active") and not any_outstanding(svc, function):
+        report.completed += scaling.announce_completion(svc, function)
+
+
+def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
+    """Whether a job of the Function is still outstanding: newest first, where outstanding jobs
+    are, stopping at the first one. A stopped Function holding a whole map of pending jobs costs
+    one small read per pass, not a count of every job (which is what slowed submission to a
+    stopped Function as its jobs grew)."""
+    outstanding = {s.value for s in JobStatus.outstanding()}
+    start = None
+    while True:
+        items, start = svc.jobs.query(
+            function["id"], start=start, limit=page, newest_first=True, projection=["status"]
+        )
+        if any(i.get("status") in outstanding for i in items):
+            return True
+        if not start:
+            return False
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    report = run_pass(context.services(), (event or {}).get("function_id"))
+    if report.reconciled is not None:
+        metrics.add_metric(name="BuildsReconciled", unit=MetricUnit.Count, value=report.reconciled)
+    metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(report.started.values()))
+    metrics.add_metric(name="RunningWorkers", unit=MetricUnit.Count, value=report.running)
+    metrics.add_metric(name="DeadLetterMessages", unit=MetricUnit.Count, value=report.dead_letters)
+    logger.info("scaled", extra={"started": report.started, "dead_letters": report.dead_letters})
+    return {"started": report.started, "dead_letters": report.dead_letters}

@@ -18,6 +18,7 @@ from geobatch.job import Job, JobResultError
 from geobatch.search import JobSearch, Search
 from geobatch_core.codec import ComputeResult, EncodingError, Serializable
 from geobatch_core.errors import (
+    ApiTimeoutError,
     AuthError,
     BadRequestError,
     BuildFailedError,
@@ -35,6 +36,7 @@ from geobatch_core.models import FunctionStatus, JobStatus
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiTimeoutError",
     "AuthError",
     "BadRequestError",
     "BoundGlobalError",

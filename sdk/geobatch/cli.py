@@ -19,12 +19,14 @@ from geobatch.job import Job
 from geobatch.search import Expression, to_iso
 from geobatch_core import errors
 from geobatch_core.codec import EncodingError
-from geobatch_core.models import JobStatus
+from geobatch_core.models import FunctionStatus, JobStatus
 
 __all__ = ["main"]
 
 _USER_ERRORS = (errors.GeoBatchError, EncodingError, FileNotFoundError, ValueError, TimeoutError)
 _STATUSES = [s.value for s in JobStatus]
+_FUNCTION_STATUSES = [s.value for s in FunctionStatus]
+_KIND: dict[type, str] = {FileNotFoundError: "file not found", TimeoutError: "timed out"}
 
 
 class _Group(click.Group):
@@ -34,8 +36,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except _USER_ERRORS as exc:
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise click.ClickException(f"{type(exc).__name__}: {message}") from None
+            # What went wrong and how to fix it, in words: not a Python class name.
+            message = " ".join(str(exc).split()) or _KIND.get(type(exc), "failed")
+            raise click.ClickException(message) from None
 
 
 class _State:
@@ -141,7 +144,7 @@ def _function_row(fn: Function) -> list[Any]:
 
 
 @functions.command("list")
-@click.option("--status", help="Only Functions with this status.")
+@click.option("--status", type=click.Choice(_FUNCTION_STATUSES), help="Only Functions with this status.")
 @click.option("--name", "name_prefix", help="Only Functions whose name starts with this.")
 @click.option("--limit", type=int, help="At most this many.")
 @click.option("--page-size", type=int, default=100, show_default=True)
@@ -191,7 +194,13 @@ def _data_access_lines(access: dict[str, Any]) -> Iterable[str]:
 @click.option("--name")
 @click.option("--cpus", help="vCPUs: 0.25, 0.5, 1, 2, 4, 8, 16.")
 @click.option("--memory", help="Memory, e.g. 2048, 2GB, 1Gi.")
-@click.option("--concurrency", "maximum_concurrency", type=int, help="Most jobs running at once.")
+@click.option(
+    "--concurrency",
+    "--maximum-concurrency",
+    "maximum_concurrency",
+    type=int,
+    help="Most jobs running at once.",
+)
 @click.option("--timeout", type=int, help="Seconds before a job times out.")
 @click.option("--retry-count", type=int, help="Automatic retries of a failed job.")
 @click.option("--enabled/--disabled", default=None, help="Accept (or reject) new jobs and reruns.")
@@ -235,20 +244,26 @@ _lifecycle("disable", "disable", "Reject new jobs and reruns.")
 @click.argument("function_id")
 @click.option("--delete-results", is_flag=True, help="Delete the stored results too.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
 def functions_delete(function_id: str, delete_results: bool, yes: bool) -> None:
     """Delete a Function and its jobs (outstanding jobs are canceled)."""
     fn = Function.get(function_id, client=_state().client)
     if not yes:
         click.confirm(f"Delete Function {fn.name} ({fn.id}) and all its jobs?", abort=True)
     fn.delete(delete_results=delete_results)
-    click.echo(f"deleted {fn.id}")
+    _emit({"deleted": fn.id, "delete_results": delete_results}, lambda: [f"deleted {fn.id}"])
 
 
 @functions.command("build-log")
 @click.argument("function_id")
+@json_option
 def functions_build_log(function_id: str) -> None:
     """Print the image build log of a Function."""
-    click.echo(Function.get(function_id, client=_state().client).build_log(), nl=False)
+    log = Function.get(function_id, client=_state().client).build_log()
+    if _state().as_json:
+        _emit({"function_id": function_id, "log": log})
+    else:
+        click.echo(log, nl=False)
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -483,12 +498,18 @@ def jobs_log(job_id: str, attempt: int | None, follow: bool, no_timestamps: bool
 @jobs.command("result")
 @click.argument("job_id")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the raw result to this file.")
+@json_option
 def jobs_result(job_id: str, output: str | None) -> None:
     """Print a job's result (JSON), or write it to a file with --output."""
     job = Job.get(job_id, client=_state().client)
     value = job.result()
     data = job.result_bytes() if output or isinstance(value, bytes) else None
-    if output:
+    if _state().as_json and not output:
+        import base64
+
+        shown = {"base64": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+        _emit({"job_id": job_id, "result": shown})
+    elif output:
         with open(output, "wb") as handle:
             handle.write(data or b"")
         click.echo(f"wrote {len(data or b'')} bytes to {output}", err=True)
@@ -571,19 +592,26 @@ def wait(function_id: str, timeout: float | None, interval: float | None, progre
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port.")
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 @click.option("--verbose", is_flag=True, help="Log every request.")
-def ui(port: int, no_browser: bool, verbose: bool) -> None:
+@click.option("--api-url", "ui_api_url", help="GeoBatch API URL (the same as geobatch --api-url URL ui).")
+@json_option
+def ui(port: int, no_browser: bool, verbose: bool, ui_api_url: str | None) -> None:
     """Open the web monitor: a page on 127.0.0.1 that shows and controls your Functions and jobs.
 
     Requests from the page are signed here with your AWS credentials; the page never sees them.
     """
     from geobatch.ui.server import serve
 
+    if ui_api_url:
+        _state().api_url = ui_api_url
     client = _state().client
     try:
         server = serve(client, port=port, verbose=verbose)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    click.echo(f"GeoBatch monitor for {client.api_url} on {server.url} (Ctrl-C to stop)")
+    _emit(
+        {"url": server.url, "api_url": client.api_url},
+        lambda: [f"GeoBatch monitor for {client.api_url} on {server.url} (Ctrl-C to stop)"],
+    )
     if not no_browser:
         import webbrowser
 

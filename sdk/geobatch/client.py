@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from geobatch_core import env, errors
 
@@ -31,6 +33,10 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Backoff between attempts: BACKOFF_BASE * 2**attempt seconds, with jitter, capped.
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 20.0
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Extra waits for our own earlier attempt of a write that the API is still carrying out.
+IN_PROGRESS_RETRIES = 5
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -69,6 +75,14 @@ class Response:
             self.raw.release_conn()
 
 
+def _in_progress(response: Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("code") == errors.RequestInProgressError.code
+
+
 def _encode_param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -105,9 +119,9 @@ class Client:
         session: a ``boto3.Session`` whose credentials sign the requests. Default: a new session
             (the usual AWS credential chain). With no credentials at all (local mode) requests are
             signed with the placeholder key ``local``.
-        retries: how many times a request is retried after a connection error or a 429/5xx
-            answer, with exponential backoff. Every method is retried: bulk submissions carry an
-            idempotency reference, so a retry never creates duplicate jobs.
+        retries: how many times a request is retried after a connection error, a timeout or a
+            429/5xx answer, with exponential backoff. Every method is retried: writes carry an
+            ``Idempotency-Key`` the API honours, so a retry never creates a second Function or job.
         timeout: ``(connect, read)`` timeouts in seconds.
         http: a ``urllib3.PoolManager`` to use (for proxies or custom certificates).
     """
@@ -215,12 +229,15 @@ class Client:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         ok_statuses: tuple[int, ...] = (),
+        idempotency_key: str | None = None,
     ) -> Response:
         """Send a signed request to the API and return the response; raise a typed error on 4xx/5xx.
 
         ``path`` starts with ``/``. ``json_body`` is encoded once, so a retried request sends exactly
-        the same bytes (and the same idempotency reference). ``ok_statuses`` are error statuses the
-        caller handles itself.
+        the same bytes. Every write (POST, PUT, PATCH, DELETE) carries an ``Idempotency-Key`` (a new
+        one per call unless ``idempotency_key`` is given) that its retries reuse, so the API carries
+        it out once even when an answer is lost. ``ok_statuses`` are error statuses the caller
+        handles itself.
         """
         url = self.api_url + path
         query = encode_params(params)
@@ -230,6 +247,8 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":"), default=str).encode()
             all_headers["Content-Type"] = "application/json"
+        if method.upper() in WRITE_METHODS:
+            all_headers[IDEMPOTENCY_HEADER] = idempotency_key or uuid.uuid4().hex
         all_headers.update(headers or {})
         return self._send(method, url, body, all_headers, sign=True, stream=stream, ok_statuses=ok_statuses)
 
@@ -260,12 +279,15 @@ class Client:
                     preload_content=False,
                 )
             except Urllib3HTTPError as exc:
+                moved = self._local_api_moved(url, exc)
+                if moved is not None:
+                    url = moved  # local mode restarted on another port: follow it, same request
+                    continue
                 if attempt < self.retries:
                     self._backoff(attempt, None)
                     attempt += 1
                     continue
-                host = urlsplit(url).netloc
-                raise errors.ServiceError(f"cannot reach the GeoBatch API at {host}: {exc}") from None
+                raise self._unreachable(method, url, headers, exc) from None
             status = raw.status
             if status in RETRY_STATUSES and attempt < self.retries:
                 retry_after = raw.headers.get("Retry-After")
@@ -279,9 +301,47 @@ class Client:
             data = raw.read()
             raw.release_conn()
             response = Response(status, dict(raw.headers), data)
+            if status == 409 and attempt < self.retries + IN_PROGRESS_RETRIES and _in_progress(response):
+                # Our own earlier attempt (same Idempotency-Key) is still running: wait for it.
+                self._backoff(min(attempt, 3), response.headers.get("Retry-After"))
+                attempt += 1
+                continue
             if status >= 400 and status not in ok_statuses:
                 raise self._error(response)
             return response
+
+    def _local_api_moved(self, url: str, exc: Exception) -> str | None:
+        """The URL on local mode's current port, when local mode (not an explicit URL) answered
+        before and now refuses connections because it was restarted elsewhere; else None."""
+        if not self._from_local_mode or self._api_url is None or not url.startswith(self._api_url):
+            return None
+        if not isinstance(exc, NewConnectionError | MaxRetryError) and "refused" not in str(exc):
+            return None
+        old = self._api_url
+        with self._lock:
+            self._api_url = self._resolve_url()
+        return None if self._api_url == old else self._api_url + url[len(old) :]
+
+    def _unreachable(
+        self, method: str, url: str, headers: Mapping[str, str], exc: Exception
+    ) -> errors.GeoBatchError:
+        """Slow is not down: a read timeout means the API got the request and did not answer in
+        time; a connection error means it could not be reached at all."""
+        host = urlsplit(url).netloc
+        tries = self.retries + 1
+        if isinstance(exc, ReadTimeoutError) or "Read timed out" in str(exc):
+            safe = (
+                "it may still be carried out; calling the same method again is safe (retries of a "
+                "write reuse its Idempotency-Key, and resubmitted job batches their reference_id)"
+                if IDEMPOTENCY_HEADER in headers
+                else "calling it again is safe (it only reads)"
+            )
+            return errors.ApiTimeoutError(
+                f"the GeoBatch API at {host} is slow: {method} {urlsplit(url).path} got no answer "
+                f"within {self.timeout.read_timeout:g} s ({tries} tries); {safe}. A larger timeout "
+                "helps: geobatch.configure(timeout=(10, 300))"
+            )
+        return errors.ServiceError(f"cannot reach the GeoBatch API at {host} ({tries} tries): {exc}")
 
     def _backoff(self, attempt: int, retry_after: str | None) -> None:
         delay = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * (0.5 + random.random())
@@ -311,26 +371,43 @@ class Client:
         """GET ``path`` and return the decoded JSON body."""
         return self.request("GET", path, params=params).json()
 
-    def post(self, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
         """POST a JSON body and return the decoded JSON answer."""
-        return self.request("POST", path, params=params, json_body=body if body is not None else {}).json()
+        return self.request(
+            "POST",
+            path,
+            params=params,
+            json_body=body if body is not None else {},
+            idempotency_key=idempotency_key,
+        ).json()
 
-    def patch(self, path: str, body: Any) -> Any:
+    def patch(self, path: str, body: Any, idempotency_key: str | None = None) -> Any:
         """PATCH with a JSON body and return the decoded JSON answer."""
-        return self.request("PATCH", path, json_body=body).json()
+        return self.request("PATCH", path, json_body=body, idempotency_key=idempotency_key).json()
 
     def iter_pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Each page (``{"data": [...], "meta": {...}}``) of a list endpoint, following the cursor.
 
-        The first request carries ``params``; later ones only ``page_cursor`` and ``page_size``,
-        because the cursor encodes the query.
+        The first request carries ``params``; later ones ``page_cursor``, ``page_size`` and
+        ``include`` (what each item carries), because the cursor encodes the query.
         """
         params = dict(params or {})
         page = self.get(path, params)
         yield page
         cursor = (page.get("meta") or {}).get("page_cursor")
         while cursor:
-            page = self.get(path, {"page_cursor": cursor, "page_size": params.get("page_size")})
+            later = {
+                "page_cursor": cursor,
+                "page_size": params.get("page_size"),
+                "include": params.get("include"),
+            }
+            page = self.get(path, later)
             yield page
             cursor = (page.get("meta") or {}).get("page_cursor")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,23 +30,16 @@ SENTINEL_COGS = "s3://sentinel-cogs/*"
 
 @contextlib.contextmanager
 def local_mode() -> Iterator[dict[str, str]]:
-    """The AWS environment of local mode: the running one, or one started for this demo only."""
-    from geobatch.local import local_home, read_state
-    from geobatch.local.stack import LocalOptions, LocalStack
+    """The AWS environment of local mode, started in the background if it is not running.
 
-    state = read_state()
-    if state:
-        yield {"api_url": state["api_url"], **state["aws_env"]}
-        return
-    home = local_home()
-    stack = LocalStack(
-        LocalOptions(home=home, pip_args=os.environ.get("GEOBATCH_LOCAL_PIP_ARGS", ""))
-    ).start()
-    try:
-        stack.wait_ready()
-        yield {"api_url": stack.api_url, **stack.aws_env()}
-    finally:
-        stack.stop()
+    It keeps running after the demo, as after the SDK's auto-start (``geobatch local down`` stops
+    it); local mode keeps Functions, jobs and S3 objects on disk, so the product stays readable
+    after a ``local down`` too (``geobatch preview`` starts local mode again to read it).
+    """
+    from geobatch.local import start_background
+
+    state = start_background()
+    yield {"api_url": state["api_url"], **state["aws_env"]}
 
 
 @dataclass(frozen=True)
@@ -254,29 +248,42 @@ def demo(
     print_report(report)
 
 
+_POSITIVE = click.FloatRange(min=0, min_open=True)  # a negative time or size makes a negative cost
+
+
 @click.command()
 @click.option(
     "--geojson", type=click.Path(exists=True, dir_okay=False), help="Area as GeoJSON (default: CONUS)."
 )
-@click.option("--tilesize", default=1024, show_default=True)
-@click.option("--resolution", default=10.0, show_default=True)
-@click.option("--pad", default=0, show_default=True)
+@click.option("--tilesize", default=1024, show_default=True, type=click.IntRange(min=1))
+@click.option("--resolution", default=10.0, show_default=True, type=_POSITIVE)
+@click.option("--pad", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option(
     "--concurrency",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="maximum_concurrency of the Function (default: the stack's cap).",
 )
-@click.option("--seconds-per-tile", default=30.0, show_default=True, help="Measured per-job seconds.")
-@click.option("--cpus", default=None, type=float, help="vCPUs per job (default: the land-cover Function's).")
 @click.option(
-    "--memory-gb", default=None, type=float, help="GB per job (default: the land-cover Function's)."
+    "--seconds-per-tile", default=30.0, show_default=True, type=_POSITIVE, help="Measured per-job seconds."
+)
+@click.option(
+    "--cpus", default=None, type=_POSITIVE, help="vCPUs per job (default: the land-cover Function's)."
+)
+@click.option(
+    "--memory-gb", default=None, type=_POSITIVE, help="GB per job (default: the land-cover Function's)."
 )
 @click.option(
     "--cdk-json", default="cdk.json", show_default=True, type=click.Path(dir_okay=False),
     help="Stack context to read max_vcpus from (missing file: the stack's default).",
 )  # fmt: skip
-@click.option("--log-kb-per-job", default=4.0, show_default=True, help="CloudWatch Logs ingested per job.")
+@click.option(
+    "--log-kb-per-job",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="CloudWatch Logs ingested per job.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 def plan(
     geojson: str | None,
@@ -331,17 +338,31 @@ def plan(
 @click.option("--bucket", default=DEMO_BUCKET, show_default=True, help="Bucket holding products/PRODUCT_ID/.")
 @click.option("--max-size", default=1024, show_default=True, help="Longest side of the PNG in pixels.")
 def preview(product_id: str, out_png: Path, bucket: str, max_size: int) -> None:
-    """Mosaic a product's tiles into one colour PNG (local mode's S3 unless AWS is configured)."""
+    """Mosaic a product's tiles into one colour PNG (local mode's S3 unless AWS is configured).
+
+    PRODUCT_ID is the product's id or the collection URL the demo prints
+    (``s3://BUCKET/products/PRODUCT_ID/collection.json``, which names the bucket too)."""
     import boto3
 
     from geobatch.landcover.product import list_tile_cogs, mosaic_preview
-    from geobatch.local import read_state
+    from geobatch.local import start_background
 
-    state = read_state()
-    aws = dict(state["aws_env"]) if state and not os.environ.get("GEOBATCH_API_URL") else {}
+    if match := re.fullmatch(r"s3://([^/]+)/products/([^/]+)/collection\.json", product_id):
+        bucket, product_id = match.groups()
+    # Local mode (started if it is not running: its S3 objects are kept on disk) unless AWS is configured.
+    aws = {} if os.environ.get("GEOBATCH_API_URL") else dict(start_background()["aws_env"])
+    from botocore.exceptions import BotoCoreError, ClientError
+
     with environment(aws):
         s3 = boto3.client("s3", endpoint_url=aws.get("AWS_ENDPOINT_URL"))
-        if not list_tile_cogs(s3, bucket, product_id):
-            raise click.ClickException(f"no tiles under s3://{bucket}/products/{product_id}/")
-        path = mosaic_preview(bucket, product_id, out_png, max_size=max_size, s3_client=s3)
+        try:
+            if not list_tile_cogs(s3, bucket, product_id):
+                raise click.ClickException(f"no tiles under s3://{bucket}/products/{product_id}/")
+            path = mosaic_preview(bucket, product_id, out_png, max_size=max_size, s3_client=s3)
+        except (ClientError, BotoCoreError) as exc:
+            # A missing bucket or product, or no S3 at all (local mode down): one line, no traceback.
+            raise click.ClickException(
+                f"cannot read product {product_id} from s3://{bucket}: {exc}; is local mode up "
+                "(geobatch local up), or the bucket right (--bucket)?"
+            ) from None
     click.echo(f"wrote {path}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import re
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +49,11 @@ _BULK_OVERHEAD_BYTES = 64_000
 class JobBulkCreateError:
     """A batch of ``Function.map`` that could not be submitted: its inputs, reference and the error.
 
-    Submitting again with ``fn.map(error.args, error.kwargs, environments=error.environments)`` is
-    safe: the failed batch created no jobs, or (if only the answer was lost) those jobs carry
-    ``reference_id``.
+    Submitting it again is safe: ``fn.map(error.args, error.kwargs, tags=error.tags,
+    environments=error.environments)`` on the same Function object resends the batch under the same
+    ``reference_id``, so if the batch was in fact created (only the answer was lost) its jobs are
+    returned instead of created twice. (``fn.map(error.args)`` is the same call when the batch had
+    no kwargs, tags or environments.)
     """
 
     function_id: str
@@ -58,6 +62,7 @@ class JobBulkCreateError:
     environments: list[dict[str, str] | None] | None
     reference_id: str
     exception: Exception
+    tags: list[str] | None = None
 
     def __str__(self) -> str:
         count = len(self.args if self.args is not None else self.kwargs or [])
@@ -129,7 +134,9 @@ class Function:
         name: the Function's name (default: the function's name).
         image: the base image, ``"python3.11"`` to ``"python3.13"`` (default: your Python's version).
         cpus: vCPUs per job: 0.25, 0.5, 1, 2, 4, 8 or 16 (or ``"2vCPU"``).
-        memory: MB per job (or ``"2GB"``, ``"1Gi"``, ``"512MB"``); it must fit ``cpus``.
+        memory: MB per job (or ``"2GB"``, ``"1Gi"``, ``"512MB"``); it must fit ``cpus``. Given only
+            one of the two, the other is its default if that fits, else the smallest Fargate partner
+            (``memory=512`` gets 0.25 vCPU, ``cpus=4`` 8 GB).
         maximum_concurrency: most jobs running at once.
         timeout: seconds before a job is stopped with status ``timeout`` (at most 39600, 11 h: a job's
             queue message can be held at most 12 h).
@@ -196,6 +203,8 @@ class Function:
         self._client = client
         self._wire: models.Function | None = None
         self._bundle_pending = False
+        self._unanswered: dict[str, str] = {}  # batch fingerprint -> reference_id sent without answer
+        self._create_key: tuple[str, str] | None = None
         self._includes: builtins.list[str] = []
         self._function = function
         self._include_data = builtins.list(include_data) if include_data is not None else None
@@ -218,6 +227,7 @@ class Function:
             **extra,
         )
         self._local: dict[str, Any] = {k: _check(k, v) for k, v in given.items() if v is not None}
+        _fargate_partner(self._local)
         self._modified: set[str] = set(self._local)
         if "cpus" in self._local or "memory" in self._local:
             self._check_resources()
@@ -236,6 +246,8 @@ class Function:
         fn = cls.__new__(cls)
         fn._client = client
         fn._bundle_pending = False
+        fn._unanswered = {}
+        fn._create_key = None
         fn._includes = []
         fn._function = None
         fn._include_data = fn._include_modules = None
@@ -334,8 +346,12 @@ class Function:
             body = models.FunctionCreate(**fields, requirements=built.requirements)
         except pydantic.ValidationError as exc:
             raise validation_error(exc, "Function") from None
+        # One key for this Function's creation, kept until it succeeds: retries inside the client
+        # and a second save() after a lost answer create one Function, not two.
+        payload = body.model_dump(mode="json", exclude_unset=True)
+        self._create_key = _same_call_key(self._create_key, payload)
         created = models.FunctionCreated.model_validate(
-            self.client.post("/functions", body.model_dump(mode="json", exclude_unset=True))
+            self.client.post("/functions", payload, idempotency_key=self._create_key[1])
         )
         self._update(created.function)
         self._bundle_pending = True
@@ -393,7 +409,9 @@ class Function:
     ) -> Job:
         """Submit one job ``function(*args, **kwargs)`` (saving the Function first) and return it."""
         self.save()
-        return Job(self.id, args, kwargs, client=self.client, environment=environment, tags=tags).save()
+        job = Job(self.id, args, kwargs, client=self.client, environment=environment, tags=tags).save()
+        self._forget_statistics()
+        return job
 
     def map(
         self,
@@ -461,6 +479,7 @@ class Function:
             try:
                 result.extend(self._submit_batch(part(bulk_args), part(bulk_kwargs), part(bulk_envs), tags))
             except errors.GeoBatchError as exc:
+                self._forget_statistics()
                 if number == 0 or isinstance(exc, errors.NotFoundError):
                     raise
                 result.append_error(
@@ -471,9 +490,16 @@ class Function:
                         part(bulk_envs),
                         getattr(exc, "reference_id", ""),
                         exc,
+                        tags,
                     )
                 )
+        self._forget_statistics()
         return result
+
+    def _forget_statistics(self) -> None:
+        # Counts loaded before a submission are stale: the next read of job_statistics reloads them.
+        if self._wire is not None:
+            self._wire.job_statistics = None
 
     def _submit_batch(
         self,
@@ -482,7 +508,9 @@ class Function:
         bulk_envs: builtins.list[Any] | None,
         tags: builtins.list[str] | None,
     ) -> builtins.list[Job]:
-        reference_id = uuid.uuid4().hex
+        # A batch sent before without a clear answer goes again under its first reference.
+        batch_print = _batch_fingerprint(bulk_args, bulk_kwargs, bulk_envs, tags)
+        reference_id = self._unanswered.get(batch_print) or uuid.uuid4().hex
         try:
             body = models.JobBulkCreate(
                 function_id=self.id,
@@ -518,7 +546,10 @@ class Function:
             ]
         except errors.GeoBatchError as exc:
             exc.reference_id = reference_id  # type: ignore[attr-defined]
+            if not isinstance(exc, _REJECTED):
+                self._unanswered[batch_print] = reference_id
             raise
+        self._unanswered.pop(batch_print, None)
         return [Job._from_wire(job, self.client) for job in page.data]
 
     # ------------------------------------------------------------------ jobs
@@ -530,7 +561,8 @@ class Function:
 
     @property
     def job_statistics(self) -> dict[str, int]:
-        """Number of jobs per status (all eight statuses), loaded from the API if not loaded yet."""
+        """Number of jobs per status (all eight statuses), loaded from the API if not loaded yet
+        (and again after this object submitted jobs)."""
         if self._wire is None:
             return {}
         if self._wire.job_statistics is None:
@@ -539,27 +571,33 @@ class Function:
         return {s.value: int(stats.get(s.value, 0)) for s in JobStatus}
 
     def wait_for_completion(
-        self, timeout: float | None = None, interval: float | None = None, progress: bool | None = None
+        self,
+        timeout: float | None = None,
+        interval: float | None = None,
+        progress: bool | None = None,
+        raise_if_stopped: bool = False,
     ) -> Function:
         """Wait until the Function is built and none of its jobs is pending or running.
 
         Polls every ``interval`` seconds (default 2 in local mode, 10 in the cloud, backing off while
         nothing changes). Shows a progress bar on stderr when it is a terminal (``progress=``
-        overrides). Raises ``BuildFailedError`` if the build fails, ``TimeoutError`` after
-        ``timeout`` seconds, and ``ConflictError`` if the Function is stopped with pending jobs
-        (they would wait for ever: call ``start()``).
+        overrides). Raises ``BuildFailedError`` if the build fails and ``TimeoutError`` after
+        ``timeout`` seconds. If the Function is stopped (e.g. from the monitor) with pending jobs, it
+        says so once (a ``RuntimeWarning``) and keeps waiting for someone to start it again;
+        ``raise_if_stopped=True`` raises ``ConflictError`` instead.
         """
         base = interval or self.client.poll_interval
         delay = base
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = _ProgressBar(sys.stderr.isatty() if progress is None else progress)
         last: dict[str, int] | None = None
+        warned: set[str] = set()
         try:
             while True:
                 self.refresh(includes=["job.statistics"])
                 stats = self.job_statistics
                 bar.update(self, stats)
-                self._raise_if_stuck(stats)
+                self._raise_if_stuck(stats, raise_if_stopped=raise_if_stopped, warned=warned)
                 outstanding = sum(stats[s] for s in _OUTSTANDING)
                 if self.status in (FunctionStatus.READY, FunctionStatus.STOPPED) and outstanding == 0:
                     return self
@@ -575,7 +613,13 @@ class Function:
         finally:
             bar.close()
 
-    def _raise_if_stuck(self, stats: Mapping[str, int] | None = None) -> None:
+    def _raise_if_stuck(
+        self,
+        stats: Mapping[str, int] | None = None,
+        *,
+        raise_if_stopped: bool = True,
+        warned: set[str] | None = None,
+    ) -> None:
         if self.status == FunctionStatus.BUILD_FAILED:
             reason = f": {self.status_reason}" if self.status_reason else ""
             raise errors.BuildFailedError(
@@ -586,10 +630,17 @@ class Function:
             return
         active = sum(stats[s] for s in ("running", "cancel", "canceling"))
         if self.status == FunctionStatus.STOPPED and stats["pending"] and not active:
-            raise errors.ConflictError(
+            message = (
                 f"Function {self.name} ({self.id}) is stopped with {stats['pending']} pending jobs, "
-                "which will not run until you call fn.start()"
+                "which will not run until it is started (fn.start(), or Start in the monitor)"
             )
+            if raise_if_stopped:
+                raise errors.ConflictError(message)
+            if warned is not None and "stopped" not in warned:
+                warned.add("stopped")
+                warnings.warn(f"{message}: still waiting", RuntimeWarning, stacklevel=3)
+        elif warned is not None:
+            warned.discard("stopped")  # started again: say so again if it stops again
 
     def as_completed(
         self, jobs: Iterable[Job], timeout: float | None = None, interval: float | None = None
@@ -730,6 +781,33 @@ class Function:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _fargate_partner(settings: dict[str, Any]) -> None:
+    """Given only cpus or only memory that the other's default (1 vCPU, 2 GB) does not fit, choose
+    the smallest Fargate partner: ``memory=512`` runs on 0.25 vCPU, ``cpus=4`` with 8 GB."""
+    cpus, memory = settings.get("cpus"), settings.get("memory")
+    if cpus is not None and memory is None and cpus in models.FARGATE_MEMORY:
+        if limits.DEFAULT_MEMORY_MB not in models.FARGATE_MEMORY[cpus]:
+            settings["memory"] = min(models.FARGATE_MEMORY[cpus])
+    elif memory is not None and cpus is None:
+        fits = [c for c, allowed in sorted(models.FARGATE_MEMORY.items()) if memory in allowed]
+        if fits and limits.DEFAULT_CPUS not in fits:
+            settings["cpus"] = fits[0]
+
+
+# Answers that say the batch was refused (nothing created): no reference to remember.
+_REJECTED = (errors.BadRequestError, errors.NotFoundError, errors.AuthError, errors.PayloadTooLargeError)
+
+
+def _batch_fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _same_call_key(previous: tuple[str, str] | None, body: Any) -> tuple[str, str]:
+    """(body fingerprint, Idempotency-Key): the previous key while the body is the same."""
+    print_ = _batch_fingerprint(body)
+    return previous if previous is not None and previous[0] == print_ else (print_, uuid.uuid4().hex)
 
 
 def _positional_lists(args: Iterable[Any]) -> builtins.list[builtins.list[Any]]:

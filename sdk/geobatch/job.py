@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import builtins
+import hashlib
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from geobatch.client import Client, get_default_client
-from geobatch.search import Field, JobSearch
+from geobatch.search import Field, JobSearch, keyword_filter
 from geobatch_core import codec, errors, models
 from geobatch_core.models import JobStatus
 
@@ -37,8 +39,7 @@ def validation_error(exc: pydantic.ValidationError, what: str) -> errors.Validat
     problems = []
     for item in exc.errors():
         location = ".".join(str(part) for part in item.get("loc", ())) or what
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        problems.append(f"{location}: {message}")
+        problems.append(f"{location}: {errors.plain_problem(dict(item))}")
     return errors.ValidationError(f"invalid {what}: " + "; ".join(problems), [dict(e) for e in exc.errors()])
 
 
@@ -63,7 +64,8 @@ class Job:
     status_reason = Field("status_reason", doc="More about the current status.")
     execution_count = Field(
         "execution_count",
-        doc="How many times the job was started in its current run (at most retry_count + 1).",
+        doc="How many times the job was started, over all its runs (as in Descartes Labs); each run "
+        "has its own retry budget of retry_count + 1 starts.",
     )
     run = Field("run", doc="How many times the job was rerun (0 for the first run).")
     exit_code = Field("exit_code", doc="Exit code of the last attempt.")
@@ -163,7 +165,13 @@ class Job:
             except pydantic.ValidationError as exc:
                 raise validation_error(exc, "job") from None
             codec.encode_args(spec.args, spec.kwargs)  # a clear error for values JSON cannot carry
-            self._update(self.client.post("/jobs", spec.model_dump(mode="json", exclude_none=True)))
+            # Kept until the submission succeeds: save() again after a lost answer makes no second job.
+            payload = spec.model_dump(mode="json", exclude_none=True)
+            print_ = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+            previous = getattr(self, "_submit_key", None)
+            if previous is None or previous[0] != print_:
+                self._submit_key = (print_, uuid.uuid4().hex)
+            self._update(self.client.post("/jobs", payload, idempotency_key=self._submit_key[1]))
         elif self._modified:
             try:
                 body = models.JobTags(tags=self._local.get("tags", self._wire.tags))
@@ -173,10 +181,12 @@ class Job:
         return self
 
     @classmethod
-    def get(cls, id: str, client: Client | None = None, **params: Any) -> Job:
-        """The job with this id (``NotFoundError`` if there is none)."""
+    def get(cls, id: str, client: Client | None = None, include: Any = None) -> Job:
+        """The job with this id (``NotFoundError`` if there is none); its result always comes with it
+        (``include=["result"]`` is accepted for Descartes Labs code)."""
         client = client or get_default_client()
-        return cls._from_wire(client.get(f"/jobs/{id}", params or None), client)
+        params = {"include": builtins.list(include) if isinstance(include, list | tuple) else include}
+        return cls._from_wire(client.get(f"/jobs/{id}", params), client)
 
     @classmethod
     def search(cls, client: Client | None = None) -> JobSearch[Job]:
@@ -189,9 +199,28 @@ class Job:
         return JobSearch("/jobs", factory, client)
 
     @classmethod
-    def list(cls, page_size: int = 100, client: Client | None = None, **params: Any) -> JobSearch[Job]:
-        """Your jobs, ``page_size`` per request; ``params`` are query parameters (e.g. ``function_id``)."""
-        return cls.search(client).param(page_size=page_size, **params)
+    def list(
+        cls,
+        function_id: str | None = None,
+        status: Any = None,
+        page_size: int = 100,
+        client: Client | None = None,
+        **filters: Any,
+    ) -> JobSearch[Job]:
+        """Your jobs (of ``function_id`` if given), ``page_size`` per request.
+
+        Keyword filters work as in the Descartes Labs client: ``status`` (a status or a list of
+        them), ``tags`` (jobs with any of them) and any other job field by equality, e.g.
+        ``Job.list(function_id=F, status="failure")``. A name that is no job field is a ``TypeError``.
+        """
+        search = cls.search(client).param(page_size=page_size)
+        if function_id is not None:
+            search = search.param(function_id=function_id)
+        if status is not None:
+            filters["status"] = status
+        for name, value in filters.items():
+            search = search.filter(keyword_filter(name, value))
+        return search
 
     def refresh(self) -> Job:
         """Read the job again from the API."""
@@ -239,7 +268,8 @@ class Job:
 
     @property
     def attempts(self) -> builtins.list[models.Attempt]:
-        """Every execution of the job, oldest first, with timings, exit code and reason."""
+        """Every execution of the job in every run, oldest first, numbered from 1 across reruns, with
+        its run, timings, exit code and reason (``log(attempt=n)`` reads the log of attempt n)."""
         return builtins.list(self._wire.attempts) if self._wire else []
 
     @property
@@ -279,6 +309,22 @@ class Job:
             raise JobResultError(f"job {self.id} has not completed (status {self.status})")
         return codec.decode_result(self.result_bytes(), cast_type)
 
+    @classmethod
+    def get_result(cls, id: str, cast_type: Any = None, client: Client | None = None) -> Any:
+        """The stored result of job ``id``, decoded as :meth:`result` does: also after the job was
+        deleted with ``delete_results=False`` (``fn.delete_jobs(...)``), as long as its Function
+        exists. (The bytes stay in the stack's bucket at ``results/<function_id>/<job key>`` even
+        after that.) ``NotFoundError`` if there is no such job and it left no result."""
+        client = client or get_default_client()
+        try:
+            body = models.ResultBody.model_validate(client.get(f"/jobs/{id}/result"))
+        except errors.JobFailedError as exc:
+            raise JobResultError(exc.message, exc.errors) from None
+        data = base64.b64decode(body.data) if body.data is not None else None
+        if data is None and body.url:
+            data = client.get_presigned(body.url)
+        return codec.decode_result(data, cast_type)
+
     def result_bytes(self) -> bytes | None:
         """The stored result as bytes, or ``None`` when the job stored none."""
         assert self._wire is not None
@@ -303,23 +349,29 @@ class Job:
 
         With ``timestamps`` each line starts with its time, in local time.
         """
-        response = self.client.request(
-            "GET",
-            f"{self._path}/log",
-            params={"attempt": attempt},
-            headers={"Accept": "application/x-ndjson"},
-            stream=True,
-        )
-        for raw in response.iter_lines():
-            if not raw.strip():
-                continue
-            try:
-                line = models.LogLine.model_validate(json.loads(raw))
-            except (ValueError, pydantic.ValidationError):
-                yield raw.decode("utf-8", errors="replace")  # not NDJSON: show it as it is
-                continue
-            text = line.log.rstrip("\n")
-            yield f"{_local_time(line.date)} {text}" if timestamps else text
+        offset: str | None = None
+        while True:
+            # A long log comes in parts; each answer says where the next one starts.
+            response = self.client.request(
+                "GET",
+                f"{self._path}/log",
+                params={"attempt": attempt, "offset": offset},
+                headers={"Accept": "application/x-ndjson"},
+                stream=True,
+            )
+            for raw in response.iter_lines():
+                if not raw.strip():
+                    continue
+                try:
+                    line = models.LogLine.model_validate(json.loads(raw))
+                except (ValueError, pydantic.ValidationError):
+                    yield raw.decode("utf-8", errors="replace")  # not NDJSON: show it as it is
+                    continue
+                text = line.log.rstrip("\n")
+                yield f"{_local_time(line.date)} {text}" if timestamps else text
+            offset = {k.lower(): v for k, v in response.headers.items()}.get("x-geobatch-next-offset")
+            if not offset:
+                return
 
     def log(self, timestamps: bool = True, attempt: int | None = None) -> str:
         """The whole log as one string (see :meth:`iter_log`)."""

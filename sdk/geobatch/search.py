@@ -350,6 +350,33 @@ class Search(Generic[T]):
         return f"{type(self).__name__}({self._path!r}, {self.query_params()!r})"
 
 
+def keyword_filter(name: str, value: Any, fields: Iterable[str] | None = None) -> Expression:
+    """The filter a Descartes Labs style keyword means: ``status="failure"`` is equality, a list
+    (``status=[...]``, ``tags=[...]``) matches any of its values."""
+    known = sorted(fields if fields is not None else _JOB_FIELDS)
+    if name not in known:
+        raise TypeError(f"cannot filter jobs by {name!r}: use one of {', '.join(known)}")
+    attribute = Attribute(name, "tags" if name == "tags" else "date" if name.endswith("_date") else "value")
+    if isinstance(value, list | tuple | set | frozenset):
+        return attribute.in_(list(value))
+    return attribute == value
+
+
+_JOB_FIELDS = (
+    "id",
+    "status",
+    "tags",
+    "creation_date",
+    "last_execution_date",
+    "last_completion_date",
+    "execution_count",
+    "exit_code",
+    "runtime",
+    "reference_id",
+    "error_reason",
+)
+
+
 class JobSearch(Search[T]):
     """A :class:`Search` over jobs, with server-side bulk operations on the matching jobs."""
 

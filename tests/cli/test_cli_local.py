@@ -117,7 +117,7 @@ def test_functions_get(api_url: str, finished: gb.Function) -> None:
     assert f"name:                  {finished.name}" in text and "5/5 done" in text
     data = json.loads(ok(cli(api_url, "functions", "get", finished.id, "--json")).stdout)
     assert data["job_statistics"]["failure"] == 1
-    one_line_error(cli(api_url, "functions", "get", "nope"), "NotFoundError")
+    one_line_error(cli(api_url, "functions", "get", "nope"), "does not exist")
 
 
 def test_functions_update_and_errors(api_url: str, finished: gb.Function, client: gb.Client) -> None:
@@ -138,7 +138,7 @@ def test_functions_update_and_errors(api_url: str, finished: gb.Function, client
     one_line_error(
         cli(api_url, "functions", "update", finished.id, "--concurrency", "0"), "maximum_concurrency"
     )
-    one_line_error(cli(api_url, "functions", "update", "nope", "--concurrency", "2"), "NotFoundError")
+    one_line_error(cli(api_url, "functions", "update", "nope", "--concurrency", "2"), "does not exist")
     one_line_error(cli(api_url, "functions", "update", finished.id), "nothing to change", code=2)
     one_line_error(cli(api_url, "functions", "update", finished.id, "--env", "novalue"), "KEY=VALUE", code=2)
 
@@ -149,12 +149,12 @@ def test_start_stop_enable_disable(api_url: str, finished: gb.Function) -> None:
     assert "enabled=False" in ok(cli(api_url, "functions", "disable", finished.id)).stdout
     data = json.loads(ok(cli(api_url, "functions", "enable", finished.id, "--json")).stdout)
     assert data["enabled"] is True
-    one_line_error(cli(api_url, "functions", "start", "nope"), "NotFoundError")
+    one_line_error(cli(api_url, "functions", "start", "nope"), "does not exist")
 
 
 def test_build_log(api_url: str, finished: gb.Function) -> None:
     ok(cli(api_url, "functions", "build-log", finished.id))
-    one_line_error(cli(api_url, "functions", "build-log", "nope"), "NotFoundError")
+    one_line_error(cli(api_url, "functions", "build-log", "nope"), "does not exist")
 
 
 def test_functions_delete(api_url: str, client: gb.Client) -> None:
@@ -162,7 +162,7 @@ def test_functions_delete(api_url: str, client: gb.Client) -> None:
     fn.save()
     assert cli(api_url, "functions", "delete", fn.id, input="n\n").exit_code == 1  # not confirmed
     assert f"deleted {fn.id}" in ok(cli(api_url, "functions", "delete", fn.id, "--yes")).stdout
-    one_line_error(cli(api_url, "functions", "get", fn.id), "NotFoundError")
+    one_line_error(cli(api_url, "functions", "get", fn.id), "does not exist")
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -206,7 +206,7 @@ def test_jobs_get_show_attempts(api_url: str, finished: gb.Function) -> None:
     assert attempts["timings"]["started"] and attempts["timings"]["runtime"] is not None
     assert "EXIT" in ok(cli(api_url, "jobs", "attempts", good)).stdout
     for command in ("get", "show", "attempts", "log", "result"):
-        one_line_error(cli(api_url, "jobs", command, "no-such-job"), "NotFoundError")
+        one_line_error(cli(api_url, "jobs", command, "no-such-job"), "does not exist")
 
 
 def test_jobs_log_and_result(api_url: str, finished: gb.Function, tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def test_cancel_rerun_delete_by_filter(api_url: str, client: gb.Client) -> None:
 def test_wait_with_progress(api_url: str, finished: gb.Function) -> None:
     done = ok(cli(api_url, "wait", finished.id, "--progress", "--timeout", "30"))
     assert "success=4" in done.stdout and "5/5" in done.stderr  # the bar goes to stderr
-    one_line_error(cli(api_url, "wait", "nope"), "NotFoundError")
+    one_line_error(cli(api_url, "wait", "nope"), "does not exist")
 
 
 def test_wait_times_out(api_url: str, client: gb.Client) -> None:
@@ -258,7 +258,7 @@ def test_wait_times_out(api_url: str, client: gb.Client) -> None:
     try:
         fn.map([(1,)])
         fn.start()
-        one_line_error(cli(api_url, "wait", fn.id, "--timeout", "0.1", "--no-progress"), "TimeoutError")
+        one_line_error(cli(api_url, "wait", fn.id, "--timeout", "0.1", "--no-progress"), "is not done after")
     finally:
         with contextlib.suppress(gb.GeoBatchError):
             fn.delete(delete_results=True)
@@ -279,3 +279,45 @@ def test_ui_command(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         port = str(busy.getsockname()[1])
         one_line_error(cli(api_url, "ui", "--no-browser", "--port", port), "cannot listen")
     one_line_error(cli(api_url, "ui", "--port", "70000"), "70000", code=2)
+
+
+# ----------------------------------------------------------------------------- what the docs promise
+
+
+def test_errors_read_as_words_not_class_names(api_url: str) -> None:
+    result = cli(api_url, "functions", "get", "nope")
+    one_line_error(result, "Function nope does not exist")
+    assert "NotFoundError" not in result.stderr
+    result = cli(api_url, "functions", "list", "--page-size", "0")
+    assert "Input should be" not in result.stderr and "should be greater than or equal to 1" in result.stderr
+
+
+def test_documented_flags_and_json_everywhere(api_url: str, finished: gb.Function, client: gb.Client) -> None:
+    ok(cli(api_url, "functions", "update", finished.id, "--maximum-concurrency", "4"))
+    assert gb.Function.get(finished.id, client=client).maximum_concurrency == 4
+    log = json.loads(ok(cli(api_url, "functions", "build-log", finished.id, "--json")).stdout)
+    assert log["function_id"] == finished.id and isinstance(log["log"], str)
+    done = job_id(finished, "success")
+    result = json.loads(ok(cli(api_url, "jobs", "result", done, "--json")).stdout)
+    assert result["job_id"] == done and "tile" in result["result"]
+    one_line_error(cli(api_url, "functions", "list", "--status", "bogus"), "bogus", code=2)
+
+
+def test_functions_delete_says_json(api_url: str, client: gb.Client) -> None:
+    fn = gb.Function(tile_job, name=f"cli-{uuid.uuid4().hex[:8]}", client=client, auto_start=False).save()
+    data = json.loads(ok(cli(api_url, "functions", "delete", fn.id, "--yes", "--json")).stdout)
+    assert data == {"deleted": fn.id, "delete_results": False}
+
+
+def test_plan_refuses_negative_inputs() -> None:
+    for option in ("--seconds-per-tile", "--concurrency", "--cpus", "--memory-gb"):
+        result = CliRunner().invoke(main, ["plan", option, "-5"])
+        assert result.exit_code == 2 and "-5" in result.output and "$-" not in result.output, result.output
+
+
+def test_preview_of_a_missing_product_is_one_line(api_url: str, tmp_path: Path) -> None:
+    result = cli(
+        api_url, "preview", "no-such-product", str(tmp_path / "out.png"), "--bucket", "no-such-bucket"
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "no-such-product" in result.stderr

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import geobatch as gb
+from geobatch_core import env
 
 
 @pytest.fixture
@@ -27,3 +31,37 @@ def saved(local_api: gb.Client) -> Iterator[Any]:
     for function in made:
         with contextlib.suppress(gb.GeoBatchError):
             function.delete(delete_results=True)
+
+
+@pytest.fixture
+def daemon_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A home of its own for a real local daemon (``geobatch local up``), stopped at the end."""
+    from geobatch.local import stop_background
+
+    home = tmp_path / "home"
+    monkeypatch.setenv(env.LOCAL_HOME, str(home))
+    monkeypatch.setenv(env.LOCAL_PIP_ARGS, "--no-index")  # builds never reach a package index
+    yield home
+    stop_background(home)
+
+
+def daemon_up(home: Path) -> dict[str, Any]:
+    """Start (or find) the home's daemon; a short lost-worker time keeps restarts quick."""
+    from geobatch.local import start_background
+
+    return start_background(home, extra_args=["--lost-worker-seconds", "4"])
+
+
+def wait_gone(pid: int, timeout: float = 60.0) -> None:
+    """Until the process is gone (reaped when it is a child of this one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"process {pid} is still running")

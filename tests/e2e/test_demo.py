@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from geobatch.cli import main
 from geobatch.demo import DemoOptions, run_demo
+from geobatch.local import stop_background
 
 pytestmark = [pytest.mark.local, pytest.mark.geo, pytest.mark.timeout(600)]
 
@@ -47,6 +49,25 @@ def test_demo_classifies_every_tile_and_agrees_with_the_truth(local_stack, tmp_p
     colours = {tuple(px) for px in rgba.reshape(rgba.shape[0], -1).T[::97]}
     assert len(colours) >= 5  # the five classes show (plus perhaps nodata)
     assert np.mean(rgba[3] > 0) > 0.9  # the scene covers the tiles: the preview is not half empty
+
+
+def test_the_demo_product_stays_readable_after_the_demo_and_local_down(daemon_home, tmp_path):
+    """`make demo`, then `geobatch preview` of the collection it printed: local mode's S3 is on disk."""
+    runner = CliRunner()
+    args = ["demo", "--width", "600", "--height", "500", "--tilesize", "256", "--timeout", "300"]
+    ran = runner.invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert ran.exit_code == 0, ran.output
+    collection = re.search(r"product\s+(s3://\S+/collection\.json)", ran.output)
+    assert collection, ran.output
+    assert stop_background(daemon_home)  # the demo leaves local mode running; stop it anyway
+    out = tmp_path / "again.png"
+    previewed = runner.invoke(main, ["preview", collection.group(1), str(out)])
+    assert previewed.exit_code == 0, previewed.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(out) as png:
+            rgba = png.read()
+    assert len({tuple(px) for px in rgba.reshape(rgba.shape[0], -1).T[::97]}) >= 5
 
 
 def test_plan_estimates_a_conus_run():

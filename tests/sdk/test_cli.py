@@ -32,7 +32,7 @@ def test_errors_are_one_line(client: Any, http: FakeHTTP) -> None:
     http.on("GET", "/jobs/nope", (404, {"code": "not_found", "message": "job nope not found"}))
     result = run("jobs", "get", "nope")
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == ["Error: NotFoundError: job nope not found"]
+    assert result.stderr.strip().splitlines() == ["Error: job nope not found"]
     assert "Traceback" not in result.output
 
 

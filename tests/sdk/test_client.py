@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import geobatch
+import geobatch as gb
 from geobatch import client as client_module
 from geobatch.client import Client
 from geobatch_core import env, errors
@@ -142,3 +145,30 @@ def test_presigned_requests_are_not_signed(client: Client, http: FakeHTTP) -> No
     client.put_presigned(url, b"zip")
     call = http.calls[0]
     assert "Authorization" not in call.headers and call.headers["Content-Type"] == "application/zip"
+
+
+def test_a_read_timeout_says_slow_and_that_calling_again_is_safe(client: Any, http: Any) -> None:
+    from urllib3.exceptions import ReadTimeoutError
+
+    def slow(call: Any) -> Any:
+        raise ReadTimeoutError(None, call.path, "Read timed out. (read timeout=60)")
+
+    http.on("POST", "/jobs/bulk", slow)
+    with pytest.raises(gb.ApiTimeoutError, match="is slow") as raised:
+        client.post("/jobs/bulk", {"x": 1})
+    assert "calling the same method again is safe" in str(raised.value)
+    keys = {c.headers.get("Idempotency-Key") for c in http.find("POST", "/jobs/bulk")}
+    assert len(http.find("POST", "/jobs/bulk")) == 4 and len(keys) == 1  # every retry, one key
+    assert isinstance(raised.value, gb.ServiceError)  # code that caught ServiceError still does
+
+
+def test_a_refused_connection_is_down_not_slow(client: Any, http: Any) -> None:
+    from urllib3.exceptions import NewConnectionError
+
+    def down(call: Any) -> Any:
+        raise NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+
+    http.on("GET", "/functions", down)
+    with pytest.raises(gb.ServiceError, match="cannot reach") as raised:
+        client.get("/functions")
+    assert not isinstance(raised.value, gb.ApiTimeoutError)

@@ -44,7 +44,21 @@ def test_memory_and_cpus_are_validated_early() -> None:
         and gb.Function(double, memory=4096).memory == 4096
     )
     with pytest.raises(gb.ValidationError, match="memory=16384 MB does not fit cpus=1: use 2048-8192"):
-        gb.Function(double, memory="16GB")
+        gb.Function(double, cpus=1, memory="16GB")
+
+
+def test_one_resource_given_picks_the_smallest_fargate_partner() -> None:
+    assert (gb.Function(double, memory=512).cpus, gb.Function(double, memory=512).memory) == (0.25, 512)
+    assert gb.Function(double, memory="16GB").cpus == 2.0
+    assert gb.Function(double, cpus=4).memory == 8192
+    # What fits a default keeps it (1 vCPU, 2 GB): only a misfit picks a partner.
+    assert gb.Function(double, cpus=0.25).memory is None
+    assert gb.Function(double, memory=4096).cpus is None and gb.Function(double, cpus=0.5).memory is None
+    with pytest.raises(gb.ValidationError, match="out of range"):
+        gb.Function(double, memory=1e309)
+
+
+def test_more_validation() -> None:
     with pytest.raises(gb.ValidationError, match="cpus=3 is not allowed"):
         gb.Function(double, cpus=3, memory=4096)
     with pytest.raises(gb.ValidationError, match="memory 'lots' is not understood"):
@@ -238,7 +252,17 @@ def test_wait_raises_on_build_failure_and_stopped(saved: gb.Function, http: Fake
         saved.wait_for_completion()
     http.on("GET", "/functions/fn1", (200, function_body(status="stopped", job_statistics=stats(pending=3))))
     with pytest.raises(gb.ConflictError, match="stopped with 3 pending jobs"):
-        saved.wait_for_completion()
+        saved.wait_for_completion(raise_if_stopped=True)
+
+
+def test_wait_keeps_waiting_while_stopped_and_says_why(saved: gb.Function, http: FakeHTTP) -> None:
+    stopped = (200, function_body(status="stopped", job_statistics=stats(pending=3)))
+    started = (200, function_body(status="ready", job_statistics=stats(success=3)))
+    http.on("GET", "/functions/fn1", [stopped, stopped, stopped, started])
+    with pytest.warns(RuntimeWarning, match="stopped with 3 pending jobs.*still waiting") as said:
+        saved.wait_for_completion(interval=0.001, progress=False)
+    assert len(said) == 1  # said once, not at every poll
+    assert saved.job_statistics["success"] == 3
 
 
 def test_wait_times_out(saved: gb.Function, http: FakeHTTP) -> None:

@@ -85,8 +85,13 @@ def test_filter_by_status_and_rerun(make_function: Any) -> None:
     assert sorted(rerun) == sorted(j.id for j in failed)
     fn.wait_for_completion(timeout=WAIT)
     again = gb.Job.get(failed[0].id, client=fn.client)
-    # A rerun is a new run with a fresh retry budget: attempts count within the run.
-    assert again.status == gb.JobStatus.FAILURE and again.run == 1 and again.execution_count == 1
+    # A rerun is a new run with a fresh retry budget; as in Descartes Labs, execution_count counts
+    # the starts of every run, and every attempt of every run stays readable with its log.
+    assert again.status == gb.JobStatus.FAILURE and again.run == 1 and again.execution_count == 2
+    assert [(a.number, a.run) for a in again.attempts] == [(1, 0), (2, 1)]
+    odd = again.args[0]
+    assert f"odd input {odd}" in again.log(attempt=1) and f"odd input {odd}" in again.log(attempt=2)
+    assert again.log() == again.log(attempt=2)
 
 
 def test_cancel_and_delete(make_function: Any) -> None:

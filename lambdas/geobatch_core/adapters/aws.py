@@ -20,6 +20,7 @@ from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.data_access import Bound
+from geobatch_core.ports import FunctionStore, JobStore, Queue
 from geobatch_core.services.context import Services, Settings
 
 log = logging.getLogger("geobatch.aws")
@@ -43,9 +44,18 @@ def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 def stores_from_env(
     environ: Mapping[str, str], session: Any = None
-) -> tuple[DynamoFunctionStore, DynamoJobStore, SqsQueue, S3BlobStore]:
-    """The state ports every component needs: Functions, Jobs, queues and the bucket."""
+) -> tuple[FunctionStore, JobStore, Queue, S3BlobStore]:
+    """The state ports every component needs: Functions, Jobs, queues and the bucket.
+
+    Local mode's workers get ``GEOBATCH_LOCAL_STATE``: their Functions, Jobs and queues are then the
+    daemon's SQLite file; blobs stay S3 (local mode's S3 endpoint), which user code writes to too.
+    """
     session = session or boto3.session.Session()
+    if environ.get(env.LOCAL_STATE):
+        from geobatch_core.adapters.sqlite import open_state
+
+        functions, jobs, queue = open_state(environ[env.LOCAL_STATE])
+        return functions, jobs, queue, S3BlobStore(make_s3_client(session), environ[env.BUCKET])
     dynamodb = session.client("dynamodb")
     return (
         DynamoFunctionStore(dynamodb, environ[env.FUNCTIONS_TABLE]),

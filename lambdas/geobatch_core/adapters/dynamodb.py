@@ -219,12 +219,15 @@ class DynamoJobStore:
     def _key(self, function_id: str, job_key: str) -> dict[str, Any]:
         return {"function_id": {"S": function_id}, "job_key": {"S": job_key}}
 
-    def reserve_reference(self, function_id: str, reference_id: str, now_ms: int) -> tuple[int, bool]:
+    def reserve_reference(
+        self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
+    ) -> tuple[int, bool]:
         item = {
             "function_id": function_id,
             "job_key": f"ref#{reference_id}",
             "created_ms": now_ms,
-            layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + 7 * 86400,
+            "fingerprint": fingerprint or None,
+            layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + layout.REFERENCE_TTL_SECONDS,
         }
         try:
             self._db.put_item(
@@ -236,7 +239,86 @@ class DynamoJobStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise service_error(exc, "record the submission") from None
-        return int(self.get(function_id, f"ref#{reference_id}", consistent=True)["created_ms"]), False
+        first = self.get(function_id, f"ref#{reference_id}", consistent=True)
+        # References written before fingerprints existed carry none: they match any resend.
+        if fingerprint and first.get("fingerprint") not in (None, fingerprint):
+            raise errors.ConflictError(
+                f"reference_id {reference_id!r} was already used for different jobs of Function "
+                f"{function_id}: resend exactly the same jobs, or use a new reference_id"
+            )
+        return int(first["created_ms"]), False
+
+    # ------------------------------------------------------------------ idempotent requests
+    # Records of write requests that carried an Idempotency-Key live in this table too, under a
+    # partition of their own per caller ("req#<scope>"), and expire through the table's TTL.
+
+    def claim_request(
+        self, scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int
+    ) -> Item | None:
+        """Claim ``key`` for one execution: None when claimed (first use, or the lease of an
+        execution that died ran out), else the record as it stands (done, or still in progress)."""
+        partition = f"{layout.REQUEST_PARTITION_PREFIX}{scope}"
+        item = {
+            "function_id": partition,
+            "job_key": key,
+            "fingerprint": fingerprint,
+            "state": "pending",
+            "lease_until": now_s + lease_s,
+            layout.JOB_TTL_ATTRIBUTE: now_s + ttl_s,
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(job_key) OR "
+                "(#s = :pending AND #l < :now AND #f = :fp)",
+                ExpressionAttributeNames={"#s": "state", "#l": "lease_until", "#f": "fingerprint"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":now": {"N": str(now_s)},
+                    ":fp": {"S": fingerprint},
+                },
+            )
+            return None
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise service_error(exc, "record the request") from None
+        try:
+            return self.get(partition, key, consistent=True)
+        except errors.NotFoundError:  # released in between: the caller's retry will claim it
+            return {"state": "pending", "fingerprint": fingerprint}
+
+    def complete_request(self, scope: str, key: str, fingerprint: str, response: Mapping[str, Any]) -> None:
+        """Store the response of the execution that claimed ``key`` (replayed to its retries)."""
+        upd = _Update()
+        changes = {"state": "done", "lease_until": None, **response}
+        expression = upd.update_expression(changes)
+        condition = upd.condition({"fingerprint": fingerprint}, "job_key")
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(f"{layout.REQUEST_PARTITION_PREFIX}{scope}", key),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                **upd.kwargs(),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise service_error(exc, "record the response") from None
+
+    def release_request(self, scope: str, key: str) -> None:
+        """Forget a claimed key whose execution failed transiently, so a retry runs it again."""
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key=self._key(f"{layout.REQUEST_PARTITION_PREFIX}{scope}", key),
+                ConditionExpression="#s = :pending",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":pending": {"S": "pending"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise service_error(exc, "release the request") from None
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """BatchWriteItem cannot be conditional, so on a resent batch the existing keys are read first
@@ -324,9 +406,11 @@ class DynamoJobStore:
         limit: int,
         newest_first: bool,
         projection: Sequence[str] | None = None,
+        consistent: bool = False,
     ) -> tuple[list[Item], Key | None]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
+            "ConsistentRead": consistent,
             "KeyConditionExpression": "#f = :f AND #k < :c",
             "ExpressionAttributeNames": {"#f": "function_id", "#k": "job_key"},
             "ExpressionAttributeValues": {":f": {"S": function_id}, ":c": {"S": JOB_KEY_CEILING}},

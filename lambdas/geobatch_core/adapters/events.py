@@ -37,10 +37,14 @@ class EventBridgePublisher:
 class LogPublisher:
     """Local mode: an event is a log line (``geobatch.events``), e.g. for ``tail -f daemon.log``."""
 
-    def __init__(self, logger: logging.Logger | None = None):
+    def __init__(self, logger: logging.Logger | None = None, *, keep: int = 1000):
         self._log = logger or logging.getLogger("geobatch.events")
+        # The latest ``keep`` events only: a daemon that runs for weeks must not grow with each one.
+        self._keep = keep
         self.published: list[tuple[str, dict[str, Any]]] = []
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
         self.published.append((detail_type, dict(detail)))
+        if len(self.published) > self._keep:
+            del self.published[: len(self.published) - self._keep]
         self._log.info("%s: %s", detail_type, json.dumps(detail, default=str))

@@ -194,9 +194,10 @@ def build_reporter(svc: Services) -> Callable[[str, bool, str | None, str, str],
 
 
 def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
-    """Counts per status, computed from the jobs themselves so they can never drift."""
+    """Counts per status, computed from the jobs themselves so they can never drift; a consistent
+    read, so the jobs of a submission just acknowledged are counted."""
     counts = {s.value: 0 for s in JobStatus}
-    for item in all_jobs(svc, function_id, projection=["status"]):
+    for item in all_jobs(svc, function_id, projection=["status"], consistent=True):
         counts[item["status"]] = counts.get(item["status"], 0) + 1
     return counts
 
@@ -220,7 +221,7 @@ def list_functions(
     """A principal has few Functions (hundreds at most), so they are read whole, filtered and sorted
     here, and paged by offset; the cursor carries the query so later pages need only the cursor."""
     state: dict[str, Any] = (
-        paging.decode(cursor)
+        paging.checked(paging.decode(cursor), ("filter", "sort", "limit", "offset"))
         if cursor
         else {"filter": filter_json, "sort": sort, "limit": limit, "offset": 0}
     )

@@ -19,13 +19,23 @@ def all_functions(svc: Services, owner: str | None) -> Iterator[Item]:
 
 
 def all_jobs(
-    svc: Services, function_id: str, *, projection: Sequence[str] | None = None, newest_first: bool = False
+    svc: Services,
+    function_id: str,
+    *,
+    projection: Sequence[str] | None = None,
+    newest_first: bool = False,
+    consistent: bool = False,
 ) -> Iterator[Item]:
     """A Function's job items in creation order (``projection`` reads fewer attributes)."""
     start: Key | None = None
     while True:
         items, start = svc.jobs.query(
-            function_id, start=start, limit=5000, newest_first=newest_first, projection=projection
+            function_id,
+            start=start,
+            limit=5000,
+            newest_first=newest_first,
+            projection=projection,
+            consistent=consistent,
         )
         yield from items
         if not start:

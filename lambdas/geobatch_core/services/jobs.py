@@ -1,202 +1,62 @@
-"""Job use cases: submit, get, list (filters, sort, cursor), cancel, rerun, delete, log, result."""
+"""Job use cases: get, list (filters, sort, cursor), cancel, rerun, delete.
+
+Submission is in ``submission``, the wire form in ``job_wire``, logs and results in
+``job_outputs``; their names are re-exported here, where callers have always found them.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 from geobatch_core import errors, filters, layout, limits
-from geobatch_core.codec import encode_args
-from geobatch_core.models import (
-    RERUNNABLE,
-    TERMINAL,
-    FunctionStatus,
-    Job,
-    JobBulkCreate,
-    JobIds,
-    JobPage,
-    JobQuery,
-    JobSpec,
-    JobStatus,
-    LogLine,
-    Meta,
-    ResultBody,
-)
+from geobatch_core.models import RERUNNABLE, TERMINAL, Job, JobIds, JobPage, JobQuery, JobStatus, Meta
 from geobatch_core.ports import Item
-from geobatch_core.services import live_logs, paging
+from geobatch_core.services import paging
 from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
-from geobatch_core.services.context import Services, iso, new_id
+from geobatch_core.services.context import Services, iso
 from geobatch_core.services.iterate import all_functions
+from geobatch_core.services.job_outputs import job_log, job_result, parse_log_line
+from geobatch_core.services.job_wire import (
+    WIRE_EXCLUDE,
+    all_attempts,
+    executions,
+    job_id,
+    message_body,
+    pending_reason,
+    to_wire,
+    wire_bytes,
+)
+from geobatch_core.services.submission import bulk_fingerprint, mark_active, submit_job, submit_jobs
 
-WIRE_EXCLUDE = {
-    "payload",
-    "claim_msg",
-    "owner",
-    "job_key",
-    "result_key",
-    "args_key",
-    "retry_at",
-    "result_meta",
-}
-
-
-def job_id(item: Item) -> str:
-    return f"{item['function_id']}-{item['job_key']}"
-
-
-def message_body(item: Item) -> str:
-    return json.dumps({"j": item["job_key"], "r": item.get("run", 0)}, separators=(",", ":"))
-
-
-def _attempt_wire(attempt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attempt.items() if k not in ("log", "log_key")}
-
-
-def pending_reason(
-    item: Item, function: Item | None, now: datetime, workers: Mapping[str, int] | None = None
-) -> str | None:
-    """Why a pending job is not running, from state the service already has (no write per job):
-    the Function's status, the job's backoff timer, and the workers' states (running vs waiting
-    for capacity from AWS Batch)."""
-    if item["status"] != JobStatus.PENDING.value or function is None:
-        return None
-    status = function.get("status")
-    if status == FunctionStatus.BUILDING.value:
-        since = function.get("build_started")
-        minutes = ""
-        if since:
-            elapsed = (now - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
-            minutes = f" ({elapsed / 60:.0f} min so far)"
-        return f"waiting: function image is building{minutes}"
-    if status == FunctionStatus.AWAITING_BUNDLE.value:
-        return "waiting: function code has not been uploaded"
-    if status == FunctionStatus.BUILD_FAILED.value:
-        return "waiting: function image failed to build; see Function.build_log()"
-    if status == FunctionStatus.STOPPED.value:
-        return "waiting: function is stopped; start it to run pending jobs"
-    retry_at = item.get("retry_at")
-    if retry_at:
-        wait = (datetime.fromisoformat(retry_at.replace("Z", "+00:00")) - now).total_seconds()
-        if wait > 0:
-            attempts = int(function.get("retry_count", 0)) + 1
-            return (
-                f"backing off: attempt {item.get('execution_count', 0)} of {attempts} failed, "
-                f"next try in {wait:.0f} s"
-            )
-    limit = int(function.get("maximum_concurrency", 1))
-    running = int((workers or {}).get("RUNNING", 0))
-    starting = sum(v for k, v in (workers or {}).items() if k != "RUNNING")
-    if running >= limit:
-        return f"waiting: {running} of {limit} concurrent jobs running (maximum_concurrency={limit})"
-    if starting:
-        states = ", ".join(f"{v} {k}" for k, v in sorted((workers or {}).items()) if k != "RUNNING")
-        return f"waiting: AWS Batch has not yet started {starting} workers ({states}); {running} running"
-    return f"waiting: queued for a worker ({running} of {limit} workers running)"
-
-
-def to_wire(
-    item: Item,
-    *,
-    function: Item | None = None,
-    now: datetime | None = None,
-    with_result: bool = False,
-    workers: Mapping[str, int] | None = None,
-) -> Job:
-    data = {k: v for k, v in item.items() if k not in WIRE_EXCLUDE}
-    data["id"] = job_id(item)
-    if "payload" in item:
-        payload = json.loads(item["payload"])
-        data["args"], data["kwargs"] = payload.get("args"), payload.get("kwargs")
-    data["attempts"] = [{"number": n, **_attempt_wire(a)} for n, a in enumerate(item.get("attempts", []), 1)]
-    inline = data.pop("result", None)
-    data["has_result"] = inline is not None or "result_key" in item
-    data["result"] = base64.b64encode(inline).decode() if with_result and inline is not None else None
-    if now is not None and "status_reason" not in item:
-        data["status_reason"] = pending_reason(item, function, now, workers)
-    return Job.model_validate(data)
-
-
-# --------------------------------------------------------------------------- submit
-
-
-def _job_key(created_ms: int, reference_id: str, index: int) -> str:
-    # Time-ordered and deterministic: a resent batch (same reference) maps to the same keys.
-    return f"{created_ms:011x}{hashlib.sha256(reference_id.encode()).hexdigest()[:8]}{index:03x}"
-
-
-def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
-    function = owned_function(svc, principal, bulk.function_id)
-    if not function.get("enabled", True):
-        raise errors.ConflictError(f"Function {bulk.function_id} is disabled: enable it to submit jobs")
-    if function["status"] == FunctionStatus.BUILD_FAILED.value:
-        raise errors.ConflictError(
-            f"Function {bulk.function_id} failed to build: fix it and save a new Function"
-        )
-    now = svc.clock()
-    now_ms = int(now.timestamp() * 1000)
-    created_ms, fresh = svc.jobs.reserve_reference(bulk.function_id, bulk.reference_id, now_ms)
-    created = datetime.fromtimestamp(created_ms / 1000, now.tzinfo)
-    count = bulk.count
-    items: list[Item] = []
-    for index in range(count):
-        args = bulk.bulk_args[index] if bulk.bulk_args is not None else []
-        kwargs = bulk.bulk_kwargs[index] if bulk.bulk_kwargs is not None else {}
-        env = bulk.bulk_environments[index] if bulk.bulk_environments is not None else None
-        payload = encode_args(args, kwargs)
-        if len(payload) > limits.MAX_ARGS_BYTES:
-            raise errors.PayloadTooLargeError(
-                f"job {index}: arguments are {len(payload)} bytes as JSON; at most {limits.MAX_ARGS_BYTES} "
-                "are allowed: pass a reference (e.g. an S3 key) instead"
-            )
-        key = _job_key(created_ms, bulk.reference_id, index)
-        item: Item = {
-            "function_id": bulk.function_id,
-            "job_key": key,
-            "owner": function["owner"],
-            "status": JobStatus.PENDING.value,
-            "creation_date": iso(created),
-            "environment": env or None,
-            "tags": list(bulk.tags),
-            "reference_id": bulk.reference_id,
-            "run": 0,
-            "execution_count": 0,
-        }
-        if len(payload) > limits.INLINE_ARGS_BYTES:
-            item["args_key"] = layout.args_key(bulk.function_id, key)
-            svc.blobs.put(item["args_key"], payload.encode(), content_type="application/json")
-        else:
-            item["payload"] = payload
-        items.append(item)
-    svc.jobs.put_new_batch(items, check_existing=not fresh)
-    # On a resend some messages may already be queued: duplicates are harmless, workers drop them.
-    svc.queue.send_batch(function["queue_url"], [message_body(i) for i in items])
-    mark_active(svc, function)
-    if svc.on_submit:
-        svc.on_submit(bulk.function_id)
-    return JobPage(data=[to_wire(i) for i in items], meta=Meta(total=len(items)))
-
-
-def mark_active(svc: Services, function: Item) -> None:
-    """Note that the Function has work, so its completion is announced when the work is done."""
-    if not function.get("active"):
-        svc.functions.update(function["id"], {"active": True})
-        function["active"] = True
-
-
-def submit_job(svc: Services, principal: str, spec: JobSpec) -> Job:
-    bulk = JobBulkCreate(
-        function_id=spec.function_id,
-        bulk_args=[spec.args],
-        bulk_kwargs=[spec.kwargs],
-        bulk_environments=[spec.environment],
-        tags=spec.tags,
-        reference_id=spec.reference_id or new_id(12),
-    )
-    return submit_jobs(svc, principal, bulk).data[0]
+__all__ = [
+    "WIRE_EXCLUDE",
+    "all_attempts",
+    "bulk_fingerprint",
+    "bulk_operation",
+    "cancel_item",
+    "cancel_job",
+    "delete_items",
+    "delete_job",
+    "executions",
+    "get_job",
+    "job_id",
+    "job_log",
+    "job_result",
+    "list_jobs",
+    "mark_active",
+    "message_body",
+    "parse_log_line",
+    "pending_reason",
+    "rerun_item",
+    "rerun_job",
+    "submit_job",
+    "submit_jobs",
+    "to_wire",
+    "update_tags",
+]
 
 
 # --------------------------------------------------------------------------- read
@@ -245,6 +105,32 @@ def _iter_matching(
             fi, key = fi + 1, None
 
 
+def _within_bytes(items: list[Item], with_result: bool) -> list[Item]:
+    used = 0
+    for count, item in enumerate(items):
+        used += wire_bytes(item, with_result=with_result)
+        if count and used > limits.MAX_PAGE_BYTES:
+            return items[:count]
+    return items
+
+
+def _cursor_state(cursor: str) -> dict[str, Any]:
+    state = paging.checked(paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key"))
+    fids: list[str] = state.get("fids") or []
+    fi, key = state.get("fi", 0), state.get("key")
+    valid = "fids" in state and fi <= len(fids)
+    if valid and key is not None:
+        # Job keys are hex: anything else would start the store's query outside its key range.
+        in_range = _HEX.fullmatch(key["job_key"]) is not None
+        valid = in_range and fi < len(fids) and key["function_id"] == fids[fi]
+    if not valid:
+        raise errors.BadRequestError(paging.INVALID_CURSOR)
+    return state
+
+
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+
+
 def list_jobs(
     svc: Services,
     principal: str,
@@ -259,7 +145,7 @@ def list_jobs(
     include_result: bool = False,
 ) -> JobPage:
     if cursor:
-        state = paging.decode(cursor)
+        state = _cursor_state(cursor)
     else:
         _, terms = filters.parse(filter_json, filters.JOB_FIELDS)
         pinned = function_id or filters.equality_value(terms, "function_id")
@@ -269,8 +155,6 @@ def list_jobs(
             "sort": sort,
             "limit": limit,
         }
-    if not isinstance(state.get("fids"), list):
-        raise errors.BadRequestError("page_cursor is not valid: pass the value from the previous page")
     predicate, _ = filters.parse(state.get("filter"), filters.JOB_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.JOB_FIELDS)
     functions = OwnedFunctions(svc, principal)
@@ -294,8 +178,14 @@ def list_jobs(
         if want:
             # Read about a page at a time: a page of 100 should not read 1,000 items.
             batch = max(100, min(1000, 2 * want))
+            used, last_resume = 0, None
             for item, resume in _iter_matching(svc, state, predicate, newest_first, functions, batch):
+                cost = wire_bytes(item, with_result=include_result)
+                if page and used + cost > limits.MAX_PAGE_BYTES:
+                    next_state = last_resume  # a shorter page, not an answer over Lambda's limit
+                    break
                 page.append(item)
+                used, last_resume = used + cost, resume
                 if len(page) == want:
                     next_state = resume
                     break
@@ -310,7 +200,7 @@ def list_jobs(
                 )
         rows = paging.sort_items(rows, order, key_of=lambda i: to_wire(i).model_dump())
         offset = int(state.get("offset", 0))
-        page = rows[offset : offset + want]
+        page = _within_bytes(rows[offset : offset + want], include_result)
         if offset + len(page) < len(rows):
             next_state = {**state, "offset": offset + len(page)}
     if next_state is not None and remaining is not None:
@@ -378,6 +268,9 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
         changes={
             "status": JobStatus.PENDING.value,
             "run": run,
+            # The retry budget is per run; the history and the count of starts carry over.
+            "earlier_attempts": all_attempts(item),
+            "earlier_executions": executions(item),
             "execution_count": 0,
             "attempts": [],
             "claim_msg": None,
@@ -398,7 +291,7 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
 
 
 def _job_blobs(item: Item, *, results: bool) -> list[str]:
-    keys = [a["log_key"] for a in item.get("attempts", []) if a.get("log_key")]
+    keys = [a["log_key"] for a in all_attempts(item) if a.get("log_key")]
     if item.get("args_key"):
         keys.append(item["args_key"])
     if results and item.get("result_key"):
@@ -414,10 +307,21 @@ def delete_items(svc: Services, items: list[Item], *, delete_results: bool) -> l
             item = cancel_item(svc, item)
         if item["status"] in TERMINAL:
             deletable.append(item)
+    if not delete_results:
+        for item in deletable:
+            keep_result(svc, item)
     blobs = [k for i in deletable for k in _job_blobs(i, results=delete_results)]
     svc.blobs.delete(blobs)
     svc.jobs.delete_batch((i["function_id"], i["job_key"]) for i in deletable)
     return deletable
+
+
+def keep_result(svc: Services, item: Item) -> None:
+    """A small result lives inside its job item: before the item goes, copy it to where large
+    results are, so every kept result outlives its job at ``layout.result_key`` (and
+    ``GET /jobs/{id}/result`` still answers while the Function exists)."""
+    if item.get("result") is not None and "result_key" not in item:
+        svc.blobs.put(layout.result_key(item["function_id"], item["job_key"]), bytes(item["result"]))
 
 
 def cancel_job(svc: Services, principal: str, job_id_: str) -> Job:
@@ -483,61 +387,3 @@ def bulk_operation(svc: Services, principal: str, operation: str, query: JobQuer
         else:
             changed.extend(job_id(i) for i in delete_items(svc, [item], delete_results=query.delete_results))
     return JobIds(job_ids=changed, page_cursor=page.meta.page_cursor)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def job_log(svc: Services, principal: str, job_id_: str, attempt: int | None = None) -> list[LogLine]:
-    item, _ = owned_job(svc, principal, job_id_)
-    attempts = item.get("attempts", [])
-    if not attempts:
-        return []
-    if attempt is None:
-        record = attempts[-1]
-    else:
-        if not 1 <= attempt <= len(attempts):
-            raise errors.NotFoundError(f"job {job_id_} has attempts 1 to {len(attempts)}, not {attempt}")
-        record = attempts[attempt - 1]
-    number = attempt or len(attempts)
-    text = None
-    if record.get("live_log_parts"):
-        # A running attempt: the parts of its log shipped so far.
-        text = live_logs.live_text(svc.blobs, item, number, record)
-        if text is None:  # it ended while we read them: its whole log is stored now
-            record = svc.jobs.get(item["function_id"], item["job_key"], consistent=True)["attempts"][
-                number - 1
-            ]
-    if text is None:
-        text = (
-            svc.blobs.get(record["log_key"]).decode("utf-8", "replace")
-            if record.get("log_key")
-            else record.get("log") or ""
-        )
-    return [parse_log_line(line, record.get("started")) for line in text.splitlines()]
-
-
-def parse_log_line(line: str, fallback: str | None) -> LogLine:
-    stamp, sep, message = line.partition("\t")
-    if sep:
-        try:
-            return LogLine(date=datetime.fromisoformat(stamp.replace("Z", "+00:00")), log=message)
-        except ValueError:
-            pass
-    return LogLine(
-        date=datetime.fromisoformat((fallback or "1970-01-01T00:00:00Z").replace("Z", "+00:00")), log=line
-    )
-
-
-def job_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
-    item, _ = owned_job(svc, principal, job_id_)
-    if item["status"] != JobStatus.SUCCESS.value:
-        raise errors.JobFailedError(f"job {job_id_} is {item['status']}, not success: it has no result")
-    if "result" in item:
-        data = item["result"]
-        return ResultBody(job_id=job_id_, size=len(data), data=base64.b64encode(data).decode())
-    if "result_key" in item:
-        size = int(item.get("result_size") or svc.blobs.size(item["result_key"]))
-        url = svc.blobs.presign_get(item["result_key"], seconds=limits.PRESIGNED_URL_SECONDS)
-        return ResultBody(job_id=job_id_, size=size, url=url)
-    raise errors.NotFoundError(f"job {job_id_} returned None: no result was stored")

@@ -10,7 +10,6 @@ from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
 from geobatch_core.services.functions import job_statistics
-from geobatch_core.services.iterate import all_functions
 
 
 def desired_workers(function: Item, outstanding: int) -> int:
@@ -63,11 +62,3 @@ def announce_completion(svc: Services, function: Item) -> bool:
             {"function_id": function["id"], "name": function.get("name"), "job_statistics": stats},
         )
     return True
-
-
-def scale_all(svc: Services) -> dict[str, int]:
-    return {
-        function["id"]: scale_function(svc, function)
-        for function in all_functions(svc, None)
-        if function.get("status") == FunctionStatus.READY.value
-    }

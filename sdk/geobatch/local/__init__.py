@@ -6,6 +6,7 @@ of the running local API, starting local mode in the background first if needed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from geobatch_core import env
+
+ALREADY_RUNNING = 3  # the daemon's exit status when another one holds the home (see daemon.py)
 
 
 def local_home() -> Path:
@@ -52,30 +55,41 @@ def _alive(state: dict[str, Any]) -> bool:
 def start_background(
     home: Path | None = None, *, timeout: float = 60.0, extra_args: list[str] | None = None
 ) -> dict[str, Any]:
-    """Start the local daemon detached from this process and wait until its API answers."""
+    """Start the local daemon detached from this process and wait until its API answers.
+
+    Starters for one home take turns (a lock on ``start.lock``), so two ``geobatch local up`` or
+    an SDK auto-start racing one start one daemon; the daemon's own lock on the home makes that
+    hold even for a daemon started by hand. Everyone waits for the one daemon's state file.
+    """
     home = home or local_home()
     home.mkdir(parents=True, exist_ok=True)
-    state = read_state(home)
-    if state:
-        return state
-    _state_file(home).unlink(missing_ok=True)
-    log = open(home / "daemon.log", "ab")  # noqa: SIM115 (handed to the daemon)
-    subprocess.Popen(
-        [sys.executable, "-m", "geobatch.local.daemon", "--home", str(home), *(extra_args or [])],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, env.LOCAL_HOME: str(home)},
-    )
-    log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    with open(home / "start.lock", "a+") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
         state = read_state(home)
         if state:
             return state
-        time.sleep(0.2)
+        process = _spawn_daemon(home, extra_args or [])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = read_state(home)
+            if state:
+                return state
+            if process.poll() not in (None, ALREADY_RUNNING):
+                break  # it failed; when another daemon holds the home, wait for that one instead
+            time.sleep(0.1)
     raise RuntimeError(f"local mode did not start within {timeout:.0f} s: see {home / 'daemon.log'}")
+
+
+def _spawn_daemon(home: Path, extra_args: list[str]) -> subprocess.Popen[bytes]:
+    with open(home / "daemon.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "geobatch.local.daemon", "--home", str(home), *extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, env.LOCAL_HOME: str(home)},
+        )
 
 
 def stop_background(home: Path | None = None, *, timeout: float = 30.0) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import click
 
@@ -23,7 +24,8 @@ def up() -> None:
 
 @local.command()
 def down() -> None:
-    """Stop local mode and its workers. Local state lives in memory and is gone afterwards."""
+    """Stop local mode and its workers. Functions, jobs, logs, results and products stay on disk
+    in the local home and are all there again at the next `geobatch local up`."""
     if stop_background():
         click.echo("local mode stopped")
     else:
@@ -38,6 +40,10 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(state or {"running": False}))
     elif state:
-        click.echo(f"running: API {state['api_url']}, AWS endpoint {state['moto_url']}, pid {state['pid']}")
+        port = urlsplit(state["api_url"]).port
+        click.echo(
+            f"running: pid {state['pid']}, API port {port} ({state['api_url']}), "
+            f"since {state.get('since', '?')}, S3 endpoint {state['moto_url']}, home {local_home()}"
+        )
     else:
         click.echo("not running (start it with `geobatch local up`)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from geobatch.local.builder import python_of
+from geobatch.local.objects import die_with_parent
 from geobatch_core import env
 from geobatch_core.ports import Item
 
@@ -63,6 +65,8 @@ class LocalExecutor:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
+                    # A worker never outlives its daemon: a crashed daemon's S3 goes with it.
+                    preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGKILL),
                 )
                 log.close()
                 self._workers.setdefault(function["id"], []).append(process)

@@ -3,6 +3,7 @@ worker subprocesses instead of AWS Batch, and virtualenvs instead of CodeBuild. 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -19,24 +20,27 @@ import boto3
 from geobatch.local.builder import LocalImageBuilder
 from geobatch.local.executor import LocalExecutor
 from geobatch.local.http_adapter import make_server
-from geobatch_core import env, limits
+from geobatch_core import env, errors, limits
 from geobatch_core.adapters import provision
-from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
-from geobatch_core.adapters.sqs import SqsQueue
+from geobatch_core.adapters.sqlite import Database, open_state
 from geobatch_core.data_access import Bound
+from geobatch_core.models import FunctionStatus
 from geobatch_core.services import functions as function_service
-from geobatch_core.services import scaling
 from geobatch_core.services.context import Services, Settings
+from geobatch_core.services.iterate import all_functions
+from geobatch_core.services.lease import LEASE_ATTRIBUTE
+from geobatch_ops import scaler
 
 log = logging.getLogger("geobatch.local")
 
-FUNCTIONS_TABLE = "geobatch-local-functions"
-JOBS_TABLE = "geobatch-local-jobs"
 BUCKET = "geobatch-local"
 REGION = "us-east-1"
+# Job progress reaches the disk's platters at least this often (submissions at once): the bound
+# on what an operating-system crash or power loss rolls back. A process crash loses nothing.
+CHECKPOINT_SECONDS = 2.0
 
 
 def free_port() -> int:
@@ -45,36 +49,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class MotoServer:
-    """moto's server in its own process on 127.0.0.1.
+class ObjectServer:
+    """Local mode's S3 (``geobatch.local.objects``: moto, every object written through to files).
 
     Its own process, not a thread: moto keeps its state in module globals, which an in-process
-    ``mock_aws`` (tests, notebooks) resets — a thread would lose local mode's tables with it.
+    ``mock_aws`` (tests, notebooks) resets. It dies with the daemon (Linux: parent-death signal),
+    so a crashed daemon never leaves an S3 server behind that a restarted one cannot see.
     """
 
-    def __init__(self, port: int, log_path: Path):
+    def __init__(self, port: int, root: Path, log_path: Path):
         self.port = port
+        self._root = root
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "geobatch.local.objects", "--root", str(self._root)]
+        command += ["--port", str(self.port), "--parent-pid", str(os.getpid())]
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout  # restoring many objects takes a while
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"moto's server exited at start: see {self._log_path}")
+                raise RuntimeError(f"local S3 exited at start: see {self._log_path}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.05)
-        raise TimeoutError(f"moto's server did not listen on port {self.port} within {timeout:.0f} s")
+        raise TimeoutError(f"local S3 did not listen on port {self.port} within {timeout:.0f} s")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -106,14 +111,16 @@ class LocalStack:
         self.options = options
         options.home.mkdir(parents=True, exist_ok=True)
         self.moto_port = options.moto_port or free_port()
-        self.moto = MotoServer(self.moto_port, options.home / "logs" / "moto.log")
+        self.state_path = options.home / "state.sqlite"
+        self.moto = ObjectServer(self.moto_port, options.home / "objects", options.home / "logs" / "s3.log")
         self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self.api_port = options.api_port or free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._stop = threading.Event()
+        self._wakeup = threading.Event()  # a submit wakes the scaler
         self._threads: list[threading.Thread] = []
         self.services: Services | None = None
-        self.events = LogPublisher()  # completion events become log lines
+        self.events = LogPublisher(keep=1000)  # completion events become log lines
         self.executor: LocalExecutor | None = None
 
     def aws_env(self) -> dict[str, str]:
@@ -129,8 +136,7 @@ class LocalStack:
         return {
             **base,
             **self.aws_env(),
-            env.FUNCTIONS_TABLE: FUNCTIONS_TABLE,
-            env.JOBS_TABLE: JOBS_TABLE,
+            env.LOCAL_STATE: str(self.state_path),
             env.BUCKET: BUCKET,
             env.LOST_WORKER_SECONDS: str(self.options.lost_worker_seconds),
             **self.options.extra_env,
@@ -144,10 +150,27 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.moto.start()
         session = self._session()
-        dynamodb = session.client("dynamodb", endpoint_url=self.moto_url)
         s3 = make_s3_client(session, self.moto_url)
-        provision.create_tables(dynamodb, FUNCTIONS_TABLE, JOBS_TABLE)
         provision.create_bucket(s3, BUCKET)
+        self.services = self._make_services(s3)
+        self._recover_after_restart()
+        from geobatch_api import app as api_app
+        from geobatch_api import context as api_context
+
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        self._previous_services = api_context.configure(self.services)
+        self.http = make_server(
+            "127.0.0.1", self.api_port, api_app.handler, limits.MAX_REQUEST_BYTES + 100_000
+        )
+        self._spawn(self.http.serve_forever, "api")
+        self._spawn(self._scale_loop, "scaler")
+        return self
+
+    def _make_services(self, s3: Any) -> Services:
+        """The ports: SQLite state, local S3, worker subprocesses, virtualenv builds."""
+        self.state = Database(self.state_path)
+        functions, jobs, queue = open_state(self.state_path, self.state)
         settings = Settings(
             queue_prefix="geobatch-local",
             lost_worker_seconds=self.options.lost_worker_seconds,
@@ -159,10 +182,10 @@ class LocalStack:
             self.options.home, self.worker_env(), idle_seconds=self.options.worker_idle_seconds
         )
         builder = LocalImageBuilder(self.options.home, pip_args=self.options.pip_args)
-        self.services = Services(
-            functions=DynamoFunctionStore(dynamodb, FUNCTIONS_TABLE),
-            jobs=DynamoJobStore(dynamodb, JOBS_TABLE),
-            queue=SqsQueue(session.client("sqs", endpoint_url=self.moto_url)),
+        services = Services(
+            functions=functions,
+            jobs=jobs,
+            queue=queue,
             blobs=S3BlobStore(s3, BUCKET),
             executor=self.executor,
             builder=builder,
@@ -170,7 +193,7 @@ class LocalStack:
             on_submit=self._wake,
             events=self.events,
         )
-        report = function_service.build_reporter(self.services)
+        report = function_service.build_reporter(services)
 
         def build_done(
             function_id: str, ok: bool, image_uri: str | None, build_log: str, reason: str
@@ -181,19 +204,24 @@ class LocalStack:
                 log.exception("could not record the end of the build of %s", function_id)
 
         builder.on_done = build_done
-        from geobatch_api import app as api_app
-        from geobatch_api import context as api_context
+        return services
 
-        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        self._previous_services = api_context.configure(self.services)
-        self.http = make_server(
-            "127.0.0.1", self.api_port, api_app.handler, limits.MAX_REQUEST_BYTES + 100_000
-        )
-        self._spawn(self.http.serve_forever, "api")
-        self._wakeup = threading.Event()
-        self._spawn(self._scale_loop, "scaler")
-        return self
+    def _recover_after_restart(self) -> None:
+        """What a previous daemon left when it stopped or crashed: a build it was running has no
+        thread left to end it; a scaling lease it held would keep this daemon's scaler away for
+        up to ``LEASE_SECONDS`` (the home's lock says no other pass can be running)."""
+        assert self.services is not None
+        for function in all_functions(self.services, None):
+            if (lease := function.get(LEASE_ATTRIBUTE)) is not None:
+                with contextlib.suppress(errors.ConflictError, errors.NotFoundError):
+                    self.services.functions.update(
+                        function["id"], {LEASE_ATTRIBUTE: None}, expect={LEASE_ATTRIBUTE: lease}
+                    )
+            if function.get("status") == FunctionStatus.BUILDING.value and function.get("image_hash"):
+                log.info("resuming the build of %s", function["id"])
+                self.services.builder.start_build(
+                    function, bundle_key=function["bundle_key"], image_hash=function["image_hash"]
+                )
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=f"geobatch-{name}", daemon=True)
@@ -205,11 +233,18 @@ class LocalStack:
 
     def _scale_loop(self) -> None:
         assert self.services is not None
+        synced = time.monotonic()
         while not self._stop.is_set():
             try:
-                scaling.scale_all(self.services)
+                scaler.run_pass(self.services)
             except Exception:
                 log.exception("scaling failed")
+            if time.monotonic() - synced >= CHECKPOINT_SECONDS:
+                synced = time.monotonic()
+                try:
+                    self.state.checkpoint()
+                except Exception:
+                    log.exception("checkpoint failed")
             self._wakeup.wait(self.options.scale_interval)
             self._wakeup.clear()
 

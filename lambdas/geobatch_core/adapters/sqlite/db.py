@@ -1,0 +1,169 @@
+"""One SQLite file holds local mode's Functions, Jobs and queues; every process opens it.
+
+The daemon's API threads, its scaler and each worker subprocess have their own connections. WAL
+lets readers run beside the one writer, and every conditional write is a ``BEGIN IMMEDIATE``
+transaction (read, check, write), so the ports' compare-and-set semantics hold across processes
+exactly as DynamoDB's condition expressions hold across Lambdas and containers.
+
+Durability: a committed transaction is in the WAL file before ``commit`` returns, so killing any
+process (``kill -9`` of the daemon or a worker) loses nothing that was acknowledged. Against an
+operating-system crash or power loss: writes that create work (submissions, Functions) are
+``durable`` (``synchronous=FULL``: the WAL is fsynced before the answer), the many small job
+transitions are not (``synchronous=NORMAL``); the daemon checkpoints every few seconds, which
+syncs them, so such a crash rolls back at most those seconds of job progress, never a submission.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from geobatch_core import errors
+from geobatch_core.store import ABSENT, Increment
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS functions (
+    id TEXT PRIMARY KEY, owner TEXT, creation_date TEXT, item TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS functions_owner ON functions (owner, creation_date);
+CREATE TABLE IF NOT EXISTS jobs (
+    function_id TEXT NOT NULL, job_key TEXT NOT NULL, item TEXT NOT NULL,
+    PRIMARY KEY (function_id, job_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queues (
+    url TEXT PRIMARY KEY, dlq_url TEXT, max_receive_count INTEGER, visibility_seconds INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, queue_url TEXT NOT NULL, message_id TEXT NOT NULL,
+    body TEXT NOT NULL, visible_at REAL NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue_url, visible_at);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
+"""
+
+
+class Database:
+    """A thread-local connection per thread of this process to one SQLite file."""
+
+    def __init__(self, path: Path | str, *, busy_seconds: float = 60.0):
+        self.path = str(path)
+        self._busy = busy_seconds
+        self._local = threading.local()
+        self._connection().executescript(SCHEMA)  # idempotent; executescript runs its own commits
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before the first read so a check and its write are atomic.
+        ``durable``: fsync before returning (work that must survive a power loss)."""
+        conn = self._connection()
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")  # a pragma cannot change inside a transaction
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise errors.ThrottledError(f"local state is busy ({exc}); retry shortly") from None
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file, syncing it first (the daemon does this every few
+        seconds: the bound on what an operating-system crash can roll back)."""
+        self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def read(self) -> sqlite3.Connection:
+        return self._connection()
+
+
+def now() -> float:
+    return time.time()
+
+
+# ------------------------------------------------------------------ items as DynamoDB keeps them
+
+
+def normalize(value: Any) -> Any:
+    """What a DynamoDB round trip makes of a value: None attributes dropped, integral numbers ints,
+    tuples and sets lists. Items read back from SQLite equal items read back from DynamoDB."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping):
+        return {k: normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [normalize(v) for v in value]
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"__bytes__": base64.b64encode(value).decode()}
+    raise TypeError(f"cannot store {type(value).__name__} in local state")
+
+
+def _hook(value: dict[str, Any]) -> Any:
+    if len(value) == 1 and "__bytes__" in value:
+        return base64.b64decode(value["__bytes__"])
+    return value
+
+
+def dumps(item: Mapping[str, Any]) -> str:
+    return json.dumps(normalize(item), default=_default, separators=(",", ":"))
+
+
+def loads(text: str) -> dict[str, Any]:
+    return dict(json.loads(text, object_hook=_hook))
+
+
+def holds(item: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
+    """Whether every expectation holds (a list means one of; ``ABSENT``: the attribute is missing)."""
+    for attr, val in expect.items():
+        options = list(val) if isinstance(val, list | tuple | set | frozenset) else [val]
+        present = attr in item
+        if not any((o is ABSENT and not present) or (present and _same(item[attr], o)) for o in options):
+            return False
+    return True
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    if wanted is ABSENT:
+        return False
+    # DynamoDB compares typed values: the number 1 never equals the string "1" nor True.
+    if isinstance(stored, bool) != isinstance(wanted, bool):
+        return False
+    return bool(normalize(stored) == normalize(wanted))
+
+
+def apply_changes(item: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    for attr, val in changes.items():
+        if val is None:
+            item.pop(attr, None)
+        elif isinstance(val, Increment):
+            item[attr] = int(item.get(attr, 0)) + val.by
+        else:
+            item[attr] = val

@@ -1,0 +1,263 @@
+"""SQLite Function and Job stores for local mode: the DynamoDB adapters' semantics, one file.
+
+Same contract as ``adapters.dynamodb`` (the contract tests run both): conditional writes with
+``expect``, ``None`` removing an attribute, ``Increment`` adding, attempts appended or the last one
+replaced in the same write, pages in key order with an exclusive start key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from geobatch_core import errors, layout
+from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, holds, loads
+from geobatch_core.ports import Item, Key
+
+JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
+_OLDEST_FIRST = (
+    "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key > ? ORDER BY job_key LIMIT ?"
+)
+_NEWEST_FIRST = (
+    "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key < ? "
+    "ORDER BY job_key DESC LIMIT ?"
+)
+
+
+class SqliteFunctionStore:
+    def __init__(self, db: Database):
+        self._db = db
+
+    def put_new(self, item: Item) -> None:
+        with self._db.write(durable=True) as conn:
+            if conn.execute("SELECT 1 FROM functions WHERE id = ?", (item["id"],)).fetchone():
+                raise errors.ConflictError(f"Function {item['id']} already exists")
+            conn.execute(
+                "INSERT INTO functions (id, owner, creation_date, item) VALUES (?, ?, ?, ?)",
+                (item["id"], item.get("owner"), item.get("creation_date"), dumps(item)),
+            )
+
+    def get(self, function_id: str) -> Item:
+        row = self._db.read().execute("SELECT item FROM functions WHERE id = ?", (function_id,)).fetchone()
+        if row is None:
+            raise errors.NotFoundError(f"Function {function_id} does not exist")
+        return loads(row[0])
+
+    def update(
+        self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> Item:
+        with self._db.write(durable=True) as conn:
+            row = conn.execute("SELECT item FROM functions WHERE id = ?", (function_id,)).fetchone()
+            if row is None:
+                raise errors.NotFoundError(f"Function {function_id} does not exist")
+            item = loads(row[0])
+            if not holds(item, expect or {}):
+                raise errors.ConflictError(
+                    f"Function {function_id} is {item.get('status')}; the change needs {dict(expect or {})}"
+                )
+            apply_changes(item, changes)
+            item = loads(dumps(item))
+            conn.execute(
+                "UPDATE functions SET owner = ?, creation_date = ?, item = ? WHERE id = ?",
+                (item.get("owner"), item.get("creation_date"), dumps(item), function_id),
+            )
+        return item
+
+    def delete(self, function_id: str) -> None:
+        with self._db.write(durable=True) as conn:
+            conn.execute("DELETE FROM functions WHERE id = ?", (function_id,))
+
+    def list_by_owner(
+        self, owner: str | None, *, start: Key | None, limit: int
+    ) -> tuple[list[Item], Key | None]:
+        conn = self._db.read()
+        if owner is None:  # a scan: id order
+            after = (start or {}).get("id", "")
+            rows = conn.execute(
+                "SELECT item FROM functions WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
+        elif start:  # newest first, as the owner-created index is read backwards
+            rows = conn.execute(
+                "SELECT item FROM functions WHERE owner = ? AND (creation_date, id) < (?, ?) "
+                "ORDER BY creation_date DESC, id DESC LIMIT ?",
+                (owner, start.get("creation_date", ""), start.get("id", ""), limit),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT item FROM functions WHERE owner = ? ORDER BY creation_date DESC, id DESC LIMIT ?",
+                (owner, limit),
+            ).fetchall()
+        items = [loads(r[0]) for r in rows]
+        if len(items) < limit:
+            return items, None
+        last = items[-1]
+        if owner is None:
+            return items, {"id": last["id"]}
+        return items, {"id": last["id"], "owner": owner, "creation_date": last.get("creation_date", "")}
+
+
+class SqliteJobStore:
+    def __init__(self, db: Database):
+        self._db = db
+
+    def reserve_reference(
+        self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
+    ) -> tuple[int, bool]:
+        key = f"ref#{reference_id}"
+        with self._db.write(durable=True) as conn:
+            row = conn.execute(
+                "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, key)
+            ).fetchone()
+            if row is None:
+                item = {"function_id": function_id, "job_key": key, "created_ms": now_ms}
+                item["fingerprint"] = fingerprint or None
+                conn.execute(
+                    "INSERT INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
+                    (function_id, key, dumps({k: v for k, v in item.items() if v is not None})),
+                )
+                return now_ms, True
+        first = loads(row[0])
+        # References written before fingerprints existed carry none: they match any resend.
+        if fingerprint and first.get("fingerprint") not in (None, fingerprint):
+            raise errors.ConflictError(
+                f"reference_id {reference_id!r} was already used for different jobs of Function "
+                f"{function_id}: resend exactly the same jobs, or use a new reference_id"
+            )
+        return int(first["created_ms"]), False
+
+    # Records of write requests that carried an Idempotency-Key: rows of the jobs table under a
+    # partition of their own per caller ("req#<scope>"), as in the DynamoDB adapter.
+
+    def claim_request(
+        self, scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int
+    ) -> Item | None:
+        """None when claimed (first use, or an expired lease of the same request), else the record."""
+        partition = f"{layout.REQUEST_PARTITION_PREFIX}{scope}"
+        record = {
+            "function_id": partition,
+            "job_key": key,
+            "fingerprint": fingerprint,
+            "state": "pending",
+            "lease_until": now_s + lease_s,
+            layout.JOB_TTL_ATTRIBUTE: now_s + ttl_s,
+        }
+        with self._db.write(durable=True) as conn:
+            row = conn.execute(
+                "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (partition, key)
+            ).fetchone()
+            if row is not None:
+                held = loads(row[0])
+                lapsed = held.get("state") == "pending" and int(held.get("lease_until") or 0) < now_s
+                if not (lapsed and held.get("fingerprint") == fingerprint):
+                    return held
+            conn.execute(
+                "INSERT OR REPLACE INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
+                (partition, key, dumps(record)),
+            )
+        return None
+
+    def complete_request(self, scope: str, key: str, fingerprint: str, response: Mapping[str, Any]) -> None:
+        self.transition(
+            f"{layout.REQUEST_PARTITION_PREFIX}{scope}",
+            key,
+            changes={"state": "done", "lease_until": None, **response},
+            expect={"fingerprint": fingerprint},
+        )
+
+    def release_request(self, scope: str, key: str) -> None:
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?",
+                (f"{layout.REQUEST_PARTITION_PREFIX}{scope}", key),
+            ).fetchone()
+            if row is not None and loads(row[0]).get("state") == "pending":
+                conn.execute(
+                    "DELETE FROM jobs WHERE function_id = ? AND job_key = ?",
+                    (f"{layout.REQUEST_PARTITION_PREFIX}{scope}", key),
+                )
+
+    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+        """One transaction per batch; ``INSERT OR IGNORE`` leaves existing jobs alone either way."""
+        created: list[str] = []
+        with self._db.write(durable=True) as conn:  # a submission survives even a power loss
+            for item in items:
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
+                    (item["function_id"], item["job_key"], dumps(item)),
+                )
+                if cursor.rowcount:
+                    created.append(item["job_key"])
+        return created
+
+    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
+        row = (
+            self._db.read()
+            .execute("SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, job_key))
+            .fetchone()
+        )
+        if row is None:
+            raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
+        return loads(row[0])
+
+    def transition(
+        self,
+        function_id: str,
+        job_key: str,
+        *,
+        changes: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        append_attempt: Mapping[str, Any] | None = None,
+        replace_last_attempt: Mapping[str, Any] | None = None,
+    ) -> Item | None:
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, job_key)
+            ).fetchone()
+            if row is None:
+                return None
+            item = loads(row[0])
+            if not holds(item, expect):
+                return None
+            apply_changes(item, changes)
+            attempts = list(item.get("attempts") or [])
+            if replace_last_attempt is not None:
+                index = int(replace_last_attempt["number"]) - 1
+                if 0 <= index < len(attempts):
+                    attempts[index] = dict(replace_last_attempt)
+                else:  # DynamoDB's SET past a list's end appends
+                    attempts.append(dict(replace_last_attempt))
+            if append_attempt is not None:
+                attempts.append(dict(append_attempt))
+            if replace_last_attempt is not None or append_attempt is not None:
+                item["attempts"] = attempts
+            text = dumps(item)
+            conn.execute(
+                "UPDATE jobs SET item = ? WHERE function_id = ? AND job_key = ?", (text, function_id, job_key)
+            )
+        return loads(text)
+
+    def query(
+        self,
+        function_id: str,
+        *,
+        start: Key | None,
+        limit: int,
+        newest_first: bool,
+        projection: Sequence[str] | None = None,
+        consistent: bool = False,  # every SQLite read sees every committed write
+    ) -> tuple[list[Item], Key | None]:
+        after = (start or {}).get("job_key")
+        if newest_first:
+            sql, bound = _NEWEST_FIRST, after if after is not None else JOB_KEY_CEILING
+        else:
+            sql, bound = _OLDEST_FIRST, after if after is not None else ""
+        rows = self._db.read().execute(sql, (function_id, JOB_KEY_CEILING, bound, limit)).fetchall()
+        items = [loads(r[0]) for r in rows]
+        last = {"function_id": function_id, "job_key": items[-1]["job_key"]} if len(items) == limit else None
+        if projection:
+            items = [{k: i[k] for k in projection if k in i} for i in items]
+        return items, last
+
+    def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
+        with self._db.write() as conn:
+            conn.executemany("DELETE FROM jobs WHERE function_id = ? AND job_key = ?", list(keys))

@@ -1,0 +1,111 @@
+"""Job submission: one call or a bulk of up to 1,000, idempotent per reference_id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from geobatch_core import errors, layout, limits
+from geobatch_core.codec import EncodingError, encode_args
+from geobatch_core.models import FunctionStatus, Job, JobBulkCreate, JobPage, JobSpec, JobStatus, Meta
+from geobatch_core.ports import Item
+from geobatch_core.services.access import owned_function
+from geobatch_core.services.context import Services, iso, new_id
+from geobatch_core.services.job_wire import message_body, to_wire
+
+
+def _job_key(created_ms: int, reference_id: str, index: int) -> str:
+    # Time-ordered and deterministic: a resent batch (same reference) maps to the same keys.
+    return f"{created_ms:011x}{hashlib.sha256(reference_id.encode()).hexdigest()[:8]}{index:03x}"
+
+
+def _payloads(bulk: JobBulkCreate) -> list[str]:
+    """Every job's encoded arguments, checked before anything is written: a refused request must
+    leave nothing behind (no job, no blob, no reference)."""
+    payloads = []
+    for index in range(bulk.count):
+        args = bulk.bulk_args[index] if bulk.bulk_args is not None else []
+        kwargs = bulk.bulk_kwargs[index] if bulk.bulk_kwargs is not None else {}
+        try:
+            payload = encode_args(args, kwargs)
+        except EncodingError as exc:
+            raise errors.BadRequestError(f"job {index}: {exc}") from None
+        if len(payload) > limits.MAX_ARGS_BYTES:
+            raise errors.PayloadTooLargeError(
+                f"job {index}: arguments are {len(payload)} bytes as JSON; at most {limits.MAX_ARGS_BYTES} "
+                "are allowed: pass a reference (e.g. an S3 key) instead"
+            )
+        payloads.append(payload)
+    return payloads
+
+
+def bulk_fingerprint(bulk: JobBulkCreate) -> str:
+    """What a reference_id stands for: the jobs (arguments, environments) and tags it submitted."""
+    content = bulk.model_dump(mode="json", exclude={"reference_id", "function_id"})
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
+    function = owned_function(svc, principal, bulk.function_id)
+    if not function.get("enabled", True):
+        raise errors.ConflictError(f"Function {bulk.function_id} is disabled: enable it to submit jobs")
+    if function["status"] == FunctionStatus.BUILD_FAILED.value:
+        raise errors.ConflictError(
+            f"Function {bulk.function_id} failed to build: fix it and save a new Function"
+        )
+    payloads = _payloads(bulk)
+    now = svc.clock()
+    now_ms = int(now.timestamp() * 1000)
+    created_ms, fresh = svc.jobs.reserve_reference(
+        bulk.function_id, bulk.reference_id, now_ms, bulk_fingerprint(bulk)
+    )
+    created = datetime.fromtimestamp(created_ms / 1000, now.tzinfo)
+    items: list[Item] = []
+    for index, payload in enumerate(payloads):
+        env = bulk.bulk_environments[index] if bulk.bulk_environments is not None else None
+        key = _job_key(created_ms, bulk.reference_id, index)
+        item: Item = {
+            "function_id": bulk.function_id,
+            "job_key": key,
+            "owner": function["owner"],
+            "status": JobStatus.PENDING.value,
+            "creation_date": iso(created),
+            "environment": env or None,
+            "tags": list(bulk.tags),
+            "reference_id": bulk.reference_id,
+            "run": 0,
+            "execution_count": 0,
+        }
+        if len(payload) > limits.INLINE_ARGS_BYTES:
+            item["args_key"] = layout.args_key(bulk.function_id, key)
+            svc.blobs.put(item["args_key"], payload.encode(), content_type="application/json")
+        else:
+            item["payload"] = payload
+        items.append(item)
+    svc.jobs.put_new_batch(items, check_existing=not fresh)
+    # On a resend some messages may already be queued: duplicates are harmless, workers drop them.
+    svc.queue.send_batch(function["queue_url"], [message_body(i) for i in items])
+    mark_active(svc, function)
+    if svc.on_submit:
+        svc.on_submit(bulk.function_id)
+    return JobPage(data=[to_wire(i) for i in items], meta=Meta(total=len(items)))
+
+
+def mark_active(svc: Services, function: Item) -> None:
+    """Note that the Function has work, so its completion is announced when the work is done."""
+    if not function.get("active"):
+        svc.functions.update(function["id"], {"active": True})
+        function["active"] = True
+
+
+def submit_job(svc: Services, principal: str, spec: JobSpec) -> Job:
+    bulk = JobBulkCreate(
+        function_id=spec.function_id,
+        bulk_args=[spec.args],
+        bulk_kwargs=[spec.kwargs],
+        bulk_environments=[spec.environment],
+        tags=spec.tags,
+        reference_id=spec.reference_id or new_id(12),
+    )
+    return submit_jobs(svc, principal, bulk).data[0]

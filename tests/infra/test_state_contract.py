@@ -1,0 +1,234 @@
+"""The state ports' contract, run against both backends: DynamoDB + SQS (moto) and SQLite (local mode).
+
+Local mode keeps its Functions, Jobs and queues in SQLite; every behaviour the services rely on
+(conditional writes, paging, receipts, visibility, dead letters) must be the same as on AWS, so
+each test here runs once per backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from geobatch_core import errors
+from geobatch_core.adapters import provision
+from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
+from geobatch_core.adapters.sqlite import open_state
+from geobatch_core.adapters.sqs import SqsQueue
+from geobatch_core.store import ABSENT, Increment
+
+pytestmark = pytest.mark.moto
+
+
+@pytest.fixture(params=["aws", "sqlite"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any, Any]]:
+    if request.param == "sqlite":
+        yield open_state(tmp_path / "state.sqlite")
+        return
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        dynamodb = session.client("dynamodb")
+        provision.create_tables(dynamodb, "functions", "jobs")
+        yield (
+            DynamoFunctionStore(dynamodb, "functions"),
+            DynamoJobStore(dynamodb, "jobs"),
+            SqsQueue(session.client("sqs")),
+        )
+
+
+def function(fid: str, owner: str = "alice", created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"id": fid, "owner": owner, "creation_date": created, "status": "building", "cpus": 1.0}
+
+
+def job(key: str, fid: str = "fn-1", **extra: Any) -> dict[str, Any]:
+    return {"function_id": fid, "job_key": key, "status": "pending", "execution_count": 0, **extra}
+
+
+# ------------------------------------------------------------------------------ Functions
+
+
+def test_function_create_is_once_and_reads_back_as_dynamodb_would(state):
+    functions, _, _ = state
+    functions.put_new({**function("fn-1"), "note": None, "args": [1, 2.5], "nested": {"a": None}})
+    with pytest.raises(errors.ConflictError):
+        functions.put_new(function("fn-1"))
+    assert functions.get("fn-1") == {**function("fn-1"), "cpus": 1, "args": [1, 2.5], "nested": {}}
+    with pytest.raises(errors.NotFoundError):
+        functions.get("fn-2")
+
+
+def test_function_update_is_conditional(state):
+    functions, _, _ = state
+    functions.put_new({**function("fn-1"), "active": True})
+    new = functions.update("fn-1", {"status": "ready", "active": None}, expect={"status": ["building", "x"]})
+    assert new["status"] == "ready" and "active" not in new
+    with pytest.raises(errors.ConflictError):
+        functions.update("fn-1", {"status": "stopped"}, expect={"status": "building"})
+    with pytest.raises(errors.ConflictError):
+        functions.update("fn-1", {"active": None}, expect={"active": True})
+    assert functions.update("fn-1", {"n": Increment(2)})["n"] == 2
+    with pytest.raises(errors.NotFoundError):
+        functions.update("fn-9", {"status": "ready"})
+    functions.delete("fn-1")
+    with pytest.raises(errors.NotFoundError):
+        functions.get("fn-1")
+
+
+def test_functions_of_an_owner_page_newest_first(state):
+    functions, _, _ = state
+    for i in range(5):
+        functions.put_new(function(f"fn-{i}", created=f"2026-01-0{i + 1}T00:00:00Z"))
+    functions.put_new(function("fn-bob", owner="bob"))
+    seen, start = [], None
+    while True:
+        items, start = functions.list_by_owner("alice", start=start, limit=2)
+        seen += [i["id"] for i in items]
+        if start is None:
+            break
+    assert seen == ["fn-4", "fn-3", "fn-2", "fn-1", "fn-0"]
+    everyone, start = [], None
+    while True:
+        items, start = functions.list_by_owner(None, start=start, limit=4)
+        everyone += [i["id"] for i in items]
+        if start is None:
+            break
+    assert sorted(everyone) == sorted([*seen, "fn-bob"])
+
+
+# ------------------------------------------------------------------------------ Jobs
+
+
+def test_a_resent_submission_reference_keeps_its_first_time(state):
+    _, jobs, _ = state
+    assert jobs.reserve_reference("fn-1", "ref-a", 1000) == (1000, True)
+    assert jobs.reserve_reference("fn-1", "ref-a", 2000) == (1000, False)
+    items, _ = jobs.query("fn-1", start=None, limit=10, newest_first=False)
+    assert items == []  # references never list as jobs
+
+
+def test_put_new_batch_never_creates_a_job_twice(state):
+    _, jobs, _ = state
+    assert jobs.put_new_batch([job("a0"), job("a1")], check_existing=False) == ["a0", "a1"]
+    jobs.transition("fn-1", "a0", changes={"status": "running"}, expect={"status": "pending"})
+    assert jobs.put_new_batch([job("a0"), job("a2")]) == ["a2"]
+    assert jobs.get("fn-1", "a0")["status"] == "running"
+
+
+def test_transition_is_a_compare_and_set(state):
+    _, jobs, _ = state
+    jobs.put_new_batch([job("a0")])
+    claim = {"status": "running", "execution_count": Increment(1), "lease": 5}
+    first = jobs.transition(
+        "fn-1",
+        "a0",
+        changes=claim,
+        expect={"status": "pending", "claim_msg": [ABSENT, "m-1"]},
+        append_attempt={"number": 1, "status": "running"},
+    )
+    assert (
+        first is not None
+        and first["execution_count"] == 1
+        and first["attempts"] == [{"number": 1, "status": "running"}]
+    )
+    assert jobs.transition("fn-1", "a0", changes=claim, expect={"status": "pending"}) is None
+    assert jobs.transition("fn-1", "zz", changes=claim, expect={"status": "pending"}) is None
+    done = jobs.transition(
+        "fn-1",
+        "a0",
+        changes={"status": "success", "lease": None},
+        expect={"status": "running", "execution_count": 1},
+        replace_last_attempt={"number": 1, "status": "success", "ended": "t"},
+    )
+    assert done is not None and "lease" not in done
+    assert done["attempts"] == [{"number": 1, "status": "success", "ended": "t"}]
+    assert jobs.get("fn-1", "a0", consistent=True) == done
+
+
+def test_job_pages_in_key_order_with_projection(state):
+    _, jobs, _ = state
+    jobs.put_new_batch([job(f"a{i}", payload="x") for i in range(7)] + [job("b0", fid="fn-2")])
+    jobs.reserve_reference("fn-1", "r", 1)
+    for newest_first, expected in (
+        (False, [f"a{i}" for i in range(7)]),
+        (True, [f"a{i}" for i in range(6, -1, -1)]),
+    ):
+        seen, start = [], None
+        while True:
+            items, start = jobs.query(
+                "fn-1", start=start, limit=3, newest_first=newest_first, projection=["job_key", "status"]
+            )
+            assert all(set(i) == {"job_key", "status"} for i in items)
+            seen += [i["job_key"] for i in items]
+            if start is None:
+                break
+        assert seen == expected
+    jobs.delete_batch([("fn-1", f"a{i}") for i in range(7)])
+    assert jobs.query("fn-1", start=None, limit=10, newest_first=False)[0] == []
+    assert jobs.get("fn-2", "b0")["status"] == "pending"
+
+
+# ------------------------------------------------------------------------------ Queues
+
+
+def test_receive_hides_a_message_and_only_its_latest_receipt_acts(state):
+    _, _, queue = state
+    url, _ = queue.create("q1", max_receive_count=5, visibility_seconds=30)
+    queue.send_batch(url, [f"body-{i}" for i in range(12)])
+    assert queue.depth(url) == (12, 0)
+    first = queue.receive(url, max_messages=10, wait_seconds=0, visibility_seconds=30)
+    second = queue.receive(url, max_messages=10, wait_seconds=0, visibility_seconds=30)
+    assert len(first) == 10 and len(second) == 2
+    assert queue.receive(url, max_messages=10, wait_seconds=0, visibility_seconds=30) == []
+    assert queue.depth(url) == (0, 12)
+    queue.change_visibility_batch(url, [(first[0].receipt, 0)])
+    (again,) = queue.receive(url, max_messages=10, wait_seconds=0, visibility_seconds=30)
+    assert again.message_id == first[0].message_id and again.body == first[0].body
+    assert again.receive_count == 2 and again.receipt != first[0].receipt
+    queue.delete_batch(url, [m.receipt for m in first[1:]] + [m.receipt for m in second])
+    assert queue.depth(url) == (0, 1)
+    queue.delete_batch(url, [again.receipt])
+    assert queue.depth(url) == (0, 0)
+
+
+def test_a_message_received_too_often_moves_to_the_dead_letter_queue_with_its_id(state):
+    _, _, queue = state
+    url, dlq = queue.create("q2", max_receive_count=2, visibility_seconds=30)
+    queue.send_batch(url, ["poison"])
+    ids = set()
+    for _ in range(2):
+        (message,) = queue.receive(url, max_messages=1, wait_seconds=0, visibility_seconds=30)
+        ids.add(message.message_id)
+        queue.change_visibility_batch(url, [(message.receipt, 0)])
+    assert queue.receive(url, max_messages=1, wait_seconds=0, visibility_seconds=30) == []
+    (dead,) = queue.receive(dlq, max_messages=10, wait_seconds=0, visibility_seconds=30)
+    assert dead.body == "poison" and {dead.message_id} == ids and dead.receive_count == 3
+    queue.delete_batch(dlq, [dead.receipt])
+    assert queue.depth(dlq) == (0, 0) and queue.depth(url) == (0, 0)
+
+
+def test_delayed_messages_are_neither_visible_nor_in_flight(state):
+    _, _, queue = state
+    url, _ = queue.create("q3", max_receive_count=5, visibility_seconds=30)
+    queue.send_batch(url, ["later"], delay_seconds=60)
+    assert queue.depth(url) == (0, 0)
+    assert queue.receive(url, max_messages=10, wait_seconds=0, visibility_seconds=30) == []
+
+
+def test_a_deleted_queue_is_not_found(state):
+    _, _, queue = state
+    url, dlq = queue.create("q4", max_receive_count=5, visibility_seconds=30)
+    assert queue.create("q4", max_receive_count=5, visibility_seconds=30) == (url, dlq)
+    queue.send_batch(url, ["x"])
+    queue.delete(url)
+    queue.delete(url)  # deleting twice is fine
+    with pytest.raises(errors.NotFoundError):
+        queue.receive(url, max_messages=1, wait_seconds=0, visibility_seconds=30)
+    with pytest.raises(errors.NotFoundError):
+        queue.send_batch(url, ["y"])
+    with pytest.raises(errors.NotFoundError):
+        queue.depth(url)
