@@ -463,8 +463,8 @@ def test_the_log_of_a_running_job_can_be_read_while_it_runs(moto_services, tmp_p
     w = worker(svc, function, idle_seconds=600)
     threads = run_workers(w)
     try:
-        until(lambda: jobs.job_log(svc, ALICE, job.id), "a live log", deadline=60)
-        lines = jobs.job_log(svc, ALICE, job.id)
+        until(lambda: jobs.job_log(svc, ALICE, job.id)[0], "a live log", deadline=60)
+        lines, _ = jobs.job_log(svc, ALICE, job.id)
         assert job_item(svc, job)["status"] == "running"
         assert lines[0].log == "tick 0"
         stop.write_text("")
@@ -472,7 +472,7 @@ def test_the_log_of_a_running_job_can_be_read_while_it_runs(moto_services, tmp_p
     finally:
         stop_workers([w], threads)
     assert item["status"] == "success"
-    final = [line.log for line in jobs.job_log(svc, ALICE, job.id)]
+    final = [line.log for line in jobs.job_log(svc, ALICE, job.id)[0]]
     assert final[: len(lines)] == [line.log for line in lines]
     assert len(final) == json.loads(item["result"])
     assert not svc.blobs.exists(layout.live_log_key(function["id"], item["job_key"], 0, 1, 0))
