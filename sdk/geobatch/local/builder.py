@@ -8,6 +8,7 @@ as it would in CodeBuild, and identical requirements reuse the environment.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import site
@@ -24,6 +25,15 @@ from geobatch_core.ports import Item
 BuildDone = Callable[[str, bool, str | None, str, str], None]  # function_id, ok, image_uri, log, reason
 
 URI_SCHEME = "local-venv://"
+
+
+def _base_digest() -> str:
+    """What identifies the 'base image': the interpreter and the site-packages the .pth links."""
+    base = [sys.executable, *(p for p in site.getsitepackages() if os.path.isdir(p))]
+    return hashlib.sha256("\n".join(base).encode()).hexdigest()[:12]
+
+
+BASE_DIGEST = _base_digest()
 
 
 def python_of(image_uri: str) -> str:
@@ -43,7 +53,10 @@ class LocalImageBuilder:
         self._guard = threading.Lock()
 
     def _env_dir(self, image_hash: str) -> Path:
-        return self._root / image_hash
+        # The base layer (this GeoBatch installation) is part of an environment's identity: an
+        # environment linked to another installation (another checkout, another venv) would run
+        # that installation's worker against this one's control plane.
+        return self._root / f"{image_hash}-{BASE_DIGEST}"
 
     def image_uri(self, image_hash: str) -> str:
         return f"{URI_SCHEME}{self._env_dir(image_hash)}"
