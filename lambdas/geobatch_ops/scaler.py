@@ -44,6 +44,7 @@ class PassReport:
     running: int = 0
     completed: int = 0
     reconciled: int | None = None  # None: not a scheduled pass (builds were not looked at)
+    failed: dict[str, str] = field(default_factory=dict)  # Function id → why its steps failed
 
 
 def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
@@ -62,7 +63,11 @@ def run_pass(svc: Services, function_id: str | None = None) -> PassReport:
     if not function_id:
         report.reconciled = settle_builds(svc, functions)
     for function in functions:
-        step_function(svc, function, report)
+        try:
+            step_function(svc, function, report)
+        except Exception as exc:  # one Function's failure must not starve the others of workers
+            logger.exception("scaler pass failed for a Function", extra={"function_id": function.get("id")})
+            report.failed[str(function.get("id"))] = f"{type(exc).__name__}: {exc}"
     return report
 
 
@@ -115,6 +120,8 @@ def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
     report = run_pass(context.services(), (event or {}).get("function_id"))
+    if report.failed:  # after every other Function had its pass: the Lambda's error alarm sees it
+        raise errors.ServiceError(f"the scaler pass failed for Functions {report.failed}")
     if report.reconciled is not None:
         metrics.add_metric(name="BuildsReconciled", unit=MetricUnit.Count, value=report.reconciled)
     metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(report.started.values()))

@@ -106,3 +106,37 @@ def test_overlapping_scaler_passes_never_exceed_maximum_concurrency(api):
     assert scaler.handler({"function_id": function["id"]}, FakeLambdaContext())["started"] == {
         function["id"]: 0
     }
+
+
+class BrokenFor(CountingExecutor):
+    """Counts workers per Function; starting them fails for one (its environment is gone, as a
+    local image's can be)."""
+
+    def __init__(self, broken_id):
+        super().__init__()
+        self.broken_id = broken_id
+        self.by_function: dict[str, int] = {}
+
+    def running_workers(self, function):
+        return self.by_function.get(function["id"], 0)
+
+    def start_workers(self, function, count):
+        if function["id"] == self.broken_id:
+            raise FileNotFoundError("no such file or directory: .../envs/gone/bin/python")
+        self.by_function[function["id"]] = self.running_workers(function) + count
+
+
+def test_one_functions_failure_does_not_starve_the_others(moto_services):
+    from geobatch_ops import scaler
+
+    svc = moto_services
+    svc.events = LogPublisher()
+    broken = ready_function(svc, SOURCE, "noop", maximum_concurrency=2)
+    healthy = ready_function(svc, SOURCE, "noop", maximum_concurrency=2)
+    for function in (broken, healthy):
+        bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1], [2]], reference_id="r")
+        jobs.submit_jobs(svc, ALICE, bulk)
+    svc.executor = BrokenFor(broken["id"])
+    report = scaler.run_pass(svc)
+    assert report.started.get(healthy["id"]) == 2  # scaled whichever came first in the pass
+    assert list(report.failed) == [broken["id"]] and "FileNotFoundError" in report.failed[broken["id"]]

@@ -236,6 +236,7 @@ class LocalStack:
         synced = time.monotonic()
         while not self._stop.is_set():
             try:
+                # Each Function's failure is logged by the pass itself, which goes on with the others.
                 scaler.run_pass(self.services)
             except Exception:
                 log.exception("scaling failed")
