@@ -1,8 +1,13 @@
-"""Markers for conditional store writes, understood by every JobStore/FunctionStore adapter."""
+"""Markers for conditional store writes, understood by every JobStore/FunctionStore adapter, and
+the answers every adapter gives alike."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from geobatch_core import errors
 
 
 class _Absent:
@@ -19,3 +24,15 @@ class Increment:
     """In a ``changes`` mapping: add ``by`` to a numeric attribute atomically."""
 
     by: int = 1
+
+
+def resent_reference(first: Mapping[str, Any], function_id: str, reference_id: str, fingerprint: str) -> int:
+    """A reference used before: the time (ms) of its first use, unless that use was for other jobs
+    (``ConflictError``). References written before fingerprints existed carry none: they match any
+    resend. Shared by every JobStore so they answer a resend alike."""
+    if fingerprint and first.get("fingerprint") not in (None, fingerprint):
+        raise errors.ConflictError(
+            f"reference_id {reference_id!r} was already used for different jobs of Function "
+            f"{function_id}: resend exactly the same jobs, or use a new reference_id"
+        )
+    return int(first["created_ms"])

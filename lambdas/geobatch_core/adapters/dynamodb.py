@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from geobatch_core import errors, layout
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, Key
-from geobatch_core.store import ABSENT, Increment
+from geobatch_core.store import ABSENT, Increment, resent_reference
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -240,13 +240,7 @@ class DynamoJobStore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise service_error(exc, "record the submission") from None
         first = self.get(function_id, f"ref#{reference_id}", consistent=True)
-        # References written before fingerprints existed carry none: they match any resend.
-        if fingerprint and first.get("fingerprint") not in (None, fingerprint):
-            raise errors.ConflictError(
-                f"reference_id {reference_id!r} was already used for different jobs of Function "
-                f"{function_id}: resend exactly the same jobs, or use a new reference_id"
-            )
-        return int(first["created_ms"]), False
+        return resent_reference(first, function_id, reference_id, fingerprint), False
 
     # ------------------------------------------------------------------ idempotent requests
     # Records of write requests that carried an Idempotency-Key live in this table too, under a

@@ -13,6 +13,7 @@ from typing import Any
 from geobatch_core import errors, layout
 from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, holds, loads
 from geobatch_core.ports import Item, Key
+from geobatch_core.store import resent_reference
 
 JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
 _OLDEST_FIRST = (
@@ -117,13 +118,7 @@ class SqliteJobStore:
                 )
                 return now_ms, True
         first = loads(row[0])
-        # References written before fingerprints existed carry none: they match any resend.
-        if fingerprint and first.get("fingerprint") not in (None, fingerprint):
-            raise errors.ConflictError(
-                f"reference_id {reference_id!r} was already used for different jobs of Function "
-                f"{function_id}: resend exactly the same jobs, or use a new reference_id"
-            )
-        return int(first["created_ms"]), False
+        return resent_reference(first, function_id, reference_id, fingerprint), False
 
     # Records of write requests that carried an Idempotency-Key: rows of the jobs table under a
     # partition of their own per caller ("req#<scope>"), as in the DynamoDB adapter.
