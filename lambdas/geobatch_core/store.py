@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from geobatch_core import errors
+from geobatch_core import errors, layout
 
 
 class _Absent:
@@ -36,3 +36,15 @@ def resent_reference(first: Mapping[str, Any], function_id: str, reference_id: s
             f"{function_id}: resend exactly the same jobs, or use a new reference_id"
         )
     return int(first["created_ms"])
+
+
+def pending_request(scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int) -> dict:
+    """The record an execution claims an Idempotency-Key with (every JobStore stores the same)."""
+    return {
+        "function_id": f"{layout.REQUEST_PARTITION_PREFIX}{scope}",
+        "job_key": key,
+        "fingerprint": fingerprint,
+        "state": "pending",
+        "lease_until": now_s + lease_s,
+        layout.JOB_TTL_ATTRIBUTE: now_s + ttl_s,
+    }

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from geobatch_core import errors, layout
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, Key
-from geobatch_core.store import ABSENT, Increment, resent_reference
+from geobatch_core.store import ABSENT, Increment, pending_request, resent_reference
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -252,14 +252,7 @@ class DynamoJobStore:
         """Claim ``key`` for one execution: None when claimed (first use, or the lease of an
         execution that died ran out), else the record as it stands (done, or still in progress)."""
         partition = f"{layout.REQUEST_PARTITION_PREFIX}{scope}"
-        item = {
-            "function_id": partition,
-            "job_key": key,
-            "fingerprint": fingerprint,
-            "state": "pending",
-            "lease_until": now_s + lease_s,
-            layout.JOB_TTL_ATTRIBUTE: now_s + ttl_s,
-        }
+        item = pending_request(scope, key, fingerprint, now_s=now_s, lease_s=lease_s, ttl_s=ttl_s)
         try:
             self._db.put_item(
                 TableName=self._table,

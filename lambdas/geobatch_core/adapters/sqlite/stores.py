@@ -13,7 +13,7 @@ from typing import Any
 from geobatch_core import errors, layout
 from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, holds, loads
 from geobatch_core.ports import Item, Key
-from geobatch_core.store import resent_reference
+from geobatch_core.store import pending_request, resent_reference
 
 JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
 _OLDEST_FIRST = (
@@ -128,14 +128,7 @@ class SqliteJobStore:
     ) -> Item | None:
         """None when claimed (first use, or an expired lease of the same request), else the record."""
         partition = f"{layout.REQUEST_PARTITION_PREFIX}{scope}"
-        record = {
-            "function_id": partition,
-            "job_key": key,
-            "fingerprint": fingerprint,
-            "state": "pending",
-            "lease_until": now_s + lease_s,
-            layout.JOB_TTL_ATTRIBUTE: now_s + ttl_s,
-        }
+        record = pending_request(scope, key, fingerprint, now_s=now_s, lease_s=lease_s, ttl_s=ttl_s)
         with self._db.write(durable=True) as conn:
             row = conn.execute(
                 "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (partition, key)
