@@ -36,7 +36,7 @@ def ready_function(
 ) -> dict[str, Any]:
     """Create a Function through ``services.functions.create_function``, upload its bundle and mark it
     ready (the image build is not what these benchmarks measure)."""
-    from geobatch_core.models import FunctionCreate, FunctionStatus
+    from geobatch.wire.models import FunctionCreate, FunctionStatus
     from geobatch_core.services import functions
 
     created = functions.create_function(svc, ALICE, FunctionCreate(name=name, **settings))

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.ports import Item, Key, Message
 from geobatch_core.store import ABSENT, Increment
 

@@ -108,7 +108,7 @@ def main() -> None:
     from geobatch.landcover.job import classify_tile
     from geobatch.landcover.pipeline import prepare_demo, run_tiles_in_process
     from geobatch.local.stack import LocalOptions, LocalStack
-    from geobatch_core import env as core_env
+    from geobatch.wire import env as core_env
 
     home = Path(tempfile.mkdtemp(prefix="geobatch-bench-"))
     options = LocalOptions(home=home, pip_args="--no-index")

@@ -197,13 +197,13 @@ def main() -> None:
     import geobatch as gb
     from geobatch.job import Job
     from geobatch.search import JobSearch  # noqa: F401
-    from geobatch_core import limits
+    from geobatch.wire import limits
+    from geobatch.wire.models import JobBulkCreate, JobStatus
     from geobatch_core.adapters import provision
     from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
     from geobatch_core.adapters.s3 import S3BlobStore
     from geobatch_core.adapters.s3 import make_client as make_s3_client
     from geobatch_core.adapters.sqs import SqsQueue
-    from geobatch_core.models import JobBulkCreate, JobStatus
     from geobatch_core.services import functions as function_service
     from geobatch_core.services import jobs as job_service
     from geobatch_core.services.context import Services, Settings

@@ -60,7 +60,7 @@ def serve(port_out: Any, stats: Any) -> None:
     import _common  # noqa: F401
     from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
 
-    from geobatch_core.models import JobBulkCreate
+    from geobatch.wire.models import JobBulkCreate
     from geobatch_core.services import jobs as job_service
     from geobatch_core.services.context import Services, Settings
 

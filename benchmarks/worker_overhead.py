@@ -55,8 +55,8 @@ class Timers:
 
 
 def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
-    from geobatch_core.codec import decode_result
-    from geobatch_core.models import JobBulkCreate
+    from geobatch.wire.codec import decode_result
+    from geobatch.wire.models import JobBulkCreate
     from geobatch_core.services import jobs as job_service
     from geobatch_worker import runner as runner_mod
     from geobatch_worker.loop import Worker, WorkerConfig

@@ -14,7 +14,7 @@ from typing import Any
 
 from constructs import Node
 
-from geobatch_core import data_access
+from geobatch.wire import data_access
 
 COMPUTE_TYPES = ("FARGATE", "FARGATE_SPOT", "EC2", "SPOT")
 # CloudWatch Logs accepts only these retention values (days).

@@ -21,7 +21,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from geobatch_core import data_access, layout
+from geobatch.wire import data_access
+from geobatch_core import layout
 from stacks.config import GeoBatchConfig
 from stacks.image_build import ImageBuild
 from stacks.lambda_factory import LambdaFactory, retention

@@ -9,7 +9,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from geobatch_core import env
+from geobatch.wire import env
 from stacks.api import Api
 from stacks.config import GeoBatchConfig
 from stacks.execution import Execution
@@ -58,7 +58,7 @@ class GeoBatchStack(Stack):
         CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url)
 
     def shared_environment(self) -> dict[str, str]:
-        """The ``geobatch_core.env`` settings of every Lambda (the worker's are in its job definition)."""
+        """The ``geobatch.wire.env`` settings of every Lambda (the worker's are in its job definition)."""
         execution, image_build = self.execution, self.image_build
         environment = {
             env.STAGE: self.config.stage,

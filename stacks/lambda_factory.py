@@ -1,17 +1,20 @@
 """The one way GeoBatch makes a Lambda function: same runtime, tracing, logging and code asset.
 
 All four Lambdas (API, scaler, build events, batch events) run the same code asset — the
-packages under ``lambdas/`` plus their pip dependencies — and differ only in handler, memory,
-timeout and the permissions their constructs grant them.
+packages under ``lambdas/``, the SDK's wire contract (``geobatch/wire``, with the lazy
+``geobatch/__init__.py``; not the rest of the SDK) and their pip dependencies — and differ only in
+handler, memory, timeout and the permissions their constructs grant them.
 
 The asset is bundled *locally* (no Docker): ``PipLocalBundling`` copies the packages and runs
 ``pip install --platform manylinux2014_<arch> --only-binary=:all:``, so the wheels match Lambda's
 Linux even when synthesizing on macOS. Tests skip bundling with the context
-``{"aws:cdk:bundling-stacks": []}``; CDK then fingerprints the source directory instead.
+``{"aws:cdk:bundling-stacks": []}``. The asset's hash is ours (``asset_hash``): every file that
+goes into it, so a change to the wire contract under ``sdk/`` re-bundles it too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -35,6 +38,9 @@ from stacks.nag import suppress
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 LAMBDA_PACKAGES = ("geobatch_core", "geobatch_api", "geobatch_ops")
+SDK_DIR = REPO_ROOT / "sdk" / "geobatch"
+# From the SDK, only the wire contract: its package __init__ imports the rest lazily.
+WIRE_FILES = ("__init__.py", "wire")
 # Runtime dependencies of the Lambda code (boto3 comes with the runtime). Versions come from
 # constraints.txt when present, so the Lambdas run what the tests ran.
 # aws-xray-sdk: the handlers trace with the Powertools Tracer.
@@ -78,6 +84,19 @@ def retention(days: int) -> logs.RetentionDays:
     return getattr(logs.RetentionDays, by_days[days])
 
 
+def asset_hash() -> str:
+    """A digest of everything the Lambda asset is made of: the packages, the wire contract, the pins."""
+    digest = hashlib.sha256()
+    roots = [LAMBDAS_DIR / p for p in LAMBDA_PACKAGES] + [SDK_DIR / f for f in WIRE_FILES]
+    files = [REPO_ROOT / "constraints.txt", REPO_ROOT / "pyproject.toml"]
+    for root in roots:
+        files += [root] if root.is_file() else sorted(root.rglob("*.py"))
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @jsii.implements(ILocalBundling)
 class PipLocalBundling:
     """Bundle ``lambdas/`` without Docker: copy the packages, pip-install Linux wheels next to them.
@@ -102,6 +121,11 @@ class PipLocalBundling:
             shutil.copytree(
                 self.source / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
+        (out / "geobatch").mkdir()
+        shutil.copy2(SDK_DIR / "__init__.py", out / "geobatch" / "__init__.py")
+        shutil.copytree(
+            SDK_DIR / "wire", out / "geobatch" / "wire", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
         subprocess.run([*self._pip(out), "--no-deps", *self.resolve(out)], check=True)
         return True  # True: CDK must not fall back to Docker
 
@@ -145,7 +169,7 @@ class PipLocalBundling:
 class LambdaFactory:
     """Makes every GeoBatch Lambda with the shared settings.
 
-    The shared environment (``geobatch_core.env`` keys → resource names) names resources of every
+    The shared environment (``geobatch.wire.env`` keys → resource names) names resources of every
     construct, while the constructs create their Lambdas; so the stack calls
     ``apply_environment`` once, after all constructs exist.
     """
@@ -160,6 +184,7 @@ class LambdaFactory:
         self.code = lambda_.Code.from_asset(
             str(LAMBDAS_DIR),
             exclude=_EXCLUDE,
+            asset_hash=asset_hash(),
             bundling=BundlingOptions(
                 # Only used if local bundling declined, which PipLocalBundling never does.
                 image=self.runtime.bundling_image,

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from geobatch_core import env
+from geobatch.wire import env
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"

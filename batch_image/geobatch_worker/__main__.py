@@ -7,7 +7,7 @@ import os
 import socket
 import sys
 
-from geobatch_core import env
+from geobatch.wire import env
 
 
 def main() -> int:

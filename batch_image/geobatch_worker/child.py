@@ -20,8 +20,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from geobatch_core import limits
-from geobatch_core.codec import encode_result
+from geobatch.wire import limits
+from geobatch.wire.codec import encode_result
 from geobatch_worker import proctree
 from geobatch_worker.channel import Channel, child_channel
 from geobatch_worker.lease import LeaseFile

@@ -8,8 +8,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from geobatch_core import errors
-from geobatch_core.models import JobStatus
+from geobatch.wire import errors
+from geobatch.wire.models import JobStatus
 from geobatch_core.ports import JobStore, Message
 from geobatch_core.services.context import Settings
 from geobatch_core.services.execution import claim_token, mark_canceling

@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.ports import BlobStore, Item, JobStore
 from geobatch_core.services import live_logs
 

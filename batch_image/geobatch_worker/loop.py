@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import data_access, env, errors, limits
-from geobatch_core.env import UNSIGNED_S3
-from geobatch_core.models import FunctionStatus, JobStatus
+from geobatch.wire import data_access, env, errors, limits
+from geobatch.wire.env import UNSIGNED_S3
+from geobatch.wire.models import FunctionStatus, JobStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.execution import (

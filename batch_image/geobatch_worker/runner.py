@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import geobatch
 import geobatch_core
 import geobatch_worker
-from geobatch_core import limits
+from geobatch.wire import limits
 from geobatch_worker import proctree
 from geobatch_worker.channel import Channel, ChannelError
 from geobatch_worker.child import LEASE_EXIT
@@ -37,7 +38,7 @@ POLL_SECONDS = 0.05
 TREE_SECONDS = 0.2  # how often the whole process tree's memory is summed
 STARTUP_SECONDS = 300.0  # imports of the Function's module; its own limit, apart from the timeout
 _ROOTS = os.pathsep.join(
-    sorted({str(Path(m.__file__ or "").resolve().parents[1]) for m in (geobatch_core, geobatch_worker)})
+    sorted({str(Path(m.__file__ or "").resolve().parents[1]) for m in (geobatch, geobatch_core, geobatch_worker)})
 )
 _BOOTSTRAP = (
     "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); "

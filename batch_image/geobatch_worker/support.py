@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import errors
+from geobatch.wire import errors
 
 log = logging.getLogger("geobatch.worker")
 

@@ -21,10 +21,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from geobatch_api import context, idempotency, identity
-from geobatch_core import errors, filters, limits
-from geobatch_core.codec import EncodingError, json_depth
-from geobatch_core.models import (
+from geobatch.wire import errors, limits
+from geobatch.wire.codec import EncodingError, json_depth
+from geobatch.wire.models import (
     FailureSummary,
     Function,
     FunctionCreate,
@@ -39,6 +38,8 @@ from geobatch_core.models import (
     JobTags,
     ResultBody,
 )
+from geobatch_api import context, idempotency, identity
+from geobatch_core import filters
 from geobatch_core.services import failures, functions, jobs, teardown
 
 # Most requests publish no metric; that is expected, not worth a warning per request.

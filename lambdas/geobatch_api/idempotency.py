@@ -26,8 +26,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from geobatch.wire import errors, limits
 from geobatch_api import context, identity
-from geobatch_core import errors, limits
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"

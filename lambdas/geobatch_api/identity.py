@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from geobatch_core import env, errors
+from geobatch.wire import env, errors
 
 OWNERSHIP_MODES = ("role", "session")
 

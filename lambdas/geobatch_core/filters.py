@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from geobatch_core import errors, limits
-from geobatch_core.codec import json_depth
+from geobatch.wire import errors, limits
+from geobatch.wire.codec import json_depth
 
 Predicate = Callable[[dict[str, Any]], bool]
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from geobatch_core import errors, layout
+from geobatch.wire import errors
+from geobatch_core import layout
 
 
 class _Absent:

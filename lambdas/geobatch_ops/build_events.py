@@ -17,10 +17,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from geobatch.wire import errors
+from geobatch.wire.models import FunctionStatus
 from geobatch_api import context
-from geobatch_core import errors, layout
+from geobatch_core import layout
 from geobatch_core.adapters.codebuild import BuildOutcome, CodeBuildImageBuilder, parse_build_event
-from geobatch_core.models import FunctionStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
 from geobatch_core.services.functions import finish_build

@@ -22,9 +22,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from geobatch.wire import errors
+from geobatch.wire.models import FunctionStatus, JobStatus
 from geobatch_api import context
-from geobatch_core import errors
-from geobatch_core.models import FunctionStatus, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services import scaling
 from geobatch_core.services.context import Services

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import errors, limits, models
+from geobatch.wire import errors, limits, models
 
 __all__ = [
     "ENTRYPOINT_FILE",

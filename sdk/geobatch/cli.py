@@ -17,9 +17,9 @@ from geobatch.client import Client, configure, get_default_client
 from geobatch.function import Function
 from geobatch.job import Job
 from geobatch.search import Expression, to_iso
-from geobatch_core import errors
-from geobatch_core.codec import EncodingError
-from geobatch_core.models import FunctionStatus, JobStatus
+from geobatch.wire import errors
+from geobatch.wire.codec import EncodingError
+from geobatch.wire.models import FunctionStatus, JobStatus
 
 __all__ = ["main"]
 

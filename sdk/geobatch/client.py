@@ -24,7 +24,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
-from geobatch_core import env, errors
+from geobatch.wire import env, errors
 
 __all__ = ["Client", "ComputeClient", "Response", "configure", "get_default_client", "set_default_client"]
 

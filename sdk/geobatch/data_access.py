@@ -24,9 +24,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from geobatch_core import data_access
-from geobatch_core.env import UNSIGNED_S3
-from geobatch_core.models import S3Access
+from geobatch.wire import data_access
+from geobatch.wire.env import UNSIGNED_S3
+from geobatch.wire.models import S3Access
 
 __all__ = ["S3Access", "boto3_config", "gdal_options", "reads_unsigned"]
 

@@ -20,8 +20,8 @@ from geobatch import bundle
 from geobatch.client import Client, get_default_client
 from geobatch.job import Job, validation_error
 from geobatch.search import Expression, Field, JobSearch, Search, bulk_job_operation
-from geobatch_core import codec, errors, limits, models
-from geobatch_core.models import FunctionStatus, JobStatus
+from geobatch.wire import codec, errors, limits, models
+from geobatch.wire.models import FunctionStatus, JobStatus
 
 __all__ = ["Function", "JobBulkCreateError", "JobBulkCreateResult"]
 

@@ -16,8 +16,8 @@ import pydantic
 
 from geobatch.client import Client, get_default_client
 from geobatch.search import Field, JobSearch, keyword_filter
-from geobatch_core import codec, errors, models
-from geobatch_core.models import JobStatus
+from geobatch.wire import codec, errors, models
+from geobatch.wire.models import JobStatus
 
 if TYPE_CHECKING:
     from geobatch.function import Function

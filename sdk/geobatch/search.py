@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
-from geobatch_core import limits, models
+from geobatch.wire import limits, models
 
 if TYPE_CHECKING:
     from geobatch.client import Client

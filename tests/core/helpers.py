@@ -8,7 +8,7 @@ import time
 import zipfile
 from typing import Any
 
-from geobatch_core.models import FunctionCreate, FunctionStatus
+from geobatch.wire.models import FunctionCreate, FunctionStatus
 from geobatch_core.services import functions
 from geobatch_core.services.context import Services
 

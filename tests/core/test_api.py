@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from geobatch_core.models import Function, FunctionCreated, FunctionStatus, Job, JobIds, JobPage
+from geobatch.wire.models import Function, FunctionCreated, FunctionStatus, Job, JobIds, JobPage
 from tests.core.helpers import ALICE, BOB, bundle, wait_status
 
 pytestmark = pytest.mark.moto

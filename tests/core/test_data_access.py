@@ -5,8 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from geobatch_core import data_access, errors
-from geobatch_core.models import FunctionCreate, S3Access
+from geobatch.wire import data_access, errors
+from geobatch.wire.models import FunctionCreate, S3Access
 
 pytestmark = pytest.mark.unit
 

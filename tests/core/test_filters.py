@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from geobatch_core import errors, filters
+from geobatch.wire import errors
+from geobatch_core import filters
 
 pytestmark = pytest.mark.unit
 

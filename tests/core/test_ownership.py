@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from geobatch.wire import env
 from geobatch_api import identity
-from geobatch_core import env
 from stacks.config import ConfigError, GeoBatchConfig
 
 pytestmark = pytest.mark.moto

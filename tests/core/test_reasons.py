@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geobatch_core.models import FunctionCreate, JobBulkCreate
+from geobatch.wire.models import FunctionCreate, JobBulkCreate
 from geobatch_core.services import functions, jobs
 from geobatch_core.services.context import Settings
 from geobatch_core.services.failures import cause_of

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from geobatch.wire.models import JobBulkCreate
 from geobatch_core.adapters.events import LogPublisher
-from geobatch_core.models import JobBulkCreate
 from geobatch_core.services import jobs, scaling
 from geobatch_worker.loop import Worker, WorkerConfig
 from tests.core.helpers import ALICE, ready_function

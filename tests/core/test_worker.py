@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from geobatch_core.models import JobBulkCreate
+from geobatch.wire.models import JobBulkCreate
 from geobatch_core.services import functions, jobs
 from geobatch_worker.loop import Worker, WorkerConfig
 from tests.core.helpers import ALICE, ready_function
@@ -516,7 +516,7 @@ def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_servi
     long for its job to finish within that goes back to the queue instead of being claimed."""
     import time
 
-    from geobatch_core import limits
+    from geobatch.wire import limits
 
     svc = moto_services
     function = ready_function(svc, SOURCE, "work", timeout=limits.MAX_TIMEOUT_SECONDS)
@@ -535,7 +535,7 @@ def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_servi
 def test_an_older_receive_can_neither_claim_judge_nor_record(moto_services):
     """The state machine's fence on its own (without the worker's lease bookkeeping): a receive
     older than the job's claim is Stale, whatever it tries."""
-    from geobatch_core.models import JobStatus
+    from geobatch.wire.models import JobStatus
     from geobatch_core.services.execution import Outcome, Stale, claim, claim_token, record_outcome
 
     svc = moto_services

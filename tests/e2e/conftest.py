@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import geobatch as gb
-from geobatch_core import env
+from geobatch.wire import env
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 import geobatch as gb
 from geobatch.local import stop_background
-from geobatch_core import env
+from geobatch.wire import env
 from tests.e2e.conftest import daemon_up, wait_gone
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]

@@ -12,9 +12,9 @@ import pytest
 
 import geobatch as gb
 from geobatch.local.daemon import ALREADY_RUNNING
+from geobatch.wire.models import TERMINAL
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.sqlite import open_state
-from geobatch_core.models import TERMINAL
 from geobatch_core.services.scaling import COMPLETED
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]

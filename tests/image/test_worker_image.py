@@ -33,13 +33,13 @@ from geobatch.bundle import make_bundle
 from geobatch.demo import DEMO_REQUIREMENTS
 from geobatch.landcover.job import classify_tile
 from geobatch.landcover.pipeline import DemoPlan, prepare_demo
-from geobatch_core import env
+from geobatch.wire import env
+from geobatch.wire.codec import decode_result
+from geobatch.wire.models import FunctionCreate, JobBulkCreate
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.aws import services_from_env
 from geobatch_core.adapters.codebuild import encode_requirements
 from geobatch_core.adapters.s3 import make_client as make_s3_client
-from geobatch_core.codec import decode_result
-from geobatch_core.models import FunctionCreate, JobBulkCreate
 from geobatch_core.services import functions, jobs, scaling
 from geobatch_core.services.context import Services
 from tests.image import containers

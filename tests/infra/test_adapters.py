@@ -12,7 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from geobatch_core import env, limits
+from geobatch.wire import env, limits
+from geobatch.wire.errors import NotFoundError
 from geobatch_core.adapters.batch import (
     WORKER_LIFETIME_SECONDS,
     BatchExecutor,
@@ -20,7 +21,6 @@ from geobatch_core.adapters.batch import (
     parse_batch_job_event,
 )
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
-from geobatch_core.errors import NotFoundError
 from tests.infra import moto_resources
 
 pytestmark = pytest.mark.infra

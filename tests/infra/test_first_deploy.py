@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from geobatch_core import env
+from geobatch.wire import env
 from geobatch_core.adapters.codebuild import TERMINAL_BUILD_STATUSES
 
 pytestmark = pytest.mark.infra

@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from geobatch.wire import env
 from geobatch_api import app as api_app
 from geobatch_api import context as api_context
-from geobatch_core import env
 from geobatch_core.adapters import provision
 from geobatch_core.services.execution import claim, parse_message
 from geobatch_ops import batch_events, build_events, scaler

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from geobatch_core import env, layout
+from geobatch.wire import env
+from geobatch_core import layout
 
 pytestmark = pytest.mark.infra
 

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
 from geobatch_core.adapters.sqlite import open_state

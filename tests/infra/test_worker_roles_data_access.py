@@ -25,8 +25,9 @@ from moto import mock_aws
 
 from geobatch.demo import demo_data_access
 from geobatch.landcover.product import tile_id
+from geobatch.wire import data_access, env
 from geobatch_api import context as api_context
-from geobatch_core import data_access, env, layout
+from geobatch_core import layout
 from geobatch_core.adapters import provision
 from geobatch_ops import build_events
 from tests.conftest import FakeLambdaContext

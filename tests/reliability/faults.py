@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from geobatch_core import errors
-from geobatch_core.models import JobStatus
+from geobatch.wire import errors
+from geobatch.wire.models import JobStatus
 
 
 class WorkerKilled(BaseException):
@@ -66,6 +66,7 @@ class FaultPlan:
     claim_conflict_rate: float = 0.0  # a claim's conditional write answers "condition failed"
     kinds: dict[str, str] = field(default_factory=dict)  # job_key -> kind, for the kill triggers
     killed_once: set[str] = field(default_factory=set)
+    resumed_unclaimed: set[str] = field(default_factory=set)  # stop_mid jobs nobody took over
     injected: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:

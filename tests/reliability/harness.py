@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import limits
-from geobatch_core.models import TERMINAL, FunctionCreate, FunctionStatus, JobBulkCreate, JobStatus
+from geobatch.wire import limits
+from geobatch.wire.models import TERMINAL, FunctionCreate, FunctionStatus, JobBulkCreate, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services import dead_letters, functions, jobs
 from geobatch_core.services.context import Services
@@ -140,6 +140,12 @@ class KillableWorker(Worker):
             if item["status"] in TERMINAL_VALUES or int(item.get("execution_count", 0)) > claimed.attempt:
                 break
             time.sleep(0.2)
+        else:
+            # Nobody took over (e.g. the Function's other worker was stopped too, as kill -STOP on
+            # both containers would leave it): this worker resumes still holding a live claim, and
+            # the timeout it then records is the true outcome.
+            self._plan.resumed_unclaimed.add(job["job_key"])
+            self._plan.count("worker resumed before any takeover")
         self._switch.resume()
 
 

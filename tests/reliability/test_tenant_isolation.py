@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from geobatch_core import limits
-from geobatch_core.models import FunctionStatus
+from geobatch.wire import limits
+from geobatch.wire.models import FunctionStatus
 from geobatch_core.services.context import Settings
 
 pytestmark = pytest.mark.moto

@@ -12,7 +12,7 @@ import pytest
 
 from geobatch import BoundGlobalError, ValidationError
 from geobatch.bundle import bound_globals, entrypoint_source, make_bundle, read_requirements
-from geobatch_core import errors, limits
+from geobatch.wire import errors, limits
 
 pytestmark = pytest.mark.unit
 

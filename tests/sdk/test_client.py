@@ -10,7 +10,7 @@ import geobatch
 import geobatch as gb
 from geobatch import client as client_module
 from geobatch.client import Client
-from geobatch_core import env, errors
+from geobatch.wire import env, errors
 
 from .conftest import API, FakeHTTP
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import geobatch as gb
 from geobatch.cli import main
-from geobatch_core.data_access import Bound
+from geobatch.wire.data_access import Bound
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 

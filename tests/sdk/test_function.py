@@ -10,7 +10,7 @@ import pytest
 
 import geobatch as gb
 from geobatch import function as function_module
-from geobatch_core import errors, limits
+from geobatch.wire import errors, limits
 
 from .conftest import Call, FakeHTTP, function_body, job_body
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import geobatch as gb
-from geobatch_core import env
+from geobatch.wire import env
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 

@@ -10,7 +10,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch_core import env
+from geobatch.wire import env
+from geobatch.wire.data_access import Bound
 from geobatch_core.adapters.batch import BatchExecutor
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
@@ -19,7 +20,6 @@ from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.adapters.worker_roles import WorkerRoles
-from geobatch_core.data_access import Bound
 from geobatch_core.ports import FunctionStore, JobStore, Queue
 from geobatch_core.services.context import Services, Settings
 

@@ -21,9 +21,10 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch_core import env, layout
+from geobatch.wire import env
+from geobatch.wire.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
+from geobatch_core import layout
 from geobatch_core.adapters.worker_roles import WorkerRoles
-from geobatch_core.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
 from geobatch_core.ports import Item
 
 Platform = Literal["FARGATE", "EC2"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch_core.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
+from geobatch.wire.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
 from geobatch_core.ports import Item
 
 # Names of the build's environment variables; the buildspec in stacks/image_build.py uses them too.

@@ -9,7 +9,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from geobatch_core import errors, layout
+from geobatch.wire import errors
+from geobatch_core import layout
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, Key
 from geobatch_core.store import ABSENT, Increment, pending_request, resent_reference

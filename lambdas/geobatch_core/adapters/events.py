@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from geobatch_core import errors
+from geobatch.wire import errors
 
 SOURCE = "geobatch"
 

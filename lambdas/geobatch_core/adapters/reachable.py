@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError, HTTPClientError
 
-from geobatch_core import errors
+from geobatch.wire import errors
 
 
 class Reachable:

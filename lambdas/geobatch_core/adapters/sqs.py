@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Message
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch_core import data_access, errors, layout
+from geobatch.wire import data_access, errors
+from geobatch_core import layout
 from geobatch_core.ports import Item
 
 ECS_TASKS_TRUST = {

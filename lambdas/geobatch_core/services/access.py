@@ -5,7 +5,7 @@ Another tenant's resources answer 404, exactly like missing ones, so ids cannot 
 
 from __future__ import annotations
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from geobatch_core.data_access import Bound
+from geobatch.wire.data_access import Bound
 from geobatch_core.ports import (
     BlobStore,
     EventPublisher,

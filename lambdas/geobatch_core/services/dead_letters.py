@@ -6,8 +6,8 @@ already terminal), so the DLQ never holds a job that the table still shows as ou
 
 from __future__ import annotations
 
-from geobatch_core import errors
-from geobatch_core.models import TERMINAL, JobStatus
+from geobatch.wire import errors
+from geobatch.wire.models import TERMINAL, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services, iso
 from geobatch_core.services.execution import parse_message

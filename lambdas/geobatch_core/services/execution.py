@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from geobatch_core import layout, limits
-from geobatch_core.errors import NotFoundError
-from geobatch_core.models import JobStatus
+from geobatch.wire import limits
+from geobatch.wire.errors import NotFoundError
+from geobatch.wire.models import JobStatus
+from geobatch_core import layout
 from geobatch_core.ports import BlobStore, Item, JobStore, Message
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.store import ABSENT, Increment

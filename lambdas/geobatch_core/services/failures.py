@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from geobatch_core.models import FailureGroup, FailureSummary, JobStatus
+from geobatch.wire.models import FailureGroup, FailureSummary, JobStatus
 from geobatch_core.services.access import owned_function
 from geobatch_core.services.context import Services
 from geobatch_core.services.iterate import all_jobs

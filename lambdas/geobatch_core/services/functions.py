@@ -9,8 +9,8 @@ import zipfile
 from collections.abc import Callable
 from typing import Any
 
-from geobatch_core import errors, filters, layout, limits
-from geobatch_core.models import (
+from geobatch.wire import errors, limits
+from geobatch.wire.models import (
     Function,
     FunctionCreate,
     FunctionCreated,
@@ -22,6 +22,7 @@ from geobatch_core.models import (
     S3Access,
     check_resources,
 )
+from geobatch_core import filters, layout
 from geobatch_core.ports import Item
 from geobatch_core.services import paging
 from geobatch_core.services.access import can_access, owned_function

@@ -6,8 +6,9 @@ import base64
 import json
 from datetime import datetime
 
-from geobatch_core import errors, layout, limits
-from geobatch_core.models import JobStatus, LogLine, ResultBody
+from geobatch.wire import errors, limits
+from geobatch.wire.models import JobStatus, LogLine, ResultBody
+from geobatch_core import layout
 from geobatch_core.ports import Item
 from geobatch_core.services import live_logs
 from geobatch_core.services.access import owned_function, owned_job, split_job_id

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from geobatch_core.models import FunctionStatus, Job, JobStatus
+from geobatch.wire.models import FunctionStatus, Job, JobStatus
 from geobatch_core.ports import Item
 
 WIRE_EXCLUDE = {

@@ -11,8 +11,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from geobatch_core import errors, filters, layout, limits
-from geobatch_core.models import RERUNNABLE, TERMINAL, Job, JobIds, JobPage, JobQuery, JobStatus, Meta
+from geobatch.wire import errors, limits
+from geobatch.wire.models import RERUNNABLE, TERMINAL, Job, JobIds, JobPage, JobQuery, JobStatus, Meta
+from geobatch_core import filters, layout
 from geobatch_core.ports import Item
 from geobatch_core.services import paging
 from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
 from geobatch_core.store import ABSENT

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from geobatch.wire.errors import NotFoundError
+from geobatch.wire.models import JobStatus
 from geobatch_core import layout
-from geobatch_core.errors import NotFoundError
-from geobatch_core.models import JobStatus
 from geobatch_core.ports import BlobStore, Item, JobStore
 
 FIRST_SECONDS = 5.0  # a job that ends sooner ships no part at all

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from geobatch_core import errors
+from geobatch.wire import errors
 
 
 def encode(state: dict[str, Any]) -> str:

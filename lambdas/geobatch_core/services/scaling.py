@@ -5,8 +5,8 @@ Shared by the scaler Lambda (AWS Batch array jobs) and local mode (worker subpro
 
 from __future__ import annotations
 
-from geobatch_core import errors
-from geobatch_core.models import FunctionStatus, JobStatus
+from geobatch.wire import errors
+from geobatch.wire.models import FunctionStatus, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
 from geobatch_core.services.functions import job_statistics

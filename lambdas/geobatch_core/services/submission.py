@@ -6,9 +6,10 @@ import hashlib
 import json
 from datetime import datetime
 
-from geobatch_core import errors, layout, limits
-from geobatch_core.codec import EncodingError, encode_args
-from geobatch_core.models import FunctionStatus, Job, JobBulkCreate, JobPage, JobSpec, JobStatus, Meta
+from geobatch.wire import errors, limits
+from geobatch.wire.codec import EncodingError, encode_args
+from geobatch.wire.models import FunctionStatus, Job, JobBulkCreate, JobPage, JobSpec, JobStatus, Meta
+from geobatch_core import layout
 from geobatch_core.ports import Item
 from geobatch_core.services.access import owned_function
 from geobatch_core.services.context import Services, iso, new_id

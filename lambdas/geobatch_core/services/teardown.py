@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from geobatch.wire.models import TERMINAL, JobStatus
 from geobatch_core import layout
-from geobatch_core.models import TERMINAL, JobStatus
 from geobatch_core.services.access import owned_function
 from geobatch_core.services.context import Services
 from geobatch_core.services.jobs import cancel_item, delete_items

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import env
+from geobatch.wire import env
 
 ALREADY_RUNNING = 3  # the daemon's exit status when another one holds the home (see daemon.py)
 

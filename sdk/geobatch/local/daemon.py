@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from geobatch.local.stack import LocalOptions, LocalStack
-from geobatch_core import env
+from geobatch.wire import env
 
 ALREADY_RUNNING = 3  # exit status of a daemon that found another one holding the home
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from geobatch.local.builder import python_of
 from geobatch.local.objects import die_with_parent
-from geobatch_core import env
+from geobatch.wire import env
 from geobatch_core.ports import Item
 
 

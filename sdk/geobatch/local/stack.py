@@ -20,14 +20,14 @@ import boto3
 from geobatch.local.builder import LocalImageBuilder
 from geobatch.local.executor import LocalExecutor
 from geobatch.local.http_adapter import make_server
-from geobatch_core import env, errors, limits
+from geobatch.wire import env, errors, limits
+from geobatch.wire.data_access import Bound
+from geobatch.wire.models import FunctionStatus
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqlite import Database, open_state
-from geobatch_core.data_access import Bound
-from geobatch_core.models import FunctionStatus
 from geobatch_core.services import functions as function_service
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.iterate import all_functions

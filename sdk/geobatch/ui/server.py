@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from geobatch.client import Client
-from geobatch_core import codec, errors
+from geobatch.wire import codec, errors
 
 __all__ = ["MonitorServer", "serve"]
 

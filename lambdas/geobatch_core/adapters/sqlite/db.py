@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.store import ABSENT, Increment
 
 SCHEMA = """

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from geobatch_core import errors
+from geobatch.wire import errors
 from geobatch_core.adapters.sqlite.db import Database, now
 from geobatch_core.ports import Message
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from geobatch_core import errors, layout
+from geobatch.wire import errors
+from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, holds, loads
 from geobatch_core.ports import Item, Key
 from geobatch_core.store import pending_request, resent_reference

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any, Protocol, runtime_checkable
 
-from geobatch_core import limits
+from geobatch.wire import limits
 
 
 @runtime_checkable

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from geobatch_core import data_access, limits
+from geobatch.wire import data_access, limits
 
 
 class JobStatus(StrEnum):
