@@ -1,5 +1,7 @@
 """Names of things in S3, SQS and DynamoDB: one place, so IAM prefixes and code agree."""
 
+import zlib
+
 FUNCTIONS_OWNER_INDEX = "owner-created"  # Functions table GSI: owner (HASH), creation_date (RANGE)
 JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references expire
 # Where a worker (and so user code, which runs with its role) may PutMetricData: apart from the
@@ -8,6 +10,15 @@ WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"
+# Per-status job counts: Jobs-table items in the Function's own partition (so a worker's role, bound
+# to its Function's partition, may move them with its jobs), keys sorting after every job key.
+COUNT_KEY_PREFIX = "~count#"
+COUNT_SHARDS = 32  # counter items per Function: spreads concurrent transactions (see counters.py)
+
+
+def count_key(job_key: str) -> str:
+    """The counter item a job's status changes are counted on (stable per job)."""
+    return f"{COUNT_KEY_PREFIX}{zlib.crc32(job_key.encode()) % COUNT_SHARDS:02d}"
 
 
 def bundle_key(function_id: str) -> str:

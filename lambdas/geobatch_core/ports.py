@@ -37,6 +37,16 @@ class FunctionStore(Protocol):
         """Functions of one owner, newest first (all owners when ``owner`` is None)."""
 
 
+@dataclass(frozen=True)
+class JobCounts:
+    """A Function's jobs per status as its store keeps them, moved in the same atomic write as every
+    job change (see ``services.counters``). ``version`` changes with every counted write (opaque:
+    the store reads it back to check that nothing moved, see ``JobStore.correct_counts``)."""
+
+    by_status: Mapping[str, int]
+    version: str
+
+
 class JobStore(Protocol):
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
@@ -91,6 +101,15 @@ class JobStore(Protocol):
         which sees every write that was acknowledged before it)."""
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None: ...
+
+    def counts(self, function_id: str) -> JobCounts:
+        """The Function's per-status counts: one small read, whatever the number of jobs."""
+
+    def correct_counts(self, function_id: str, deltas: Mapping[str, int], *, version: str) -> bool:
+        """Add ``deltas`` to the counts if their ``version`` is still the one read (False if not)."""
+
+    def delete_counts(self, function_id: str) -> None:
+        """The Function is gone: remove its counts."""
 
 
 @dataclass(frozen=True)

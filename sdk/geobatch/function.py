@@ -550,7 +550,10 @@ class Function:
                 self._unanswered[batch_print] = reference_id
             raise
         self._unanswered.pop(batch_print, None)
-        return [Job._from_wire(job, self.client) for job in page.data]
+        return [
+            Job._from_wire(_with_sent(job, i, bulk_args, bulk_kwargs, bulk_envs, tags), self.client)
+            for i, job in enumerate(page.data)
+        ]
 
     # ------------------------------------------------------------------ jobs
 
@@ -881,3 +884,26 @@ class _ProgressBar:
             sys.stderr.write("\n")
             sys.stderr.flush()
             self._shown = 0
+
+
+def _with_sent(
+    job: models.Job,
+    index: int,
+    bulk_args: builtins.list[Any] | None,
+    bulk_kwargs: builtins.list[Any] | None,
+    bulk_envs: builtins.list[Any] | None,
+    tags: builtins.list[str] | None,
+) -> models.Job:
+    """A submitted job as the service answers it (its id and state, not an echo of what was sent:
+    the answer stays small whatever the jobs carry) completed with what this call sent."""
+    args = bulk_args[index] if bulk_args is not None else []
+    kwargs = bulk_kwargs[index] if bulk_kwargs is not None else {}
+    sent = json.loads(codec.encode_args(args, kwargs))  # as the service stores and returns them
+    update: dict[str, Any] = {}
+    if job.args is None and job.kwargs is None:
+        update.update(args=sent.get("args"), kwargs=sent.get("kwargs"))
+    if job.environment is None and bulk_envs is not None and bulk_envs[index]:
+        update["environment"] = bulk_envs[index]
+    if not job.tags and tags:
+        update["tags"] = builtins.list(tags)
+    return job.model_copy(update=update) if update else job

@@ -11,8 +11,9 @@ from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
 from geobatch_core import layout
+from geobatch_core.adapters import dynamodb_counts as counted
 from geobatch_core.adapters.reachable import reachable
-from geobatch_core.ports import Item, Key
+from geobatch_core.ports import Item, JobCounts, Key
 from geobatch_core.store import ABSENT, Increment, pending_request, resent_reference
 
 _serializer = TypeSerializer()
@@ -54,7 +55,12 @@ def deserialize(raw: Mapping[str, Any]) -> Item:
 
 def service_error(exc: ClientError, what: str) -> errors.GeoBatchError:
     code = exc.response.get("Error", {}).get("Code", "")
-    if code in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
+    if code in (
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",  # a write met a counting transaction on the same item
+    ):
         return errors.ThrottledError(f"DynamoDB throttled {what}; retry shortly")
     if code == "ResourceNotFoundException":
         return errors.ServiceError(f"DynamoDB table for {what} is missing: is the stack deployed?")
@@ -213,9 +219,19 @@ class DynamoFunctionStore:
 
 
 class DynamoJobStore:
+    """Jobs, and their per-status counts moved in the same transaction (``dynamodb_counts``)."""
+
     def __init__(self, client: Any, table: str):
         self._db = reachable(client, "DynamoDB")
         self._table = table
+
+    @property
+    def db(self) -> Any:
+        return self._db
+
+    @property
+    def table(self) -> str:
+        return self._table
 
     def _key(self, function_id: str, job_key: str) -> dict[str, Any]:
         return {"function_id": {"S": function_id}, "job_key": {"S": job_key}}
@@ -309,9 +325,10 @@ class DynamoJobStore:
                 raise service_error(exc, "release the request") from None
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
-        """BatchWriteItem cannot be conditional, so on a resent batch the existing keys are read first
-        (one BatchGetItem per 100) and only new jobs are written: nothing is created twice. A first
-        submission (``check_existing=False``) skips the read."""
+        """On a resent batch the existing keys are read first (one BatchGetItem per 100) and only new
+        jobs are written, each on the condition that it does not exist, in the transactions that
+        count them: nothing is created or counted twice. A first submission
+        (``check_existing=False``) skips the read."""
         existing: set[str] = set()
         keys = [self._key(i["function_id"], i["job_key"]) for i in items] if check_existing else []
         for start in range(0, len(keys), 100):
@@ -323,24 +340,7 @@ class DynamoJobStore:
                     raise service_error(exc, "check existing jobs") from None
                 existing.update(r["job_key"]["S"] for r in raw.get("Responses", {}).get(self._table, []))
                 request = raw.get("UnprocessedKeys") or {}
-        new = [i for i in items if i["job_key"] not in existing]
-        for start in range(0, len(new), 25):
-            self._batch_write([{"PutRequest": {"Item": serialize(i)}} for i in new[start : start + 25]])
-        return [i["job_key"] for i in new]
-
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self._table: requests}
-        for _ in range(8):
-            try:
-                raw = self._db.batch_write_item(RequestItems=pending)
-            except ClientError as exc:
-                raise service_error(exc, "write jobs") from None
-            pending = raw.get("UnprocessedItems") or {}
-            if not pending:
-                return
-        raise errors.ThrottledError(
-            "DynamoDB kept jobs unprocessed; retry the same request (it is idempotent)"
-        )
+        return counted.put_counted(self, [i for i in items if i["job_key"] not in existing])
 
     def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
         try:
@@ -363,6 +363,31 @@ class DynamoJobStore:
         append_attempt: Mapping[str, Any] | None = None,
         replace_last_attempt: Mapping[str, Any] | None = None,
     ) -> Item | None:
+        counted_write = not function_id.startswith(layout.REQUEST_PARTITION_PREFIX)
+        if changes.get("status") is not None and counted_write:  # the counts move in the same write
+            return counted.counted_transition(
+                self,
+                function_id,
+                job_key,
+                changes=changes,
+                expect=expect,
+                append_attempt=append_attempt,
+                replace_last_attempt=replace_last_attempt,
+            )
+        return self.update_job(
+            self.update_args(function_id, job_key, changes, expect, append_attempt, replace_last_attempt)
+        )
+
+    def update_args(
+        self,
+        function_id: str,
+        job_key: str,
+        changes: Mapping[str, Any],
+        expect: Mapping[str, Any],
+        append_attempt: Mapping[str, Any] | None,
+        replace_last_attempt: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The conditional update of one job, as UpdateItem and TransactWriteItems both take it."""
         upd = _Update()
         set_item = None
         if replace_last_attempt is not None:
@@ -371,15 +396,16 @@ class DynamoJobStore:
             changes, {"attempts": [dict(append_attempt)]} if append_attempt else None, set_item
         )
         condition = upd.condition(expect, "job_key")
+        return {
+            "Key": self._key(function_id, job_key),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            **upd.kwargs(),
+        }
+
+    def update_job(self, args: Mapping[str, Any]) -> Item | None:
         try:
-            raw = self._db.update_item(
-                TableName=self._table,
-                Key=self._key(function_id, job_key),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ReturnValues="ALL_NEW",
-                **upd.kwargs(),
-            )
+            raw = self._db.update_item(TableName=self._table, ReturnValues="ALL_NEW", **args)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
@@ -419,6 +445,13 @@ class DynamoJobStore:
         return [deserialize(i) for i in raw.get("Items", [])], (deserialize(last) if last else None)
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
-        requests = [{"DeleteRequest": {"Key": self._key(f, k)}} for f, k in keys]
-        for start in range(0, len(requests), 25):
-            self._batch_write(requests[start : start + 25])
+        counted.delete_counted(self, keys)
+
+    def counts(self, function_id: str) -> JobCounts:
+        return counted.read_counts(self._db, self._table, function_id)
+
+    def correct_counts(self, function_id: str, deltas: Mapping[str, int], *, version: str) -> bool:
+        return counted.correct_counts(self._db, self._table, function_id, deltas, version)
+
+    def delete_counts(self, function_id: str) -> None:
+        counted.delete_counts(self._db, self._table, function_id)

@@ -17,17 +17,16 @@ from geobatch.wire.models import (
     FunctionPage,
     FunctionStatus,
     FunctionUpdate,
-    JobStatus,
     Meta,
     S3Access,
     check_resources,
 )
 from geobatch_core import filters, layout
 from geobatch_core.ports import Item
-from geobatch_core.services import paging
+from geobatch_core.services import counters, paging
 from geobatch_core.services.access import can_access, owned_function
 from geobatch_core.services.context import Services, iso, new_id
-from geobatch_core.services.iterate import all_functions, all_jobs
+from geobatch_core.services.iterate import all_functions
 
 DISPATCHABLE = (FunctionStatus.READY.value,)
 
@@ -195,12 +194,8 @@ def build_reporter(svc: Services) -> Callable[[str, bool, str | None, str, str],
 
 
 def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
-    """Counts per status, computed from the jobs themselves so they can never drift; a consistent
-    read, so the jobs of a submission just acknowledged are counted."""
-    counts = {s.value: 0 for s in JobStatus}
-    for item in all_jobs(svc, function_id, projection=["status"], consistent=True):
-        counts[item["status"]] = counts.get(item["status"], 0) + 1
-    return counts
+    """Counts per status, kept with every job write (``services.counters``): one small read."""
+    return counters.job_statistics(svc, function_id)
 
 
 def get_function(svc: Services, principal: str, function_id: str, *, statistics: bool = False) -> Function:

@@ -41,5 +41,6 @@ def delete_function(svc: Services, principal: str, function_id: str, *, delete_r
     svc.blobs.delete_prefix(f"args/{function_id}/")
     if delete_results:
         svc.blobs.delete_prefix(f"results/{function_id}/")
+    svc.jobs.delete_counts(function_id)  # every job is gone, so they are zero
     svc.functions.delete(function_id)
     return True

@@ -49,6 +49,52 @@ CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue_url, visible_at);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 """
 
+# Per-status job counts, kept by triggers in the very transaction that writes a job, so they are
+# exact at every commit whatever the writer (as the DynamoDB adapter's transactions keep them).
+# Rows: (function, status, n), and (function, VERSION_ROW, writes) which moves with every counted
+# change. Only jobs count: keys below "g" (references sort above), outside the "req#" partitions
+# of idempotency records (whose stored responses may carry a "status").
+VERSION_ROW = "#version"
+_STATUS = "json_extract({row}.item, '$.status')"
+_IS_JOB = "{row}.job_key < 'g' AND {row}.function_id NOT LIKE 'req#%' AND " + _STATUS + " IS NOT NULL"
+
+
+def _add(row: str, delta: str) -> str:
+    """Add ``delta`` to the count of the status of ``row`` (OLD or NEW), and bump the version."""
+    status = _STATUS.format(row=row)
+    return (
+        f"INSERT INTO job_counts SELECT {row}.function_id, {status}, {delta} WHERE {status} IS NOT NULL "
+        f"ON CONFLICT (function_id, status) DO UPDATE SET n = n + ({delta});\n"
+        f"INSERT INTO job_counts VALUES ({row}.function_id, '{VERSION_ROW}', 1) "
+        "ON CONFLICT (function_id, status) DO UPDATE SET n = n + 1;\n"
+    )
+
+
+COUNTS_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS job_counts (
+    function_id TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (function_id, status)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS jobs_counted_insert AFTER INSERT ON jobs
+WHEN {_IS_JOB.format(row="NEW")} BEGIN
+{_add("NEW", "1")}END;
+CREATE TRIGGER IF NOT EXISTS jobs_counted_delete AFTER DELETE ON jobs
+WHEN {_IS_JOB.format(row="OLD")} BEGIN
+{_add("OLD", "-1")}END;
+CREATE TRIGGER IF NOT EXISTS jobs_counted_update AFTER UPDATE OF item ON jobs
+WHEN OLD.job_key < 'g' AND OLD.function_id NOT LIKE 'req#%' AND {_STATUS.format(row="OLD")} IS NOT {_STATUS.format(row="NEW")} BEGIN
+{_add("OLD", "-1")}{_add("NEW", "1")}END;
+CREATE TRIGGER IF NOT EXISTS functions_counts_gone AFTER DELETE ON functions BEGIN
+DELETE FROM job_counts WHERE function_id = OLD.id;
+END;
+"""
+# A database written before counts existed: count its jobs once, when the table is created.
+BACKFILL = f"""
+INSERT INTO job_counts
+SELECT function_id, {_STATUS.format(row="jobs")}, COUNT(*) FROM jobs
+WHERE {_IS_JOB.format(row="jobs")} GROUP BY 1, 2
+"""
+
 
 class Database:
     """A thread-local connection per thread of this process to one SQLite file."""
@@ -57,7 +103,14 @@ class Database:
         self.path = str(path)
         self._busy = busy_seconds
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)  # idempotent; executescript runs its own commits
+        conn = self._connection()
+        conn.executescript(SCHEMA)  # idempotent; executescript runs its own commits
+        with self.write() as tx:
+            fresh = tx.execute("SELECT 1 FROM sqlite_master WHERE name = 'job_counts'").fetchone() is None
+            for statement in _statements(COUNTS_SCHEMA):
+                tx.execute(statement)
+            if fresh:
+                tx.execute(BACKFILL)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -97,6 +150,17 @@ class Database:
 
     def read(self) -> sqlite3.Connection:
         return self._connection()
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a script whose triggers hold ``;`` inside BEGIN ... END."""
+    out, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
 
 
 def now() -> float:

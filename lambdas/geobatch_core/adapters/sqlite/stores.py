@@ -12,8 +12,8 @@ from typing import Any
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, holds, loads
-from geobatch_core.ports import Item, Key
+from geobatch_core.adapters.sqlite.db import VERSION_ROW, Database, apply_changes, dumps, holds, loads
+from geobatch_core.ports import Item, JobCounts, Key
 from geobatch_core.store import pending_request, resent_reference
 
 JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
@@ -250,3 +250,40 @@ class SqliteJobStore:
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
         with self._db.write() as conn:
             conn.executemany("DELETE FROM jobs WHERE function_id = ? AND job_key = ?", list(keys))
+
+    # Counts are kept by triggers on the jobs table (``db.COUNTS_SCHEMA``), in each job write's own
+    # transaction; these only read and correct them.
+
+    def counts(self, function_id: str) -> JobCounts:
+        rows = (
+            self._db.read()
+            .execute("SELECT status, n FROM job_counts WHERE function_id = ?", (function_id,))
+            .fetchall()
+        )
+        by_status = {status: int(n) for status, n in rows if status != VERSION_ROW}
+        version = next((str(n) for status, n in rows if status == VERSION_ROW), "0")
+        return JobCounts(by_status=by_status, version=version)
+
+    def correct_counts(self, function_id: str, deltas: Mapping[str, int], *, version: str) -> bool:
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT n FROM job_counts WHERE function_id = ? AND status = ?", (function_id, VERSION_ROW)
+            ).fetchone()
+            if str(row[0] if row else 0) != version:
+                return False
+            for status, delta in deltas.items():
+                conn.execute(
+                    "INSERT INTO job_counts VALUES (?, ?, ?) "
+                    "ON CONFLICT (function_id, status) DO UPDATE SET n = n + excluded.n",
+                    (function_id, status, int(delta)),
+                )
+            conn.execute(
+                "INSERT INTO job_counts VALUES (?, ?, 1) "
+                "ON CONFLICT (function_id, status) DO UPDATE SET n = n + 1",
+                (function_id, VERSION_ROW),
+            )
+        return True
+
+    def delete_counts(self, function_id: str) -> None:
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM job_counts WHERE function_id = ?", (function_id,))
