@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from geobatch.wire import errors
-from geobatch_core.ports import Item, Key, Message
+from geobatch_core import layout
+from geobatch_core.ports import Item, JobCounts, Key, Message
 from geobatch_core.store import ABSENT, Increment
 
 
@@ -89,10 +90,55 @@ class FakeFunctionStore:
 
 
 class FakeJobStore:
+    """Jobs, and per-status counts kept as the DynamoDB adapter keeps them: counter items
+    (``layout.count_key``) moved with every write, so a benchmark can size what a read returns."""
+
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], Item] = {}
+        self.counters: dict[tuple[str, str], dict[str, int]] = {}
         self.lock = threading.Lock()
         self.calls = 0
+
+    def _count(self, function_id: str, job_key: str, old: str | None, new: str | None) -> None:
+        if old == new:
+            return
+        counter = self.counters.setdefault((function_id, layout.count_key(job_key)), {"v": 0})
+        counter["v"] += 1
+        for status, delta in ((old, -1), (new, 1)):
+            if status is not None:
+                counter[f"n_{status}"] = counter.get(f"n_{status}", 0) + delta
+
+    def counts(self, function_id: str) -> JobCounts:
+        self.calls += 1  # one Query of the Function's counter items
+        totals: dict[str, int] = {}
+        versions = {}
+        with self.lock:
+            for (fid, key), counter in self.counters.items():
+                if fid == function_id:
+                    versions[key] = counter["v"]
+                    for attr, n in counter.items():
+                        if attr.startswith("n_"):
+                            totals[attr[2:]] = totals.get(attr[2:], 0) + n
+        return JobCounts(by_status=totals, version=repr(sorted(versions.items())))
+
+    def counter_items(self, function_id: str) -> list[dict[str, int]]:
+        with self.lock:
+            return [dict(c) for (fid, _), c in self.counters.items() if fid == function_id]
+
+    def correct_counts(self, function_id: str, deltas: Mapping[str, int], *, version: str) -> bool:
+        if self.counts(function_id).version != version:
+            return False
+        with self.lock:
+            counter = self.counters.setdefault((function_id, layout.count_key("")), {"v": 0})
+            counter["v"] += 1
+            for status, delta in deltas.items():
+                counter[f"n_{status}"] = counter.get(f"n_{status}", 0) + delta
+        return True
+
+    def delete_counts(self, function_id: str) -> None:
+        with self.lock:
+            for key in [k for k in self.counters if k[0] == function_id]:
+                del self.counters[key]
 
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
@@ -125,6 +171,7 @@ class FakeJobStore:
                 if key not in self.items:
                     self.items[key] = {k: copy.deepcopy(v) for k, v in item.items() if v is not None}
                     created.append(item["job_key"])
+                    self._count(key[0], key[1], None, item.get("status"))
         return created
 
     def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
@@ -150,7 +197,9 @@ class FakeJobStore:
             item = self.items.get((function_id, job_key))
             if item is None or not _holds(item, expect):
                 return None
+            old = item.get("status")
             _apply(item, changes)
+            self._count(function_id, job_key, old, item.get("status"))
             if append_attempt is not None:
                 item.setdefault("attempts", []).append(
                     {k: v for k, v in append_attempt.items() if v is not None}
@@ -191,7 +240,9 @@ class FakeJobStore:
         self.calls += (len(keys) + 24) // 25
         with self.lock:
             for key in keys:
-                self.items.pop(key, None)
+                gone = self.items.pop(key, None)
+                if gone is not None:
+                    self._count(key[0], key[1], gone.get("status"), None)
 
 
 class FakeQueue:

@@ -154,3 +154,17 @@ def test_dynamodb_retries_a_transaction_that_conflicts_with_another_on_a_counter
     with pytest.raises(errors.ThrottledError):
         jobs.transition(FID, "0001", changes={"status": "running"}, expect={"status": "pending"})
     assert stored(jobs) == statuses(jobs) == {"pending": 1}
+
+
+def test_one_of_several_statuses_with_another_expectation_failing_is_a_plain_failure(store):
+    store.put_new_batch([job("0001")], check_existing=False)
+    store.transition(
+        FID, "0001", changes={"status": "running", "claim_token": "a"}, expect={"status": "pending"}
+    )
+    late = store.transition(
+        FID,
+        "0001",
+        changes={"status": "failure"},
+        expect={"status": ["running", "cancel"], "claim_token": "b"},
+    )
+    assert late is None and stored(store) == statuses(store) == {"running": 1}

@@ -17,7 +17,7 @@ from typing import Any
 from geobatch.wire import limits
 from geobatch.wire.models import TERMINAL, FunctionCreate, FunctionStatus, JobBulkCreate, JobStatus
 from geobatch_core.ports import Item
-from geobatch_core.services import dead_letters, functions, jobs
+from geobatch_core.services import counters, dead_letters, functions, jobs
 from geobatch_core.services.context import Services
 from geobatch_core.services.execution import parse_message
 from geobatch_worker.loop import Worker, WorkerConfig
@@ -310,10 +310,14 @@ def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> li
             for a in attempts:
                 if a.get("log_key") and not svc.blobs.exists(a["log_key"]):
                     problems.append(f"{jid}: log {a['log_key']} is missing")
+    # The counts (moved with every job write, read in one request) against a recount of the jobs.
     counted = Counter(i["status"] for i in items)
     stats = {k: v for k, v in functions.job_statistics(svc, fid).items() if v}
     if stats != dict(counted):
         problems.append(f"job_statistics {stats} != statuses {dict(counted)}")
+    report = counters.recount(svc.jobs, fid)
+    if not report.exact or report.counted != dict(counted):
+        problems.append(f"recount: {report}")
     # Messages left in the queue: none may belong to a terminal job once the workers drained it.
     for message in drain(svc, function["queue_url"]):
         key, _ = parse_message(message.body)

@@ -304,6 +304,7 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     with pytest.raises(errors.NotFoundError):
         svc.functions.get(fid)
     assert svc.jobs.query(fid, start=None, limit=10, newest_first=False)[0] == []
+    assert svc.jobs.counts(fid).by_status == {}  # no counter item outlives its Function
     with pytest.raises(errors.NotFoundError):
         svc.queue.depth(function["queue_url"])
     write_table(

@@ -249,10 +249,12 @@ def counted_transition(
     """A transition that sets ``status``: the job's conditional write and the status deltas in one
     transaction. The deltas need the status it leaves: the expectation's when it names one, else
     (one of several, or none) the job is read and the expectation narrowed to what was read; if
-    the job moved in between (the condition fails) it is read again while it still qualifies."""
+    the write's condition fails the job is read again: if its status moved (to one that still
+    qualifies) the write is tried again, if not another expectation failed and so does the write."""
     new_status = changes["status"]
     wanted = expect.get("status")
     several = wanted is None or wanted is ABSENT or isinstance(wanted, list | tuple | set | frozenset)
+    lost_under: list[Any] = []  # the status a failed attempt was narrowed to
     for _ in range(RACES):
         old = None if several else wanted
         if several:
@@ -262,6 +264,8 @@ def counted_transition(
                 return None
             if wanted is not None and not one_of(old, wanted):
                 return None
+            if lost_under and lost_under[-1] == old:
+                return None  # the status held still: another expectation failed, as a plain write would
         narrowed = {**expect, "status": ABSENT if old is None else old}
         args = store.update_args(
             function_id, job_key, changes, narrowed, append_attempt, replace_last_attempt
@@ -280,6 +284,7 @@ def counted_transition(
                 return None
         if not several:
             return None
+        lost_under.append(old)
     raise errors.ThrottledError(f"job {function_id}-{job_key} kept changing; retry shortly")
 
 

@@ -19,8 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from geobatch.wire.models import JobStatus
+from geobatch_core.ports import JobStore, Key
 from geobatch_core.services.context import Services
-from geobatch_core.services.iterate import all_jobs
 
 
 def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
@@ -45,14 +45,20 @@ class Recount:
         return not self.busy and not self.drift
 
 
-def recount(svc: Services, function_id: str, *, correct: bool = False) -> Recount:
+def recount(jobs: JobStore, function_id: str, *, correct: bool = False) -> Recount:
     """Count the Function's jobs by scanning them and compare with the stored counts; with
     ``correct``, make the stored counts equal the scan (only if nothing moved since)."""
-    before = svc.jobs.counts(function_id)
+    before = jobs.counts(function_id)
     counted: Counter[str] = Counter()
-    for item in all_jobs(svc, function_id, projection=["status"], consistent=True):
-        counted[item["status"]] += 1
-    after = svc.jobs.counts(function_id)
+    start: Key | None = None
+    while True:
+        items, start = jobs.query(
+            function_id, start=start, limit=5000, newest_first=False, projection=["status"], consistent=True
+        )
+        counted.update(i["status"] for i in items)
+        if not start:
+            break
+    after = jobs.counts(function_id)
     stored = {s: int(n) for s, n in after.by_status.items() if n}
     if before.version != after.version:
         return Recount(function_id, dict(counted), stored, busy=True)
@@ -60,6 +66,6 @@ def recount(svc: Services, function_id: str, *, correct: bool = False) -> Recoun
     drift = {s: d for s, d in drift.items() if d}
     if not (drift and correct):
         return Recount(function_id, dict(counted), stored, drift=drift)
-    corrected = svc.jobs.correct_counts(function_id, drift, version=after.version)
+    corrected = jobs.correct_counts(function_id, drift, version=after.version)
     # Not corrected: a job moved between the second read and the correction; nothing was changed.
     return Recount(function_id, dict(counted), stored, busy=not corrected, corrected=corrected, drift=drift)

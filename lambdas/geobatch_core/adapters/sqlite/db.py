@@ -57,6 +57,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 VERSION_ROW = "#version"
 _STATUS = "json_extract({row}.item, '$.status')"
 _IS_JOB = "{row}.job_key < 'g' AND {row}.function_id NOT LIKE 'req#%' AND " + _STATUS + " IS NOT NULL"
+_IS_JOB_CHANGE = "OLD.job_key < 'g' AND OLD.function_id NOT LIKE 'req#%'"
 
 
 def _add(row: str, delta: str) -> str:
@@ -82,7 +83,7 @@ CREATE TRIGGER IF NOT EXISTS jobs_counted_delete AFTER DELETE ON jobs
 WHEN {_IS_JOB.format(row="OLD")} BEGIN
 {_add("OLD", "-1")}END;
 CREATE TRIGGER IF NOT EXISTS jobs_counted_update AFTER UPDATE OF item ON jobs
-WHEN OLD.job_key < 'g' AND OLD.function_id NOT LIKE 'req#%' AND {_STATUS.format(row="OLD")} IS NOT {_STATUS.format(row="NEW")} BEGIN
+WHEN {_IS_JOB_CHANGE} AND {_STATUS.format(row="OLD")} IS NOT {_STATUS.format(row="NEW")} BEGIN
 {_add("OLD", "-1")}{_add("NEW", "1")}END;
 CREATE TRIGGER IF NOT EXISTS functions_counts_gone AFTER DELETE ON functions BEGIN
 DELETE FROM job_counts WHERE function_id = OLD.id;
