@@ -52,6 +52,9 @@ class Meter:
         self.rru: Counter[str] = Counter()
         self.sqs_units: Counter[str] = Counter()
         self.sizes: dict[tuple[str, tuple[str, ...]], int] = {}
+        # Transactional updates of job items: charged when the store reads the job back (a
+        # transaction returns no item, so its size after the write is known only then).
+        self.unpriced: dict[tuple[str, tuple[str, ...]], tuple[str, int]] = {}
         self.lock = threading.Lock()
         self.api_calls: Counter[str] = Counter()
         self.api_aws_calls: list[int] = []
@@ -115,8 +118,14 @@ class Meter:
                         else:
                             key = self._key(table, r["DeleteRequest"]["Key"])
                             self.wru[phase] += write_units(self.sizes.pop(key, 0))
+            elif op == "TransactWriteItems":
+                self._transaction(phase, params["TransactItems"], failed)
             elif op == "GetItem":
                 key = self._key(params["TableName"], params["Key"])
+                if key in self.unpriced and "Item" in parsed:
+                    written_in, before = self.unpriced.pop(key)
+                    self.sizes[key] = item_size(parsed["Item"])
+                    self.wru[written_in] += 2 * write_units(before, self.sizes[key])
                 self.rru[phase] += read_units(
                     self.sizes.get(key, 0), consistent=bool(params.get("ConsistentRead"))
                 )
@@ -135,6 +144,26 @@ class Meter:
             elif op == "Scan":
                 total = sum(item_size(raw) for raw in parsed.get("Items", []))
                 self.rru[phase] += read_units(total, consistent=False)
+
+    def _transaction(self, phase: str, items: list[dict[str, Any]], failed: bool) -> None:
+        """A transactional write costs twice a standard one, per item (2 WRU per started KB)."""
+        for entry in items:
+            ((kind, body),) = entry.items()
+            key = self._key(body["TableName"], body.get("Key") or body["Item"])
+            before = self.sizes.get(key, 0)
+            if kind == "Put":
+                size = item_size(body["Item"])
+                self.wru[phase] += 2 * write_units(before, 0 if failed else size)
+                if not failed:
+                    self.sizes[key] = size
+            elif kind == "Delete":
+                self.wru[phase] += 2 * write_units(before)
+                if not failed:
+                    self.sizes.pop(key, None)
+            elif kind == "Update" and not failed and not key[1][-1].startswith("~"):
+                self.unpriced[key] = (phase, before)
+            else:  # a counter item (well under 1 KB), a condition check, or a canceled update
+                self.wru[phase] += 2 * write_units(before)
 
     def api_call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """One API Gateway request + one API Lambda invocation; remembers its AWS calls."""

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.moto
 
 def _function(svc: Any, name: str = "counted") -> str:
     from geobatch.wire.models import FunctionCreate
-
     from geobatch_core.services import functions
 
     fid = functions.create_function(svc, ALICE, FunctionCreate(name=name)).function.id
@@ -91,7 +90,7 @@ def test_the_recount_finds_corrects_and_then_agrees(moto_services: Any, monkeypa
     out = io.StringIO()
     assert recount_cli.run([fid, "--correct"], os.environ, out) == 0
     assert json.loads(out.getvalue())["corrected"] is True
-    assert counters.job_statistics(svc, fid)["failure"] == 1
+    assert counters.job_statistics(svc.jobs, fid)["failure"] == 1
     assert counters.recount(svc.jobs, fid).exact
 
 
@@ -128,7 +127,7 @@ def test_a_recount_during_job_changes_says_busy_and_changes_nothing(moto_service
     _outside_write(svc, fid)
     report = counters.recount(MovingJobs(svc.jobs, fid, first.split("-", 1)[1]), fid, correct=True)
     assert report.busy and not report.corrected
-    assert counters.job_statistics(svc, fid)["failure"] == 0  # no correction from a moving scan
+    assert counters.job_statistics(svc.jobs, fid)["failure"] == 0  # no correction from a moving scan
     assert counters.recount(svc.jobs, fid, correct=True).corrected
 
 
@@ -136,7 +135,7 @@ def test_a_deleted_function_leaves_no_counter_items(api: Any) -> None:
     svc = api.services
     fid = _function(svc)
     _submit(svc, fid, 4, "r1")
-    assert counters.job_statistics(svc, fid)["pending"] == 4
+    assert counters.job_statistics(svc.jobs, fid)["pending"] == 4
     assert api("DELETE", f"/functions/{fid}")[0] == 204
     left = boto3.client("dynamodb", region_name="us-east-1").query(
         TableName="jobs",

@@ -80,3 +80,30 @@ def test_job_pages_are_cut_by_size(saved: Any) -> None:
     assert len(jobs) == 400 and len({j.id for j in jobs}) == 400
     pages = [size for path, size in recorder.sizes if path == "/jobs"]
     assert len(pages) >= 2 and max(pages) < LAMBDA_LIMIT / 2
+
+
+TAGS = [f"{i:02d}" + "t" * 254 for i in range(50)]  # the most tags, each the longest allowed
+
+
+def test_a_bulk_submit_at_the_limits_answers_well_under_6_mb(saved: Any) -> None:
+    """1,000 jobs with 50 tags of 256 characters: an echo of every job would be 13 MB. The answer
+    carries ids and state; the SDK's Jobs still have what was sent (tags, arguments)."""
+    fn, recorder = saved
+    recorder.sizes.clear()
+    result = fn.map([(i, "a" * 10) for i in range(1000)], tags=TAGS)
+    answers = [size for path, size in recorder.sizes if path == "/jobs/bulk"]
+    assert answers and max(answers) < LAMBDA_LIMIT / 10, answers
+    assert len(result) == 1000 and len({j.id for j in result}) == 1000
+    assert result[7].tags == TAGS and result[7].args == [7, "a" * 10] and result[7].status == "pending"
+    fetched = gb.Job.get(result[7].id, client=fn.client)
+    assert (
+        fetched.tags == TAGS
+        and fetched.args == [7, "a" * 10]
+        and fetched.creation_date == result[7].creation_date
+    )
+    recorder.sizes.clear()
+    listed = fn.jobs.param(page_size=1000).collect()  # GET /jobs?page_size=1000, cursor followed
+    assert len(listed) == 1000 and {j.id for j in listed} == {j.id for j in result}
+    pages = [size for path, size in recorder.sizes if path == "/jobs"]
+    assert len(pages) >= 2 and max(pages) < LAMBDA_LIMIT, pages
+    assert all(j.tags == TAGS for j in listed)

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 
 from geobatch.wire.models import JobStatus
 from geobatch_core.ports import JobStore, Key
-from geobatch_core.services.context import Services
 
 
-def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
+def job_statistics(jobs: JobStore, function_id: str) -> dict[str, int]:
     """Counts for all eight statuses (zeros included), from the Function's counter items."""
-    stored = svc.jobs.counts(function_id).by_status
+    stored = jobs.counts(function_id).by_status
     counts = {s.value: 0 for s in JobStatus}
     counts.update({status: int(n) for status, n in stored.items() if n})
     return counts

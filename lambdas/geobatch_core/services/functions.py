@@ -195,7 +195,7 @@ def build_reporter(svc: Services) -> Callable[[str, bool, str | None, str, str],
 
 def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
     """Counts per status, kept with every job write (``services.counters``): one small read."""
-    return counters.job_statistics(svc, function_id)
+    return counters.job_statistics(svc.jobs, function_id)
 
 
 def get_function(svc: Services, principal: str, function_id: str, *, statistics: bool = False) -> Function:
