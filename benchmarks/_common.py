@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-for sub in ("lambdas", "batch_image", "sdk", "benchmarks"):
-    if str(ROOT / sub) not in sys.path:
-        sys.path.insert(0, str(ROOT / sub))
+for sub in ("lambdas", "batch_image", "sdk", "benchmarks", "."):
+    if str((ROOT / sub).resolve()) not in sys.path:
+        sys.path.insert(0, str((ROOT / sub).resolve()))
+
+from tests import moto_transactions  # noqa: E402  (needs the path above)
+
+moto_transactions.install()  # moto's transactions at DynamoDB's cost: no whole-table copies
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 

@@ -13,7 +13,9 @@ import boto3
 import pytest
 
 from geobatch.wire import env
+from tests import moto_transactions
 
+moto_transactions.install()  # moto's transactions without whole-table copies (see the module)
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"
 

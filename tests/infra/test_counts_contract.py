@@ -168,3 +168,12 @@ def test_one_of_several_statuses_with_another_expectation_failing_is_a_plain_fai
         expect={"status": ["running", "cancel"], "claim_token": "b"},
     )
     assert late is None and stored(store) == statuses(store) == {"running": 1}
+
+
+def test_a_canceled_transaction_writes_nothing_and_the_retry_creates_the_rest(store):
+    """One job of a first submission exists already (a concurrent resend): the transaction with it
+    is canceled as a whole, then the others are written and counted, once."""
+    store.put_new_batch([job("0005")], check_existing=False)
+    created = store.put_new_batch([job(f"{i:04x}") for i in range(10)], check_existing=False)
+    assert sorted(created) == [f"{i:04x}" for i in range(10) if i != 5]
+    assert stored(store) == statuses(store) == {"pending": 10}
