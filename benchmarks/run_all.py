@@ -13,6 +13,7 @@ SCRIPTS = [
     "worker_overhead.py",
     "local_throughput.py",
     "local_submission.py",
+    "counts.py",
     "scaling_model.py",
     "tile_compute.py",
 ]

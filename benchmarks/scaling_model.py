@@ -8,8 +8,9 @@ the scaler runs on each submit and every ``scaler_period`` and asks for
 it is asked for, then takes jobs one after another (``per_job + overhead`` each) until none is left.
 The end is seen by ``wait_for_completion`` on its next poll; then results are fetched.
 Cost = jobs × measured $ per million (benchmarks/requests_per_job.py) + worker housekeeping
-(540 requests per worker-hour) + the completion polls, each of which Queries every job item
-(``job_statistics``): ⌈N·item_bytes / 4 KB⌉ / 2 RRU and ⌈N·item_bytes / 1 MB⌉ requests per poll.
+(540 requests per worker-hour) + the completion polls, each of which Queries the Function's counter
+items (``job_statistics``, benchmarks/counts.py): 1 RRU and one request per poll, at any job count
+(it used to Query every job item: ⌈N·item_bytes / 4 KB⌉ RRU and ⌈N·item_bytes / 1 MB⌉ requests).
 The local check feeds the model local mode's parameters and compares with benchmark 4's wall time.
 """
 
@@ -92,8 +93,8 @@ def simulate(p: Params) -> dict[str, float]:
     seen = last_end + p.poll / 2
     wall = seen + math.ceil(p.jobs / 100) * p.fetch_page_s
     polls = seen / p.poll
-    poll_rru = math.ceil(p.jobs * ITEM_BYTES / 4096) / 2
-    poll_requests = math.ceil(p.jobs * ITEM_BYTES / 1_048_576) + 2
+    poll_rru = 1.0  # the counter items: one strongly consistent Query of ~2 KB (benchmarks/counts.py)
+    poll_requests = 1 + 2
     hours = worker_seconds / 3600
     cost_jobs = p.jobs * PER_MILLION_USD / 1e6
     cost_polls = polls * (
