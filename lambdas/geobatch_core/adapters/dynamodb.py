@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.adapters import dynamodb_counts as counted
+from geobatch_core.adapters import dynamodb_counted as counted
+from geobatch_core.adapters import dynamodb_counts as counts
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, JobCounts, Key
 from geobatch_core.store import ABSENT, Increment, pending_request, resent_reference
@@ -448,10 +449,10 @@ class DynamoJobStore:
         counted.delete_counted(self, keys)
 
     def counts(self, function_id: str) -> JobCounts:
-        return counted.read_counts(self._db, self._table, function_id)
+        return counts.read_counts(self._db, self._table, function_id)
 
     def correct_counts(self, function_id: str, deltas: Mapping[str, int], *, version: str) -> bool:
-        return counted.correct_counts(self._db, self._table, function_id, deltas, version)
+        return counts.correct_counts(self._db, self._table, function_id, deltas, version)
 
     def delete_counts(self, function_id: str) -> None:
-        counted.delete_counts(self._db, self._table, function_id)
+        counts.delete_counts(self._db, self._table, function_id)
