@@ -185,7 +185,7 @@ def _delete_run(store: CountedStore, function_id: str, statuses: Mapping[str, st
 
 
 def _statuses(store: CountedStore, function_id: str, job_keys: Sequence[str]) -> dict[str, str | None]:
-    from geobatch_core.adapters.dynamodb import service_error
+    from geobatch_core.adapters.dynamodb import ERRORS
 
     found: dict[str, str | None] = {}
     request: dict[str, Any] = {
@@ -200,7 +200,7 @@ def _statuses(store: CountedStore, function_id: str, job_keys: Sequence[str]) ->
         try:
             raw = store.db.batch_get_item(RequestItems=request)
         except ClientError as exc:
-            raise service_error(exc, "read the jobs to delete") from None
+            raise ERRORS.error(exc, "read the jobs to delete") from None
         for row in raw.get("Responses", {}).get(store.table, []):
             found[row["job_key"]["S"]] = row["status"]["S"] if "status" in row else None
         request = raw.get("UnprocessedKeys") or {}

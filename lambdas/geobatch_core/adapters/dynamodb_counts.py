@@ -64,7 +64,7 @@ def transact(db: Any, items: list[dict[str, Any]], what: str) -> list[str] | Non
     """Run one transaction: None when it committed, else the cancellation reason of each item
     (at least one ``ConditionalCheckFailed``). Conflicts with a concurrent transaction on the
     same counter item, and throttling, are retried with jittered backoff."""
-    from geobatch_core.adapters.dynamodb import service_error  # the one mapping of DynamoDB errors
+    from geobatch_core.adapters.dynamodb import ERRORS  # the one mapping of DynamoDB errors
 
     for attempt in range(CONFLICT_RETRIES):
         try:
@@ -77,7 +77,7 @@ def transact(db: Any, items: list[dict[str, Any]], what: str) -> list[str] | Non
             elif code == "TransactionCanceledException":
                 reasons = _reasons(exc, len(items))
             else:
-                raise service_error(exc, what) from None
+                raise ERRORS.error(exc, what) from None
         if "ConditionalCheckFailed" in reasons:
             return reasons
         if not any(r in _RETRYABLE for r in reasons):
@@ -120,7 +120,7 @@ def status_deltas(before: Iterable[str | None], after: Iterable[str | None]) -> 
 
 def read_counts(db: Any, table: str, function_id: str) -> JobCounts:
     """One Query of the Function's counter items (a few hundred bytes, whatever the job count)."""
-    from geobatch_core.adapters.dynamodb import deserialize, service_error
+    from geobatch_core.adapters.dynamodb import ERRORS, deserialize
 
     kwargs: dict[str, Any] = {
         "TableName": table,
@@ -135,7 +135,7 @@ def read_counts(db: Any, table: str, function_id: str) -> JobCounts:
         try:
             raw = db.query(**kwargs)
         except ClientError as exc:
-            raise service_error(exc, "read the job counts") from None
+            raise ERRORS.error(exc, "read the job counts") from None
         for item in (deserialize(i) for i in raw.get("Items", [])):
             versions[item["job_key"]] = int(item.get(VERSION_ATTRIBUTE, 0))
             for attr, value in item.items():
@@ -177,7 +177,7 @@ def correct_counts(db: Any, table: str, function_id: str, deltas: Mapping[str, i
 
 
 def delete_counts(db: Any, table: str, function_id: str) -> None:
-    from geobatch_core.adapters.dynamodb import service_error
+    from geobatch_core.adapters.dynamodb import ERRORS
 
     keys = [f"{layout.COUNT_KEY_PREFIX}{i:02d}" for i in range(layout.COUNT_SHARDS)]
     for start in range(0, len(keys), 25):
@@ -185,7 +185,7 @@ def delete_counts(db: Any, table: str, function_id: str) -> None:
         try:
             db.batch_write_item(RequestItems={table: requests})
         except ClientError as exc:
-            raise service_error(exc, "delete the job counts") from None
+            raise ERRORS.error(exc, "delete the job counts") from None
 
 
 def key_of(function_id: str, job_key: str) -> dict[str, Any]:
