@@ -28,7 +28,7 @@ __all__ = ["COMPOSITES", "Layer", "LayerSource", "RasterRef"]
 
 #: Band combinations of imagery, by name, with the reflectance shown as full brightness per band.
 COMPOSITES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
-    "false-colour": (("nir", "red", "green"), (0.45, 0.2, 0.2)),
+    "false-colour": (("nir", "red", "green"), (0.5, 0.3, 0.3)),
     "true-colour": (("red", "green", "blue"), (0.2, 0.2, 0.2)),
 }
 LIST_EVERY = 2.0  # seconds between listings of a product's tiles (what "fills in as tiles land" costs)

@@ -66,7 +66,7 @@ class MapService:
             session = boto3.Session(
                 aws_access_key_id=aws_env.get("AWS_ACCESS_KEY_ID"),
                 aws_secret_access_key=aws_env.get("AWS_SECRET_ACCESS_KEY"),
-                region_name=aws_env.get("AWS_REGION") or "us-east-1",
+                region_name=aws_env.get("AWS_REGION") or aws_env.get("AWS_DEFAULT_REGION") or "us-east-1",
             )
             s3 = session.client("s3", endpoint_url=endpoint)
         else:
