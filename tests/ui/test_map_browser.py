@@ -97,6 +97,8 @@ def shot(page: Any, name: str, docs_name: str | None = None) -> None:
         page.screenshot(path=str(DOCS / docs_name))
 
 
+# Some tile of a layer has loaded as a 256 px image (a PNG the server rendered).
+SOME_LOADED = "[...document.querySelectorAll('.{0} img')].some(i => i.complete && i.naturalWidth === 256{1})"
 # Every tile of a layer in view has loaded (Leaflet marks each loaded <img>).
 ALL_LOADED = (
     "document.querySelectorAll('.{0} img').length > 0 && "
@@ -117,9 +119,8 @@ def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:
 
 def loaded_tiles(page: Any, container: str) -> int:
     """How many 256 px tiles of a layer the browser has decoded (PNG bytes the server rendered)."""
-    return int(page.evaluate(
-        f"[...document.querySelectorAll('.{container} img')].filter(i => i.complete && i.naturalWidth === 256).length"
-    ))  # fmt: skip
+    script = f"[...document.querySelectorAll('.{container} img')].filter(i => i.naturalWidth === 256).length"
+    return int(page.evaluate(script))
 
 
 def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
@@ -145,7 +146,7 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         wait_js(page, "document.querySelectorAll('.product-tiles img').length > 0")
         wait_js(
             page,
-            "[...document.querySelectorAll('.product-tiles img')].some(i => i.complete && i.naturalWidth === 256)",
+            SOME_LOADED.format("product-tiles", ""),
             timeout=30_000,
         )
         assert loaded_tiles(page, "product-tiles") >= 1
@@ -166,7 +167,7 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         assert abs(shown - 100 * demo["agreement_with_truth"]) < 3
         wait_js(
             page,
-            "[...document.querySelectorAll('.reference-tiles img')].some(i => i.complete && i.naturalWidth === 256)",
+            SOME_LOADED.format("reference-tiles", ""),
             timeout=30_000,
         )
         swipe.fill("30")
@@ -183,8 +184,7 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         expect(page.get_by_label("Imagery", exact=True)).to_have_value("false-colour")
         wait_js(
             page,
-            "[...document.querySelectorAll('.reference-tiles img')].some(i => i.complete && i.naturalWidth === 256"
-            " && i.src.includes('composite=false-colour'))",
+            SOME_LOADED.format("reference-tiles", " && i.src.includes('composite=false-colour')"),
             timeout=30_000,
         )
         expect(agreement).to_have_text("")  # imagery has no classes to agree with
@@ -236,7 +236,7 @@ def test_a_live_run_on_the_map_changes_tile_colours_and_fills_in_its_product(
         page.goto(monitor.url + f"map.html?function={fn.id}")
         tiles = page.locator("path.run-tile")
         expect(tiles).to_have_count(len(keys), timeout=30_000)
-        first = [j["id"] for j in list_jobs(local_api, fn.id) if j["kwargs"]["tile_key"] == keys[-1]][0]
+        first = next(j["id"] for j in list_jobs(local_api, fn.id) if j["kwargs"]["tile_key"] == keys[-1])
         last_tile = page.locator(f'path[data-job="{first}"]')
         assert last_tile.get_attribute("data-status") in ("pending", "running")
         assert last_tile.get_attribute("fill") in (STATUS_FILL["pending"], STATUS_FILL["running"])
@@ -252,7 +252,7 @@ def test_a_live_run_on_the_map_changes_tile_colours_and_fills_in_its_product(
         assert page.locator("#run-chart rect.bar-failed").count() >= 1
         wait_js(
             page,
-            "[...document.querySelectorAll('.run-product-tiles img')].some(i => i.complete && i.naturalWidth === 256)",
+            SOME_LOADED.format("run-product-tiles", ""),
             timeout=30_000,
         )
         # A click on the failed tile opens its job: reason, attempts, log, and a link to the monitor.
@@ -277,8 +277,13 @@ def _demo_tile_keys(local_stack: Any, demo: dict[str, Any]) -> list[str]:
     import boto3
 
     env = local_stack.aws_env()
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="local",
-                      aws_secret_access_key="local", region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"))  # fmt: skip
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
     bucket, key = demo["product"][len("s3://") :].split("/", 1)
     prefix = key.rsplit("/", 1)[0] + "/tiles/"
     keys = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from geobatch.tiles import Tile
@@ -49,16 +51,26 @@ def test_the_land_cover_job_names_its_product() -> None:
     assert product_hint({"args": [1, 2]}) is None
 
 
+def _iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
+
+
 def _job(status: str, ended: str | None) -> dict:
     return {"status": status, "last_completion_date": ended}
 
 
 def test_progress_counts_per_minute_and_projects_an_eta() -> None:
     base = 1_700_000_000 - 1_700_000_000 % 60  # the start of a minute
-    iso = lambda s: __import__("datetime").datetime.fromtimestamp(s, __import__("datetime").UTC).isoformat()  # noqa: E731
-    jobs = [_job("success", iso(base + 5)), _job("success", iso(base + 20)), _job("failure", iso(base + 70)),
-            _job("timeout", iso(base + 80)), _job("success", iso(base + 130)), _job("canceled", iso(base + 140)),
-            _job("running", None), _job("pending", None), _job("pending", None)]  # fmt: skip
+    ended = [
+        ("success", 5),
+        ("success", 20),
+        ("failure", 70),
+        ("timeout", 80),
+        ("success", 130),
+        ("canceled", 140),
+    ]
+    jobs = [_job(status, _iso(base + s)) for status, s in ended]
+    jobs += [_job("running", None), _job("pending", None), _job("pending", None)]
     p = progress(jobs, now=base + 150)  # 30 s into the third minute
     assert [(b["success"], b["failed"], b["canceled"]) for b in p["per_minute"]] == [
         (2, 0, 0),
@@ -70,4 +82,4 @@ def test_progress_counts_per_minute_and_projects_an_eta() -> None:
     assert p["rate_per_minute"] == 2.4
     assert p["eta_seconds"] == 75.0
     assert progress([_job("pending", None)], now=base)["eta_seconds"] is None  # nothing finished yet
-    assert progress([_job("success", iso(base))], now=base + 10)["eta_seconds"] == 0.0
+    assert progress([_job("success", _iso(base))], now=base + 10)["eta_seconds"] == 0.0
