@@ -176,7 +176,7 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         assert clip.startswith("rect("), clip  # the reference shows right of the handle only
         line = page.locator("#swipe-line").bounding_box()
         assert abs(line["x"] - size["x"] - 0.3 * size["width"]) < 4  # the handle's line sits at 30 %
-        shot(page, "map-01-reference")
+        shot(page, "map-01-reference", "map-reference.png")
 
         # The source imagery (false colour from the STAC items) as the reference instead.
         imagery = "imagery: Source imagery (synthetic Sentinel-2 L2A scenes)"
@@ -213,6 +213,8 @@ def test_map_api_refuses_foreign_pages_and_bad_layers(monitor: Any, demo: dict[s
     missing = http.request("GET", base + f"layer?src={quote('s3://map-test/nothing.tif')}", headers=header)
     assert missing.status == 404
     assert http.request("GET", base + "layer", headers=header).status == 422
+    typo = http.request("GET", base + f"layer?source={quote(demo['product'])}", headers=header)
+    assert typo.status == 422 and "unknown query parameter(s) source" in json.loads(typo.data)["message"]
     assert http.request("GET", base + "tiles/40/0/0.png?src=s3://x/y.tif&t=" + token).status == 422
     assert http.request("GET", monitor.url + "vendor/leaflet/LICENSE").data.startswith(b"BSD 2-Clause")
 

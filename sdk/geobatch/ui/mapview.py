@@ -38,6 +38,8 @@ _STATIC = {
 _IMAGES = re.compile(r"^/vendor/leaflet/images/([a-z0-9-]+\.png)$")
 _TILE = re.compile(r"^/ui-api/map/tiles/(\d{1,2})/(\d{1,8})/(\d{1,8})\.png$")
 _RUN = re.compile(r"^/ui-api/map/run/([A-Za-z0-9_\-]{1,128})$")
+# The query parameters each route takes; any other is refused (a misspelt one would be ignored).
+_PARAMS = {"tiles": {"src", "composite", "t", "v"}, "layer": {"src"}, "agreement": {"a", "b", "bbox"}}
 
 
 def _basemap_origin(url: str | None) -> str:
@@ -140,6 +142,14 @@ class MapRoutes:
     def _api(self, handler: Any, path: str, query: dict[str, str]) -> None:
         if handler.command != "GET":
             raise errors.BadRequestError(f"{handler.command} {path}: the map API is read-only (GET)")
+        route = path.split("/")[3] if path.count("/") >= 3 else ""
+        unknown = set(query) - _PARAMS.get(route, set())
+        if unknown:
+            allowed = ", ".join(sorted(_PARAMS.get(route, set()))) or "none"
+            raise errors.ValidationError(
+                f"unknown query parameter(s) {', '.join(sorted(unknown))} for {path} (allowed: {allowed})",
+                [{"loc": ["query", name], "msg": "unknown parameter"} for name in sorted(unknown)],
+            )
         if match := _TILE.match(path):
             if not secrets.compare_digest(query.get("t", ""), self.token):
                 handler._error(403, "forbidden", "map tiles need the token the map page was given")
