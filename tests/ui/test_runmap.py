@@ -83,3 +83,18 @@ def test_progress_counts_per_minute_and_projects_an_eta() -> None:
     assert p["eta_seconds"] == 75.0
     assert progress([_job("pending", None)], now=base)["eta_seconds"] is None  # nothing finished yet
     assert progress([_job("success", _iso(base))], now=base + 10)["eta_seconds"] == 0.0
+
+
+def test_a_basemap_must_be_an_https_tile_url_and_only_its_origin_is_allowed_images() -> None:
+    from click.testing import CliRunner
+
+    from geobatch.cli import main
+    from geobatch.ui.mapview import MapRoutes
+
+    bad = CliRunner().invoke(
+        main, ["ui", "--no-browser", "--api-url", "http://127.0.0.1:9", "--basemap", "http://x/t.png"]
+    )
+    assert bad.exit_code == 2 and "basemap must be an https:// tile URL" in bad.output
+    assert "img-src 'self' data:;" in MapRoutes(None).csp()  # no basemap: nothing from elsewhere
+    osm = MapRoutes(None, basemap="https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://*.tile.openstreetmap.org;" in osm.csp()

@@ -60,19 +60,24 @@ class MapRoutes:
         self.basemap = basemap
         self.token = secrets.token_urlsafe(24)
         self._service: Any = None
+        self._service_env: dict[str, str] | None = None
 
     @property
     def service(self) -> Any:
-        if self._service is None:
-            from geobatch.ui.mapservice import MapService
+        """The map service, made again when local mode has restarted on another S3 port."""
+        from geobatch.ui.mapservice import MapService
 
-            self._service = MapService(self._resolve_aws_env())
+        env = self._resolve_aws_env()
+        if self._service is None or env != self._service_env:
+            old, self._service, self._service_env = self._service, MapService(env), env
+            if old is not None:
+                old.close()
         return self._service
 
     def _resolve_aws_env(self) -> dict[str, str] | None:
         if self.aws_env is not None:
             return self.aws_env
-        if self.client.is_local:  # local mode: its S3 (moto on 127.0.0.1), as the SDK finds it
+        if self.client.is_local:  # local mode: its S3 (moto on 127.0.0.1), as the SDK finds it now
             from geobatch.local import local_aws_env
 
             return local_aws_env()
