@@ -632,8 +632,9 @@ main.add_command(ui)
 
 def _register_extra_commands() -> None:
     """Add the ``local``, ``demo`` and land-cover commands (their modules import more, so they live apart)."""
-    from geobatch.demo import demo, plan, preview
+    from geobatch.demo import demo, preview
     from geobatch.landcover.cli import train
+    from geobatch.landcover.plan_cli import plan
     from geobatch.local.cli import local
 
     main.add_command(local)
