@@ -8,6 +8,13 @@ WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"
+# Background bulk operations (services.operations): their records, and one marker per unfinished one
+# (what the scaler reads each pass), are Jobs-table items in partitions of their own.
+OPERATION_RECORDS = "op#records"
+OPERATION_ACTIVE = "op#active"
+OPERATION_TTL_SECONDS = 7 * 86400  # a finished operation stays readable this long
+# The account-wide token bucket that paces AWS Batch SubmitJob calls (services.pacing).
+PACING_PARTITION = "pace#"
 
 
 def bundle_key(function_id: str) -> str:

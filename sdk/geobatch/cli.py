@@ -16,6 +16,7 @@ import click
 from geobatch.client import Client, configure, get_default_client
 from geobatch.function import Function
 from geobatch.job import Job
+from geobatch.operation import bulk_job_operation
 from geobatch.search import Expression, to_iso
 from geobatch.wire import errors
 from geobatch.wire.codec import EncodingError
@@ -530,6 +531,11 @@ def _bulk_command(action: str, help_text: str) -> None:
     @click.option(
         "--delete-results", is_flag=True, hidden=action != "delete", help="Delete stored results too."
     )
+    @click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Show a progress bar while a large operation runs (default: when stderr is a terminal).",
+    )
     @json_option
     def command(
         job_ids: tuple[str, ...],
@@ -539,24 +545,32 @@ def _bulk_command(action: str, help_text: str) -> None:
         since: str | None,
         until: str | None,
         delete_results: bool,
+        progress: bool | None,
     ) -> None:
         client = _state().client
         if not job_ids and not function_id:
             raise click.UsageError("give job ids, or --function (with optional --status/--tag)")
-        filters = _job_filters(statuses, tag, since, until)
-        search = Job.search(client)
-        if function_id:
-            search = search.param(function_id=function_id)
-        for expression in filters:
-            search = search.filter(expression)
-        if job_ids:
-            search = search.filter(Job.id.in_(job_ids))
-        if action == "delete":
-            changed = search.delete(delete_results=delete_results)
-        else:
-            changed = getattr(search, action)()
+        filters = [term for e in _job_filters(statuses, tag, since, until) for term in e.to_filter()]
+        shown = sys.stderr.isatty() if progress is None else progress
+        changed = bulk_job_operation(
+            client,
+            action,
+            filters,
+            function_id,
+            list(job_ids) or None,
+            delete_results=delete_results,
+            progress=shown and not _state().as_json,
+        )
         past = {"cancel": "canceled", "rerun": "reran", "delete": "deleted"}[action]
-        _emit({"job_ids": changed}, lambda: [f"{past} {len(changed)} jobs", *changed])
+        op = changed.operation
+        if op is None:
+            _emit({"job_ids": changed}, lambda: [f"{past} {len(changed)} jobs", *changed])
+        else:
+            summary = {"id": op.id, "state": str(op.state), "processed": op.processed, "changed": op.changed}
+            _emit(
+                {"job_ids": list(changed), "operation": summary},
+                lambda: [f"{past} {op.changed} jobs (operation {op.id}, {op.processed} looked at)"],
+            )
 
 
 _bulk_command("cancel", "Cancel jobs by id or by filter.")

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
-from geobatch.wire import limits, models
+from geobatch.operation import BulkResult, bulk_job_operation
+from geobatch.wire import limits
 
 if TYPE_CHECKING:
     from geobatch.client import Client
@@ -380,7 +381,7 @@ _JOB_FIELDS = (
 class JobSearch(Search[T]):
     """A :class:`Search` over jobs, with server-side bulk operations on the matching jobs."""
 
-    def _bulk(self, action: str, delete_results: bool = False) -> list[str]:
+    def _bulk(self, action: str, delete_results: bool = False) -> BulkResult:
         function_id = self._params.get("function_id")
         if self._limit is not None:
             # The bulk endpoints have no limit: choose the jobs here, then send their ids.
@@ -392,58 +393,17 @@ class JobSearch(Search[T]):
             self._client, action, self.filter_list(), function_id, None, delete_results=delete_results
         )
 
-    def cancel(self) -> list[str]:
-        """Cancel the matching jobs (pending ones at once, running ones best effort); return their ids."""
+    def cancel(self) -> BulkResult:
+        """Cancel the matching jobs (pending ones at once, running ones best effort); return their ids.
+
+        Over many jobs the service cancels them in the background: the call waits for that
+        operation and returns an empty list whose ``operation`` says how many were canceled."""
         return self._bulk("cancel")
 
-    def rerun(self) -> list[str]:
+    def rerun(self) -> BulkResult:
         """Run the matching unsuccessful jobs (failure, timeout, canceled) again; return their ids."""
         return self._bulk("rerun")
 
-    def delete(self, delete_results: bool = False) -> list[str]:
+    def delete(self, delete_results: bool = False) -> BulkResult:
         """Delete the matching jobs and their logs (and results if ``delete_results``); return their ids."""
         return self._bulk("delete", delete_results=delete_results)
-
-
-def bulk_job_operation(
-    client: Client,
-    action: str,
-    filters: list[dict[str, Any]],
-    function_id: str | None,
-    job_ids: Iterable[str] | None,
-    *,
-    delete_results: bool = False,
-) -> list[str]:
-    """``POST /jobs/{action}`` with a JobQuery, following the cursor; the ids of all changed jobs.
-
-    With ``job_ids``, they are sent in chunks of at most ``limits.MAX_BULK_OPERATION``; an empty list
-    changes nothing.
-    """
-    if action not in ("cancel", "rerun", "delete"):
-        raise ValueError(f"unknown bulk action {action!r}")
-    chunks: list[list[str] | None]
-    if job_ids is None:
-        chunks = [None]
-    else:
-        ids = [str(i) for i in job_ids]
-        size = limits.MAX_BULK_OPERATION
-        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
-    changed: list[str] = []
-    for chunk in chunks:
-        cursor: str | None = None
-        while True:
-            query = models.JobQuery(
-                filter=filters,
-                function_id=function_id,
-                job_ids=chunk,
-                delete_results=delete_results,
-                page_cursor=cursor,
-            )
-            answer = models.JobIds.model_validate(
-                client.post(f"/jobs/{action}", query.model_dump(mode="json", exclude_none=True))
-            )
-            changed.extend(answer.job_ids)
-            cursor = answer.page_cursor
-            if not cursor:
-                break
-    return changed
