@@ -25,10 +25,15 @@ from geobatch_core.store import ABSENT, Increment
 pytestmark = pytest.mark.moto
 
 
-@pytest.fixture(params=["aws", "sqlite"])
+@pytest.fixture(params=["aws", "sqlite", "fakes"])
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any, Any]]:
     if request.param == "sqlite":
         yield open_state(tmp_path / "state.sqlite")
+        return
+    if request.param == "fakes":  # the benchmarks' in-memory stores must behave as these do too
+        from benchmarks.fakes import FakeFunctionStore, FakeJobStore, FakeQueue
+
+        yield FakeFunctionStore(), FakeJobStore(), FakeQueue()
         return
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")

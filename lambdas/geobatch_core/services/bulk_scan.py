@@ -25,6 +25,7 @@ from geobatch_core.services.jobs import cancel_item, delete_items, rerun_item
 ACTIONS = ("cancel", "rerun", "delete")
 STORE_PAGE = 1000  # items per store query (DynamoDB returns at most 1 MB per page anyway)
 Predicate = Any
+_CANCELED = frozenset({JobStatus.CANCELED.value, JobStatus.CANCEL.value})
 
 
 def selection(action: str, query: JobQuery) -> list[Any]:
@@ -109,7 +110,8 @@ def apply(
     if action == "cancel":
         for item in items:
             new = cancel_item(svc, item)
-            if new is not item and new["status"] != item["status"]:
+            # Canceled now or being stopped (a job that finished meanwhile is not counted).
+            if new["status"] != item["status"] and new["status"] in _CANCELED:
                 changed.append(job_id(new))
     elif action == "rerun":
         for item in items:
