@@ -139,7 +139,12 @@ class FakeJobStore:
             if fresh:
                 self._add(
                     key,
-                    {"function_id": function_id, "job_key": key[1], "created_ms": now_ms, "fingerprint": fingerprint},
+                    {
+                        "function_id": function_id,
+                        "job_key": key[1],
+                        "created_ms": now_ms,
+                        "fingerprint": fingerprint,
+                    },
                 )
             item = self.items[key]
             if fingerprint and item.get("fingerprint") not in ("", fingerprint):

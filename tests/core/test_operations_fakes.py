@@ -36,9 +36,9 @@ class RacingJobStore(FakeJobStore):
         self.function: dict[str, Any] = {}
 
     def transition(self, function_id: str, job_key: str, **kwargs: Any) -> Any:
-        if kwargs["changes"].get("status") == JobStatus.CANCELED.value:
-            if job_key in self.claim_first or job_key in self.finish_first:
-                self._worker(job_key)
+        canceling = kwargs["changes"].get("status") == JobStatus.CANCELED.value
+        if canceling and (job_key in self.claim_first or job_key in self.finish_first):
+            self._worker(job_key)
         return super().transition(function_id, job_key, **kwargs)
 
     def _worker(self, job_key: str) -> None:
