@@ -24,7 +24,7 @@ from geobatch_core import layout
 from geobatch_core.ports import JobStore
 
 SUBMITS_PER_SECOND = 40.0  # under Batch's 50 TPS, leaving room for the account's other callers
-BURST = 40  # tokens the bucket holds at most
+BURST = 10  # at most: then no second sees more than BURST + rate = 50 calls
 MILLI = 1000  # tokens are stored in thousandths, as integers: an exact compare-and-set
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 8.0
