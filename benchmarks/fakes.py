@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from geobatch.wire import errors
+from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import normalize
 from geobatch_core.ports import Item, Key, Message
 from geobatch_core.store import ABSENT, Increment
@@ -226,6 +227,34 @@ class FakeJobStore:
             rows = [{k: r[k] for k in projection if k in r} for r in rows]
         last = {"function_id": function_id, "job_key": page[-1]} if len(keys) > limit else None
         return rows, last
+
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        """A GSI page; the fake sorts what the index holds (its cost is not what it measures: the
+        calls and items read are)."""
+        self.calls += 1
+        _, partition_attr, sort_attr, _ = layout.JOB_INDEXES[sort]
+        with self.lock:
+            held = [
+                i
+                for i in self.items.values()
+                if i.get(partition_attr) == partition and i.get(sort_attr) is not None
+            ]
+
+        def position(item: Item) -> tuple[Any, str, str]:
+            return item[sort_attr], item["function_id"], item["job_key"]
+
+        order = sorted(held, key=position, reverse=descending)
+        if start:
+            bound = (start[sort_attr], start["function_id"], start["job_key"])
+            order = [i for i in order if (position(i) < bound if descending else position(i) > bound)]
+        page = [copy.deepcopy(i) for i in order[:limit]]
+        if len(order) <= limit:
+            return page, None
+        last = page[-1]
+        key = {"function_id": last["function_id"], "job_key": last["job_key"], partition_attr: partition}
+        return page, {**key, sort_attr: last[sort_attr]}
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
         keys = list(keys)

@@ -16,7 +16,8 @@ from stacks.config import GeoBatchConfig
 
 
 class State(Construct):
-    """``functions`` (PK id, GSI owner-created) and ``jobs`` (PK function_id, SK job_key, TTL)."""
+    """``functions`` (PK id, GSI owner-created) and ``jobs`` (PK function_id, SK job_key, TTL, and
+    the GSIs of ``layout.JOB_INDEXES`` for sorted listings)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: GeoBatchConfig) -> None:
         super().__init__(scope, construct_id)
@@ -47,3 +48,12 @@ class State(Construct):
             time_to_live_attribute=layout.JOB_TTL_ATTRIBUTE,
             **common,
         )
+        kinds = {"S": string, "N": dynamodb.AttributeType.NUMBER}
+        for name, partition, sort, kind in layout.JOB_INDEXES.values():
+            # Sorted listings page through these instead of sorting in memory (services.listing).
+            self.jobs.add_global_secondary_index(
+                index_name=name,
+                partition_key=dynamodb.Attribute(name=partition, type=string),
+                sort_key=dynamodb.Attribute(name=sort, type=kinds[kind]),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )

@@ -44,6 +44,18 @@ def create_tables(dynamodb: Any, functions_table: str, jobs_table: str) -> None:
             "AttributeDefinitions": [
                 {"AttributeName": "function_id", "AttributeType": "S"},
                 {"AttributeName": "job_key", "AttributeType": "S"},
+                *job_index_attributes(),
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": name,
+                    "KeySchema": [
+                        {"AttributeName": partition, "KeyType": "HASH"},
+                        {"AttributeName": sort, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for name, partition, sort, _ in layout.JOB_INDEXES.values()
             ],
         },
     ]
@@ -58,6 +70,12 @@ def create_tables(dynamodb: Any, functions_table: str, jobs_table: str) -> None:
             TableName=jobs_table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": layout.JOB_TTL_ATTRIBUTE},
         )
+
+
+def job_index_attributes() -> list[dict[str, str]]:
+    """Attribute definitions the Jobs table's indexes add (the table's own keys aside)."""
+    types = {"owner": "S"} | {sort: kind for _, _, sort, kind in layout.JOB_INDEXES.values()}
+    return [{"AttributeName": name, "AttributeType": kind} for name, kind in types.items()]
 
 
 def create_bucket(s3: Any, bucket: str) -> None:

@@ -15,7 +15,7 @@ from geobatch.wire import errors, limits
 from geobatch.wire.models import RERUNNABLE, TERMINAL, Job, JobIds, JobPage, JobQuery, JobStatus, Meta
 from geobatch_core import filters, layout
 from geobatch_core.ports import Item
-from geobatch_core.services import paging
+from geobatch_core.services import listing, paging
 from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
 from geobatch_core.services.context import Services, iso
 from geobatch_core.services.iterate import all_functions
@@ -116,7 +116,9 @@ def _within_bytes(items: list[Item], with_result: bool) -> list[Item]:
 
 
 def _cursor_state(cursor: str) -> dict[str, Any]:
-    state = paging.checked(paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key"))
+    state = paging.checked(
+        paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key", "ix")
+    )
     fids: list[str] = state.get("fids") or []
     fi, key = state.get("fi", 0), state.get("key")
     valid = "fids" in state and fi <= len(fids)
@@ -156,6 +158,9 @@ def list_jobs(
             "sort": sort,
             "limit": limit,
         }
+        ix = listing.initial(svc, principal, pinned, filters.parse_sort(sort, filters.JOB_FIELDS))
+        if ix is not None:
+            state["ix"] = ix  # an index serves this order (services.listing)
     predicate, _ = filters.parse(state.get("filter"), filters.JOB_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.JOB_FIELDS)
     functions = OwnedFunctions(svc, principal)
@@ -175,7 +180,10 @@ def list_jobs(
     want = page_size if remaining is None else max(0, min(page_size, int(remaining)))
     page: list[Item] = []
     next_state: dict[str, Any] | None = None
-    if streaming:
+    if state.get("ix") is not None:
+        state["ix"] = listing.checked(svc, principal, state["ix"], functions)
+        page, next_state = listing.page(svc, state, predicate, want, include_result, functions)
+    elif streaming:
         if want:
             # Read about a page at a time: a page of 100 should not read 1,000 items.
             batch = max(100, min(1000, 2 * want))
