@@ -133,8 +133,10 @@ def page(
     used = read = 0
     now = svc.clock()
     full = False
+    growth = 1  # a page reads about what it returns; more, page by page, while a filter skips jobs
     while ix["phase"] != "done" and not full and read < READ_BUDGET and want:
-        items, last = _fetch(svc, ix, limit=min(1000, max(100, 2 * want)))
+        items, last = _fetch(svc, ix, limit=min(1000, max(10, want - len(found)) * growth))
+        growth *= 2
         read += max(1, len(items))
         for item in items:
             try:
