@@ -78,7 +78,7 @@ def run_pass(
             logger.exception("scaler pass failed for a Function", extra={"function_id": function.get("id")})
             report.failed[str(function.get("id"))] = f"{type(exc).__name__}: {exc}"
     try:
-        report.operation_pages = operations.run_operations(svc, seconds=operation_seconds)
+        report.operation_pages = operations.run_operations(svc, seconds=operation_seconds, wake=True)
     except errors.GeoBatchError as exc:  # e.g. throttled: the operations resume next pass
         logger.warning("bulk operations not advanced", extra={"why": exc.message})
     return report

@@ -78,9 +78,10 @@ def test_a_large_cancel_runs_in_pages_with_progress_and_is_idempotent(api: Any) 
     status, body = api("GET", f"/operations/{accepted.id}", principal=BOB)
     assert status == 404  # another tenant's operation is not there
 
-    seen = []
+    seen, woken = [], []
+    svc.on_submit = woken.append  # what wakes the scaler Lambda (or local mode's pass)
     while True:
-        assert operations.run_operations(svc, seconds=60, max_pages=1) <= 1
+        assert operations.run_operations(svc, seconds=60, max_pages=1, wake=True) <= 1
         status, body = api("GET", f"/operations/{accepted.id}")
         assert status == 200
         op = Operation.model_validate(body)
@@ -91,6 +92,7 @@ def test_a_large_cancel_runs_in_pages_with_progress_and_is_idempotent(api: Any) 
     assert op.processed == op.changed == n and op.finish_date is not None
     assert [p for p, _ in seen] == list(range(1, 6))
     assert [c for _, c in seen] == sorted(c for _, c in seen)  # progress only grows
+    assert woken == [function_id] * (len(seen) - 1)  # each pass with work left wakes the next
     stats = job_statistics(svc, function_id)
     assert stats["canceled"] == n and stats["pending"] == 0
     # Finished: the pass no longer reads it, and a further pass changes nothing.

@@ -18,6 +18,7 @@ record was lost is applied again, and the jobs it changed before then no longer 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -167,9 +168,11 @@ def get_operation(svc: Services, principal: str, operation_id: str) -> Operation
 # --------------------------------------------------------------------------- the runner
 
 
-def run_operations(svc: Services, *, seconds: float, max_pages: int | None = None) -> int:
+def run_operations(svc: Services, *, seconds: float, max_pages: int | None = None, wake: bool = False) -> int:
     """Apply unfinished operations page by page for about ``seconds``; returns the pages applied.
-    ``max_pages`` bounds the pages per operation (a test's way to watch the progress)."""
+    ``max_pages`` bounds the pages per operation (a test's way to watch the progress). ``wake``
+    (the scaler's passes): when work is left after this pass, wake the next pass at once
+    rather than at the next scheduled tick, so a large operation runs pass after pass."""
     deadline = time.monotonic() + seconds
     markers, _ = svc.jobs.query(ACTIVE, start=None, limit=50, newest_first=False)
     pages = 0
@@ -177,6 +180,14 @@ def run_operations(svc: Services, *, seconds: float, max_pages: int | None = Non
         if time.monotonic() >= deadline:
             break
         pages += advance(svc, marker["job_key"], deadline, max_pages)
+    if wake and pages and svc.on_submit:
+        left, _ = svc.jobs.query(ACTIVE, start=None, limit=1, newest_first=False)
+        if left:
+            with contextlib.suppress(errors.NotFoundError):
+                record = svc.jobs.get(RECORDS, left[0]["job_key"])
+                scan = Scan.of(json.loads(record["scan"]))
+                if not scan.done:
+                    svc.on_submit(scan.fids[scan.fi])  # a pass for the Function it is in, and the operations
     return pages
 
 
