@@ -550,14 +550,17 @@ def _bulk_command(action: str, help_text: str) -> None:
         client = _state().client
         if not job_ids and not function_id:
             raise click.UsageError("give job ids, or --function (with optional --status/--tag)")
-        filters = [term for e in _job_filters(statuses, tag, since, until) for term in e.to_filter()]
+        expressions = _job_filters(statuses, tag, since, until)
+        if job_ids:  # a filter, not ids to act on: an id that names no job matches nothing
+            expressions.append(Job.id.in_(job_ids))
+        filters = [term for e in expressions for term in e.to_filter()]
         shown = sys.stderr.isatty() if progress is None else progress
         changed = bulk_job_operation(
             client,
             action,
             filters,
             function_id,
-            list(job_ids) or None,
+            None,
             delete_results=delete_results,
             progress=shown and not _state().as_json,
         )
