@@ -107,6 +107,7 @@ def fake_read(n: int) -> dict[str, Any]:
         store.put_new_batch([_job(i) for i in range(start, min(n, start + 10_000))], check_existing=False)
         if start + 10_000 < n:
             store.items.clear()  # keep only the counter items: 1M job items do not fit beside 8 agents
+            store._keys.clear()
     _move_some_present(store)
     calls_before = store.calls
     counts = store.counts(FID)

@@ -15,6 +15,8 @@ SCRIPTS = [
     "local_submission.py",
     "counts.py",
     "scaling_model.py",
+    "listing.py",
+    "operations.py",
     "tile_compute.py",
 ]
 

@@ -111,6 +111,13 @@ class JobStore(Protocol):
     def delete_counts(self, function_id: str) -> None:
         """The Function is gone: remove its counts."""
 
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        """One page of the Jobs index ``layout.JOB_INDEXES[sort]``: the jobs whose partition attribute
+        (owner, or function_id) is ``partition`` that have ``sort``, in ``sort`` order, after the
+        exclusive ``start`` (a key of the table's and the index's attributes, from an item)."""
+
 
 @dataclass(frozen=True)
 class Message:

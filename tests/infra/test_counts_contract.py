@@ -110,6 +110,13 @@ def test_references_and_idempotency_records_are_not_counted(store):
     assert store.claim_request("alice", "0abc", "fp", now_s=1, lease_s=60, ttl_s=600) is None
     store.complete_request("alice", "0abc", "fp", {"status": 201})
     assert stored(store) == {} and stored(store, f"{layout.REQUEST_PARTITION_PREFIX}alice") == {}
+    # The service's own records (background operations, pacing) carry a status too: not counted.
+    store.put_new_batch([job("0a01", "running", fid=layout.OPERATION_RECORDS)], check_existing=False)
+    store.transition(
+        layout.OPERATION_RECORDS, "0a01", changes={"status": "done"}, expect={"status": "running"}
+    )
+    store.delete_batch([(layout.OPERATION_RECORDS, "0a01")])
+    assert stored(store, layout.OPERATION_RECORDS) == {}
 
 
 def test_a_database_from_before_counts_is_counted_once_when_opened(tmp_path: Path):

@@ -365,7 +365,7 @@ class DynamoJobStore:
         append_attempt: Mapping[str, Any] | None = None,
         replace_last_attempt: Mapping[str, Any] | None = None,
     ) -> Item | None:
-        counted_write = not function_id.startswith(layout.REQUEST_PARTITION_PREFIX)
+        counted_write = layout.counted_partition(function_id)
         if changes.get("status") is not None and counted_write:  # the counts move in the same write
             return counted.counted_transition(
                 self,
@@ -457,3 +457,25 @@ class DynamoJobStore:
 
     def delete_counts(self, function_id: str) -> None:
         counts.delete_counts(self._db, self._table, function_id)
+
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        name, partition_attr, _, _ = layout.JOB_INDEXES[sort]
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition_attr},
+            "ExpressionAttributeValues": {":p": {"S": partition}},
+            "ScanIndexForward": not descending,
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = serialize(start)
+        try:
+            raw = self._db.query(**kwargs)
+        except ClientError as exc:
+            raise ERRORS.error(exc, "list jobs") from None
+        last = raw.get("LastEvaluatedKey")
+        return [deserialize(i) for i in raw.get("Items", [])], (deserialize(last) if last else None)

@@ -129,7 +129,8 @@ def put_counted(store: CountedStore, items: Sequence[Item]) -> list[str]:
                 counter = counter_update(
                     store.table, function_id, layout.count_key(group[run[0]]["job_key"]), deltas
                 )
-                reasons = transact(store.db, [*puts, counter], "write jobs")
+                counted = [counter] if layout.counted_partition(function_id) else []
+                reasons = transact(store.db, [*puts, *counted], "write jobs")
                 if reasons is None:
                     created.extend(group[i]["job_key"] for i in run)
                     break
@@ -178,7 +179,7 @@ def _delete_run(store: CountedStore, function_id: str, statuses: Mapping[str, st
             }
         )
     deltas = status_deltas(statuses.values(), [])
-    if deltas:
+    if deltas and layout.counted_partition(function_id):
         first = next(iter(statuses))
         items.append(counter_update(store.table, function_id, layout.count_key(first), deltas))
     return transact(store.db, items, "delete jobs") is None

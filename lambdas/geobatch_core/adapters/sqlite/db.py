@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from geobatch.wire import errors
+from geobatch_core import layout
 from geobatch_core.store import ABSENT, Increment
 
 SCHEMA = """
@@ -52,12 +53,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 # Per-status job counts, kept by triggers in the very transaction that writes a job, so they are
 # exact at every commit whatever the writer (as the DynamoDB adapter's transactions keep them).
 # Rows: (function, status, n), and (function, VERSION_ROW, writes) which moves with every counted
-# change. Only jobs count: keys below "g" (references sort above), outside the "req#" partitions
-# of idempotency records (whose stored responses may carry a "status").
+# change. Only jobs count: keys below "g" (references sort above), in Functions' partitions (not
+# the service's own records, "req#", "op#", "pace#", whose items may carry a "status").
 VERSION_ROW = "#version"
 _STATUS = "json_extract({row}.item, '$.status')"
-_IS_JOB = "{row}.job_key < 'g' AND {row}.function_id NOT LIKE 'req#%' AND " + _STATUS + " IS NOT NULL"
-_IS_JOB_CHANGE = "OLD.job_key < 'g' AND OLD.function_id NOT LIKE 'req#%'"
+_IS_JOB = "{row}.job_key < 'g' AND {row}.function_id NOT LIKE '%#%' AND " + _STATUS + " IS NOT NULL"
+_IS_JOB_CHANGE = "OLD.job_key < 'g' AND OLD.function_id NOT LIKE '%#%'"
 
 
 def _add(row: str, delta: str) -> str:
@@ -95,6 +96,27 @@ INSERT INTO job_counts
 SELECT function_id, {_STATUS.format(row="jobs")}, COUNT(*) FROM jobs
 WHERE {_IS_JOB.format(row="jobs")} GROUP BY 1, 2
 """
+
+
+def field(attr: str) -> str:
+    """The SQL of a job attribute: a column for the keys, else the value inside the item's JSON."""
+    return attr if attr in ("function_id", "job_key") else f"json_extract(item, '$.{attr}')"
+
+
+def _job_indexes() -> str:
+    """The Jobs table's GSIs (``layout.JOB_INDEXES``) as partial expression indexes: sparse like a
+    GSI, and read in the same order (partition, sort value, then the table's keys)."""
+    statements = []
+    for name, partition, sort, _ in layout.JOB_INDEXES.values():
+        columns = ", ".join(dict.fromkeys([field(partition), field(sort), "function_id", "job_key"]))
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS jobs_{name.replace('-', '_')} ON jobs ({columns}) "
+            f"WHERE {field(partition)} IS NOT NULL AND {field(sort)} IS NOT NULL;"
+        )
+    return "\n".join(statements)
+
+
+SCHEMA += _job_indexes()
 
 
 class Database:
