@@ -40,6 +40,7 @@ from geobatch_core.services.execution import (
     parse_message,
     record_outcome,
 )
+from geobatch_worker.contain import Containment
 from geobatch_worker.heartbeat import Heartbeat
 from geobatch_worker.held import HeldMessages
 from geobatch_worker.lease import NO_LEASE
@@ -149,12 +150,15 @@ class Worker(Heartbeat):
         except errors.NotFoundError:
             log.info("Function %s is gone; nothing to do", self.config.function_id)
             return self.stats
+        contained = Containment(self._function, os.environ, workdir=self._workdir.name)
         self._runner = Runner(
             self._unpack_bundle(),
             self._function["entrypoint"],
             memory_limit_mb=self.config.memory_limit_mb,
             log_dir=self._workdir.name,
             startup_seconds=self.config.startup_seconds,
+            child_env=contained.environ,
+            sealed=contained.sealed,
         )
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
         heartbeat.start()
@@ -163,6 +167,7 @@ class Worker(Heartbeat):
         finally:
             self.stopping.set()
             self._runner.close()
+            contained.close()
             self._workdir.cleanup()
         return self.stats
 

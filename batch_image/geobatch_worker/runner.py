@@ -13,6 +13,7 @@ job's token and comes from the runner's own pid, or the runner is replaced.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -38,7 +39,9 @@ POLL_SECONDS = 0.05
 TREE_SECONDS = 0.2  # how often the whole process tree's memory is summed
 STARTUP_SECONDS = 300.0  # imports of the Function's module; its own limit, apart from the timeout
 _ROOTS = os.pathsep.join(
-    sorted({str(Path(m.__file__ or "").resolve().parents[1]) for m in (geobatch, geobatch_core, geobatch_worker)})
+    sorted(
+        {str(Path(m.__file__ or "").resolve().parents[1]) for m in (geobatch, geobatch_core, geobatch_worker)}
+    )
 )
 _BOOTSTRAP = (
     "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); "
@@ -122,7 +125,11 @@ class Runner:
         memory_limit_mb: float | None = None,
         log_dir: str,
         startup_seconds: float = STARTUP_SECONDS,
+        child_env: dict[str, str] | None = None,
+        sealed: dict[str, list[str]] | None = None,
     ):
+        self._child_env = child_env
+        self._sealed = json.dumps(sealed or {})  # paths the child makes read-only / hides (contain.seal)
         self._bundle_dir = bundle_dir
         self._entrypoint = entrypoint
         self._memory_limit_mb = memory_limit_mb
@@ -148,7 +155,9 @@ class Runner:
                 self._bundle_dir,
                 self._entrypoint,
                 self.lease.path,
+                self._sealed,
             ],
+            env=self._child_env,
             pass_fds=(fd,),
             start_new_session=True,  # its own process group: signals to the worker do not reach it
             cwd=self._bundle_dir,

@@ -41,6 +41,7 @@ REGION = "us-east-1"
 # Job progress reaches the disk's platters at least this often (submissions at once): the bound
 # on what an operating-system crash or power loss rolls back. A process crash loses nothing.
 CHECKPOINT_SECONDS = 2.0
+PURGE_SECONDS = 3600.0  # how often expired references and idempotency records are deleted
 
 
 def free_port() -> int:
@@ -148,6 +149,9 @@ class LocalStack:
         )
 
     def start(self) -> LocalStack:
+        from geobatch_worker.contain import undumpable
+
+        undumpable()  # the daemon holds the state file open: its /proc/<pid>/fd is no way in for jobs
         self.moto.start()
         session = self._session()
         s3 = make_s3_client(session, self.moto_url)
@@ -171,6 +175,7 @@ class LocalStack:
         """The ports: SQLite state, local S3, worker subprocesses, virtualenv builds."""
         self.state = Database(self.state_path)
         functions, jobs, queue = open_state(self.state_path, self.state)
+        self._jobs_store = jobs
         settings = Settings(
             queue_prefix="geobatch-local",
             lost_worker_seconds=self.options.lost_worker_seconds,
@@ -234,6 +239,7 @@ class LocalStack:
     def _scale_loop(self) -> None:
         assert self.services is not None
         synced = time.monotonic()
+        purge_at = time.monotonic()  # at start, then every PURGE_SECONDS
         while not self._stop.is_set():
             try:
                 # Each Function's failure is logged by the pass itself, which goes on with the others.
@@ -246,6 +252,12 @@ class LocalStack:
                     self.state.checkpoint()
                 except Exception:
                     log.exception("checkpoint failed")
+            if time.monotonic() >= purge_at:
+                purge_at = time.monotonic() + PURGE_SECONDS
+                try:  # what DynamoDB's TTL removes in AWS (they already count as absent)
+                    self._jobs_store.purge_expired(int(time.time()))
+                except Exception:
+                    log.exception("purging expired idempotency records failed")
             self._wakeup.wait(self.options.scale_interval)
             self._wakeup.clear()
 
