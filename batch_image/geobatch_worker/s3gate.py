@@ -54,6 +54,8 @@ class Rules:
             return False  # ListBuckets: no worker role allows it
         if bucket == self.state_bucket and key.startswith(STATE_PREFIXES):
             return False
+        if {".", ".."} & set(key.split("/")):
+            return False  # S3 keeps such keys literally; a server that normalised them would escape
         if not key:
             return self._bucket_request(method, bucket, query)
         if method in ("GET", "HEAD") and not (set(query) - {"partNumber", "versionId", "x-id"}):
@@ -97,8 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         bucket, key, query = split_path(self.path)
         if not self.server.rules.allows(self.command, bucket, key, query):
             message = (
@@ -109,7 +110,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=300)
         try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")
+            }
+            headers["Content-Length"] = str(len(body))
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
@@ -127,6 +131,19 @@ class _Handler(BaseHTTPRequestHandler):
             )
         finally:
             upstream.close()
+
+    def _body(self) -> bytes:
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        chunks = []  # forwarded with a Content-Length instead (moto takes either)
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        del self.headers["Transfer-Encoding"]
+        return b"".join(chunks)
 
     def _reply(
         self,
