@@ -58,6 +58,7 @@ def start_run(state: dict[str, Any], client: gb.Client | None) -> gb.Function:
         maximum_concurrency=2,
         retry_count=2,
         timeout=60,
+        data_access=gb.S3Access(write=[f"s3://{PRODUCTS}/tiles/*"]),
         client=client,
     )
     fn.save()
