@@ -173,24 +173,28 @@ def undumpable() -> None:
 def seal(read_only: Iterable[str], hidden: Iterable[str]) -> str | None:
     """Enter namespaces where ``read_only`` cannot be written and ``hidden`` shows nothing.
 
-    Returns None when done, else why not (nothing is changed then, or the process should not go on:
-    a failure after the first namespace raises)."""
+    Returns None when all of it holds, else what does not (the job's log shows it): without user
+    namespaces nothing is changed; a path that cannot be mounted on is left as it is, the others
+    are still sealed (a job should run, and say how it is contained, rather than not run)."""
     libc = _libc()
     try:
         _enter_user_namespace(libc)
     except OSError as exc:
         return f"user namespaces are not available ({exc.strerror})"
+    problems: list[str] = []
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     # Hide first: a hidden path under a read-only one could not be mounted on once that is read-only.
-    for path in hidden:
-        with contextlib.suppress(FileNotFoundError):
-            _hide(libc, path)
-    for path in read_only:
-        if os.path.exists(path):
-            _read_only(libc, path)
+    steps = [(_hide, p) for p in hidden] + [(_read_only, p) for p in read_only]
+    for step, path in steps:
+        if not os.path.lexists(path):
+            continue
+        try:
+            step(libc, path)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
     # The second namespace locks what the first set up (read-only, and covered paths stay covered).
     _enter_user_namespace(libc)
-    return None
+    return f"could not seal {', '.join(problems)}" if problems else None
 
 
 def main(argv: list[str]) -> None:
