@@ -25,13 +25,13 @@ from typing import Any
 from geobatch.wire import errors, limits
 from geobatch.wire.models import FunctionStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
-from geobatch_core.services.claiming import claim
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.execution import (
     Ack,
     Claimed,
     Defer,
     Stale,
+    claim,
     claim_token,
     parse_message,
     record_outcome,

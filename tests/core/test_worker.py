@@ -103,7 +103,7 @@ def test_a_lost_worker_is_detected_and_its_job_retried(moto_services):
     message = svc.queue.receive(function["queue_url"], max_messages=1, wait_seconds=0, visibility_seconds=1)[
         0
     ]
-    from geobatch_core.services.claiming import claim
+    from geobatch_core.services.execution import claim
 
     claimed = claim(svc.jobs, svc.settings, function, job.id.rpartition("-")[2], message, "dead")
     assert job_item(svc, job)["status"] == "running"
@@ -536,8 +536,7 @@ def test_an_older_receive_can_neither_claim_judge_nor_record(moto_services):
     """The state machine's fence on its own (without the worker's lease bookkeeping): a receive
     older than the job's claim is Stale, whatever it tries."""
     from geobatch.wire.models import JobStatus
-    from geobatch_core.services.claiming import claim
-    from geobatch_core.services.execution import Outcome, Stale, claim_token, record_outcome
+    from geobatch_core.services.execution import Outcome, Stale, claim, claim_token, record_outcome
 
     svc = moto_services
     function = ready_function(svc, SOURCE, "work", retry_count=1)

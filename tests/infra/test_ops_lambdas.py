@@ -20,8 +20,7 @@ from geobatch.wire import env
 from geobatch_api import app as api_app
 from geobatch_api import context as api_context
 from geobatch_core.adapters import provision
-from geobatch_core.services.claiming import claim
-from geobatch_core.services.execution import parse_message
+from geobatch_core.services.execution import claim, parse_message
 from geobatch_ops import batch_events, build_events, scaler
 from tests.conftest import FakeLambdaContext, apigw_event
 from tests.infra import moto_resources
