@@ -15,10 +15,12 @@ CHECKOV_VERSION := 3.3.30
 .PHONY: demo test rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
 	local-down clean image rehearse-image
 
-$(STAMP): pyproject.toml constraints.txt
+# The three distributions (geobatch, geobatch-server in lambdas/, geobatch-worker in batch_image/),
+# editable, with every extra: the SDK's [local] requires the other two, which pip takes from here.
+$(STAMP): pyproject.toml lambdas/pyproject.toml batch_image/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e ./lambdas -e ./batch_image
 	touch $(STAMP)
 
 venv: $(STAMP)
