@@ -71,7 +71,8 @@ def test_the_worker_image_requirements_cover_what_the_image_runs(by_import):
     files = [
         f
         for f in modules([*PACKAGES["geobatch-worker"].values(), *PACKAGES["geobatch-server"].values(), SDK])
-        if not _in(f, IMAGE_SDK_EXCLUDED) and not _in(f, [ROOT / "lambdas" / "geobatch_api"])
+        if not _in(f, IMAGE_SDK_EXCLUDED)
+        and not _in(f, [ROOT / "lambdas" / "geobatch_api"])
         and not _in(f, [ROOT / "lambdas" / "geobatch_ops"])
     ]
     image = ["geobatch", "geobatch-server", "geobatch-worker", *worker_requirements()]
