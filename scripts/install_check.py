@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,12 +179,17 @@ def main() -> int:
     started = time.monotonic()
     try:
         wheels = build_wheels(work)
-        print(f"wheels: {', '.join(sorted(p.name for p in wheels.glob('*.whl')))}")
-        lean = make_venv(work / "lean", "geobatch==0.1.0", wheels)
+        names = ", ".join(sorted(p.name for p in wheels.glob("*.whl")))
+        print(f"wheels ({time.monotonic() - started:.0f} s): {names}")
+        # The two installs are independent: pip runs them side by side (most of their time is I/O).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            lean_future = pool.submit(make_venv, work / "lean", "geobatch==0.1.0", wheels)
+            local_future = pool.submit(make_venv, work / "local", "geobatch[local]==0.1.0", wheels)
+            lean, local = lean_future.result(), local_future.result()
+        print(f"venvs installed ({time.monotonic() - started:.0f} s)")
         check_lean(lean, work / "lean-home")
         count, size = census(lean)
-        print(f"pip install geobatch:        {count:3d} distributions, {size:6.1f} MB  (import, --help: ok)")
-        local = make_venv(work / "local", "geobatch[local]==0.1.0", wheels)
+        print(f"pip install geobatch:        {count:3d} distributions, {size:6.1f} MB (import, --help: ok)")
         check_local(local, lean, work / "home")
         count, size = census(local)
         print(
