@@ -43,7 +43,7 @@ make_context() {
   cp -R "$ROOT/batch_image/." "$ctx/batch_image/"
   cp -R "$ROOT/lambdas/geobatch_core" "$ctx/lambdas/geobatch_core"
   cp -R "$ROOT/sdk/geobatch" "$ctx/sdk/geobatch"
-  find "$ctx" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+  find "$ctx" \( -name __pycache__ -o -name '*.pyc' -o -name '*.egg-info' -o -name build \) -prune -exec rm -rf {} +
   if [ -n "$REQUIREMENTS_FILE" ]; then
     cp "$REQUIREMENTS_FILE" "$ctx/requirements.txt"
   else

@@ -29,7 +29,8 @@ from stacks.requirements import worker_requirements
 from stacks.state import State
 from stacks.storage import BUILDS, BUNDLES, Storage
 
-_EXCLUDE = ["**/__pycache__", "**/*.pyc"]
+# Caches, and what an editable install or a wheel build leaves beside the sources.
+_EXCLUDE = ["**/__pycache__", "**/*.pyc", "*.egg-info", "build"]
 # The image's runtime requirements: batch_image/pyproject.toml's, at constraints.txt's versions.
 _WORKER_REQUIREMENTS = " ".join(worker_requirements())
 _SECONDARY = {"core": "lambdas/geobatch_core", "sdk": "sdk/geobatch"}
