@@ -23,7 +23,7 @@ SDK_EXTRAS = {
 }
 # What the worker image runs beside the worker: the core and the SDK (its CLI and extras excluded:
 # a Function that uses them brings their requirements).
-IMAGE_SDK_EXCLUDED = [SDK / "cli.py", SDK / "demo.py", *SDK_EXTRAS["local"], *SDK_EXTRAS["geo"]]
+IMAGE_SDK_EXCLUDED = [SDK / "cli", SDK / "cli.py", SDK / "demo.py", *SDK_EXTRAS["local"], *SDK_EXTRAS["geo"]]
 
 
 @pytest.fixture(scope="module")
