@@ -19,7 +19,12 @@ SDK = ROOT / "sdk" / "geobatch"
 # The SDK modules that need an extra (all the others must work with `pip install geobatch`).
 SDK_EXTRAS = {
     "local": [SDK / "local"],
-    "geo": [SDK / "landcover", SDK / "tiles.py"],
+    # The map view's renderer (the monitor imports it only when a map is asked for).
+    "geo": [
+        SDK / "landcover",
+        SDK / "tiles.py",
+        *(SDK / "ui" / f for f in ("tiles.py", "layers.py", "mapservice.py", "png.py")),
+    ],
 }
 # What the worker image runs beside the worker: the core and the SDK (its CLI and extras excluded:
 # a Function that uses them brings their requirements).
