@@ -166,7 +166,7 @@ class Execution(Construct):
         self.batch_events.add_to_role_policy(
             iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[self.worker_log_streams])
         )
-        # It wakes the scaler to replace a dead worker (adapters.aws.scaler_invoker).
+        # It wakes the scaler to replace a dead worker (geobatch_core.wiring.scaler_invoker).
         self.scaler.grant_invoke(self.batch_events)
         self.batch_rule = events.Rule(
             self,

@@ -21,7 +21,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from geobatch_core.adapters import codebuild as cb
+from geobatch_core import build_names as cb
 from stacks.config import GeoBatchConfig
 from stacks.lambda_factory import REPO_ROOT, LambdaFactory, retention
 from stacks.nag import suppress
