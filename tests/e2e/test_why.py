@@ -10,19 +10,18 @@ from typing import Any
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
 
 def nap(seconds):
-    import time
 
     time.sleep(seconds)
     return seconds
 
 
 def hog(megabytes):
-    import time
 
     block = bytearray(megabytes * 1024 * 1024)  # touched pages: resident memory
     time.sleep(1)
@@ -30,7 +29,6 @@ def hog(megabytes):
 
 
 def mixed(x):
-    import time
 
     if x % 3 == 0:
         raise ValueError(f"bad value {x} in row {x * 10}")
@@ -40,10 +38,8 @@ def mixed(x):
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    # No wall-clock limit (``timeout`` is kept for the callers): pytest-timeout stops a hang.
+    wait_until(predicate, what, poll=0.2)
 
 
 def test_concurrency_full_is_named(saved):

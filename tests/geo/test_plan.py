@@ -20,7 +20,7 @@ from geobatch.landcover.plan import (
     stack_max_vcpus,
 )
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.unit]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 
@@ -37,7 +38,6 @@ JOBS = 12
 
 def bad_tile_every_fourth(x):
     """A job that fails for some inputs, with an error text the test looks for in the log."""
-    import time
 
     time.sleep(0.5)
     if x % 4 == 0:
@@ -116,10 +116,7 @@ def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client)
 
         # Rerun it from the page; the SDK sees a new run.
         page.get_by_role("button", name="Rerun job").click()
-        deadline = time.monotonic() + 20
-        while gb.Job.get(failed_id, client=local_api).run < 1:
-            assert time.monotonic() < deadline, "the rerun did not reach the API"
-            time.sleep(0.3)
+        wait_until(lambda: gb.Job.get(failed_id, client=local_api).run >= 1, "the rerun", poll=0.3)
 
         # Edit the concurrency inline and save; the SDK sees the change.
         concurrency = row.get_by_label(f"Concurrency of {fn.name}")
