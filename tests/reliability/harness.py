@@ -270,7 +270,7 @@ def queue_settled(svc: Services, fid: str) -> bool:
 
 
 def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> list[str]:
-    """The invariants of docs/architecture.md over one Function's jobs; returns the violations (empty = all hold)."""
+    """The invariants of docs/architecture.md over one Function's jobs; the violations (empty: all hold)."""
     problems: list[str] = []
     fid = function["id"]
     items = all_jobs(svc, fid)
