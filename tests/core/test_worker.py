@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -511,6 +510,7 @@ def test_a_worker_without_lifetime_left_claims_nothing(moto_services, monkeypatc
 def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_services):
     """SQS keeps a message invisible at most 12 h from its receipt: a message held (prefetched) too
     long for its job to finish within that goes back to the queue instead of being claimed."""
+    import time
 
     from geobatch.wire import limits
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -32,6 +31,7 @@ def flaky(marker):
 
 
 def sleeper(seconds):
+    import time
 
     print("going to sleep", flush=True)
     time.sleep(seconds)

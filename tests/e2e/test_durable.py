@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 import uuid
 from typing import Any
 
@@ -30,6 +29,7 @@ PRODUCTS = "durable-products"
 
 
 def squares_with_product(x):
+    import time
 
     import boto3
 

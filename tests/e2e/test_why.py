@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 import pytest
@@ -16,12 +15,14 @@ pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
 
 def nap(seconds):
+    import time
 
     time.sleep(seconds)
     return seconds
 
 
 def hog(megabytes):
+    import time
 
     block = bytearray(megabytes * 1024 * 1024)  # touched pages: resident memory
     time.sleep(1)
@@ -29,6 +30,7 @@ def hog(megabytes):
 
 
 def mixed(x):
+    import time
 
     if x % 3 == 0:
         raise ValueError(f"bad value {x} in row {x * 10}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ JOBS = 12
 
 def bad_tile_every_fourth(x):
     """A job that fails for some inputs, with an error text the test looks for in the log."""
+    import time
 
     time.sleep(0.5)
     if x % 4 == 0:
