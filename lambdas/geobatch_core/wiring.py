@@ -28,6 +28,7 @@ from geobatch_core.adapters.environment import Stores, settings_from_env, stores
 from geobatch_core.ports import EventPublisher, Executor, ImageBuilder
 from geobatch_core.services.context import Services, Settings, utcnow
 from geobatch_core.services.functions import build_reporter
+from geobatch_core.services.pacing import SubmitPacer
 
 __all__ = ["compose", "configure", "services", "services_from_env"]
 
@@ -90,6 +91,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
     from geobatch_core.adapters.events import EventBridgePublisher
 
     session = session or boto3.session.Session()
+    stores = stores_from_env(environ, session)
     executor = BatchExecutor(
         session.client("batch"),
         job_queue=environ[env.BATCH_JOB_QUEUE],
@@ -100,6 +102,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
         environment=worker_environment(environ),
         platform="EC2" if environ.get(env.BATCH_PLATFORM) == "EC2" else "FARGATE",
         log_group=environ.get(env.WORKER_LOG_GROUP),
+        pacer=SubmitPacer(stores.jobs, clock=utcnow),
     )
     builder = CodeBuildImageBuilder(
         session.client("codebuild"),
@@ -108,7 +111,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
         repository_uri=environ[env.ECR_REPOSITORY_URI],
     )
     return compose(
-        stores_from_env(environ, session),
+        stores,
         executor=executor,
         builder=builder,
         settings=settings_from_env(environ),

@@ -31,7 +31,7 @@ HOST = "127.0.0.1"
 UI_HEADER = "X-GeoBatch-UI"
 MAX_BODY = 1024 * 1024
 # Ids are short tokens; anything else (dots, slashes, encodings, '@') is refused before forwarding.
-_API_PATH = re.compile(r"^/(functions|jobs)(/[A-Za-z0-9_\-]{1,128}){0,2}$")
+_API_PATH = re.compile(r"^/(functions|jobs|operations)(/[A-Za-z0-9_\-]{1,128}){0,2}$")
 _RESULT_PATH = re.compile(r"^/ui-api/result/([A-Za-z0-9_\-]{1,128})$")
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -109,6 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._host_ok():
             self._error(421, "bad_host", "use http://127.0.0.1:<port>/ to open the monitor")
             return
+        if self.server.maps.handle(self):  # the map page and its API (geobatch.ui.mapview)
+            return
         url = urlsplit(self.path)
         if url.path in _STATIC and self.command in ("GET", "HEAD"):
             name, content_type = _STATIC[url.path]
@@ -174,10 +176,26 @@ class MonitorServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, client: Client, port: int = 0, verbose: bool = False):
+    def __init__(
+        self,
+        client: Client,
+        port: int = 0,
+        verbose: bool = False,
+        *,
+        basemap: str | None = None,
+        aws_env: dict[str, str] | None = None,
+    ):
+        from geobatch.ui.mapview import MapRoutes
+
         self.client = client
         self.verbose = verbose
+        # Map tiles read COGs with aws_env (None: local mode's S3 when the client is local, else AWS).
+        self.maps = MapRoutes(client, aws_env=aws_env, basemap=basemap)
         super().__init__((HOST, port), _Handler)
+
+    def server_close(self) -> None:
+        self.maps.close()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A browser that closes a connection early is routine; anything else is worth a trace.
@@ -195,6 +213,6 @@ class MonitorServer(ThreadingHTTPServer):
         return self
 
 
-def serve(client: Client, port: int = 0, verbose: bool = False) -> MonitorServer:
+def serve(client: Client, port: int = 0, verbose: bool = False, basemap: str | None = None) -> MonitorServer:
     """Build the monitor server for ``client`` on 127.0.0.1:``port`` (0: a free port), not yet serving."""
-    return MonitorServer(client, port=port, verbose=verbose)
+    return MonitorServer(client, port=port, verbose=verbose, basemap=basemap)
