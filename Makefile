@@ -12,7 +12,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
+PHONY_SUITES := test-unit test-moto test-local test-infra test-reliability test-rehearsal test-fast
+.PHONY: demo test $(PHONY_SUITES) rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
 	local-down clean image rehearse-image install-check
 
 # The three distributions (geobatch, geobatch-server in lambdas/, geobatch-worker in batch_image/),
@@ -40,6 +41,15 @@ test: $(STAMP)
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## One suite at a time (each is part of `make test`): every test carries exactly one suite marker
+## (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop: unit + moto.
+SUITES := unit moto local infra reliability rehearsal install
+$(addprefix test-,$(SUITES)): test-%: $(STAMP)
+	$(BIN)/pytest -m $* $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m 'unit or moto' $(PYTEST_ARGS)
 
 ## Only the cloud rehearsal (part of `make test`): the synthesized stack (with its bundled Lambda asset)
 ## deployed into moto's CloudFormation, its Lambdas run from that asset in a Lambda-like python3.11

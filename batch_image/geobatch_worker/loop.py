@@ -44,7 +44,8 @@ from geobatch_worker.heartbeat import Heartbeat
 from geobatch_worker.held import HeldMessages
 from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
-from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner
+from geobatch_worker.metrics import emit_job_metrics
+from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner, RunResult
 from geobatch_worker.support import TRANSIENT, retry, unpack_bundle
 
 log = logging.getLogger("geobatch.worker")
@@ -350,17 +351,7 @@ class Worker(Heartbeat):
             log.warning("lost the lease on job %s; leaving it to its next receive", job["job_key"])
             self.stats.outcomes[LOST] = self.stats.outcomes.get(LOST, 0) + 1
             return Stale("lease lost")
-        outcome = Outcome(
-            status=JobStatus(result.status),
-            exit_code=result.exit_code,
-            error_reason=result.error,
-            runtime=result.runtime,
-            result=result.result,
-            result_meta=result.result_meta,
-            log=result.log,
-            peak_memory_mb=result.peak_memory_mb,
-            cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
-        )
+        outcome = _outcome(result)
         self.stats.outcomes[result.status] = self.stats.outcomes.get(result.status, 0) + 1
         action = self._retry(
             record_outcome,
@@ -376,4 +367,21 @@ class Worker(Heartbeat):
         )
         if not isinstance(action, Stale):
             live.discard()
+        if isinstance(action, Ack):  # the job ended: its reason is the status it ended in
+            emit_job_metrics(self.config.function_id, action.reason, outcome.runtime)
         return action
+
+
+def _outcome(result: RunResult) -> Outcome:
+    """The Outcome to record of a runner's result."""
+    return Outcome(
+        status=JobStatus(result.status),
+        exit_code=result.exit_code,
+        error_reason=result.error,
+        runtime=result.runtime,
+        result=result.result,
+        result_meta=result.result_meta,
+        log=result.log,
+        peak_memory_mb=result.peak_memory_mb,
+        cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
+    )

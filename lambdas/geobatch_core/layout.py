@@ -14,6 +14,10 @@ JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references exp
 # Where a worker (and so user code, which runs with its role) may PutMetricData: apart from the
 # control plane's namespace, which the alarms read, so a job cannot silence or raise an alarm.
 WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
+# The job metrics workers publish there (dimension function_id) and the dashboard plots: a count
+# per job that ended success, failure or timeout, and the ended job's last runtime in seconds.
+JOB_ENDED_METRICS = {"success": "JobsSucceeded", "failure": "JobsFailed", "timeout": "JobsTimedOut"}
+JOB_DURATION_METRIC = "JobDuration"
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"
