@@ -25,6 +25,7 @@ from typing import Any
 from geobatch.wire import limits
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
+from geobatch.wire.statistics import SUMMARY_FIELDS
 from geobatch_core import layout
 from geobatch_core.ports import BlobStore, Item, JobStore, Message
 from geobatch_core.services.context import Settings, iso, utcnow
@@ -76,6 +77,7 @@ class Outcome:
     log: str = ""
     peak_memory_mb: float | None = None
     cpu_seconds: float | None = None
+    statistics: dict[str, Any] | None = None  # the series document (geobatch.wire.statistics)
 
 
 def claim_token(message: Message) -> str:
@@ -262,6 +264,25 @@ def _last_attempt(item: Item) -> dict[str, Any]:
     return dict(attempts[-1]) if attempts else {}
 
 
+def _store_statistics(
+    blobs: BlobStore,
+    record: dict[str, Any],
+    outcome: Outcome,
+    function_id: str,
+    job_key: str,
+    run: int,
+    attempt: int,
+) -> None:
+    """The attempt's series as one object beside its log; the job item keeps only the summary."""
+    document = outcome.statistics
+    if not document:
+        return
+    record["statistics_key"] = layout.statistics_key(function_id, job_key, run, attempt)
+    body = json.dumps(document, separators=(",", ":")).encode()
+    blobs.put(record["statistics_key"], body, content_type="application/json")
+    record["statistics"] = {k: document.get(k) for k in SUMMARY_FIELDS}
+
+
 def record_outcome(
     jobs: JobStore,
     blobs: BlobStore,
@@ -297,6 +318,7 @@ def record_outcome(
         blobs.put(record["log_key"], log_bytes, content_type="text/plain; charset=utf-8")
     elif log_bytes:
         record["log"] = outcome.log
+    _store_statistics(blobs, record, outcome, function_id, job_key, int(job.get("run", 0)), attempt)
     # Fenced by the receive's token: a worker whose lease ran out (another receive took the job over)
     # cannot record anything, even if it comes back before the new owner has finished.
     expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}
