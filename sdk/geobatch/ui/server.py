@@ -193,6 +193,9 @@ class MonitorServer(ThreadingHTTPServer):
 
     def __init__(self, client: Client, port: int = 0, verbose: bool = False):
         self.client = client
+        # Follow local mode to a new port after `local down`/`up`, but never start it again
+        # from a poll of an open page.
+        client.restarts_local_mode = False
         self.verbose = verbose
         super().__init__((HOST, port), _Handler)
 
