@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from geobatch_core import layout
 from tests.core.helpers import ALICE, BOB, ready_function
 from tests.core.test_worker import job_item, submit, worker
 
@@ -98,10 +99,25 @@ def test_every_attempt_has_its_series_and_the_api_serves_them_to_the_owner_only(
     assert "statistics_key" not in wire["attempts"][0]
 
 
-def test_deleting_the_job_deletes_its_series(moto_services, api):
+def test_a_job_shorter_than_one_interval_costs_no_object_but_still_has_its_sample(moto_services, api):
     svc = moto_services
     function = ready_function(svc, SOURCE, "work", timeout=60)
     (job,) = submit(svc, function, ["none"])
+    worker(svc, function).run()  # the default interval (5 s) is longer than the job
+    (attempt,) = job_item(svc, job)["attempts"]
+    assert "statistics_key" not in attempt and attempt["statistics"]["samples"] == 1
+    key = layout.statistics_key(function["id"], job.id.rpartition("-")[2], 0, 1)
+    assert not svc.blobs.exists(key)
+    status, body = api("GET", f"/jobs/{job.id}/statistics")
+    assert status == 200, body
+    (one,) = body["attempts"]
+    assert len(one["series"]) == 1 and one["series"][0]["memory_mb"] == one["memory_peak_mb"] > 0
+
+
+def test_deleting_the_job_deletes_its_series(moto_services, api):
+    svc = moto_services
+    function = ready_function(svc, SOURCE, "work", timeout=60)
+    (job,) = submit(svc, function, ["sleep"])
     worker(svc, function, sample_seconds=0.5).run()
     key = job_item(svc, job)["attempts"][0]["statistics_key"]
     assert svc.blobs.exists(key)

@@ -273,14 +273,20 @@ def _store_statistics(
     run: int,
     attempt: int,
 ) -> None:
-    """The attempt's series as one object beside its log; the job item keeps only the summary."""
+    """The attempt's series as one object beside its log; the job item keeps only the summary.
+
+    A job shorter than one sampling interval has a single row, which its summary already is: it
+    costs no S3 PUT (most tile jobs take a few seconds; a PUT per job would cost more than the
+    rest of the control plane together, see benchmarks/job_statistics.py)."""
     document = outcome.statistics
     if not document:
+        return
+    record["statistics"] = {k: document.get(k) for k in SUMMARY_FIELDS}
+    if int(document.get("samples") or 0) <= 1:
         return
     record["statistics_key"] = layout.statistics_key(function_id, job_key, run, attempt)
     body = json.dumps(document, separators=(",", ":")).encode()
     blobs.put(record["statistics_key"], body, content_type="application/json")
-    record["statistics"] = {k: document.get(k) for k in SUMMARY_FIELDS}
 
 
 def record_outcome(

@@ -26,19 +26,31 @@ def job_statistics(svc: Services, principal: str, job_id_: str, attempt: int | N
             raise errors.NotFoundError(f"job {job_id_} has attempts 1 to {len(attempts)}, not {attempt}")
         chosen = [(attempt, attempts[attempt - 1])]
     else:
-        chosen = [(n, a) for n, a in enumerate(attempts, 1) if a.get("statistics_key")]
+        chosen = [(n, a) for n, a in enumerate(attempts, 1) if _has(a)]
         chosen = chosen[-MAX_ATTEMPTS_PER_ANSWER:]
     return JobStatistics(job_id=job_id_, attempts=[_series(svc, n, a) for n, a in chosen if _has(a)])
 
 
 def _has(record: Item) -> bool:
-    return bool(record.get("statistics_key"))
+    return bool(record.get("statistics_key") or record.get("statistics"))
 
 
 def _series(svc: Services, number: int, record: Item) -> AttemptStatistics:
-    try:
-        document = json.loads(svc.blobs.get(record["statistics_key"]))
-    except errors.NotFoundError:
-        # Deleted behind the job's back (a lifecycle rule, a hand): the summary is still known.
-        document = dict(record.get("statistics") or {})
-    return from_document(document, attempt=number, run=int(record.get("run", 0)))
+    run = int(record.get("run", 0))
+    summary = dict(record.get("statistics") or {})
+    if record.get("statistics_key"):
+        try:
+            return from_document(json.loads(svc.blobs.get(record["statistics_key"])), attempt=number, run=run)
+        except errors.NotFoundError:
+            pass  # deleted behind the job's back (a lifecycle rule, a hand): the summary is known
+    # One row (a job shorter than the sampling interval) is stored as its summary alone.
+    row = [
+        float(record.get("runtime") or 0.0),
+        summary.get("cpu_mean_percent") or 0.0,
+        summary.get("memory_peak_mb") or 0.0,
+        summary.get("net_rx_bytes"),
+        summary.get("net_tx_bytes"),
+    ]
+    return from_document(
+        {**summary, "rows": [row] if summary.get("samples") else []}, attempt=number, run=run
+    )
