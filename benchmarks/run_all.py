@@ -15,6 +15,7 @@ SCRIPTS = [
     "local_submission.py",
     "scaling_model.py",
     "tile_compute.py",
+    "job_statistics.py",
 ]
 
 if __name__ == "__main__":
