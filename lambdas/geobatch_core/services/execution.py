@@ -25,10 +25,10 @@ from typing import Any
 from geobatch.wire import limits
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
-from geobatch.wire.statistics import SUMMARY_FIELDS
 from geobatch_core import layout
 from geobatch_core.ports import BlobStore, Item, JobStore, Message
 from geobatch_core.services.context import Settings, iso, utcnow
+from geobatch_core.services.job_statistics import store_statistics
 from geobatch_core.store import ABSENT, Increment
 
 ACTIVE = [JobStatus.RUNNING.value, JobStatus.CANCEL.value, JobStatus.CANCELING.value]
@@ -264,31 +264,6 @@ def _last_attempt(item: Item) -> dict[str, Any]:
     return dict(attempts[-1]) if attempts else {}
 
 
-def _store_statistics(
-    blobs: BlobStore,
-    record: dict[str, Any],
-    outcome: Outcome,
-    function_id: str,
-    job_key: str,
-    run: int,
-    attempt: int,
-) -> None:
-    """The attempt's series as one object beside its log; the job item keeps only the summary.
-
-    A job shorter than one sampling interval has a single row, which its summary already is: it
-    costs no S3 PUT (most tile jobs take a few seconds; a PUT per job would cost more than the
-    rest of the control plane together, see benchmarks/job_statistics.py)."""
-    document = outcome.statistics
-    if not document:
-        return
-    record["statistics"] = {k: document.get(k) for k in SUMMARY_FIELDS}
-    if int(document.get("samples") or 0) <= 1:
-        return
-    record["statistics_key"] = layout.statistics_key(function_id, job_key, run, attempt)
-    body = json.dumps(document, separators=(",", ":")).encode()
-    blobs.put(record["statistics_key"], body, content_type="application/json")
-
-
 def record_outcome(
     jobs: JobStore,
     blobs: BlobStore,
@@ -324,7 +299,10 @@ def record_outcome(
         blobs.put(record["log_key"], log_bytes, content_type="text/plain; charset=utf-8")
     elif log_bytes:
         record["log"] = outcome.log
-    _store_statistics(blobs, record, outcome, function_id, job_key, int(job.get("run", 0)), attempt)
+    if outcome.statistics:
+        record.update(
+            store_statistics(blobs, outcome.statistics, function_id, job_key, int(job.get("run", 0)), attempt)
+        )
     # Fenced by the receive's token: a worker whose lease ran out (another receive took the job over)
     # cannot record anything, even if it comes back before the new owner has finished.
     expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}

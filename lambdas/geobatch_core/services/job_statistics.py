@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from geobatch.wire import errors
-from geobatch.wire.statistics import AttemptStatistics, JobStatistics, from_document
-from geobatch_core.ports import Item
+from geobatch.wire.statistics import SUMMARY_FIELDS, AttemptStatistics, JobStatistics, from_document
+from geobatch_core import layout
+from geobatch_core.ports import BlobStore, Item
 from geobatch_core.services.access import owned_job
 from geobatch_core.services.context import Services
 from geobatch_core.services.job_wire import all_attempts
@@ -54,3 +56,21 @@ def _series(svc: Services, number: int, record: Item) -> AttemptStatistics:
     return from_document(
         {**summary, "rows": [row] if summary.get("samples") else []}, attempt=number, run=run
     )
+
+
+def store_statistics(
+    blobs: BlobStore, document: dict[str, Any], function_id: str, job_key: str, run: int, attempt: int
+) -> dict[str, Any]:
+    """Store an ended attempt's series (the worker's document); returns the fields its attempt
+    record gets: the summary, and the key of the one object beside its log.
+
+    A job shorter than one sampling interval has a single row, which its summary already is: it
+    costs no S3 PUT (most tile jobs take a few seconds; a PUT per job would cost more than the
+    rest of the control plane together, see benchmarks/job_statistics.py)."""
+    fields: dict[str, Any] = {"statistics": {k: document.get(k) for k in SUMMARY_FIELDS}}
+    if int(document.get("samples") or 0) <= 1:
+        return fields
+    fields["statistics_key"] = layout.statistics_key(function_id, job_key, run, attempt)
+    body = json.dumps(document, separators=(",", ":")).encode()
+    blobs.put(fields["statistics_key"], body, content_type="application/json")
+    return fields
