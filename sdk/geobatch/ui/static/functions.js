@@ -50,7 +50,7 @@ function newRow(fn) {
   }
   row.append(el("td", {}, el("input", {
     type: "checkbox", name: "enabled", "aria-label": `Enabled ${fn.name}`,
-    onchange: (e) => setEnabled(fn.id, e.target.checked),
+    onchange: (e) => setEnabled(fn.id, e.target),
   })));
   row.append(el("td", { class: "actions" }));
   return row;
@@ -79,7 +79,8 @@ function renderFunction(fn) {
     // Never overwrite what the user is typing: an edited field keeps its value until saved.
     if (!input.dataset.dirty && document.activeElement !== input) input.value = fn[field];
   });
-  cells[ENABLED_CELL].firstChild.checked = fn.enabled !== false;
+  const box = cells[ENABLED_CELL].firstChild;
+  if (!box.dataset.pending) box.checked = fn.enabled !== false; // a click being saved stays as clicked
   const stopped = fn.status === "stopped";
   cells[ACTIONS_CELL].replaceChildren(
     el("button", { type: "button", onclick: () => saveSettings(fn.id, row), "aria-label": `Save ${fn.name}` }, "Save"), " ",
@@ -127,10 +128,16 @@ async function startStop(id, start) {
   });
 }
 
-async function setEnabled(id, enabled) {
+async function setEnabled(id, box) {
   const name = state.functions.get(id)?.name || id;
+  const enabled = box.checked;
+  box.dataset.pending = "1";
   await act(async () => {
-    saved(await api("PATCH", `/api/functions/${id}`, { body: { enabled } }));
+    try {
+      saved(await api("PATCH", `/api/functions/${id}`, { body: { enabled } }));
+    } finally {
+      delete box.dataset.pending;
+    }
     return enabled ? `Enabled ${name}: it accepts new jobs.` : `Disabled ${name}: it refuses new jobs and reruns.`;
   });
 }
