@@ -337,3 +337,42 @@ def test_saved_values_are_not_repainted_by_an_older_answer(
     expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
     assert field.input_value() == "9"
     assert gb.Function.get(fn.id, client=local_api).maximum_concurrency == 9
+
+
+def test_polls_slowly_what_cannot_change_and_deletes_all_matching(
+    page: Any,
+    monitor: str,  # noqa: F811
+    local_api: gb.Client,
+    made: list[gb.Function],
+) -> None:
+    from playwright.sync_api import expect
+
+    # A Function whose build fails keeps its pending jobs for ever: nothing to poll every 2 s for.
+    broken = gb.Function(
+        flaky,
+        name=f"broken-{uuid.uuid4().hex[:6]}",
+        client=local_api,
+        requirements=["geobatch-no-such-package==0.0.1"],
+    )
+    broken.save()
+    made.append(broken)
+    jobs = broken.map([(i,) for i in range(3)])  # accepted while it builds; they wait
+    with contextlib.suppress(gb.GeoBatchError):
+        broken.wait_for_completion(timeout=120, interval=1)
+    assert gb.Function.get(broken.id, client=local_api).status == "build_failed"
+    row = open_function(page, monitor, broken)
+    row.locator("span.status-build_failed").wait_for(timeout=30_000)
+    expect(row.locator(".counts")).to_contain_text("pending 3", timeout=20_000)
+    expect(page.locator("#refresh-state")).to_contain_text("idle", timeout=20_000)
+    page.get_by_role("button", name=f"Build log of {broken.name}").click()
+    page.locator("#build-log").filter(has_text="geobatch-no-such-package").wait_for(timeout=20_000)
+    shot(page, "15-build-failed")
+
+    # Delete all matching (confirmed): the three pending jobs go.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete all matching").click()
+    message(page, "Deleted 3 jobs (all statuses)")
+    for job in jobs:
+        with pytest.raises(gb.NotFoundError):
+            gb.Job.get(job.id, client=local_api)
+    expect(page.locator("#page-info")).to_have_text("no jobs of 0 · page 1 of 1", timeout=20_000)
