@@ -1,4 +1,4 @@
-"""DynamoDB: the Functions and Jobs tables, with the keys ``geobatch_core`` adapters expect.
+"""DynamoDB: the Functions and Jobs tables, with the keys of ``geobatch_core.schema``.
 
 Both tables are on-demand (batch submissions are bursty), have point-in-time recovery and
 AWS-managed KMS encryption. The prod stage retains them on stack deletion (and turns on deletion
@@ -7,11 +7,13 @@ protection); other stages are disposable and are destroyed with the stack.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from geobatch_core import layout
+from geobatch_core import schema
 from stacks.config import GeoBatchConfig
 
 
@@ -20,7 +22,7 @@ class State(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: GeoBatchConfig) -> None:
         super().__init__(scope, construct_id)
-        common = dict(
+        common: dict[str, Any] = dict(
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -29,21 +31,27 @@ class State(Construct):
             deletion_protection=config.is_prod,
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
-        string = dynamodb.AttributeType.STRING
-        self.functions = dynamodb.Table(
-            self, "Functions", partition_key=dynamodb.Attribute(name="id", type=string), **common
-        )
-        self.functions.add_global_secondary_index(
-            index_name=layout.FUNCTIONS_OWNER_INDEX,
-            partition_key=dynamodb.Attribute(name="owner", type=string),
-            sort_key=dynamodb.Attribute(name="creation_date", type=string),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
-        self.jobs = dynamodb.Table(
+        self.functions = self._table("Functions", schema.FUNCTIONS, common)
+        self.jobs = self._table("Jobs", schema.JOBS, common)
+
+    def _table(self, construct_id: str, table: schema.TableSchema, common: dict[str, Any]) -> dynamodb.Table:
+        created = dynamodb.Table(
             self,
-            "Jobs",
-            partition_key=dynamodb.Attribute(name="function_id", type=string),
-            sort_key=dynamodb.Attribute(name="job_key", type=string),
-            time_to_live_attribute=layout.JOB_TTL_ATTRIBUTE,
+            construct_id,
+            partition_key=_attribute(table.partition),
+            sort_key=_attribute(table.sort) if table.sort else None,
+            time_to_live_attribute=table.ttl,
             **common,
         )
+        for index in table.indexes:
+            created.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_attribute(index.partition),
+                sort_key=_attribute(index.sort) if index.sort else None,
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return created
+
+
+def _attribute(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)

@@ -38,11 +38,8 @@ from geobatch_worker.sampler import Sampler
 POLL_SECONDS = 0.05
 TREE_SECONDS = 0.2  # how often the whole process tree's memory is summed
 STARTUP_SECONDS = 300.0  # imports of the Function's module; its own limit, apart from the timeout
-_ROOTS = os.pathsep.join(
-    sorted(
-        {str(Path(m.__file__ or "").resolve().parents[1]) for m in (geobatch, geobatch_core, geobatch_worker)}
-    )
-)
+_PACKAGES = (geobatch, geobatch_core, geobatch_worker)
+_ROOTS = os.pathsep.join(sorted({str(Path(m.__file__ or "").resolve().parents[1]) for m in _PACKAGES}))
 _BOOTSTRAP = (
     "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); "
     "from geobatch_worker.child import main; main(sys.argv[2:])"

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import builtins
-import hashlib
-import json
-import time
-import uuid
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 
+from geobatch import polling
 from geobatch.client import Client, get_default_client
-from geobatch.search import Field, JobSearch, keyword_filter
-from geobatch.wire import codec, errors, models
-from geobatch.wire.models import JobStatus
+from geobatch.filters import Field, keyword_filter
+from geobatch.job_output import JobOutput, JobResultError
+from geobatch.resource import same_call_key, validation_error
+from geobatch.search import JobSearch
+from geobatch.wire import codec, models
 
 if TYPE_CHECKING:
     from geobatch.function import Function
@@ -28,28 +25,15 @@ __all__ = ["Job", "JobResultError", "validation_error"]
 _NEW_ONLY = frozenset({"function_id", "args", "kwargs", "environment"})
 
 
-class JobResultError(errors.JobFailedError, ValueError):
-    """The job has no result to give: it has not completed, or did not complete successfully.
-
-    Also a ``ValueError``, as in the Descartes Labs client, so ported ``except ValueError`` works.
-    """
-
-
-def validation_error(exc: pydantic.ValidationError, what: str) -> errors.ValidationError:
-    """A GeoBatch ValidationError with one readable line per invalid field."""
-    problems = []
-    for item in exc.errors():
-        location = ".".join(str(part) for part in item.get("loc", ())) or what
-        problems.append(f"{location}: {errors.plain_problem(dict(item))}")
-    return errors.ValidationError(f"invalid {what}: " + "; ".join(problems), [dict(e) for e in exc.errors()])
-
-
-class Job:
+class Job(JobOutput):
     """One call of a Function: its arguments, status, attempts, log and result.
 
     Usually created by calling a Function (``fn(x)``) or ``fn.map(...)``. ``Job(function_id, args,
     kwargs).save()`` does the same by id. Jobs compare and hash by id, so they work in sets.
     """
+
+    _collection = "/jobs"
+    _noun = "job"
 
     id = Field("id", doc="The job's id (None until saved).")
     function_id = Field("function_id", settable=True, doc="The id of the Function this job calls.")
@@ -86,52 +70,32 @@ class Job:
         environment: Mapping[str, str] | None = None,
         tags: builtins.list[str] | None = None,
     ):
-        self._client = client
-        self._wire: models.Job | None = None
-        self._result_included = False
-        self._modified: set[str] = set()
-        self._local: dict[str, Any] = {
+        local = {
             "function_id": function_id,
             "args": builtins.list(args) if args is not None else [],
             "kwargs": dict(kwargs or {}),
             "environment": dict(environment) if environment is not None else None,
             "tags": builtins.list(tags or []),
         }
+        self._init_resource(client, local)
+        self._result_included = False
+        self._submit_key: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ internals
-
-    @property
-    def client(self) -> Client:
-        """The client this job uses (the default client unless one was given)."""
-        if self._client is None:
-            self._client = get_default_client()
-        return self._client
 
     @classmethod
     def _from_wire(
         cls, data: Mapping[str, Any] | models.Job, client: Client | None, *, included: bool = False
     ) -> Job:
         job = cls.__new__(cls)
-        job._client = client
-        job._local = {}
-        job._modified = set()
-        job._result_included = included
-        job._wire = data if isinstance(data, models.Job) else models.Job.model_validate(data)
-        return job
+        job._init_resource(client)
+        job._submit_key = None
+        return job._update(data, included=included)
 
     def _update(self, data: Mapping[str, Any] | models.Job, *, included: bool = False) -> Job:
-        self._wire = data if isinstance(data, models.Job) else models.Job.model_validate(data)
+        self._saved(data if isinstance(data, models.Job) else models.Job.model_validate(data))
         self._result_included = included
-        self._local = {}
-        self._modified = set()
         return self
-
-    def _get_field(self, name: str) -> Any:
-        if name in self._local:
-            return self._local[name]
-        if self._wire is not None:
-            return getattr(self._wire, name)
-        return None
 
     def _set_field(self, name: str, value: Any) -> None:
         if self._wire is not None and name in _NEW_ONLY:
@@ -143,20 +107,7 @@ class Job:
         self._local[name] = value
         self._modified.add(name)
 
-    @property
-    def _path(self) -> str:
-        if self._wire is None:
-            raise errors.BadRequestError("this job is not saved yet: call save() first")
-        return f"/jobs/{self._wire.id}"
-
     # ------------------------------------------------------------------ persistence
-
-    @property
-    def state(self) -> str:
-        """``"new"`` (not submitted), ``"modified"`` (unsaved tag changes) or ``"saved"``."""
-        if self._wire is None:
-            return "new"
-        return "modified" if self._modified else "saved"
 
     def save(self) -> Job:
         """Submit a new job, or save changed tags of an existing one. Returns the job."""
@@ -168,10 +119,7 @@ class Job:
             codec.encode_args(spec.args, spec.kwargs)  # a clear error for values JSON cannot carry
             # Kept until the submission succeeds: save() again after a lost answer makes no second job.
             payload = spec.model_dump(mode="json", exclude_none=True)
-            print_ = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-            previous = getattr(self, "_submit_key", None)
-            if previous is None or previous[0] != print_:
-                self._submit_key = (print_, uuid.uuid4().hex)
+            self._submit_key = same_call_key(self._submit_key, payload)
             self._update(self.client.post("/jobs", payload, idempotency_key=self._submit_key[1]))
         elif self._modified:
             try:
@@ -246,19 +194,18 @@ class Job:
     def wait_for_completion(self, timeout: float | None = None, interval: float | None = None) -> Job:
         """Poll until the job ends (in any terminal status); ``TimeoutError`` after ``timeout`` seconds."""
         delay = interval or min(self.client.poll_interval, 5.0)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = polling.deadline(timeout)
         while True:
             self.refresh()
             if self.status in models.TERMINAL:
                 return self
-            if deadline is not None and time.monotonic() >= deadline:
+            if polling.passed(deadline):
                 raise TimeoutError(f"job {self.id} did not finish within {timeout} s (status {self.status})")
-            pause = delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
-            time.sleep(pause)
+            polling.pause(delay, deadline)
             if interval is None:
                 delay = min(delay * 1.5, 30.0)
 
-    # ------------------------------------------------------------------ results and logs
+    # ------------------------------------------------------------------ timings
 
     @property
     def function(self) -> Function:
@@ -309,92 +256,6 @@ class Job:
             "runtime": self.runtime,
         }
 
-    def result(self, cast_type: Any = None) -> Any:
-        """The job's return value (``None`` if it returned nothing).
-
-        Decoded with ``cast_type.deserialize(bytes)`` if given, else as JSON, else the raw bytes.
-        Raises :class:`JobResultError` if the job has not completed successfully.
-        """
-        if self.status != JobStatus.SUCCESS:
-            self.refresh()
-        if self.status != JobStatus.SUCCESS:
-            if self.status in models.TERMINAL:
-                reason = f": {self.error_reason}" if self.error_reason else ""
-                raise JobResultError(
-                    f"job {self.id} was not completed successfully (status {self.status}){reason}"
-                )
-            raise JobResultError(f"job {self.id} has not completed (status {self.status})")
-        return codec.decode_result(self.result_bytes(), cast_type)
-
-    @classmethod
-    def get_result(cls, id: str, cast_type: Any = None, client: Client | None = None) -> Any:
-        """The stored result of job ``id``, decoded as :meth:`result` does: also after the job was
-        deleted with ``delete_results=False`` (``fn.delete_jobs(...)``), as long as its Function
-        exists. (The bytes stay in the stack's bucket at ``results/<function_id>/<job key>`` even
-        after that.) ``NotFoundError`` if there is no such job and it left no result."""
-        client = client or get_default_client()
-        try:
-            body = models.ResultBody.model_validate(client.get(f"/jobs/{id}/result"))
-        except errors.JobFailedError as exc:
-            raise JobResultError(exc.message, exc.errors) from None
-        data = base64.b64decode(body.data) if body.data is not None else None
-        if data is None and body.url:
-            data = client.get_presigned(body.url)
-        return codec.decode_result(data, cast_type)
-
-    def result_bytes(self) -> bytes | None:
-        """The stored result as bytes, or ``None`` when the job stored none."""
-        assert self._wire is not None
-        if self._wire.result is not None:
-            return base64.b64decode(self._wire.result)
-        if self._result_included and not self._wire.has_result:
-            return None  # the listing said so: no need to ask again
-        try:
-            body = models.ResultBody.model_validate(self.client.get(f"{self._path}/result"))
-        except errors.NotFoundError:
-            return None
-        except errors.JobFailedError as exc:
-            raise JobResultError(exc.message, exc.errors) from None
-        if body.data is not None:
-            return base64.b64decode(body.data)
-        if body.url:
-            return self.client.get_presigned(body.url)
-        return None
-
-    def iter_log(self, timestamps: bool = True, attempt: int | None = None) -> Iterator[str]:
-        """The job's log, line by line as it streams (the latest attempt unless ``attempt`` is given).
-
-        With ``timestamps`` each line starts with its time, in local time.
-        """
-        offset: str | None = None
-        while True:
-            # A long log comes in parts; each answer says where the next one starts.
-            response = self.client.request(
-                "GET",
-                f"{self._path}/log",
-                params={"attempt": attempt, "offset": offset},
-                headers={"Accept": "application/x-ndjson"},
-                stream=True,
-            )
-            for raw in response.iter_lines():
-                if not raw.strip():
-                    continue
-                try:
-                    line = models.LogLine.model_validate(json.loads(raw))
-                except (ValueError, pydantic.ValidationError):
-                    yield raw.decode("utf-8", errors="replace")  # not NDJSON: show it as it is
-                    continue
-                text = line.log.rstrip("\n")
-                yield f"{_local_time(line.date)} {text}" if timestamps else text
-            offset = {k.lower(): v for k, v in response.headers.items()}.get("x-geobatch-next-offset")
-            if not offset:
-                return
-
-    def log(self, timestamps: bool = True, attempt: int | None = None) -> str:
-        """The whole log as one string (see :meth:`iter_log`)."""
-        lines = builtins.list(self.iter_log(timestamps=timestamps, attempt=attempt))
-        return "\n".join(lines) + ("\n" if lines else "")
-
     # ------------------------------------------------------------------ python protocol
 
     def to_dict(self) -> dict[str, Any]:
@@ -420,7 +281,3 @@ class Job:
             return f"Job(function_id={self._local.get('function_id')!r}, state='new')"
         extra = f", error_reason={self.error_reason!r}" if self.error_reason else ""
         return f"Job(id={self.id!r}, function_id={self.function_id!r}, status={str(self.status)!r}{extra})"
-
-
-def _local_time(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -232,3 +232,29 @@ def test_a_deleted_queue_is_not_found(state):
         queue.send_batch(url, ["y"])
     with pytest.raises(errors.NotFoundError):
         queue.depth(url)
+
+
+# ------------------------------------------------------------------------------ one schema
+
+
+def test_both_backends_key_their_tables_as_the_schema_says(tmp_path: Path) -> None:
+    """The deployed tables (the CDK), moto's and SQLite's all take their keys from geobatch_core.schema."""
+    from geobatch_core import schema
+    from geobatch_core.adapters.sqlite.db import Database
+
+    db = Database(tmp_path / "state.sqlite")
+    for table, spec in (("functions", schema.FUNCTIONS), ("jobs", schema.JOBS)):
+        columns = db.read().execute(f"PRAGMA table_info({table})").fetchall()
+        primary = [row[1] for row in sorted(columns, key=lambda r: r[5]) if row[5]]
+        assert tuple(primary) == spec.key_attributes
+    with mock_aws():
+        dynamodb = boto3.session.Session(region_name="us-east-1").client("dynamodb")
+        provision.create_tables(dynamodb, "functions", "jobs")
+        jobs = dynamodb.describe_table(TableName="jobs")["Table"]
+        assert [k["AttributeName"] for k in jobs["KeySchema"]] == list(schema.JOBS.key_attributes)
+        functions = dynamodb.describe_table(TableName="functions")["Table"]
+        index = functions["GlobalSecondaryIndexes"][0]
+        assert index["IndexName"] == schema.FUNCTIONS.indexes[0].name
+        assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "creation_date"]
+        ttl = dynamodb.describe_time_to_live(TableName="jobs")["TimeToLiveDescription"]
+        assert ttl["AttributeName"] == schema.JOBS.ttl

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import geobatch as gb
-from geobatch import function as function_module
+from geobatch import polling, submission
 from geobatch.wire import errors, limits
 
 from .conftest import Call, FakeHTTP, function_body, job_body
@@ -142,7 +142,7 @@ def test_map_batches_by_count(saved: gb.Function, http: FakeHTTP) -> None:
 
 
 def test_map_batches_by_bytes(saved: gb.Function, http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(limits, "MAX_REQUEST_BYTES", function_module._BULK_OVERHEAD_BYTES + 2500)
+    monkeypatch.setattr(limits, "MAX_REQUEST_BYTES", submission.BULK_OVERHEAD_BYTES + 2500)
     http.on("POST", "/jobs/bulk", bulk_reply)
     payload = "x" * 1000
     result = saved.map([(payload,)] * 5)
@@ -231,7 +231,7 @@ def stats(**counts: int) -> dict[str, int]:
 
 
 def test_wait_for_completion(saved: gb.Function, http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(function_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(polling.time, "sleep", lambda s: None)
     http.on(
         "GET",
         "/functions/fn1",
@@ -272,7 +272,7 @@ def test_wait_times_out(saved: gb.Function, http: FakeHTTP) -> None:
 
 
 def test_as_completed(saved: gb.Function, http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(function_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(polling.time, "sleep", lambda s: None)
     jobs = [gb.Job._from_wire(job_body(f"j{i}"), saved.client) for i in range(3)]
     http.on(
         "GET",

@@ -127,3 +127,27 @@ def test_bulk_operations_follow_the_cursor(client: object, http: object) -> None
     assert first["function_id"] == "fn1"
     assert first["filter"] == [{"op": "eq", "name": "status", "val": "pending"}]
     assert "page_cursor" not in first and second["page_cursor"] == "next"
+
+
+def test_page_reads_one_page_and_the_next_by_cursor(client: object, http: object) -> None:
+    from .conftest import job_body
+
+    http.on(  # type: ignore[attr-defined]
+        "GET",
+        "/jobs",
+        lambda call: (
+            (200, {"data": [job_body("j3", status="success", result="IjEi")], "meta": {"page_cursor": None}})
+            if "page_cursor" in call.query
+            else (200, {"data": [job_body("j1"), job_body("j2")], "meta": {"page_cursor": "c1"}})
+        ),
+    )
+    search = Job.search().filter(Job.status == "pending").param(page_size=2, include="result")
+    first = search.page()
+    assert [j.id for j in first.items] == ["j1", "j2"] and first.next_cursor == "c1"
+    second = search.page(first.next_cursor)
+    assert [j.id for j in second.items] == ["j3"] and second.next_cursor is None
+    assert second.items[0].result() == "1"  # the items are Jobs, made as the search makes them
+    one, two = http.calls  # type: ignore[attr-defined]
+    assert "filter" in one.query and one.query["page_size"] == "2"
+    # The cursor carries the query: the second request sends only it and the page size.
+    assert two.query == {"page_cursor": "c1", "page_size": "2"}

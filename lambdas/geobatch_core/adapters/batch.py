@@ -22,8 +22,9 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from geobatch.wire import env
-from geobatch.wire.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
+from geobatch.wire.errors import BadRequestError, NotFoundError
 from geobatch_core import layout
+from geobatch_core.adapters.aws_errors import ErrorMap
 from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.ports import Item
 
@@ -44,7 +45,10 @@ ATTEMPT_MARGIN_SECONDS = 900
 MAX_ATTEMPT_SECONDS = 14 * 86_400
 # Batch does not give EC2 containers the region (Fargate does); the worker's boto3 needs it.
 REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
-_THROTTLING = {"ThrottlingException", "TooManyRequestsException", "Throttling"}
+# AWS Batch answers ClientException both for a missing resource and for a rejected request.
+BATCH_ERRORS = ErrorMap(
+    "AWS Batch", not_found=frozenset({"ClientException"}), rejected=frozenset({"ClientException"})
+)
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -57,21 +61,6 @@ def attempt_timeout_seconds(function_timeout: int | None) -> int:
     """Batch attempt timeout of a worker: its lifetime budget + one job timeout + a margin."""
     seconds = WORKER_LIFETIME_SECONDS + int(function_timeout or 0) + ATTEMPT_MARGIN_SECONDS
     return min(seconds, MAX_ATTEMPT_SECONDS)
-
-
-def service_error(exc: ClientError | BotoCoreError, what: str) -> GeoBatchError:
-    """Map a botocore error to a domain error the API can turn into a status code."""
-    if isinstance(exc, BotoCoreError):
-        return ServiceError(f"AWS Batch: {what} failed: {exc}")
-    error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-    if code in _THROTTLING:
-        return ThrottledError(f"AWS Batch throttled {what}: {message}")
-    if code == "ClientException" and ("does not exist" in message or "not found" in message.lower()):
-        return NotFoundError(f"AWS Batch: {what}: {message}")
-    if code == "ClientException":
-        return BadRequestError(f"AWS Batch rejected {what}: {message}")
-    return ServiceError(f"AWS Batch: {what} failed ({code}): {message}")
 
 
 STATES_CACHE_SECONDS = 5.0
@@ -119,7 +108,7 @@ class BatchExecutor:
         try:
             response = self._batch.register_job_definition(**self.job_definition(function, role_arn=role_arn))
         except (ClientError, BotoCoreError) as exc:
-            raise service_error(exc, f"registering job definition {name}") from exc
+            raise BATCH_ERRORS.error(exc, f"registering job definition {name}") from exc
         return {"job_definition_arn": response["jobDefinitionArn"]}
 
     def running_workers(self, function: Item) -> int:
@@ -184,7 +173,7 @@ class BatchExecutor:
                 self._batch.submit_job(**request)
                 remaining -= size
         except (ClientError, BotoCoreError) as exc:
-            raise service_error(exc, f"submitting {count} workers of Function {function['id']}") from exc
+            raise BATCH_ERRORS.error(exc, f"submitting {count} workers of Function {function['id']}") from exc
 
     def stop_workers(self, function: Item) -> None:
         """Best effort: terminate every active worker job (terminating an array parent stops its children)."""
@@ -212,7 +201,7 @@ class BatchExecutor:
         try:
             self._batch.deregister_job_definition(jobDefinition=arn)
         except ClientError as exc:
-            error = service_error(exc, f"deregistering {arn}")
+            error = BATCH_ERRORS.error(exc, f"deregistering {arn}")
             if not isinstance(error, NotFoundError | BadRequestError):
                 raise error from exc
 
@@ -285,7 +274,7 @@ class BatchExecutor:
             for page in pages:
                 yield from page.get("jobSummaryList", [])
         except (ClientError, BotoCoreError) as exc:
-            raise service_error(exc, f"listing the workers of Function {function_id}") from exc
+            raise BATCH_ERRORS.error(exc, f"listing the workers of Function {function_id}") from exc
 
     def _active_children(self, array_job_ids: list[str]) -> dict[str, int]:
         """Active children of array jobs by status (``describe_jobs`` takes 100 ids at a time)."""
@@ -294,7 +283,7 @@ class BatchExecutor:
             try:
                 jobs = self._batch.describe_jobs(jobs=array_job_ids[start : start + 100])["jobs"]
             except (ClientError, BotoCoreError) as exc:
-                raise service_error(exc, "describing array jobs") from exc
+                raise BATCH_ERRORS.error(exc, "describing array jobs") from exc
             for job in jobs:
                 if job.get("status") not in ACTIVE_STATUSES:
                     continue

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch.wire.errors import BadRequestError, GeoBatchError, NotFoundError, ServiceError, ThrottledError
+from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap, error_code
 from geobatch_core.ports import Item
 
 # Names of the build's environment variables; the buildspec in stacks/image_build.py uses them too.
@@ -27,21 +27,13 @@ VAR_FUNCTION_ID = "GEOBATCH_FUNCTION_ID"
 VAR_PYTHON = "GEOBATCH_PYTHON"
 VAR_BUNDLE_KEY = "GEOBATCH_BUNDLE_KEY"
 TERMINAL_BUILD_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED", "FAULT", "TIMED_OUT")
-_THROTTLING = {"ThrottlingException", "TooManyRequestsException", "Throttling"}
-
-
-def service_error(exc: ClientError | BotoCoreError, what: str) -> GeoBatchError:
-    if isinstance(exc, BotoCoreError):
-        return ServiceError(f"{what} failed: {exc}")
-    error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-    if code in _THROTTLING or code == "AccountLimitExceededException":
-        return ThrottledError(f"{what} was throttled: {message}")
-    if code in ("ResourceNotFoundException", "RepositoryNotFoundException"):
-        return NotFoundError(f"{what}: {message}")
-    if code in ("InvalidInputException", "InvalidParameterException"):
-        return BadRequestError(f"{what} was rejected: {message}")
-    return ServiceError(f"{what} failed ({code}): {message}")
+CODEBUILD_ERRORS = ErrorMap(
+    "CodeBuild",
+    throttled=THROTTLING | {"AccountLimitExceededException"},
+    not_found=frozenset({"ResourceNotFoundException"}),
+    rejected=frozenset({"InvalidInputException", "InvalidParameterException"}),
+)
+ECR_ERRORS = ErrorMap("ECR", not_found=frozenset({"RepositoryNotFoundException"}))
 
 
 def encode_requirements(requirements: list[str] | None) -> str:
@@ -75,12 +67,10 @@ class CodeBuildImageBuilder:
                 repositoryName=self.repository_name,
                 imageIds=[{"imageTag": image_hash}],
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == "ImageNotFoundException":
                 return None
-            raise service_error(exc, f"ECR: looking up image {image_hash}") from exc
-        except BotoCoreError as exc:
-            raise service_error(exc, f"ECR: looking up image {image_hash}") from exc
+            raise ECR_ERRORS.error(exc, f"looking up image {image_hash}") from exc
         return self.image_uri(image_hash) if response.get("imageDetails") else None
 
     def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
@@ -100,8 +90,8 @@ class CodeBuildImageBuilder:
                 ],
             )
         except (ClientError, BotoCoreError) as exc:
-            raise service_error(
-                exc, f"CodeBuild: starting the image build of Function {function['id']}"
+            raise CODEBUILD_ERRORS.error(
+                exc, f"starting the image build of Function {function['id']}"
             ) from exc
         return {"build_id": response["build"]["id"], "image_uri": self.image_uri(image_hash)}
 
@@ -118,7 +108,7 @@ class CodeBuildImageBuilder:
             try:
                 response = self._codebuild.batch_get_builds(ids=chunk)
             except (ClientError, BotoCoreError) as exc:
-                raise service_error(exc, "CodeBuild: reading the state of image builds") from exc
+                raise CODEBUILD_ERRORS.error(exc, "reading the state of image builds") from exc
             for build in response.get("builds") or []:
                 function = builds.get(str(build.get("id")))
                 if function is not None and build.get("buildStatus") in TERMINAL_BUILD_STATUSES:

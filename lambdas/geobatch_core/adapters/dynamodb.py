@@ -10,10 +10,20 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
-from geobatch_core import layout
+from geobatch_core import layout, schema
+from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, Key
 from geobatch_core.store import ABSENT, Increment, pending_request, resent_reference
+
+# A missing table is the stack's fault (not the caller's): a ServiceError, not a 404.
+ERRORS = ErrorMap(
+    "DynamoDB",
+    throttled=THROTTLING | {"ProvisionedThroughputExceededException", "RequestLimitExceeded"},
+    not_found=frozenset({"ResourceNotFoundException"}),
+    missing="its table is missing: is the stack deployed?",
+    missing_is_fault=True,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -50,15 +60,6 @@ def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def deserialize(raw: Mapping[str, Any]) -> Item:
     return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in raw.items()}
-
-
-def service_error(exc: ClientError, what: str) -> errors.GeoBatchError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"):
-        return errors.ThrottledError(f"DynamoDB throttled {what}; retry shortly")
-    if code == "ResourceNotFoundException":
-        return errors.ServiceError(f"DynamoDB table for {what} is missing: is the stack deployed?")
-    return errors.ServiceError(f"DynamoDB failed to {what}: {code}")
 
 
 class _Update:
@@ -143,15 +144,15 @@ class DynamoFunctionStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise errors.ConflictError(f"Function {item['id']} already exists") from None
-            raise service_error(exc, "create the Function") from None
+            raise ERRORS.error(exc, "create the Function") from None
 
     def get(self, function_id: str) -> Item:
         try:
             raw = self._db.get_item(
-                TableName=self._table, Key={"id": {"S": function_id}}, ConsistentRead=True
+                TableName=self._table, Key=schema.FUNCTIONS.key(function_id), ConsistentRead=True
             )
         except ClientError as exc:
-            raise service_error(exc, "read the Function") from None
+            raise ERRORS.error(exc, "read the Function") from None
         if "Item" not in raw:
             raise errors.NotFoundError(f"Function {function_id} does not exist")
         return deserialize(raw["Item"])
@@ -165,7 +166,7 @@ class DynamoFunctionStore:
         try:
             raw = self._db.update_item(
                 TableName=self._table,
-                Key={"id": {"S": function_id}},
+                Key=schema.FUNCTIONS.key(function_id),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ReturnValues="ALL_NEW",
@@ -178,14 +179,14 @@ class DynamoFunctionStore:
                     f"Function {function_id} is {current.get('status')}; "
                     f"the change needs {dict(expect or {})}"
                 ) from None
-            raise service_error(exc, "update the Function") from None
+            raise ERRORS.error(exc, "update the Function") from None
         return deserialize(raw["Attributes"])
 
     def delete(self, function_id: str) -> None:
         try:
-            self._db.delete_item(TableName=self._table, Key={"id": {"S": function_id}})
+            self._db.delete_item(TableName=self._table, Key=schema.FUNCTIONS.key(function_id))
         except ClientError as exc:
-            raise service_error(exc, "delete the Function") from None
+            raise ERRORS.error(exc, "delete the Function") from None
 
     def list_by_owner(
         self, owner: str | None, *, start: Key | None, limit: int
@@ -206,7 +207,7 @@ class DynamoFunctionStore:
                     **kwargs,
                 )
         except ClientError as exc:
-            raise service_error(exc, "list Functions") from None
+            raise ERRORS.error(exc, "list Functions") from None
         items = [deserialize(i) for i in raw.get("Items", [])]
         last = raw.get("LastEvaluatedKey")
         return items, (deserialize(last) if last else None)
@@ -218,7 +219,7 @@ class DynamoJobStore:
         self._table = table
 
     def _key(self, function_id: str, job_key: str) -> dict[str, Any]:
-        return {"function_id": {"S": function_id}, "job_key": {"S": job_key}}
+        return schema.JOBS.key(function_id, job_key)
 
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
@@ -239,7 +240,7 @@ class DynamoJobStore:
             return now_ms, True
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise service_error(exc, "record the submission") from None
+                raise ERRORS.error(exc, "record the submission") from None
         first = self.get(function_id, f"ref#{reference_id}", consistent=True)
         return resent_reference(first, function_id, reference_id, fingerprint), False
 
@@ -270,7 +271,7 @@ class DynamoJobStore:
             return None
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise service_error(exc, "record the request") from None
+                raise ERRORS.error(exc, "record the request") from None
         try:
             return self.get(partition, key, consistent=True)
         except errors.NotFoundError:  # released in between: the caller's retry will claim it
@@ -292,7 +293,7 @@ class DynamoJobStore:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise service_error(exc, "record the response") from None
+                raise ERRORS.error(exc, "record the response") from None
 
     def release_request(self, scope: str, key: str) -> None:
         """Forget a claimed key whose execution failed transiently, so a retry runs it again."""
@@ -306,7 +307,7 @@ class DynamoJobStore:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise service_error(exc, "release the request") from None
+                raise ERRORS.error(exc, "release the request") from None
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """BatchWriteItem cannot be conditional, so on a resent batch the existing keys are read first
@@ -320,7 +321,7 @@ class DynamoJobStore:
                 try:
                     raw = self._db.batch_get_item(RequestItems=request)
                 except ClientError as exc:
-                    raise service_error(exc, "check existing jobs") from None
+                    raise ERRORS.error(exc, "check existing jobs") from None
                 existing.update(r["job_key"]["S"] for r in raw.get("Responses", {}).get(self._table, []))
                 request = raw.get("UnprocessedKeys") or {}
         new = [i for i in items if i["job_key"] not in existing]
@@ -334,7 +335,7 @@ class DynamoJobStore:
             try:
                 raw = self._db.batch_write_item(RequestItems=pending)
             except ClientError as exc:
-                raise service_error(exc, "write jobs") from None
+                raise ERRORS.error(exc, "write jobs") from None
             pending = raw.get("UnprocessedItems") or {}
             if not pending:
                 return
@@ -348,7 +349,7 @@ class DynamoJobStore:
                 TableName=self._table, Key=self._key(function_id, job_key), ConsistentRead=consistent
             )
         except ClientError as exc:
-            raise service_error(exc, "read the job") from None
+            raise ERRORS.error(exc, "read the job") from None
         if "Item" not in raw:
             raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
         return deserialize(raw["Item"])
@@ -383,7 +384,7 @@ class DynamoJobStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
-            raise service_error(exc, "change the job's state") from None
+            raise ERRORS.error(exc, "change the job's state") from None
         return deserialize(raw["Attributes"])
 
     def query(
@@ -414,7 +415,7 @@ class DynamoJobStore:
         try:
             raw = self._db.query(**kwargs)
         except ClientError as exc:
-            raise service_error(exc, "list jobs") from None
+            raise ERRORS.error(exc, "list jobs") from None
         last = raw.get("LastEvaluatedKey")
         return [deserialize(i) for i in raw.get("Items", [])], (deserialize(last) if last else None)
 

@@ -10,8 +10,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
+from geobatch_core.adapters.aws_errors import ErrorMap
 
 SOURCE = "geobatch"
+ERRORS = ErrorMap("EventBridge")
 
 
 class EventBridgePublisher:
@@ -29,7 +31,7 @@ class EventBridgePublisher:
         try:
             result = self._events.put_events(Entries=[entry])
         except ClientError as exc:
-            raise errors.ServiceError(f"EventBridge refused the {detail_type} event: {exc}") from None
+            raise ERRORS.error(exc, f"publishing the {detail_type} event") from None
         if result.get("FailedEntryCount"):
             raise errors.ServiceError(f"EventBridge refused the {detail_type} event")
 

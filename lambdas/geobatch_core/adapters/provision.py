@@ -1,4 +1,4 @@
-"""Creates the tables and bucket the way the CDK state and storage constructs define them.
+"""Creates the tables (from ``geobatch_core.schema``, as the CDK does) and the bucket.
 
 Used by local mode (against moto's server) and by the moto-backed tests, so both run on the same
 schema as a deployed stack.
@@ -11,42 +11,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from geobatch_core import layout
+from geobatch_core import schema
 
 
 def create_tables(dynamodb: Any, functions_table: str, jobs_table: str) -> None:
-    specs = [
-        {
-            "TableName": functions_table,
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "owner", "AttributeType": "S"},
-                {"AttributeName": "creation_date", "AttributeType": "S"},
-            ],
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": layout.FUNCTIONS_OWNER_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "owner", "KeyType": "HASH"},
-                        {"AttributeName": "creation_date", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        },
-        {
-            "TableName": jobs_table,
-            "KeySchema": [
-                {"AttributeName": "function_id", "KeyType": "HASH"},
-                {"AttributeName": "job_key", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "function_id", "AttributeType": "S"},
-                {"AttributeName": "job_key", "AttributeType": "S"},
-            ],
-        },
-    ]
+    specs = [schema.FUNCTIONS.create_table_args(functions_table), schema.JOBS.create_table_args(jobs_table)]
     for spec in specs:
         try:
             dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **spec)
@@ -56,7 +25,7 @@ def create_tables(dynamodb: Any, functions_table: str, jobs_table: str) -> None:
     with contextlib.suppress(ClientError):  # already enabled
         dynamodb.update_time_to_live(
             TableName=jobs_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": layout.JOB_TTL_ATTRIBUTE},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.JOBS.ttl},
         )
 
 

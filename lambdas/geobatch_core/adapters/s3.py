@@ -9,16 +9,15 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
+from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap
 from geobatch_core.adapters.reachable import reachable
 
-
-def _error(exc: ClientError, what: str) -> errors.GeoBatchError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in ("NoSuchKey", "404", "NotFound"):
-        return errors.NotFoundError(f"{what}: no such object")
-    if code in ("SlowDown", "Throttling", "503"):
-        return errors.ThrottledError(f"S3 throttled {what}; retry shortly")
-    return errors.ServiceError(f"S3 failed to {what}: {code}")
+ERRORS = ErrorMap(
+    "S3",
+    throttled=THROTTLING | {"SlowDown", "503"},
+    not_found=frozenset({"NoSuchKey", "404", "NotFound"}),
+    missing="no such object",
+)
 
 
 def make_client(session: Any, endpoint_url: str | None = None) -> Any:
@@ -35,22 +34,22 @@ class S3BlobStore:
         try:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         except ClientError as exc:
-            raise _error(exc, f"store {key}") from None
+            raise ERRORS.error(exc, f"store {key}") from None
 
     def get(self, key: str) -> bytes:
         try:
             return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         except ClientError as exc:
-            raise _error(exc, f"read {key}") from None
+            raise ERRORS.error(exc, f"read {key}") from None
 
     def exists(self, key: str) -> bool:
         try:
             self._s3.head_object(Bucket=self.bucket, Key=key)
             return True
         except ClientError as exc:
-            if isinstance(_error(exc, key), errors.NotFoundError):
+            if isinstance(ERRORS.error(exc, key), errors.NotFoundError):
                 return False
-            raise _error(exc, f"check {key}") from None
+            raise ERRORS.error(exc, f"check {key}") from None
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -60,7 +59,7 @@ class S3BlobStore:
             try:
                 self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
             except ClientError as exc:
-                raise _error(exc, "delete objects") from None
+                raise ERRORS.error(exc, "delete objects") from None
 
     def delete_prefix(self, prefix: str) -> None:
         paginator = self._s3.get_paginator("list_objects_v2")
@@ -68,7 +67,7 @@ class S3BlobStore:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 self.delete([o["Key"] for o in page.get("Contents", [])])
         except ClientError as exc:
-            raise _error(exc, f"delete {prefix}") from None
+            raise ERRORS.error(exc, f"delete {prefix}") from None
 
     def presign_put(self, key: str, *, seconds: int, max_bytes: int) -> str:
         # A presigned PUT cannot cap the size; the API checks the bundle's size before building.
@@ -91,4 +90,4 @@ class S3BlobStore:
         try:
             return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
         except ClientError as exc:
-            raise _error(exc, f"check {key}") from None
+            raise ERRORS.error(exc, f"check {key}") from None

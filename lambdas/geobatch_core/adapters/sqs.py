@@ -9,17 +9,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
+from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Message
 
-
-def _error(exc: ClientError, what: str) -> errors.GeoBatchError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if "NonExistentQueue" in code or code == "QueueDoesNotExist":
-        return errors.NotFoundError(f"the job queue is gone ({what})")
-    if code in ("ThrottlingException", "RequestThrottled", "OverLimit"):
-        return errors.ThrottledError(f"SQS throttled {what}; retry shortly")
-    return errors.ServiceError(f"SQS failed to {what}: {code}")
+ERRORS = ErrorMap(
+    "SQS",
+    throttled=THROTTLING | {"RequestThrottled", "OverLimit"},
+    not_found=frozenset({"AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue", "QueueDoesNotExist"}),
+    missing="the job queue is gone",
+)
 
 
 class SqsQueue:
@@ -77,14 +76,14 @@ class SqsQueue:
                     QueueUrl=url, Attributes={"Policy": self._tls_only_policy(arn)}
                 )
         except ClientError as exc:
-            raise _error(exc, "create the job queue") from None
+            raise ERRORS.error(exc, "create the job queue") from None
         return queue_url, dlq_url
 
     def delete(self, queue_url: str) -> None:
         try:
             self._sqs.delete_queue(QueueUrl=queue_url)
         except ClientError as exc:
-            err = _error(exc, "delete the job queue")
+            err = ERRORS.error(exc, "delete the job queue")
             if not isinstance(err, errors.NotFoundError):
                 raise err from None
 
@@ -98,7 +97,7 @@ class SqsQueue:
                 try:
                     result = self._sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
                 except ClientError as exc:
-                    raise _error(exc, "queue jobs") from None
+                    raise ERRORS.error(exc, "queue jobs") from None
                 failed = {f["Id"] for f in result.get("Failed", [])}
                 entries = [e for e in entries if e["Id"] in failed]
                 if not entries:
@@ -118,7 +117,7 @@ class SqsQueue:
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         except ClientError as exc:
-            raise _error(exc, "receive jobs") from None
+            raise ERRORS.error(exc, "receive jobs") from None
         return [
             Message(
                 message_id=m["MessageId"],
@@ -135,7 +134,7 @@ class SqsQueue:
             try:
                 self._sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
             except ClientError as exc:
-                raise _error(exc, "acknowledge jobs") from None
+                raise ERRORS.error(exc, "acknowledge jobs") from None
 
     def change_visibility_batch(self, queue_url: str, entries: Sequence[tuple[str, int]]) -> None:
         for start in range(0, len(entries), 10):
@@ -146,7 +145,7 @@ class SqsQueue:
             try:
                 self._sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=chunk)
             except ClientError as exc:
-                raise _error(exc, "extend job leases") from None
+                raise ERRORS.error(exc, "extend job leases") from None
 
     def depth(self, queue_url: str) -> tuple[int, int]:
         try:
@@ -155,5 +154,5 @@ class SqsQueue:
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
         except ClientError as exc:
-            raise _error(exc, "read the queue depth") from None
+            raise ERRORS.error(exc, "read the queue depth") from None
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])

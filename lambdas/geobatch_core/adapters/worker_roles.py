@@ -16,9 +16,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from geobatch.wire import data_access, errors
+from geobatch.wire import data_access
 from geobatch_core import layout
+from geobatch_core.adapters.aws_errors import ErrorMap, error_code
 from geobatch_core.ports import Item
+
+ERRORS = ErrorMap("IAM")
 
 ECS_TASKS_TRUST = {
     "Version": "2012-10-17",
@@ -28,13 +31,6 @@ ECS_TASKS_TRUST = {
 }
 POLICY_NAME = "function-scope"
 ROLE_PATH = "/geobatch/"
-
-
-def _error(exc: ClientError | BotoCoreError, what: str) -> errors.GeoBatchError:
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    if code in ("Throttling", "ThrottlingException"):
-        return errors.ThrottledError(f"IAM throttled {what}")
-    return errors.ServiceError(f"IAM: {what} failed ({code or exc})")
 
 
 def queue_arn(queue_url: str, region: str, partition: str) -> str:
@@ -145,14 +141,14 @@ class WorkerRoles:
                     )["Role"]["Arn"]
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+                if error_code(exc) != "EntityAlreadyExists":
                     raise
                 arn = str(self._iam.get_role(RoleName=name)["Role"]["Arn"])
             self._iam.put_role_policy(
                 RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(self.policy(function))
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _error(exc, f"preparing the worker role of Function {function['id']}") from exc
+            raise ERRORS.error(exc, f"preparing the worker role of Function {function['id']}") from exc
         return arn
 
     def delete(self, function_id: str) -> None:
@@ -161,10 +157,10 @@ class WorkerRoles:
         try:
             self._iam.delete_role_policy(RoleName=name, PolicyName=POLICY_NAME)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-                raise _error(exc, f"deleting the worker role policy of Function {function_id}") from exc
+            if error_code(exc) != "NoSuchEntity":
+                raise ERRORS.error(exc, f"deleting the worker role policy of Function {function_id}") from exc
         try:
             self._iam.delete_role(RoleName=name)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-                raise _error(exc, f"deleting the worker role of Function {function_id}") from exc
+            if error_code(exc) != "NoSuchEntity":
+                raise ERRORS.error(exc, f"deleting the worker role of Function {function_id}") from exc

@@ -1,5 +1,8 @@
 """The job state machine as workers drive it: claim a message, record an outcome, detect lost workers.
 
+Claiming and lost workers are here; recording an outcome is in ``outcome``, the decisions both
+return in ``decisions`` (their names are re-exported here, where callers have always found them).
+
 Every transition is a conditional write keyed on (status, claiming message, claim token, attempt
 number), so a duplicate message, a late worker or a redelivery can never move a job backwards, run
 it twice at once, or count an attempt twice. A job's message lives until the job is terminal: a
@@ -17,67 +20,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from geobatch.wire import limits
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
-from geobatch_core import layout
-from geobatch_core.ports import BlobStore, Item, JobStore, Message
+from geobatch_core.ports import Item, JobStore, Message
 from geobatch_core.services.context import Settings, iso, utcnow
-from geobatch_core.services.job_statistics import store_statistics
+from geobatch_core.services.decisions import (
+    ACTIVE,
+    Ack,
+    Claimed,
+    Defer,
+    Outcome,
+    Stale,
+    backoff_seconds,
+    last_attempt,
+    max_attempts,
+)
+from geobatch_core.services.outcome import final_reason, record_outcome
 from geobatch_core.store import ABSENT, Increment
 
-ACTIVE = [JobStatus.RUNNING.value, JobStatus.CANCEL.value, JobStatus.CANCELING.value]
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """Run this job now as attempt ``attempt``."""
-
-    job: Item
-    attempt: int
-
-
-@dataclass(frozen=True)
-class Ack:
-    """Delete the message: the job is terminal, or this message is a duplicate."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Defer:
-    """Make the message visible again after ``seconds`` (a retry's backoff)."""
-
-    seconds: int
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Stale:
-    """Another worker owns the job now: leave the message alone."""
-
-    reason: str
-
-
-@dataclass
-class Outcome:
-    """What happened to one attempt, as the worker saw it."""
-
-    status: JobStatus  # success, failure, timeout or canceled
-    exit_code: int | None = None
-    error_reason: str | None = None
-    runtime: float = 0.0
-    result: bytes | None = None
-    result_meta: dict[str, Any] = field(default_factory=dict)
-    log: str = ""
-    peak_memory_mb: float | None = None
-    cpu_seconds: float | None = None
-    statistics: dict[str, Any] | None = None  # the series document (geobatch.wire.statistics)
+__all__ = [
+    "ACTIVE",
+    "Ack",
+    "Claimed",
+    "Defer",
+    "Outcome",
+    "Stale",
+    "backoff_seconds",
+    "claim",
+    "claim_token",
+    "final_reason",
+    "mark_canceling",
+    "max_attempts",
+    "parse_message",
+    "record_outcome",
+]
 
 
 def claim_token(message: Message) -> str:
@@ -97,17 +75,6 @@ def _receive_of(token: Any) -> int:
 def parse_message(body: str) -> tuple[str, int]:
     data = json.loads(body)
     return str(data["j"]), int(data.get("r", 0))
-
-
-def max_attempts(function: Item) -> int:
-    return int(function.get("retry_count", 0)) + 1
-
-
-def backoff_seconds(settings: Settings, failed_attempt: int, rng: random.Random | None = None) -> int:
-    """Exponential backoff with jitter: base·2^(n−1), capped, scaled by a random 0.5–1.0."""
-    rng = rng or random.Random()
-    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (failed_attempt - 1))
-    return max(1, round(ceiling * rng.uniform(0.5, 1.0)))
 
 
 def claim(
@@ -215,7 +182,7 @@ def _lost_worker(
     attempt = int(item.get("execution_count", 0))
     cause = f" ({item['lost_reason']})" if item.get("lost_reason") else ""
     reason = f"worker lost: no heartbeat for {settings.lost_worker_seconds} s on attempt {attempt}{cause}"
-    lost = {**_last_attempt(item), "number": attempt, "ended": now_iso, "status": "failure", "reason": reason}
+    lost = {**last_attempt(item), "number": attempt, "ended": now_iso, "status": "failure", "reason": reason}
     expect = {
         "status": item["status"],
         "claim_msg": message.message_id,
@@ -257,123 +224,6 @@ def _lost_worker(
         return None
     new = _start_attempt(jobs, function["id"], item["job_key"], message, token, worker_id, now_iso, token)
     return Claimed(new, int(new["execution_count"])) if new is not None else None
-
-
-def _last_attempt(item: Item) -> dict[str, Any]:
-    attempts = item.get("attempts") or []
-    return dict(attempts[-1]) if attempts else {}
-
-
-def record_outcome(
-    jobs: JobStore,
-    blobs: BlobStore,
-    settings: Settings,
-    function: Item,
-    job: Item,
-    attempt: int,
-    token: str,
-    outcome: Outcome,
-    *,
-    worker_id: str = "",
-    rng: random.Random | None = None,
-) -> Ack | Defer | Stale:
-    """Store the attempt's log and result and move the job on: terminal (Ack) or retry (Defer)."""
-    function_id, job_key = function["id"], job["job_key"]
-    now_iso = iso(utcnow())
-    record: dict[str, Any] = {
-        **_last_attempt(job),
-        "number": attempt,
-        "ended": now_iso,
-        "status": outcome.status.value,
-        "exit_code": outcome.exit_code,
-        "reason": outcome.error_reason,
-        "runtime": round(outcome.runtime, 3),
-        "peak_memory_mb": outcome.peak_memory_mb,
-        "cpu_seconds": outcome.cpu_seconds,
-        "log_bytes": len(outcome.log.encode()),
-        "worker_id": worker_id or None,
-    }
-    log_bytes = outcome.log.encode()
-    if len(log_bytes) > limits.INLINE_LOG_BYTES:
-        record["log_key"] = layout.log_key(function_id, job_key, int(job.get("run", 0)), attempt)
-        blobs.put(record["log_key"], log_bytes, content_type="text/plain; charset=utf-8")
-    elif log_bytes:
-        record["log"] = outcome.log
-    if outcome.statistics:
-        record.update(
-            store_statistics(blobs, outcome.statistics, function_id, job_key, int(job.get("run", 0)), attempt)
-        )
-    # Fenced by the receive's token: a worker whose lease ran out (another receive took the job over)
-    # cannot record anything, even if it comes back before the new owner has finished.
-    expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}
-    changes: dict[str, Any] = {
-        "exit_code": outcome.exit_code,
-        "runtime": round(outcome.runtime, 3),
-        "last_completion_date": now_iso,
-    }
-    if outcome.status is JobStatus.SUCCESS:
-        changes.update(status=JobStatus.SUCCESS.value, error_reason=None, status_reason=None)
-        if outcome.result is not None:
-            changes["result_size"] = len(outcome.result)
-            if len(outcome.result) > limits.INLINE_RESULT_BYTES:
-                changes["result_key"] = layout.result_key(function_id, job_key)
-                blobs.put(changes["result_key"], outcome.result)
-            else:
-                changes["result"] = outcome.result
-            if outcome.result_meta:
-                changes["result_meta"] = outcome.result_meta
-        done = jobs.transition(
-            function_id, job_key, changes=changes, expect=expect, replace_last_attempt=record
-        )
-        return Ack("success") if done is not None else Stale("the job was taken over by another worker")
-
-    if outcome.status is JobStatus.CANCELED:
-        changes.update(status=JobStatus.CANCELED.value, status_reason="canceled while running")
-        done = jobs.transition(
-            function_id, job_key, changes=changes, expect=expect, replace_last_attempt=record
-        )
-        return Ack("canceled") if done is not None else Stale("the job was taken over by another worker")
-
-    changes["error_reason"] = outcome.error_reason
-    if attempt < max_attempts(function):
-        delay = backoff_seconds(settings, attempt, rng)
-        retry_at = iso(utcnow() + timedelta(seconds=delay))
-        retry = jobs.transition(
-            function_id,
-            job_key,
-            changes={
-                **changes,
-                "status": JobStatus.PENDING.value,
-                "retry_at": retry_at,
-                "last_completion_date": None,
-            },
-            expect={**expect, "status": JobStatus.RUNNING.value},
-            replace_last_attempt=record,
-        )
-        if retry is not None:
-            return Defer(delay, f"attempt {attempt} of {max_attempts(function)} failed; retry in {delay} s")
-        # Not running any more: a cancel arrived meanwhile, so the job ends canceled.
-        changes.update(status=JobStatus.CANCELED.value, status_reason="canceled while running")
-        done = jobs.transition(
-            function_id, job_key, changes=changes, expect=expect, replace_last_attempt=record
-        )
-        return Ack("canceled") if done is not None else Stale("the job was taken over by another worker")
-    final = outcome.status if outcome.status is JobStatus.TIMEOUT else JobStatus.FAILURE
-    changes.update(status=final.value, status_reason=final_reason(outcome.error_reason, attempt, function))
-    done = jobs.transition(function_id, job_key, changes=changes, expect=expect, replace_last_attempt=record)
-    return Ack(final.value) if done is not None else Stale("the job was taken over by another worker")
-
-
-def final_reason(error: str | None, attempt: int, function: Item) -> str | None:
-    """The status reason of a job that ran out of attempts, with the advice that applies."""
-    if not error:
-        return None
-    reason = f"{error} on attempt {attempt} of {max_attempts(function)}"
-    if error.startswith("out of memory"):
-        reason += "; raise memory"
-    elif error.startswith("timeout"):
-        reason += f"; raise timeout (now {function.get('timeout')} s)"
-    return reason
 
 
 def mark_canceling(jobs: JobStore, function_id: str, job_key: str, token: str) -> bool:

@@ -1,25 +1,22 @@
-"""Job use cases: get, list (filters, sort, cursor), cancel, rerun, delete.
+"""Job use cases: get, cancel, rerun, delete, tags and bulk operations.
 
-Submission is in ``submission``, the wire form in ``job_wire``, logs and results in
-``job_outputs``; their names are re-exported here, where callers have always found them.
+Listing (filters, sort, cursor) is in ``job_query``, submission in ``submission``, the wire form in
+``job_wire``, logs and results in ``job_outputs``; their names are re-exported here, where callers
+have always found them.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 from geobatch.wire import errors, limits
-from geobatch.wire.models import RERUNNABLE, TERMINAL, Job, JobIds, JobPage, JobQuery, JobStatus, Meta
-from geobatch_core import filters, layout
+from geobatch.wire.models import RERUNNABLE, TERMINAL, Job, JobIds, JobQuery, JobStatus
+from geobatch_core import layout
 from geobatch_core.ports import Item
-from geobatch_core.services import paging
-from geobatch_core.services.access import OwnedFunctions, owned_function, owned_job, split_job_id
+from geobatch_core.services.access import OwnedFunctions, owned_job, split_job_id
 from geobatch_core.services.context import Services, iso
-from geobatch_core.services.iterate import all_functions
 from geobatch_core.services.job_outputs import job_log, job_result, parse_log_line
+from geobatch_core.services.job_query import list_jobs
 from geobatch_core.services.job_wire import (
     WIRE_EXCLUDE,
     all_attempts,
@@ -28,7 +25,6 @@ from geobatch_core.services.job_wire import (
     message_body,
     pending_reason,
     to_wire,
-    wire_bytes,
 )
 from geobatch_core.services.submission import bulk_fingerprint, mark_active, submit_job, submit_jobs
 
@@ -70,160 +66,6 @@ def get_job(svc: Services, principal: str, job_id_: str) -> Job:
         item = {**item, "payload": json.dumps(payload)}
     workers = svc.executor.worker_states(function) if item["status"] == JobStatus.PENDING.value else None
     return to_wire(item, function=function, now=svc.clock(), with_result=True, workers=workers)
-
-
-def _function_ids(svc: Services, principal: str, function_id: str | None) -> list[str]:
-    if function_id:
-        owned_function(svc, principal, function_id)
-        return [function_id]
-    owner = None if principal in svc.settings.admins else principal
-    return [fid for _, fid in sorted((i["creation_date"], i["id"]) for i in all_functions(svc, owner))]
-
-
-def _iter_matching(
-    svc: Services,
-    state: dict[str, Any],
-    predicate: Any,
-    newest_first: bool,
-    functions: OwnedFunctions,
-    batch: int = 1000,
-) -> Iterator[tuple[Item, dict[str, Any]]]:
-    """Matching job items with the cursor state that resumes right after each one."""
-    fids: list[str] = state["fids"]
-    fi, key = state.get("fi", 0), state.get("key")
-    now = svc.clock()
-    while fi < len(fids):
-        fid = fids[fi]
-        function = functions.get(fid)  # 404 for a Function the caller does not own
-        items, last = svc.jobs.query(fid, start=key, limit=batch, newest_first=newest_first)
-        for item in items:
-            wire = to_wire(item, function=function, now=now).model_dump()
-            if predicate(wire):
-                yield item, {**state, "fi": fi, "key": {"function_id": fid, "job_key": item["job_key"]}}
-        if last:
-            key = last
-        else:
-            fi, key = fi + 1, None
-
-
-def _within_bytes(items: list[Item], with_result: bool) -> list[Item]:
-    used = 0
-    for count, item in enumerate(items):
-        used += wire_bytes(item, with_result=with_result)
-        if count and used > limits.MAX_PAGE_BYTES:
-            return items[:count]
-    return items
-
-
-def _cursor_state(cursor: str) -> dict[str, Any]:
-    state = paging.checked(paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key"))
-    fids: list[str] = state.get("fids") or []
-    fi, key = state.get("fi", 0), state.get("key")
-    valid = "fids" in state and fi <= len(fids)
-    if valid and key is not None:
-        # Job keys are hex: anything else would start the store's query outside its key range.
-        in_range = _HEX.fullmatch(key["job_key"]) is not None
-        valid = in_range and fi < len(fids) and key["function_id"] == fids[fi]
-    if not valid:
-        raise errors.BadRequestError(paging.INVALID_CURSOR)
-    return state
-
-
-_HEX = re.compile(r"[0-9a-f]{1,64}")
-
-
-def list_jobs(
-    svc: Services,
-    principal: str,
-    *,
-    function_id: str | None = None,
-    filter_json: str | list[Any] | None = None,
-    sort: str | None = None,
-    page_size: int = limits.DEFAULT_PAGE_SIZE,
-    cursor: str | None = None,
-    limit: int | None = None,
-    count: bool = False,
-    include_result: bool = False,
-) -> JobPage:
-    if cursor:
-        state = _cursor_state(cursor)
-    else:
-        _, terms = filters.parse(filter_json, filters.JOB_FIELDS)
-        pinned = function_id or filters.equality_value(terms, "function_id")
-        state = {
-            "fids": _function_ids(svc, principal, pinned),
-            "filter": terms,
-            "sort": sort,
-            "limit": limit,
-        }
-    predicate, _ = filters.parse(state.get("filter"), filters.JOB_FIELDS)
-    order = filters.parse_sort(state.get("sort"), filters.JOB_FIELDS)
-    functions = OwnedFunctions(svc, principal)
-    now = svc.clock()
-    newest_first = order[:1] in ([("creation_date", True)], [("id", True)])
-    streaming = not order or order[0][0] in ("creation_date", "id")
-
-    if count:
-        total = sum(
-            1 for _ in _iter_matching(svc, {**state, "fi": 0, "key": None}, predicate, False, functions)
-        )
-        if state.get("limit") is not None:
-            total = min(total, int(state["limit"]))
-        return JobPage(data=[], meta=Meta(total=total))
-
-    remaining = state.get("limit")
-    want = page_size if remaining is None else max(0, min(page_size, int(remaining)))
-    page: list[Item] = []
-    next_state: dict[str, Any] | None = None
-    if streaming:
-        if want:
-            # Read about a page at a time: a page of 100 should not read 1,000 items.
-            batch = max(100, min(1000, 2 * want))
-            used, last_resume = 0, None
-            for item, resume in _iter_matching(svc, state, predicate, newest_first, functions, batch):
-                cost = wire_bytes(item, with_result=include_result)
-                if page and used + cost > limits.MAX_PAGE_BYTES:
-                    next_state = last_resume  # a shorter page, not an answer over Lambda's limit
-                    break
-                page.append(item)
-                used, last_resume = used + cost, resume
-                if len(page) == want:
-                    next_state = resume
-                    break
-    else:
-        rows = []
-        for item, _ in _iter_matching(svc, {**state, "fi": 0, "key": None}, predicate, False, functions):
-            rows.append(item)
-            if len(rows) > limits.MAX_IN_MEMORY_SORT:
-                raise errors.BadRequestError(
-                    f"sorting by {order[0][0]} works on at most {limits.MAX_IN_MEMORY_SORT} jobs: "
-                    "narrow the filter, or sort by creation_date"
-                )
-        rows = paging.sort_items(rows, order, key_of=lambda i: to_wire(i).model_dump())
-        offset = int(state.get("offset", 0))
-        page = _within_bytes(rows[offset : offset + want], include_result)
-        if offset + len(page) < len(rows):
-            next_state = {**state, "offset": offset + len(page)}
-    if next_state is not None and remaining is not None:
-        next_state["limit"] = int(remaining) - len(page)
-        if next_state["limit"] <= 0:
-            next_state = None
-    workers: dict[str, Mapping[str, int]] = {}
-    for item in page:  # only pages with pending jobs ask the executor, once per Function
-        fid = item["function_id"]
-        if item["status"] == JobStatus.PENDING.value and fid not in workers:
-            workers[fid] = svc.executor.worker_states(functions.get(fid))
-    data = [
-        to_wire(
-            i,
-            function=functions.get(i["function_id"]),
-            now=now,
-            with_result=include_result,
-            workers=workers.get(i["function_id"]),
-        )
-        for i in page
-    ]
-    return JobPage(data=data, meta=Meta(page_cursor=paging.encode(next_state) if next_state else None))
 
 
 # --------------------------------------------------------------------------- change

@@ -1,0 +1,43 @@
+"""A one-line progress bar of a Function's jobs on stderr."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from geobatch.wire.models import JobStatus
+
+__all__ = ["ProgressBar"]
+
+
+@dataclass
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn in place with ``\\r``."""
+
+    enabled: bool
+    width: int = 30
+    _shown: int = field(default=0, repr=False)
+
+    def update(self, fn: Any, stats: Mapping[str, int]) -> None:
+        """Redraw the bar for Function ``fn`` (its name and status) with job counts ``stats``."""
+        if not self.enabled:
+            return
+        total = sum(stats.values())
+        done = sum(stats[s.value] for s in JobStatus.terminal())
+        filled = self.width * done // total if total else 0
+        counts = " ".join(f"{k}={v}" for k, v in stats.items() if v)
+        line = (
+            f"{fn.name} [{fn.status}] [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {counts}"
+        )
+        sys.stderr.write("\r" + line.ljust(self._shown))
+        sys.stderr.flush()
+        self._shown = len(line)
+
+    def close(self) -> None:
+        """End the line (if anything was drawn)."""
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._shown = 0
