@@ -150,6 +150,9 @@ def _run_demo(
         client=client,
     )
     fn.save()
+    # The collection exists from the start (tiles join it as they land), naming what to compare it with.
+    related = related_links(plan)
+    write_collection(s3, bucket, product_id, extra_links=related)
     echo(f"3/5 mapping {len(plan.tile_keys)} jobs (one per tile), concurrency {options.concurrency}")
     jobs = fn.map(plan.job_args(), tags=[product_id])
     fn.wait_for_completion(timeout=options.timeout)
@@ -160,7 +163,7 @@ def _run_demo(
     echo("4/5 collecting results and writing the product's STAC collection")
     summaries = [r for r in fn.results() if isinstance(r, dict)]
     summary = summarize(summaries)
-    write_collection(s3, bucket, product_id)
+    write_collection(s3, bucket, product_id, extra_links=related)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     preview = mosaic_preview(bucket, product_id, options.out_dir / "landcover-preview.png", s3_client=s3)
     echo("5/5 comparing with the scene's known land cover")
@@ -178,9 +181,21 @@ def _run_demo(
         "seconds_per_stage_mean": summary["seconds_mean"],
         "wall_seconds": round(time.monotonic() - started, 1),
         "preview_png": str(preview),
+        "reference": plan.truth_uri,
+        "source_imagery": plan.archive_uri,
     }
     (options.out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def related_links(plan: Any) -> list[dict[str, str]]:
+    """The demo product's links to its source imagery and to the synthetic reference land cover."""
+    return [
+        {"rel": "derived_from", "href": plan.archive_uri, "type": "application/geo+json",
+         "title": "Source imagery (synthetic Sentinel-2 L2A scenes)"},
+        {"rel": "geobatch:reference", "href": plan.truth_uri, "type": "image/tiff; application=geotiff",
+         "title": "Reference land cover (synthetic, the scenes' known classes)"},
+    ]  # fmt: skip
 
 
 def print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
@@ -199,6 +214,8 @@ def print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
     echo(f"time               {report['wall_seconds']:.0f} s")
     echo(f"preview            {report['preview_png']}")
     echo(f"product            {report['product']}")
+    echo(f"reference          {report['reference']}")
+    echo("map                geobatch ui, then Map: the product beside its reference and imagery")
 
 
 @click.command()

@@ -40,7 +40,7 @@ _STATIC = {
     "/functions.js": ("functions.js", "text/javascript; charset=utf-8"),
     "/jobs.js": ("jobs.js", "text/javascript; charset=utf-8"),
     "/detail.js": ("detail.js", "text/javascript; charset=utf-8"),
-    "/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
+    "/stats-chart.js": ("stats-chart.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
@@ -123,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._host_ok():
             self._error(421, "bad_host", "use http://127.0.0.1:<port>/ to open the monitor")
             return
+        if self.server.maps.handle(self):  # the map page and its API (geobatch.ui.mapview)
+            return
         url = urlsplit(self.path)
         if url.path in _STATIC and self.command in ("GET", "HEAD"):
             name, content_type = _STATIC[url.path]
@@ -191,13 +193,29 @@ class MonitorServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, client: Client, port: int = 0, verbose: bool = False):
+    def __init__(
+        self,
+        client: Client,
+        port: int = 0,
+        verbose: bool = False,
+        *,
+        basemap: str | None = None,
+        aws_env: dict[str, str] | None = None,
+    ):
+        from geobatch.ui.mapview import MapRoutes
+
         self.client = client
         # Follow local mode to a new port after `local down`/`up`, but never start it again
         # from a poll of an open page.
         client.restarts_local_mode = False
         self.verbose = verbose
+        # Map tiles read COGs with aws_env (None: local mode's S3 when the client is local, else AWS).
+        self.maps = MapRoutes(client, aws_env=aws_env, basemap=basemap)
         super().__init__((HOST, port), _Handler)
+
+    def server_close(self) -> None:
+        self.maps.close()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A browser that closes a connection early is routine; anything else is worth a trace.
@@ -215,6 +233,6 @@ class MonitorServer(ThreadingHTTPServer):
         return self
 
 
-def serve(client: Client, port: int = 0, verbose: bool = False) -> MonitorServer:
+def serve(client: Client, port: int = 0, verbose: bool = False, basemap: str | None = None) -> MonitorServer:
     """Build the monitor server for ``client`` on 127.0.0.1:``port`` (0: a free port), not yet serving."""
-    return MonitorServer(client, port=port, verbose=verbose)
+    return MonitorServer(client, port=port, verbose=verbose, basemap=basemap)

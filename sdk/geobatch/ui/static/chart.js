@@ -1,56 +1,63 @@
-// A small SVG chart of one attempt's CPU and memory series (no library: the page works offline).
+// Progress over time as a small SVG bar chart: jobs finished per minute, successes stacked under
+// failures (failure + timeout) and cancellations. Plain DOM, no library.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const CHART = { width: 640, height: 180, left: 44, right: 52, top: 12, bottom: 24 };
+const CHART_COLOURS = { success: "#43a047", failed: "#e53935", canceled: "#8d6e63" };
 
 function svgEl(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG_NS, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (text !== undefined) node.textContent = text;
   return node;
 }
 
-function fmtBytes(n) {
-  if (n === null || n === undefined) return "n/a";
-  const units = ["B", "KB", "MB", "GB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+function clock(seconds) {
+  const d = new Date(seconds * 1000);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
-// Draws ``stats`` (an AttemptStatistics answer) into ``svg``; returns the caption text.
-function drawChart(svg, stats) {
-  const { width, height, left, right, top, bottom } = CHART;
-  svg.replaceChildren();
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  const series = stats.series || [];
-  const tMax = Math.max(1, ...series.map((s) => s.t));
-  const cpuMax = Math.max(100, ...series.map((s) => s.cpu_percent));
-  const memMax = Math.max(1, stats.memory_peak_mb || 0, ...series.map((s) => s.memory_mb)) * 1.1;
-  const x = (t) => left + (t / tMax) * (width - left - right);
-  const y = (v, max) => height - bottom - (v / max) * (height - top - bottom);
-  svg.append(
-    svgEl("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" }),
-    svgEl("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" }),
-    svgEl("line", { x1: width - right, y1: top, x2: width - right, y2: height - bottom, class: "axis" }),
-    svgEl("text", { x: left - 4, y: top + 8, "text-anchor": "end", class: "cpu-label" }, `${cpuMax.toFixed(0)}%`),
-    svgEl("text", { x: left - 4, y: height - bottom, "text-anchor": "end" }, "0"),
-    svgEl("text", { x: width - right + 4, y: top + 8, class: "mem-label" }, `${memMax.toFixed(0)} MB`),
-    svgEl("text", { x: width - right, y: height - 6, "text-anchor": "end" }, `${tMax.toFixed(1)} s`),
-  );
-  // One point only (a short job): draw it as a level line from the start.
-  const points = series.length === 1 ? [{ ...series[0], t: 0 }, series[0]] : series;
-  const line = (value, max, cls) => svgEl("polyline", {
-    class: cls, fill: "none",
-    points: points.map((s) => `${x(s.t).toFixed(1)},${y(value(s), max).toFixed(1)}`).join(" "),
+// Draw progress.per_minute ([{minute, success, failed, canceled}]) into `container`.
+function drawProgress(container, progress) {
+  const W = 320, H = 140, left = 28, bottom = 18, top = 8;
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
+  const bars = progress.per_minute || [];
+  const peak = Math.max(1, ...bars.map((b) => b.success + b.failed + b.canceled));
+  const plotH = H - bottom - top;
+  const step = bars.length ? (W - left - 4) / bars.length : 0;
+  svg.append(svgEl("line", { x1: left, y1: H - bottom, x2: W - 2, y2: H - bottom, stroke: "#999" }));
+  svg.append(svgEl("text", { x: 2, y: top + 8 }, String(peak)), svgEl("text", { x: 2, y: H - bottom }, "0"));
+  bars.forEach((b, i) => {
+    let y = H - bottom;
+    for (const kind of ["success", "failed", "canceled"]) {
+      const h = (b[kind] / peak) * plotH;
+      if (!h) continue;
+      y -= h;
+      const rect = svgEl("rect", {
+        x: left + i * step + 0.5, y, width: Math.max(step - 1, 1), height: h,
+        fill: CHART_COLOURS[kind], class: `bar bar-${kind}`,
+      });
+      rect.append(svgEl("title", {}, `${clock(b.minute)}: ${b[kind]} ${kind}`));
+      svg.append(rect);
+    }
   });
-  if (points.length) {
-    svg.append(line((s) => s.cpu_percent, cpuMax, "cpu-line"), line((s) => s.memory_mb, memMax, "mem-line"));
+  if (bars.length) {
+    svg.append(svgEl("text", { x: left, y: H - 4 }, clock(bars[0].minute)));
+    svg.append(svgEl("text", { x: W - 30, y: H - 4 }, clock(bars[bars.length - 1].minute)));
+  } else {
+    svg.append(svgEl("text", { x: left + 8, y: H / 2 }, "no job has finished yet"));
   }
-  const caption = `Peak memory ${fmtNum(stats.memory_peak_mb)} MB · peak CPU ${fmtNum(stats.cpu_peak_percent)}% ` +
-    `(mean ${fmtNum(stats.cpu_mean_percent)}%, 100% = one core) · network in ${fmtBytes(stats.net_rx_bytes)}, ` +
-    `out ${fmtBytes(stats.net_tx_bytes)} · ${stats.samples} samples, every ${fmtNum(stats.interval_seconds)} s`;
-  svg.setAttribute("aria-label", `CPU and memory of attempt ${stats.attempt}: ${caption}`);
-  return caption;
+  container.replaceChildren(svg);
+}
+
+function etaText(progress) {
+  const failed = (progress.per_minute || []).reduce((n, b) => n + b.failed, 0);
+  const rate = `${progress.rate_per_minute} jobs/min (last 5 min)`;
+  let eta = "ETA: unknown until jobs finish";
+  if (progress.outstanding === 0) eta = "all jobs finished";
+  else if (progress.eta_seconds !== null) {
+    const s = progress.eta_seconds;
+    eta = `ETA ${s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`} for ${progress.outstanding} outstanding`;
+  }
+  return `${rate} · ${eta} · ${failed} failed`;
 }
