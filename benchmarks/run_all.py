@@ -14,6 +14,8 @@ SCRIPTS = [
     "local_throughput.py",
     "local_submission.py",
     "scaling_model.py",
+    "listing.py",
+    "operations.py",
     "tile_compute.py",
     "job_statistics.py",
 ]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from geobatch.data_access import S3Access
     from geobatch.function import Function, JobBulkCreateError, JobBulkCreateResult
     from geobatch.job import Job, JobResultError
+    from geobatch.operation import BulkResult, Operation, OperationFailedError, OperationState
     from geobatch.search import JobSearch, Search
     from geobatch.statistics import AttemptStatistics
     from geobatch.wire.codec import ComputeResult, EncodingError, Serializable
@@ -49,6 +50,7 @@ _LAZY = {
     "BadRequestError": "geobatch.wire.errors",
     "BoundGlobalError": "geobatch.bundle",
     "BuildFailedError": "geobatch.wire.errors",
+    "BulkResult": "geobatch.operation",
     "Client": "geobatch.client",
     "ComputeClient": "geobatch.client",
     "ComputeResult": "geobatch.wire.codec",
@@ -65,6 +67,9 @@ _LAZY = {
     "JobSearch": "geobatch.search",
     "JobStatus": "geobatch.wire.models",
     "NotFoundError": "geobatch.wire.errors",
+    "Operation": "geobatch.operation",
+    "OperationFailedError": "geobatch.operation",
+    "OperationState": "geobatch.operation",
     "PayloadTooLargeError": "geobatch.wire.errors",
     "S3Access": "geobatch.data_access",
     "Search": "geobatch.search",
@@ -86,6 +91,7 @@ __all__ = [
     "BadRequestError",
     "BoundGlobalError",
     "BuildFailedError",
+    "BulkResult",
     "Client",
     "ComputeClient",
     "ComputeResult",
@@ -102,6 +108,9 @@ __all__ = [
     "JobSearch",
     "JobStatus",
     "NotFoundError",
+    "Operation",
+    "OperationFailedError",
+    "OperationState",
     "PayloadTooLargeError",
     "S3Access",
     "Search",

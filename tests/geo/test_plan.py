@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -91,9 +93,45 @@ def test_plan_cli_defaults_are_the_stack_and_the_function(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     est = json.loads(result.output)
     assert est["workers"] == 64 and est["max_vcpus"] == 64  # the stack's cap, not a made-up 500
-    assert est["vcpus"] == 1.0 and est["memory_gb"] == 4.0  # the land-cover Function's resources
+    assert est["vcpus"] == 1.0 and est["memory_gb"] == 4.0  # the demo's land-cover Function's resources
+    assert est["resources_from"] == "the demo's land-cover Function"
     assert est["s3_usd"] > 0 and est["logs_usd"] > 0
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"context": {"max_vcpus": "many"}}))
     result = CliRunner().invoke(main, ["plan", "--geojson", str(small), "--cdk-json", str(bad)])
     assert result.exit_code == 2 and "max_vcpus" in result.output
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+@pytest.mark.local
+def test_plan_reads_the_saved_functions_resources(local_api: Any, tmp_path: Path) -> None:
+    """``--function`` takes cpus, memory and maximum_concurrency from the Function as saved (through the
+    API, local mode here), not from constants; explicit options still win."""
+    import geobatch as gb
+
+    name = f"plan-{uuid.uuid4().hex[:8]}"
+    fn = gb.Function(_double, name=name, cpus=2, memory="8GB", maximum_concurrency=40, auto_start=False)
+    fn.save()
+    try:
+        cdk = tmp_path / "cdk.json"
+        cdk.write_text(json.dumps({"context": {"max_vcpus": 256}}))
+        args = ["plan", "--cdk-json", str(cdk), "--json"]
+        est = json.loads(_invoke([*args, "--function", name]))
+        assert (est["vcpus"], est["memory_gb"], est["workers"]) == (2.0, 8.0, 40)
+        assert est["resources_from"] == f"Function {name}"
+        assert json.loads(_invoke([*args, "--function", fn.id]))["memory_gb"] == 8.0  # by id too
+        est = json.loads(_invoke([*args, "--function", name, "--concurrency", "500", "--memory-gb", "16"]))
+        assert (est["workers"], est["memory_gb"]) == (128, 16.0)  # 256 vCPUs / 2 per job caps the 500
+        missing = CliRunner().invoke(main, [*args, "--function", "no-such-function"])
+        assert missing.exit_code == 2 and "no saved Function" in missing.output
+    finally:
+        fn.delete()
+
+
+def _invoke(args: list[str]) -> str:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return result.output

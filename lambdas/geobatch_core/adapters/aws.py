@@ -21,7 +21,8 @@ from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.ports import FunctionStore, JobStore, Queue
-from geobatch_core.services.context import Services, Settings
+from geobatch_core.services.context import Services, Settings, utcnow
+from geobatch_core.services.pacing import SubmitPacer
 
 log = logging.getLogger("geobatch.aws")
 
@@ -83,6 +84,7 @@ def services_from_env(environ: Mapping[str, str], session: Any = None) -> Servic
             environment=worker_environment(environ),
             platform="EC2" if environ.get(env.BATCH_PLATFORM) == "EC2" else "FARGATE",
             log_group=environ.get(env.WORKER_LOG_GROUP),
+            pacer=SubmitPacer(jobs, clock=utcnow),
         ),
         builder=CodeBuildImageBuilder(
             session.client("codebuild"),

@@ -26,7 +26,7 @@ from geobatch.tiles import Tile
 
 PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
 RASTER_EXT = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
-CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
+CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
 
 
 def tile_id(tile_key: str) -> str:

@@ -41,6 +41,7 @@ REGION = "us-east-1"
 # Job progress reaches the disk's platters at least this often (submissions at once): the bound
 # on what an operating-system crash or power loss rolls back. A process crash loses nothing.
 CHECKPOINT_SECONDS = 2.0
+LOCAL_OPERATION_SECONDS = 2.0  # of each scaler pass, for background bulk operations
 
 
 def free_port() -> int:
@@ -232,12 +233,13 @@ class LocalStack:
         self._wakeup.set()
 
     def _scale_loop(self) -> None:
+        """The scaler pass, every ``scale_interval`` or when a submit wakes it (as in AWS)."""
         assert self.services is not None
         synced = time.monotonic()
         while not self._stop.is_set():
             try:
                 # Each Function's failure is logged by the pass itself, which goes on with the others.
-                scaler.run_pass(self.services)
+                scaler.run_pass(self.services, operation_seconds=LOCAL_OPERATION_SECONDS)
             except Exception:
                 log.exception("scaling failed")
             if time.monotonic() - synced >= CHECKPOINT_SECONDS:

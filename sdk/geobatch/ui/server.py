@@ -31,7 +31,7 @@ HOST = "127.0.0.1"
 UI_HEADER = "X-GeoBatch-UI"
 MAX_BODY = 1024 * 1024
 # Ids are short tokens; anything else (dots, slashes, encodings, '@') is refused before forwarding.
-_API_PATH = re.compile(r"^/(functions|jobs)(/[A-Za-z0-9_\-]{1,128}){0,2}$")
+_API_PATH = re.compile(r"^/(functions|jobs|operations)(/[A-Za-z0-9_\-]{1,128}){0,2}$")
 _RESULT_PATH = re.compile(r"^/ui-api/result/([A-Za-z0-9_\-]{1,128})$")
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),

@@ -102,16 +102,32 @@ async function bulk(action) {
   await act(async () => {
     let cursor = null;
     let changed = 0;
-    do { // the API changes a bounded number of jobs per call; follow its cursor for the rest
+    do { // a small filter is done at once (with the ids); a large one is a background operation
       const body = { function_id: state.selected, filter: jobFilter() };
       if (cursor) body.page_cursor = cursor;
       const answer = await api("POST", `/api/jobs/${action}`, { body });
-      changed += answer.job_ids.length;
-      cursor = answer.page_cursor;
+      if (answer.state) {
+        changed += (await followOperation(answer)).changed;
+        cursor = null;
+      } else {
+        changed += answer.job_ids.length;
+        cursor = answer.page_cursor;
+      }
     } while (cursor);
     state.cursors = [null];
     return `${verbs[action][1]} ${changed} jobs (${what}).`;
   });
+}
+
+async function followOperation(op) {
+  while (op.state === "queued" || op.state === "running") {
+    const of = op.total === null || op.total === undefined ? "" : ` of ${op.total}`;
+    showMessage(`${op.action}: ${op.processed}${of} jobs looked at, ${op.changed} changed…`, "info");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    op = await api("GET", `/api/operations/${op.id}`);
+  }
+  if (op.state === "failed") throw new Error(`${op.action} stopped: ${op.error}`);
+  return op;
 }
 
 async function showFailures() {
