@@ -25,10 +25,14 @@ from geobatch_core.adapters import codebuild as cb
 from stacks.config import GeoBatchConfig
 from stacks.lambda_factory import REPO_ROOT, LambdaFactory, retention
 from stacks.nag import suppress
+from stacks.requirements import worker_requirements
 from stacks.state import State
 from stacks.storage import BUILDS, BUNDLES, Storage
 
-_EXCLUDE = ["**/__pycache__", "**/*.pyc"]
+# Caches, and what an editable install or a wheel build leaves beside the sources.
+_EXCLUDE = ["**/__pycache__", "**/*.pyc", "*.egg-info", "build"]
+# The image's runtime requirements: batch_image/pyproject.toml's, at constraints.txt's versions.
+_WORKER_REQUIREMENTS = " ".join(worker_requirements())
 _SECONDARY = {"core": "lambdas/geobatch_core", "sdk": "sdk/geobatch"}
 
 # Runs with bash; ``set -e`` semantics come from CodeBuild (a failing command fails the phase).
@@ -57,7 +61,8 @@ BUILDSPEC = {
                 f"""if [ ! -f /tmp/skip ]; then
   set -o pipefail
   docker build -f /tmp/ctx/batch_image/Dockerfile --build-arg "PYTHON_VERSION=${{{cb.VAR_PYTHON}#python}}" \\
-    --build-arg REQUIREMENTS=requirements.txt -t "$REPOSITORY_URI:${cb.VAR_IMAGE_TAG}" /tmp/ctx 2>&1 \\
+    --build-arg REQUIREMENTS=requirements.txt --build-arg "WORKER_REQUIREMENTS={_WORKER_REQUIREMENTS}" \\
+    -t "$REPOSITORY_URI:${cb.VAR_IMAGE_TAG}" /tmp/ctx 2>&1 \\
     | tee /tmp/build.log \\
   && {{ docker push "$REPOSITORY_URI:${cb.VAR_IMAGE_TAG}" || aws ecr describe-images \\
     --repository-name "$REPOSITORY_NAME" --image-ids "imageTag=${cb.VAR_IMAGE_TAG}"; }}
