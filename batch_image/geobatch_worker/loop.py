@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch.wire import data_access, env, errors, limits
+from geobatch.wire import data_access, env, errors, limits, statistics
 from geobatch.wire.env import UNSIGNED_S3
 from geobatch.wire.models import FunctionStatus, JobStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
@@ -63,6 +63,7 @@ class WorkerConfig:
     memory_limit_mb: float | None = None
     function_check_seconds: float = 10.0
     startup_seconds: float = STARTUP_SECONDS  # spawn + imports of the user-code child, apart from the timeout
+    sample_seconds: float = statistics.SAMPLE_SECONDS  # how often a job's CPU/memory/network is sampled
     # Past this many seconds the worker claims no new job and exits, before AWS Batch's attempt
     # timeout (lifetime + one job timeout + a margin) could kill it mid-job; the scaler replaces it.
     # The job definition sets it; None (local mode) means no limit.
@@ -156,6 +157,7 @@ class Worker(Heartbeat):
             memory_limit_mb=self.config.memory_limit_mb,
             log_dir=self._workdir.name,
             startup_seconds=self.config.startup_seconds,
+            sample_seconds=self.config.sample_seconds,
         )
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
         heartbeat.start()
@@ -384,4 +386,5 @@ def _outcome(result: RunResult) -> Outcome:
         log=result.log,
         peak_memory_mb=result.peak_memory_mb,
         cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
+        statistics=result.statistics,
     )

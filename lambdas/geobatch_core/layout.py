@@ -50,6 +50,11 @@ def log_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
     return f"logs/{function_id}/{job_key}/{run}.{attempt}.log"
 
 
+def statistics_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
+    """The CPU/memory/network series of one attempt: one object, next to its log."""
+    return f"logs/{function_id}/{job_key}/{run}.{attempt}.stats.json"
+
+
 def live_log_key(function_id: str, job_key: str, run: int, attempt: int, part: int) -> str:
     """A numbered part of the log of a running attempt (replaced by ``log_key`` when it ends)."""
     return f"logs/{function_id}/{job_key}/{run}.{attempt}.live/{part:04d}.log"

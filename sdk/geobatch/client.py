@@ -67,6 +67,9 @@ class Client:
         self._explicit_url = api_url.rstrip("/") if api_url else None
         self._api_url: str | None = self._explicit_url
         self._from_local_mode = False
+        # Whether a call that finds local mode gone starts it again (the SDK's first-use
+        # behaviour); the web monitor only follows it, so `geobatch local down` stays down.
+        self.restarts_local_mode = True
         self._region = region
         self._session = session
         self._credentials: Any = None
@@ -247,7 +250,13 @@ class Client:
             return None
         old = self._api_url
         with self._lock:
-            self._api_url = self._resolve_url()
+            if self.restarts_local_mode:
+                self._api_url = self._resolve_url()
+            else:
+                from geobatch.local import read_state
+
+                state = read_state()
+                self._api_url = str(state["api_url"]).rstrip("/") if state else old
         return None if self._api_url == old else self._api_url + url[len(old) :]
 
     def _unreachable(
