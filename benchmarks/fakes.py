@@ -2,11 +2,13 @@
 
 They keep the semantics the worker relies on (conditional job transitions with ABSENT / one-of
 expectations, Increment, appended / replaced attempt records, SQS visibility and receipts) but do
-no I/O, so a benchmark against them measures the worker's own overhead. Not used by the tests.
+no I/O, so a benchmark against them measures the worker's own overhead. The state contract tests
+(tests/infra/test_state_contract.py) run them beside moto and SQLite, so they answer alike.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 import threading
@@ -17,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from geobatch.wire import errors
+from geobatch_core import layout
+from geobatch_core.adapters.sqlite.db import normalize
 from geobatch_core.ports import Item, Key, Message
 from geobatch_core.store import ABSENT, Increment
 
@@ -40,7 +44,7 @@ def _apply(item: Item, changes: Mapping[str, Any]) -> None:
         elif isinstance(val, Increment):
             item[attr] = item.get(attr, 0) + val.by
         else:
-            item[attr] = copy.deepcopy(val)
+            item[attr] = normalize(copy.deepcopy(val))
 
 
 class FakeFunctionStore:
@@ -52,7 +56,7 @@ class FakeFunctionStore:
         self.calls += 1
         if item["id"] in self.items:
             raise errors.ConflictError(f"Function {item['id']} already exists")
-        self.items[item["id"]] = copy.deepcopy(dict(item))
+        self.items[item["id"]] = normalize(copy.deepcopy(dict(item)))
 
     def get(self, function_id: str) -> Item:
         self.calls += 1
@@ -80,19 +84,51 @@ class FakeFunctionStore:
         self, owner: str | None, *, start: Key | None, limit: int
     ) -> tuple[list[Item], Key | None]:
         self.calls += 1
-        rows = sorted(
-            (i for i in self.items.values() if owner is None or i.get("owner") == owner),
-            key=lambda i: i.get("creation_date", ""),
-            reverse=True,
-        )
-        return [copy.deepcopy(i) for i in rows[:limit]], None
+        if owner is None:  # a scan: id order
+            rows = sorted(self.items.values(), key=lambda i: i["id"])
+            rows = [i for i in rows if not start or i["id"] > start["id"]]
+        else:  # the owner-created index, read newest first
+            rows = sorted(
+                (i for i in self.items.values() if i.get("owner") == owner),
+                key=lambda i: (i.get("creation_date", ""), i["id"]),
+                reverse=True,
+            )
+            if start:
+                bound = (start.get("creation_date", ""), start["id"])
+                rows = [i for i in rows if (i.get("creation_date", ""), i["id"]) < bound]
+        page = [copy.deepcopy(i) for i in rows[:limit]]
+        if len(rows) <= limit:
+            return page, None
+        last = page[-1]
+        key = {"id": last["id"]} if owner is None else {"id": last["id"], "owner": owner}
+        if owner is not None:
+            key["creation_date"] = last.get("creation_date", "")
+        return page, key
+
+
+JOB_KEY_CEILING = "g"  # as in the DynamoDB adapter: job keys are hex, references sort after them
 
 
 class FakeJobStore:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], Item] = {}
+        self._keys: dict[str, list[str]] = {}  # each partition's sort keys, in order
         self.lock = threading.Lock()
         self.calls = 0
+
+    def _add(self, key: tuple[str, str], item: Item) -> None:
+        if key not in self.items:
+            keys = self._keys.setdefault(key[0], [])
+            if keys and keys[-1] > key[1]:
+                bisect.insort(keys, key[1])
+            else:  # job keys grow with time: appending is the common case
+                keys.append(key[1])
+        self.items[key] = item
+
+    def _remove(self, key: tuple[str, str]) -> None:
+        if self.items.pop(key, None) is not None:
+            keys = self._keys[key[0]]
+            del keys[bisect.bisect_left(keys, key[1])]
 
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
@@ -101,15 +137,17 @@ class FakeJobStore:
         key = (function_id, f"ref#{reference_id}")
         with self.lock:
             fresh = key not in self.items
-            item = self.items.setdefault(
-                key,
-                {
-                    "function_id": function_id,
-                    "job_key": key[1],
-                    "created_ms": now_ms,
-                    "fingerprint": fingerprint,
-                },
-            )
+            if fresh:
+                self._add(
+                    key,
+                    {
+                        "function_id": function_id,
+                        "job_key": key[1],
+                        "created_ms": now_ms,
+                        "fingerprint": fingerprint,
+                    },
+                )
+            item = self.items[key]
             if fingerprint and item.get("fingerprint") not in ("", fingerprint):
                 raise errors.ConflictError(
                     f"reference_id {reference_id!r} was already used for different jobs"
@@ -123,7 +161,7 @@ class FakeJobStore:
             for item in items:
                 key = (item["function_id"], item["job_key"])
                 if key not in self.items:
-                    self.items[key] = {k: copy.deepcopy(v) for k, v in item.items() if v is not None}
+                    self._add(key, normalize(copy.deepcopy(dict(item))))
                     created.append(item["job_key"])
         return created
 
@@ -175,23 +213,55 @@ class FakeJobStore:
     ) -> tuple[list[Item], Key | None]:
         self.calls += 1
         with self.lock:
-            keys = sorted(k for f, k in self.items if f == function_id and not k.startswith("ref#"))
-        if newest_first:
-            keys.reverse()
-        if start:
-            after = start["job_key"]
-            keys = [k for k in keys if (k < after if newest_first else k > after)]
-        page = keys[:limit]
-        rows = [copy.deepcopy(self.items[(function_id, k)]) for k in page]
+            keys = self._keys.get(function_id, [])
+            if newest_first:
+                end = bisect.bisect_left(keys, start["job_key"] if start else JOB_KEY_CEILING)
+                keys = keys[max(0, end - limit - 1) : end][::-1]
+            else:
+                begin = bisect.bisect_right(keys, start["job_key"]) if start else 0
+                end = bisect.bisect_left(keys, JOB_KEY_CEILING)
+                keys = keys[begin : min(end, begin + limit + 1)]
+            page = keys[:limit]
+            rows = [copy.deepcopy(self.items[(function_id, k)]) for k in page]
+        if projection:
+            rows = [{k: r[k] for k in projection if k in r} for r in rows]
         last = {"function_id": function_id, "job_key": page[-1]} if len(keys) > limit else None
         return rows, last
+
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        """A GSI page; the fake sorts what the index holds (its cost is not what it measures: the
+        calls and items read are)."""
+        self.calls += 1
+        _, partition_attr, sort_attr, _ = layout.JOB_INDEXES[sort]
+        with self.lock:
+            held = [
+                i
+                for i in self.items.values()
+                if i.get(partition_attr) == partition and i.get(sort_attr) is not None
+            ]
+
+        def position(item: Item) -> tuple[Any, str, str]:
+            return item[sort_attr], item["function_id"], item["job_key"]
+
+        order = sorted(held, key=position, reverse=descending)
+        if start:
+            bound = (start[sort_attr], start["function_id"], start["job_key"])
+            order = [i for i in order if (position(i) < bound if descending else position(i) > bound)]
+        page = [copy.deepcopy(i) for i in order[:limit]]
+        if len(order) <= limit:
+            return page, None
+        last = page[-1]
+        key = {"function_id": last["function_id"], "job_key": last["job_key"], partition_attr: partition}
+        return page, {**key, sort_attr: last[sort_attr]}
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
         keys = list(keys)
         self.calls += (len(keys) + 24) // 25
         with self.lock:
             for key in keys:
-                self.items.pop(key, None)
+                self._remove(key)
 
 
 class FakeQueue:
@@ -205,9 +275,11 @@ class FakeQueue:
 
     def create(self, name: str, *, max_receive_count: int, visibility_seconds: int) -> tuple[str, str]:
         self.calls += 1
-        for n in (name, f"{name}-dlq"):
-            self.queues[f"fake://{n}"] = {"msgs": {}, "order": deque(), "visibility": visibility_seconds}
-        return f"fake://{name}", f"fake://{name}-dlq"
+        url, dlq = f"fake://{name}", f"fake://{name}-dlq"
+        if url not in self.queues:
+            self.queues[dlq] = {"msgs": {}, "order": deque(), "max_receive": None, "dlq": None}
+            self.queues[url] = {"msgs": {}, "order": deque(), "max_receive": max_receive_count, "dlq": dlq}
+        return url, dlq
 
     def delete(self, queue_url: str) -> None:
         self.calls += 1
@@ -251,6 +323,14 @@ class FakeQueue:
                     m = q["msgs"].get(mid)
                     if m is None or m["visible_at"] > now:
                         continue
+                    if q["max_receive"] is not None and m["count"] >= q["max_receive"]:
+                        # SQS's redrive: a message received too often moves, id and count kept
+                        del q["msgs"][mid]
+                        dead = self.queues.get(q["dlq"])
+                        if dead is not None:
+                            dead["msgs"][mid] = {**m, "receipt": None, "visible_at": now}
+                            dead["order"].append(mid)
+                        continue
                     m["count"] += 1
                     m["receipt"] = f"{mid}#{m['count']}"
                     m["visible_at"] = now + visibility_seconds
@@ -291,7 +371,8 @@ class FakeQueue:
         with self.lock:
             msgs = self._q(queue_url)["msgs"].values()
             visible = sum(1 for m in msgs if m["visible_at"] <= now)
-            return visible, len(msgs) - visible
+            in_flight = sum(1 for m in msgs if m["visible_at"] > now and m["receipt"] is not None)
+            return visible, in_flight  # delayed messages are neither, as in SQS
 
 
 class FakeBlobStore:

@@ -14,7 +14,10 @@ SCRIPTS = [
     "local_throughput.py",
     "local_submission.py",
     "scaling_model.py",
+    "listing.py",
+    "operations.py",
     "tile_compute.py",
+    "job_statistics.py",
 ]
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from stacks.config import GeoBatchConfig
 
 
 class State(Construct):
-    """``functions`` (PK id, GSI owner-created) and ``jobs`` (PK function_id, SK job_key, TTL)."""
+    """``functions`` (PK id, GSI owner-created) and ``jobs`` (PK function_id, SK job_key, TTL, and the
+    GSIs that sorted listings read: ``layout.JOB_INDEXES``)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: GeoBatchConfig) -> None:
         super().__init__(scope, construct_id)
@@ -47,11 +48,12 @@ class State(Construct):
             created.add_global_secondary_index(
                 index_name=index.name,
                 partition_key=_attribute(index.partition),
-                sort_key=_attribute(index.sort) if index.sort else None,
+                sort_key=_attribute(index.sort, index.sort_type) if index.sort else None,
                 projection_type=dynamodb.ProjectionType.ALL,
             )
         return created
 
 
-def _attribute(name: str) -> dynamodb.Attribute:
-    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+def _attribute(name: str, kind: str = "S") -> dynamodb.Attribute:
+    types = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
+    return dynamodb.Attribute(name=name, type=types[kind])

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from geobatch.wire import env
+from geobatch.wire import env, statistics
 from geobatch_worker.runner import STARTUP_SECONDS
 
 
@@ -22,6 +22,7 @@ class WorkerConfig:
     memory_limit_mb: float | None = None
     function_check_seconds: float = 10.0
     startup_seconds: float = STARTUP_SECONDS  # spawn + imports of the user-code child, apart from the timeout
+    sample_seconds: float = statistics.SAMPLE_SECONDS  # how often a job's CPU/memory/network is sampled
     # Past this many seconds the worker claims no new job and exits, before AWS Batch's attempt
     # timeout (lifetime + one job timeout + a margin) could kill it mid-job; the scaler replaces it.
     # The job definition sets it; None (local mode) means no limit.

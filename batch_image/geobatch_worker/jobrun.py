@@ -40,6 +40,7 @@ def outcome_of(result: RunResult) -> Outcome:
         log=result.log,
         peak_memory_mb=result.peak_memory_mb,
         cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
+        statistics=result.statistics,
     )
 
 

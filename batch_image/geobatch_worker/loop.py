@@ -43,6 +43,7 @@ from geobatch_worker.held import HeldMessages
 from geobatch_worker.jobrun import job_environment, outcome_of, settle
 from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
+from geobatch_worker.metrics import emit_job_metrics
 from geobatch_worker.runner import LOST, Runner
 from geobatch_worker.support import TRANSIENT, retry, unpack_bundle
 
@@ -117,6 +118,7 @@ class Worker(Heartbeat):
             startup_seconds=self.config.startup_seconds,
             child_env=contained.environ,
             sealed=contained.sealed,
+            sample_seconds=self.config.sample_seconds,
         )
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
         heartbeat.start()
@@ -308,4 +310,6 @@ class Worker(Heartbeat):
         )
         if not isinstance(action, Stale):
             live.discard()
+        if isinstance(action, Ack):  # the job ended: its reason is the status it ended in
+            emit_job_metrics(self.config.function_id, action.reason, outcome.runtime)
         return action

@@ -38,9 +38,11 @@ from geobatch.wire.models import (
     JobTags,
     ResultBody,
 )
+from geobatch.wire.operations import Operation
+from geobatch.wire.statistics import JobStatistics
 from geobatch_api import context, idempotency, identity
 from geobatch_core import filters
-from geobatch_core.services import failures, functions, jobs, teardown
+from geobatch_core.services import failures, functions, job_statistics, jobs, operations, teardown
 
 # Most requests publish no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -216,19 +218,43 @@ def list_jobs(
     )
 
 
-@app.post("/jobs/cancel")
-def cancel_jobs(query: JobQuery) -> JobIds:
-    return jobs.bulk_operation(context.services(), principal(), "cancel", query)
+BULK_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "Done: the ids of the jobs changed",
+        "content": {"application/json": {"model": JobIds}},
+    },
+    202: {
+        "description": "Accepted as a background operation: follow GET /operations/{id}",
+        "content": {"application/json": {"model": Operation}},
+    },
+}
 
 
-@app.post("/jobs/rerun")
-def rerun_jobs(query: JobQuery) -> JobIds:
-    return jobs.bulk_operation(context.services(), principal(), "rerun", query)
+def bulk(action: str, query: JobQuery) -> Response[str]:
+    """200 with the changed ids when small; 202 with an operation to follow when not."""
+    done = operations.start(context.services(), principal(), action, query)
+    status = 202 if isinstance(done, Operation) else 200
+    return Response(status_code=status, content_type="application/json", body=done.model_dump_json())
 
 
-@app.post("/jobs/delete")
-def delete_jobs(query: JobQuery) -> JobIds:
-    return jobs.bulk_operation(context.services(), principal(), "delete", query)
+@app.post("/jobs/cancel", responses=BULK_RESPONSES)
+def cancel_jobs(query: JobQuery) -> Response[str]:
+    return bulk("cancel", query)
+
+
+@app.post("/jobs/rerun", responses=BULK_RESPONSES)
+def rerun_jobs(query: JobQuery) -> Response[str]:
+    return bulk("rerun", query)
+
+
+@app.post("/jobs/delete", responses=BULK_RESPONSES)
+def delete_jobs(query: JobQuery) -> Response[str]:
+    return bulk("delete", query)
+
+
+@app.get("/operations/<operation_id>")
+def get_operation(operation_id: str) -> Operation:
+    return operations.get_operation(context.services(), principal(), operation_id)
 
 
 @app.get("/jobs/<job_id>")
@@ -270,6 +296,14 @@ def job_log(
     body = "".join(line.model_dump_json() + "\n" for line in lines)
     headers = {NEXT_OFFSET_HEADER: str(next_offset)} if next_offset is not None else None
     return Response(status_code=200, content_type="application/x-ndjson", body=body, headers=headers)
+
+
+@app.get("/jobs/<job_id>/statistics")
+def job_statistics_(
+    job_id: str, attempt: Annotated[int | None, Query(ge=1, le=1000)] = None
+) -> JobStatistics:
+    """CPU, memory and network series of the job's attempts (one attempt with ``attempt``)."""
+    return job_statistics.job_statistics(context.services(), principal(), job_id, attempt)
 
 
 @app.get("/jobs/<job_id>/result")

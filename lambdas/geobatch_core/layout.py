@@ -1,13 +1,33 @@
 """Names of things in S3, SQS and DynamoDB: one place, so IAM prefixes and code agree."""
 
 FUNCTIONS_OWNER_INDEX = "owner-created"  # Functions table GSI: owner (HASH), creation_date (RANGE)
+# Jobs table GSIs, by the sort a listing asks for: (index name, partition attribute, sort attribute,
+# sort attribute type). The stack (stacks/state.py), provision.create_tables (moto, tests) and the
+# SQLite schema (local mode) are all built from this table. Items without the sort attribute are
+# not in the index (sparse): a job has a runtime and a last completion once an attempt has ended.
+JOB_INDEXES: dict[str, tuple[str, str, str, str]] = {
+    "creation_date": ("owner-created", "owner", "creation_date", "S"),  # all of an owner's jobs, in time
+    "runtime": ("function-runtime", "function_id", "runtime", "N"),
+    "last_completion_date": ("function-completed", "function_id", "last_completion_date", "S"),
+}
 JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references expire
 # Where a worker (and so user code, which runs with its role) may PutMetricData: apart from the
 # control plane's namespace, which the alarms read, so a job cannot silence or raise an alarm.
 WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
+# The job metrics workers publish there (dimension function_id) and the dashboard plots: a count
+# per job that ended success, failure or timeout, and the ended job's last runtime in seconds.
+JOB_ENDED_METRICS = {"success": "JobsSucceeded", "failure": "JobsFailed", "timeout": "JobsTimedOut"}
+JOB_DURATION_METRIC = "JobDuration"
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"
+# Background bulk operations (services.operations): their records, and one marker per unfinished one
+# (what the scaler reads each pass), are Jobs-table items in partitions of their own.
+OPERATION_RECORDS = "op#records"
+OPERATION_ACTIVE = "op#active"
+OPERATION_TTL_SECONDS = 7 * 86400  # a finished operation stays readable this long
+# The account-wide token bucket that paces AWS Batch SubmitJob calls (services.pacing).
+PACING_PARTITION = "pace#"
 
 
 def bundle_key(function_id: str) -> str:
@@ -28,6 +48,11 @@ def result_key(function_id: str, job_key: str) -> str:
 
 def log_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
     return f"logs/{function_id}/{job_key}/{run}.{attempt}.log"
+
+
+def statistics_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
+    """The CPU/memory/network series of one attempt: one object, next to its log."""
+    return f"logs/{function_id}/{job_key}/{run}.{attempt}.stats.json"
 
 
 def live_log_key(function_id: str, job_key: str, run: int, attempt: int, part: int) -> str:

@@ -92,6 +92,13 @@ class JobStore(Protocol):
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None: ...
 
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        """One page of the Jobs index ``layout.JOB_INDEXES[sort]``: the jobs whose partition attribute
+        (owner, or function_id) is ``partition`` that have ``sort``, in ``sort`` order, after the
+        exclusive ``start`` (a key of the table's and the index's attributes, from an item)."""
+
 
 @dataclass(frozen=True)
 class Message:

@@ -1,4 +1,4 @@
-"""The two tables' schema: key attributes, the owner index and the TTL attribute, in one place.
+"""The two tables' schema: key attributes, the indexes and the TTL attribute, in one place.
 
 The CDK (``stacks/state.py``) creates the deployed tables from it, ``adapters/provision.py`` the
 same tables in moto (tests, local mode's moto server), and the DynamoDB adapter builds its keys
@@ -18,11 +18,13 @@ __all__ = ["FUNCTIONS", "JOBS", "Index", "TableSchema"]
 
 @dataclass(frozen=True)
 class Index:
-    """A global secondary index (all attributes projected)."""
+    """A global secondary index (all attributes projected); its partition attribute is a string,
+    its sort attribute a string ("S") or a number ("N")."""
 
     name: str
     partition: str
     sort: str | None = None
+    sort_type: str = "S"
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,15 @@ class TableSchema:
 
     def create_table_args(self, table_name: str) -> dict[str, Any]:
         """The ``CreateTable`` arguments of this table (billing and TTL aside)."""
-        names = list(self.key_attributes)
+        types = dict.fromkeys(self.key_attributes, "S")
         for index in self.indexes:
-            names += [n for n in (index.partition, index.sort) if n is not None and n not in names]
+            types.setdefault(index.partition, "S")
+            if index.sort is not None:
+                types.setdefault(index.sort, index.sort_type)
         args: dict[str, Any] = {
             "TableName": table_name,
             "KeySchema": _key_schema(self.partition, self.sort),
-            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in names],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in types.items()],
         }
         if self.indexes:
             args["GlobalSecondaryIndexes"] = [
@@ -73,5 +77,13 @@ def _key_schema(partition: str, sort: str | None) -> list[dict[str, str]]:
 FUNCTIONS = TableSchema(
     partition="id", indexes=(Index(layout.FUNCTIONS_OWNER_INDEX, "owner", "creation_date"),)
 )
-# Jobs (and submission references, idempotency records) by Function and job key.
-JOBS = TableSchema(partition="function_id", sort="job_key", ttl=layout.JOB_TTL_ATTRIBUTE)
+# Jobs (and submission references, idempotency records, bulk operations) by Function and job key,
+# with the indexes sorted listings read (services.listing).
+JOBS = TableSchema(
+    partition="function_id",
+    sort="job_key",
+    ttl=layout.JOB_TTL_ATTRIBUTE,
+    indexes=tuple(
+        Index(name, partition, sort, kind) for name, partition, sort, kind in layout.JOB_INDEXES.values()
+    ),
+)

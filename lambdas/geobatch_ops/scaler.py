@@ -5,7 +5,8 @@ EventBridge schedule (all Functions). ``run_pass`` is the control loop itself, a
 daemon runs the same function every half second, so both run one loop: settle Functions whose
 build event was lost (scheduled passes), drain dead-letter queues (no job left outstanding behind
 a dead letter), announce completion (also for a stopped Function whose jobs were all cancelled),
-and scale the ready Functions.
+and scale the ready Functions; then apply pages of background bulk operations
+(``services.operations``) for at most ``operation_seconds``.
 
 Passes overlap (one invocation per submit plus the schedule): the stack reserves one concurrent
 execution for the scaler, and each Function's pass holds a lease (``services.lease``), so two
@@ -24,9 +25,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from geobatch.wire import errors
 from geobatch.wire.models import FunctionStatus, JobStatus
-from geobatch_api import context
+from geobatch_core import wiring
 from geobatch_core.ports import Item
-from geobatch_core.services import scaling
+from geobatch_core.services import operations, scaling
 from geobatch_core.services.context import Services
 from geobatch_core.services.dead_letters import drain_dead_letters
 from geobatch_core.services.iterate import all_functions
@@ -45,6 +46,7 @@ class PassReport:
     completed: int = 0
     reconciled: int | None = None  # None: not a scheduled pass (builds were not looked at)
     failed: dict[str, str] = field(default_factory=dict)  # Function id → why its steps failed
+    operation_pages: int = 0  # pages of background bulk operations applied
 
 
 def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
@@ -56,7 +58,14 @@ def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
         return []
 
 
-def run_pass(svc: Services, function_id: str | None = None) -> PassReport:
+# Of the scaler's 60 s timeout, what bulk operations may use per pass (local mode passes more often
+# and gives them less, so its scaling never waits long behind a large cancel).
+OPERATION_SECONDS = 20.0
+
+
+def run_pass(
+    svc: Services, function_id: str | None = None, *, operation_seconds: float = OPERATION_SECONDS
+) -> PassReport:
     """One pass of the control loop over one Function (a submit's wake-up) or all of them."""
     report = PassReport()
     functions = functions_of_pass(svc, function_id)
@@ -68,6 +77,10 @@ def run_pass(svc: Services, function_id: str | None = None) -> PassReport:
         except Exception as exc:  # one Function's failure must not starve the others of workers
             logger.exception("scaler pass failed for a Function", extra={"function_id": function.get("id")})
             report.failed[str(function.get("id"))] = f"{type(exc).__name__}: {exc}"
+    try:
+        report.operation_pages = operations.run_operations(svc, seconds=operation_seconds, wake=True)
+    except errors.GeoBatchError as exc:  # e.g. throttled: the operations resume next pass
+        logger.warning("bulk operations not advanced", extra={"why": exc.message})
     return report
 
 
@@ -119,7 +132,7 @@ def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
-    report = run_pass(context.services(), (event or {}).get("function_id"))
+    report = run_pass(wiring.services(), (event or {}).get("function_id"))
     if report.failed:  # after every other Function had its pass: the Lambda's error alarm sees it
         raise errors.ServiceError(f"the scaler pass failed for Functions {report.failed}")
     if report.reconciled is not None:
@@ -127,5 +140,6 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="WorkersStarted", unit=MetricUnit.Count, value=sum(report.started.values()))
     metrics.add_metric(name="RunningWorkers", unit=MetricUnit.Count, value=report.running)
     metrics.add_metric(name="DeadLetterMessages", unit=MetricUnit.Count, value=report.dead_letters)
+    metrics.add_metric(name="OperationPages", unit=MetricUnit.Count, value=report.operation_pages)
     logger.info("scaled", extra={"started": report.started, "dead_letters": report.dead_letters})
     return {"started": report.started, "dead_letters": report.dead_letters}

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from geobatch.data_access import S3Access
     from geobatch.function import Function, JobBulkCreateError, JobBulkCreateResult
     from geobatch.job import Job, JobResultError
+    from geobatch.operation import BulkResult, Operation, OperationFailedError, OperationState
     from geobatch.search import JobSearch, Search
+    from geobatch.statistics import AttemptStatistics
     from geobatch.wire.codec import ComputeResult, EncodingError, Serializable
     from geobatch.wire.errors import (
         ApiTimeoutError,
@@ -43,10 +45,12 @@ if TYPE_CHECKING:
 # control plane, the worker and every job's child process import) does not load the whole SDK.
 _LAZY = {
     "ApiTimeoutError": "geobatch.wire.errors",
+    "AttemptStatistics": "geobatch.statistics",
     "AuthError": "geobatch.wire.errors",
     "BadRequestError": "geobatch.wire.errors",
     "BoundGlobalError": "geobatch.bundle",
     "BuildFailedError": "geobatch.wire.errors",
+    "BulkResult": "geobatch.operation",
     "Client": "geobatch.client",
     "ComputeClient": "geobatch.client",
     "ComputeResult": "geobatch.wire.codec",
@@ -63,6 +67,9 @@ _LAZY = {
     "JobSearch": "geobatch.search",
     "JobStatus": "geobatch.wire.models",
     "NotFoundError": "geobatch.wire.errors",
+    "Operation": "geobatch.operation",
+    "OperationFailedError": "geobatch.operation",
+    "OperationState": "geobatch.operation",
     "PayloadTooLargeError": "geobatch.wire.errors",
     "S3Access": "geobatch.data_access",
     "Search": "geobatch.search",
@@ -79,10 +86,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ApiTimeoutError",
+    "AttemptStatistics",
     "AuthError",
     "BadRequestError",
     "BoundGlobalError",
     "BuildFailedError",
+    "BulkResult",
     "Client",
     "ComputeClient",
     "ComputeResult",
@@ -99,6 +108,9 @@ __all__ = [
     "JobSearch",
     "JobStatus",
     "NotFoundError",
+    "Operation",
+    "OperationFailedError",
+    "OperationState",
     "PayloadTooLargeError",
     "S3Access",
     "Search",

@@ -1,4 +1,8 @@
-"""Bulk operations on jobs (cancel, rerun, delete) chosen by a query and/or by id."""
+"""Bulk operations on jobs (cancel, rerun, delete) chosen by a query and/or by id.
+
+A small one is done when the API answers (the changed ids); a large one runs in the background as
+an :class:`~geobatch.operation.Operation`, which these calls wait for.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from geobatch.filters import Expression
+from geobatch.operation import BulkResult, Operation, start_bulk_operation
 from geobatch.wire import limits, models
 
 if TYPE_CHECKING:
@@ -35,11 +40,13 @@ def bulk_job_operation(
     job_ids: Iterable[str] | None,
     *,
     delete_results: bool = False,
-) -> list[str]:
-    """``POST /jobs/{action}`` with a JobQuery, following the cursor; the ids of all changed jobs.
+    wait: bool = True,
+    progress: bool | None = False,
+) -> BulkResult:
+    """``POST /jobs/{action}`` with a JobQuery; the ids of the jobs changed, or, when the service
+    carries it out in the background, the :class:`Operation` (waited for unless ``wait=False``).
 
-    With ``job_ids``, they are sent in chunks of at most ``limits.MAX_BULK_OPERATION``; an empty list
-    changes nothing.
+    With ``job_ids``, they are sent in chunks of at most ``limits.MAX_BULK_OPERATION``.
     """
     if action not in ("cancel", "rerun", "delete"):
         raise ValueError(f"unknown bulk action {action!r}")
@@ -50,7 +57,7 @@ def bulk_job_operation(
         ids = [str(i) for i in job_ids]
         size = limits.MAX_BULK_OPERATION
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
-    changed: list[str] = []
+    result = BulkResult()
     for chunk in chunks:
         cursor: str | None = None
         while True:
@@ -61,11 +68,28 @@ def bulk_job_operation(
                 delete_results=delete_results,
                 page_cursor=cursor,
             )
-            answer = models.JobIds.model_validate(
-                client.post(f"/jobs/{action}", query.model_dump(mode="json", exclude_none=True))
-            )
-            changed.extend(answer.job_ids)
+            answer = start_bulk_operation(client, action, query)
+            if isinstance(answer, Operation):
+                if wait:
+                    answer.wait(progress=progress)
+                result.operation = _merged(result.operation, answer)
+                break
+            result.extend(answer.job_ids)
             cursor = answer.page_cursor
             if not cursor:
                 break
-    return changed
+    return result
+
+
+def _merged(earlier: Operation | None, later: Operation) -> Operation:
+    """Chunks of ids that each became an operation: one result counting them all."""
+    if earlier is None:
+        return later
+    later._wire = later._wire.model_copy(
+        update={
+            "processed": later.processed + earlier.processed,
+            "changed": later.changed + earlier.changed,
+            "total": None,
+        }
+    )
+    return later

@@ -150,6 +150,9 @@ def _run_demo(
         client=client,
     )
     fn.save()
+    # The collection exists from the start (tiles join it as they land), naming what to compare it with.
+    related = related_links(plan)
+    write_collection(s3, bucket, product_id, extra_links=related)
     echo(f"3/5 mapping {len(plan.tile_keys)} jobs (one per tile), concurrency {options.concurrency}")
     jobs = fn.map(plan.job_args(), tags=[product_id])
     fn.wait_for_completion(timeout=options.timeout)
@@ -160,7 +163,7 @@ def _run_demo(
     echo("4/5 collecting results and writing the product's STAC collection")
     summaries = [r for r in fn.results() if isinstance(r, dict)]
     summary = summarize(summaries)
-    write_collection(s3, bucket, product_id)
+    write_collection(s3, bucket, product_id, extra_links=related)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     preview = mosaic_preview(bucket, product_id, options.out_dir / "landcover-preview.png", s3_client=s3)
     echo("5/5 comparing with the scene's known land cover")
@@ -178,9 +181,21 @@ def _run_demo(
         "seconds_per_stage_mean": summary["seconds_mean"],
         "wall_seconds": round(time.monotonic() - started, 1),
         "preview_png": str(preview),
+        "reference": plan.truth_uri,
+        "source_imagery": plan.archive_uri,
     }
     (options.out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def related_links(plan: Any) -> list[dict[str, str]]:
+    """The demo product's links to its source imagery and to the synthetic reference land cover."""
+    return [
+        {"rel": "derived_from", "href": plan.archive_uri, "type": "application/geo+json",
+         "title": "Source imagery (synthetic Sentinel-2 L2A scenes)"},
+        {"rel": "geobatch:reference", "href": plan.truth_uri, "type": "image/tiff; application=geotiff",
+         "title": "Reference land cover (synthetic, the scenes' known classes)"},
+    ]  # fmt: skip
 
 
 def print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
@@ -199,6 +214,8 @@ def print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
     echo(f"time               {report['wall_seconds']:.0f} s")
     echo(f"preview            {report['preview_png']}")
     echo(f"product            {report['product']}")
+    echo(f"reference          {report['reference']}")
+    echo("map                geobatch ui, then Map: the product beside its reference and imagery")
 
 
 @click.command()
@@ -246,90 +263,6 @@ def demo(
             api_url = aws.pop("api_url")
             report = run_demo(options, api_url=api_url, aws_env=aws)
     print_report(report)
-
-
-_POSITIVE = click.FloatRange(min=0, min_open=True)  # a negative time or size makes a negative cost
-
-
-@click.command()
-@click.option(
-    "--geojson", type=click.Path(exists=True, dir_okay=False), help="Area as GeoJSON (default: CONUS)."
-)
-@click.option("--tilesize", default=1024, show_default=True, type=click.IntRange(min=1))
-@click.option("--resolution", default=10.0, show_default=True, type=_POSITIVE)
-@click.option("--pad", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=None,
-    help="maximum_concurrency of the Function (default: the stack's cap).",
-)
-@click.option(
-    "--seconds-per-tile", default=30.0, show_default=True, type=_POSITIVE, help="Measured per-job seconds."
-)
-@click.option(
-    "--cpus", default=None, type=_POSITIVE, help="vCPUs per job (default: the land-cover Function's)."
-)
-@click.option(
-    "--memory-gb", default=None, type=_POSITIVE, help="GB per job (default: the land-cover Function's)."
-)
-@click.option(
-    "--cdk-json", default="cdk.json", show_default=True, type=click.Path(dir_okay=False),
-    help="Stack context to read max_vcpus from (missing file: the stack's default).",
-)  # fmt: skip
-@click.option(
-    "--log-kb-per-job",
-    default=4.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="CloudWatch Logs ingested per job.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
-def plan(
-    geojson: str | None,
-    tilesize: int,
-    resolution: float,
-    pad: int,
-    concurrency: int | None,
-    seconds_per_tile: float,
-    cpus: float | None,
-    memory_gb: float | None,
-    cdk_json: str,
-    log_kb_per_job: float,
-    as_json: bool,
-) -> None:
-    """Estimate tiles, jobs, wall time and AWS cost of a run over an area (default: the continental US)."""
-    from geobatch.landcover.plan import (
-        LANDCOVER_CPUS,
-        LANDCOVER_MEMORY_MB,
-        JobTraffic,
-        estimate,
-        format_plan,
-        stack_max_vcpus,
-    )  # fmt: skip
-    from geobatch.landcover.regions import conus_geojson
-
-    try:
-        shape = json.loads(Path(geojson).read_text()) if geojson else conus_geojson()
-    except ValueError as exc:
-        raise click.UsageError(f"{geojson} is not valid GeoJSON: {exc}") from None
-    try:
-        max_vcpus = stack_max_vcpus(cdk_json)
-    except (ValueError, TypeError) as exc:
-        raise click.UsageError(f"{cdk_json}: cannot read context max_vcpus ({exc})") from None
-    result = estimate(
-        shape,
-        resolution=resolution,
-        tilesize=tilesize,
-        pad=pad,
-        seconds_per_tile=seconds_per_tile,
-        concurrency=concurrency,
-        vcpus=cpus if cpus is not None else LANDCOVER_CPUS,
-        memory_gb=memory_gb if memory_gb is not None else LANDCOVER_MEMORY_MB / 1024,
-        max_vcpus=max_vcpus,
-        traffic=JobTraffic.for_tile(tilesize + 2 * pad, log_kb=log_kb_per_job),
-    )
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_plan(result))
 
 
 @click.command()

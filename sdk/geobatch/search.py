@@ -24,6 +24,7 @@ from geobatch.filters import (
     sort_key,
     to_iso,
 )
+from geobatch.operation import BulkResult
 from geobatch.wire import limits
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class Search(Generic[T]):
 class JobSearch(Search[T]):
     """A :class:`Search` over jobs, with server-side bulk operations on the matching jobs."""
 
-    def _bulk(self, action: str, delete_results: bool = False) -> list[str]:
+    def _bulk(self, action: str, delete_results: bool = False) -> BulkResult:
         function_id = self._params.get("function_id")
         if self._limit is not None:
             # The bulk endpoints have no limit: choose the jobs here, then send their ids.
@@ -194,14 +195,17 @@ class JobSearch(Search[T]):
             self._client, action, self.filter_list(), function_id, None, delete_results=delete_results
         )
 
-    def cancel(self) -> list[str]:
-        """Cancel the matching jobs (pending ones at once, running ones best effort); return their ids."""
+    def cancel(self) -> BulkResult:
+        """Cancel the matching jobs (pending ones at once, running ones best effort); return their ids.
+
+        Over many jobs the service cancels them in the background: the call waits for that
+        operation and returns an empty list whose ``operation`` says how many were canceled."""
         return self._bulk("cancel")
 
-    def rerun(self) -> list[str]:
+    def rerun(self) -> BulkResult:
         """Run the matching unsuccessful jobs (failure, timeout, canceled) again; return their ids."""
         return self._bulk("rerun")
 
-    def delete(self, delete_results: bool = False) -> list[str]:
+    def delete(self, delete_results: bool = False) -> BulkResult:
         """Delete the matching jobs and their logs (and results if ``delete_results``); return their ids."""
         return self._bulk("delete", delete_results=delete_results)

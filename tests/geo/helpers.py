@@ -77,7 +77,7 @@ def without_scale_offset(item: dict[str, Any]) -> dict[str, Any]:
 _SCHEMAS = {
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json": "projection-v1.1.0.json",
     "https://stac-extensions.github.io/raster/v1.1.0/schema.json": "raster-v1.1.0.json",
-    "https://stac-extensions.github.io/classification/v1.1.0/schema.json": "classification-v1.1.0.json",
+    "https://stac-extensions.github.io/classification/v2.0.0/schema.json": "classification-v2.0.0.json",
 }
 
 
@@ -126,14 +126,18 @@ def _ifds(data: bytes) -> list[dict[int, Any]]:
 
 
 def check_cog(path: str | Path) -> None:
-    """Assert the COG layout, as ``rio cogeo validate`` does.
+    """Assert the COG layout: ``rio cogeo validate --strict`` (rio-cogeo's validator, warnings as
+    errors) passes, and the structure it implies is there, checked byte by byte.
 
     Tiled (every IFD has TileWidth/TileOffsets); overviews whenever the image is larger than one block;
     the full-resolution IFD first, overviews after it from large to small; every IFD before any image
     data (so a reader gets all the structure in the first range request).
     """
     import rasterio
+    from rio_cogeo.cogeo import cog_validate
 
+    valid, errors, warnings = cog_validate(str(path), strict=True, quiet=True)
+    assert valid, f"rio cogeo validate: errors {errors}, warnings {warnings}"
     data = Path(path).read_bytes()
     with rasterio.open(path) as src:
         block = src.block_shapes[0][1]

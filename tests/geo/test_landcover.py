@@ -25,12 +25,18 @@ from geobatch.landcover.pipeline import (
     run_tiles_in_process,
     summarize,
 )
-from geobatch.landcover.product import mosaic_preview, write_collection
+from geobatch.landcover.product import (
+    CLASSIFICATION_EXT,
+    PROJECTION_EXT,
+    RASTER_EXT,
+    mosaic_preview,
+    write_collection,
+)
 from geobatch.landcover.synthetic import Acquisition, make_scene, mgrs_square
 from geobatch.tiles import Tile
 from tests.geo.helpers import check_cog, stac_validate
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.moto]
 
 SCENES = "scenes"
 PRODUCTS = "products"
@@ -165,7 +171,9 @@ def test_run_full_tile(plan: DemoPlan, moto_s3: dict[str, Any], tmp_path: Any) -
     assert np.mean(labels[truth == 1] == 1) > 0.95  # water is 1
 
     doc = _get_json(moto_s3["client"], summary["item"])
-    stac_validate(doc)
+    checked = stac_validate(doc)  # core, projection, raster and classification, each schema offline
+    assert {PROJECTION_EXT, RASTER_EXT, CLASSIFICATION_EXT} <= set(checked)
+    assert any(uri.endswith("/item.json") for uri in checked)
     item = pystac.Item.from_dict(doc)
     assert item.id == centre.key.replace(":", "_")
     assert item.bbox == pytest.approx(list(centre.padded_geometry.bounds))
@@ -178,7 +186,8 @@ def test_run_full_tile(plan: DemoPlan, moto_s3: dict[str, Any], tmp_path: Any) -
     assert doc["properties"]["start_datetime"].startswith(("2021-07-12", "2023-07-17"))
     assert {link["rel"] for link in doc["links"]} >= {"self", "root", "collection"}
     assert next(x for x in doc["links"] if x["rel"] == "self")["href"] == summary["item"]
-    assert "https://stac-extensions.github.io/raster/v1.1.0/schema.json" in doc["stac_extensions"]
+    assert doc["stac_extensions"] == [PROJECTION_EXT, RASTER_EXT, CLASSIFICATION_EXT]
+    assert CLASSIFICATION_EXT.endswith("/classification/v2.0.0/schema.json")
 
 
 def test_products_of_two_runs_write_the_same_class_values(plan: DemoPlan, moto_s3: dict[str, Any]) -> None:
@@ -225,7 +234,8 @@ def test_small_tiles_pool_compare_and_preview(plan: DemoPlan, moto_s3: dict[str,
 
     collection = write_collection(moto_s3["client"], PRODUCTS, "small")
     assert collection["geobatch:item_count"] == 2
-    stac_validate(collection)
+    checked = stac_validate(collection)
+    assert CLASSIFICATION_EXT in checked and any(uri.endswith("/collection.json") for uri in checked)
     assert pystac.Collection.from_dict(collection).id == "small"
     item = _get_json(moto_s3["client"], summaries[0]["item"])
     assert (

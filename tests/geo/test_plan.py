@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -20,11 +22,12 @@ from geobatch.landcover.plan import (
     stack_max_vcpus,
 )
 
-pytestmark = pytest.mark.geo
+pytestmark = pytest.mark.geo  # each test names its suite: most are unit, one runs local mode
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.unit
 def test_estimate_from_tile_count() -> None:
     traffic = JobTraffic(own_gets=2, archive_gets=40, puts=2, log_kb=4.0)
     est = estimate(
@@ -53,12 +56,14 @@ def test_estimate_from_tile_count() -> None:
     assert est.busy_worker_hours == pytest.approx(2000 / 3600)
 
 
+@pytest.mark.unit
 def test_workers_capped_by_the_stack_vcpus() -> None:
     assert estimate(10_000, max_vcpus=256, vcpus=1.0).workers == 256  # no concurrency given: the stack's cap
     assert estimate(10_000, max_vcpus=256, vcpus=2.0, concurrency=500).workers == 128
     assert estimate(10_000, max_vcpus=256, vcpus=1.0, concurrency=100).workers == 100
 
 
+@pytest.mark.unit
 def test_estimate_from_shape_and_format() -> None:
     est = estimate(box(-73.5, 43.9, -73.3, 44.1), concurrency=1000, seconds_per_tile=1.0)
     assert est.tiles == est.jobs > 0 and est.zones == 1
@@ -68,6 +73,7 @@ def test_estimate_from_shape_and_format() -> None:
     assert estimate(0).total_usd == 0.0
 
 
+@pytest.mark.unit
 def test_stack_max_vcpus_from_cdk_json(tmp_path: Path) -> None:
     assert (
         stack_max_vcpus(REPO / "cdk.json")
@@ -78,6 +84,7 @@ def test_stack_max_vcpus_from_cdk_json(tmp_path: Path) -> None:
     assert stack_max_vcpus(tmp_path / "cdk.json") == 64
 
 
+@pytest.mark.unit
 def test_plan_cli_defaults_are_the_stack_and_the_function(tmp_path: Path) -> None:
     small = tmp_path / "area.json"
     small.write_text(
@@ -91,9 +98,45 @@ def test_plan_cli_defaults_are_the_stack_and_the_function(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     est = json.loads(result.output)
     assert est["workers"] == 64 and est["max_vcpus"] == 64  # the stack's cap, not a made-up 500
-    assert est["vcpus"] == 1.0 and est["memory_gb"] == 4.0  # the land-cover Function's resources
+    assert est["vcpus"] == 1.0 and est["memory_gb"] == 4.0  # the demo's land-cover Function's resources
+    assert est["resources_from"] == "the demo's land-cover Function"
     assert est["s3_usd"] > 0 and est["logs_usd"] > 0
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"context": {"max_vcpus": "many"}}))
     result = CliRunner().invoke(main, ["plan", "--geojson", str(small), "--cdk-json", str(bad)])
     assert result.exit_code == 2 and "max_vcpus" in result.output
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+@pytest.mark.local
+def test_plan_reads_the_saved_functions_resources(local_api: Any, tmp_path: Path) -> None:
+    """``--function`` takes cpus, memory and maximum_concurrency from the Function as saved (through the
+    API, local mode here), not from constants; explicit options still win."""
+    import geobatch as gb
+
+    name = f"plan-{uuid.uuid4().hex[:8]}"
+    fn = gb.Function(_double, name=name, cpus=2, memory="8GB", maximum_concurrency=40, auto_start=False)
+    fn.save()
+    try:
+        cdk = tmp_path / "cdk.json"
+        cdk.write_text(json.dumps({"context": {"max_vcpus": 256}}))
+        args = ["plan", "--cdk-json", str(cdk), "--json"]
+        est = json.loads(_invoke([*args, "--function", name]))
+        assert (est["vcpus"], est["memory_gb"], est["workers"]) == (2.0, 8.0, 40)
+        assert est["resources_from"] == f"Function {name}"
+        assert json.loads(_invoke([*args, "--function", fn.id]))["memory_gb"] == 8.0  # by id too
+        est = json.loads(_invoke([*args, "--function", name, "--concurrency", "500", "--memory-gb", "16"]))
+        assert (est["workers"], est["memory_gb"]) == (128, 16.0)  # 256 vCPUs / 2 per job caps the 500
+        missing = CliRunner().invoke(main, [*args, "--function", "no-such-function"])
+        assert missing.exit_code == 2 and "no saved Function" in missing.output
+    finally:
+        fn.delete()
+
+
+def _invoke(args: list[str]) -> str:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return result.output

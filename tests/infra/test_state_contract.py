@@ -26,10 +26,15 @@ from geobatch_core.store import ABSENT, Increment
 pytestmark = pytest.mark.moto
 
 
-@pytest.fixture(params=["aws", "sqlite"])
+@pytest.fixture(params=["aws", "sqlite", "fakes"])
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any, Any]]:
     if request.param == "sqlite":
         yield open_state(tmp_path / "state.sqlite")
+        return
+    if request.param == "fakes":  # the benchmarks' in-memory stores must behave as these do too
+        from benchmarks.fakes import FakeFunctionStore, FakeJobStore, FakeQueue
+
+        yield FakeFunctionStore(), FakeJobStore(), FakeQueue()
         return
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
@@ -204,6 +209,36 @@ def test_job_pages_in_key_order_with_projection(state):
     jobs.delete_batch([("fn-1", f"a{i}") for i in range(7)])
     assert jobs.query("fn-1", start=None, limit=10, newest_first=False)[0] == []
     assert jobs.get("fn-2", "b0")["status"] == "pending"
+
+
+def test_job_indexes_page_in_sort_order_and_hold_only_jobs_with_the_field(state):
+    _, jobs, _ = state
+    finished = [
+        job(f"a{i}", owner="alice", creation_date=f"2026-01-0{i + 1}T00:00:00Z", runtime=[3.5, 1, 7, 2][i])
+        for i in range(4)
+    ]
+    others = [
+        job("b0", fid="fn-2", owner="alice", creation_date="2026-01-02T12:00:00Z"),  # no runtime yet
+        job("c0", fid="fn-3", owner="bob", creation_date="2026-01-01T12:00:00Z", runtime=5),
+    ]
+    jobs.put_new_batch(finished + others)
+    jobs.reserve_reference("fn-1", "r", 1)  # no owner: in no index
+
+    def read(sort: str, partition: str, descending: bool) -> list[str]:
+        seen, start = [], None
+        while True:
+            items, start = jobs.query_index(sort, partition, start=start, limit=2, descending=descending)
+            seen += [i["job_key"] for i in items]
+            if start is None:
+                return seen
+
+    assert read("creation_date", "alice", False) == ["a0", "a1", "b0", "a2", "a3"]  # across Functions
+    assert read("creation_date", "alice", True) == ["a3", "a2", "b0", "a1", "a0"]
+    assert read("runtime", "fn-1", False) == ["a1", "a3", "a0", "a2"]
+    assert read("runtime", "fn-1", True) == ["a2", "a0", "a3", "a1"]
+    assert read("runtime", "fn-2", False) == []  # sparse: a job without a runtime is not there
+    jobs.transition("fn-1", "a2", changes={"runtime": None}, expect={})  # a rerun clears it
+    assert read("runtime", "fn-1", True) == ["a0", "a3", "a1"]
 
 
 # ------------------------------------------------------------------------------ Queues

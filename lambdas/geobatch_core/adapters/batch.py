@@ -12,6 +12,7 @@ worker died. The scaler calls ``running_workers`` and ``start_workers`` to keep
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -24,9 +25,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from geobatch.wire import env
 from geobatch.wire.errors import BadRequestError, NotFoundError
 from geobatch_core import layout
-from geobatch_core.adapters.aws_errors import ErrorMap
+from geobatch_core.adapters.aws_errors import ErrorMap, error_code
 from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.ports import Item
+from geobatch_core.services.pacing import SubmitPacer, submit_paced
 
 Platform = Literal["FARGATE", "EC2"]
 
@@ -50,6 +52,10 @@ BATCH_ERRORS = ErrorMap(
     "AWS Batch", not_found=frozenset({"ClientException"}), rejected=frozenset({"ClientException"})
 )
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _is_throttle(exc: Exception) -> bool:
+    return isinstance(exc, ClientError) and error_code(exc) in BATCH_ERRORS.throttled
 
 
 def worker_job_name(function_id: str) -> str:
@@ -82,6 +88,7 @@ class BatchExecutor:
         assign_public_ip: bool = True,
         roles: WorkerRoles | None = None,
         log_group: str | None = None,
+        pacer: SubmitPacer | None = None,
     ) -> None:
         if roles is None and not worker_role_arn:
             raise ValueError("give worker_role_arn (one shared role) or roles (a role per Function)")
@@ -98,6 +105,7 @@ class BatchExecutor:
         self.roles = roles
         self.log_group = log_group  # the stack's worker log group (with retention); None: /aws/batch/job
         self._states_cache: dict[str, tuple[float, dict[str, int]]] = {}
+        self.pacer = pacer  # the account-wide SubmitJob budget (services.pacing); None: unpaced
 
     # ------------------------------------------------------------------ Executor protocol
 
@@ -170,7 +178,7 @@ class BatchExecutor:
                     request["arrayProperties"] = {"size": size}
                 else:
                     request.pop("arrayProperties", None)
-                self._batch.submit_job(**request)
+                submit_paced(self.pacer, functools.partial(self._batch.submit_job, **request), _is_throttle)
                 remaining -= size
         except (ClientError, BotoCoreError) as exc:
             raise BATCH_ERRORS.error(exc, f"submitting {count} workers of Function {function['id']}") from exc

@@ -432,3 +432,25 @@ class DynamoJobStore:
         requests = [{"DeleteRequest": {"Key": self._key(f, k)}} for f, k in keys]
         for start in range(0, len(requests), 25):
             self._batch_write(requests[start : start + 25])
+
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        name, partition_attr, _, _ = layout.JOB_INDEXES[sort]
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition_attr},
+            "ExpressionAttributeValues": {":p": {"S": partition}},
+            "ScanIndexForward": not descending,
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = serialize(start)
+        try:
+            raw = self._db.query(**kwargs)
+        except ClientError as exc:
+            raise ERRORS.error(exc, "list jobs") from None
+        last = raw.get("LastEvaluatedKey")
+        return [deserialize(i) for i in raw.get("Items", [])], (deserialize(last) if last else None)

@@ -53,6 +53,11 @@ class OwnedFunctions:
         self._principal = principal
         self._items: dict[str, Item] = {}
 
+    @property
+    def principal(self) -> str:
+        """Whose request this is."""
+        return self._principal
+
     def get(self, function_id: str) -> Item:
         if function_id not in self._items:
             self._items[function_id] = owned_function(self._svc, self._principal, function_id)

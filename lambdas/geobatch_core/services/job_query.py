@@ -1,10 +1,12 @@
 """Job listing: plan a query (filters, sort, cursor, limit), then read a page, sort, or count.
 
 A query over creation order (the store's key order) streams: it reads about a page at a time and
-its cursor is the position after the last job returned. Any other sort reads every match (at most
-``limits.MAX_IN_MEMORY_SORT``) and its cursor is an offset. Either cursor carries the whole plan, so
-the next page needs nothing but the cursor. Pages stay under ``limits.MAX_PAGE_BYTES`` (Lambda's
-answer limit): a page may be shorter than asked, never larger.
+its cursor is the position after the last job returned. An order an index serves
+(``services.listing``: time order across Functions, runtime, last completion) reads the index a
+page at a time. Any other sort reads every match (at most ``limits.MAX_IN_MEMORY_SORT``) and its
+cursor is an offset. Every cursor carries the whole plan, so the next page needs nothing but the
+cursor. Pages stay under ``limits.MAX_PAGE_BYTES`` (Lambda's answer limit): a page may be shorter
+than asked, never larger.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from geobatch.wire import errors, limits
 from geobatch.wire.models import Job, JobPage, JobStatus, Meta
 from geobatch_core import filters
 from geobatch_core.ports import Item
-from geobatch_core.services import paging
+from geobatch_core.services import listing, paging
 from geobatch_core.services.access import OwnedFunctions, owned_function
 from geobatch_core.services.context import Services
 from geobatch_core.services.iterate import all_functions
@@ -73,6 +75,9 @@ def plan_query(
         _, terms = filters.parse(filter_json, filters.JOB_FIELDS)
         pinned = function_id or filters.equality_value(terms, "function_id")
         state = {"fids": _function_ids(svc, principal, pinned), "filter": terms, "sort": sort, "limit": limit}
+        ix = listing.initial(svc, principal, pinned, filters.parse_sort(sort, filters.JOB_FIELDS))
+        if ix is not None:
+            state["ix"] = ix  # an index serves this order (services.listing)
     predicate, _ = filters.parse(state.get("filter"), filters.JOB_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.JOB_FIELDS)
     return QueryPlan(state, predicate, order)
@@ -107,7 +112,7 @@ def list_jobs(
         return _count(svc, plan, functions)
     remaining = plan.limit
     want = page_size if remaining is None else max(0, min(page_size, remaining))
-    read = _streamed_page if plan.streaming else _sorted_page
+    read = _indexed_page if "ix" in plan.state else _streamed_page if plan.streaming else _sorted_page
     page, next_state = read(svc, plan, functions, want, include_result)
     if next_state is not None and remaining is not None:
         next_state["limit"] = remaining - len(page)
@@ -144,6 +149,14 @@ def _streamed_page(
         if len(page) == want:
             return page, resume
     return page, None
+
+
+def _indexed_page(
+    svc: Services, plan: QueryPlan, functions: OwnedFunctions, want: int, include_result: bool
+) -> tuple[list[Item], dict[str, Any] | None]:
+    """Up to ``want`` jobs from an index (``services.listing``), and the state after them."""
+    state = {**plan.state, "ix": listing.checked(svc, functions.principal, plan.state["ix"], functions)}
+    return listing.page(svc, state, plan.predicate, want, include_result, functions)
 
 
 def _sorted_page(
@@ -230,7 +243,9 @@ def _within_bytes(items: list[Item], with_result: bool) -> list[Item]:
 
 
 def _cursor_state(cursor: str) -> dict[str, Any]:
-    state = paging.checked(paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key"))
+    state = paging.checked(
+        paging.decode(cursor), ("fids", "filter", "sort", "limit", "offset", "fi", "key", "ix")
+    )
     fids: list[str] = state.get("fids") or []
     fi, key = state.get("fi", 0), state.get("key")
     valid = "fids" in state and fi <= len(fids)

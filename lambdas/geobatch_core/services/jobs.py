@@ -1,4 +1,4 @@
-"""Job use cases: get, cancel, rerun, delete, tags and bulk operations.
+"""Job use cases: get, cancel, rerun, delete and tags (in bulk: ``operations``).
 
 Listing (filters, sort, cursor) is in ``job_query``, submission in ``submission``, the wire form in
 ``job_wire``, logs and results in ``job_outputs``; their names are re-exported here, where callers
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-from geobatch.wire import errors, limits
-from geobatch.wire.models import RERUNNABLE, TERMINAL, Job, JobIds, JobQuery, JobStatus
+from geobatch.wire import errors
+from geobatch.wire.models import RERUNNABLE, TERMINAL, Job, JobStatus
 from geobatch_core import layout
 from geobatch_core.ports import Item
-from geobatch_core.services.access import OwnedFunctions, owned_job, split_job_id
+from geobatch_core.services.access import owned_job
 from geobatch_core.services.context import Services, iso
 from geobatch_core.services.job_outputs import job_log, job_result, parse_log_line
 from geobatch_core.services.job_query import list_jobs
@@ -32,7 +32,6 @@ __all__ = [
     "WIRE_EXCLUDE",
     "all_attempts",
     "bulk_fingerprint",
-    "bulk_operation",
     "cancel_item",
     "cancel_job",
     "delete_items",
@@ -134,7 +133,7 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
 
 
 def _job_blobs(item: Item, *, results: bool) -> list[str]:
-    keys = [a["log_key"] for a in all_attempts(item) if a.get("log_key")]
+    keys = [a[k] for a in all_attempts(item) for k in ("log_key", "statistics_key") if a.get(k)]
     if item.get("args_key"):
         keys.append(item["args_key"])
     if results and item.get("result_key"):
@@ -192,41 +191,3 @@ def update_tags(svc: Services, principal: str, job_id_: str, tags: list[str]) ->
     if new is None:
         raise errors.NotFoundError(f"job {job_id_} does not exist")
     return to_wire(new, function=function, now=svc.clock())
-
-
-def bulk_operation(svc: Services, principal: str, operation: str, query: JobQuery) -> JobIds:
-    """Cancel, rerun or delete the jobs a filter selects, at most 1000 per call (follow the cursor)."""
-    filter_terms = list(query.filter)
-    if query.job_ids is not None:
-        for jid in query.job_ids:
-            split_job_id(jid)
-        filter_terms.append({"op": "in", "name": "id", "val": list(query.job_ids)})
-    if operation == "rerun":
-        filter_terms.append({"op": "in", "name": "status", "val": sorted(s.value for s in RERUNNABLE)})
-    elif operation == "cancel":
-        filter_terms.append(
-            {"op": "in", "name": "status", "val": [JobStatus.PENDING.value, JobStatus.RUNNING.value]}
-        )
-    page = list_jobs(
-        svc,
-        principal,
-        function_id=query.function_id,
-        filter_json=filter_terms,
-        page_size=limits.MAX_BULK_OPERATION,
-        cursor=query.page_cursor,
-    )
-    changed: list[str] = []
-    functions = OwnedFunctions(svc, principal)
-    for job in page.data:
-        fid, key = split_job_id(job.id)
-        item = svc.jobs.get(fid, key, consistent=True)
-        function = functions.get(fid)
-        if operation == "cancel":
-            cancel_item(svc, item)
-            changed.append(job.id)
-        elif operation == "rerun":
-            if rerun_item(svc, item, function).get("run", 0) != item.get("run", 0):
-                changed.append(job.id)
-        else:
-            changed.extend(job_id(i) for i in delete_items(svc, [item], delete_results=query.delete_results))
-    return JobIds(job_ids=changed, page_cursor=page.meta.page_cursor)

@@ -36,6 +36,7 @@ _CURSOR_FIELDS: dict[str, Callable[[Any], bool]] = {
     "limit": lambda v: v is None or _count(v),
     "offset": lambda v: _count(v),
     "fi": lambda v: _count(v),
+    "ix": lambda v: isinstance(v, dict),  # an index position: services.listing.checked checks it all
     "key": lambda v: (
         v is None
         or (

@@ -30,8 +30,9 @@ def main(ctx: click.Context, api_url: str | None, as_json: bool) -> None:
 
 def _register_commands() -> None:
     """Add the command groups; ``local``, ``demo`` and land-cover import more, so they live apart."""
-    from geobatch.demo import demo, plan, preview
+    from geobatch.demo import demo, preview
     from geobatch.landcover.cli import train
+    from geobatch.landcover.plan_cli import plan
     from geobatch.local.cli import local
 
     add_bulk_commands(jobs)

@@ -33,8 +33,14 @@ def wait(function_id: str, timeout: float | None, interval: float | None, progre
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 @click.option("--verbose", is_flag=True, help="Log every request.")
 @click.option("--api-url", "ui_api_url", help="GeoBatch API URL (the same as geobatch --api-url URL ui).")
+@click.option(
+    "--basemap",
+    envvar="GEOBATCH_UI_BASEMAP",
+    default=None,
+    help="Basemap tile URL for the map page, https://…/{z}/{x}/{y}.png (needs the internet; default: none).",
+)
 @json_option
-def ui(port: int, no_browser: bool, verbose: bool, ui_api_url: str | None) -> None:
+def ui(port: int, no_browser: bool, verbose: bool, ui_api_url: str | None, basemap: str | None) -> None:
     """Open the web monitor: a page on 127.0.0.1 that shows and controls your Functions and jobs.
 
     Requests from the page are signed here with your AWS credentials; the page never sees them.
@@ -45,7 +51,9 @@ def ui(port: int, no_browser: bool, verbose: bool, ui_api_url: str | None) -> No
         state().api_url = ui_api_url
     client = state().client
     try:
-        server = serve(client, port=port, verbose=verbose)
+        server = serve(client, port=port, verbose=verbose, basemap=basemap)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--basemap") from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     emit(

@@ -26,7 +26,7 @@ from geobatch.tiles import Tile
 
 PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
 RASTER_EXT = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
-CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
+CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
 
 
 def tile_id(tile_key: str) -> str:
@@ -202,12 +202,19 @@ def _item_times(props: dict[str, Any]) -> list[dt.datetime]:
 
 
 def write_collection(
-    s3_client: Any, bucket: str, product_id: str, *, description: str = "GeoBatch land-cover classification"
+    s3_client: Any,
+    bucket: str,
+    product_id: str,
+    *,
+    description: str = "GeoBatch land-cover classification",
+    extra_links: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Build/refresh ``collection.json`` from the product's item JSONs.
 
     Extent: union of the item bboxes and acquisition times. The classes are the items' fixed list
-    (``summaries`` carry the same ``classification:classes`` as every item's asset).
+    (``summaries`` carry the same ``classification:classes`` as every item's asset). ``extra_links``
+    name related data, e.g. the source imagery (``derived_from``) and a reference land cover
+    (``geobatch:reference``), which the map view offers for comparison.
     """
     import pystac
 
@@ -249,6 +256,7 @@ def write_collection(
             {"rel": "item", "href": "./tiles/" + key.rsplit("/", 1)[1], "type": "application/geo+json"}
             for key in item_keys
         ),
+        *(extra_links or []),
     ]
     doc["geobatch:item_count"] = len(item_keys)
     s3_client.put_object(

@@ -31,15 +31,21 @@ HOST = "127.0.0.1"
 UI_HEADER = "X-GeoBatch-UI"
 MAX_BODY = 1024 * 1024
 # Ids are short tokens; anything else (dots, slashes, encodings, '@') is refused before forwarding.
-_API_PATH = re.compile(r"^/(functions|jobs)(/[A-Za-z0-9_\-]{1,128}){0,2}$")
+_API_PATH = re.compile(r"^/(functions|jobs|operations)(/[A-Za-z0-9_\-]{1,128}){0,2}$")
 _RESULT_PATH = re.compile(r"^/ui-api/result/([A-Za-z0-9_\-]{1,128})$")
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/functions.js": ("functions.js", "text/javascript; charset=utf-8"),
+    "/jobs.js": ("jobs.js", "text/javascript; charset=utf-8"),
+    "/detail.js": ("detail.js", "text/javascript; charset=utf-8"),
+    "/stats-chart.js": ("stats-chart.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+# Answer headers the page reads (a long log comes in parts; this one says where the next starts).
+_FORWARDED_HEADERS = ("X-GeoBatch-Next-Offset",)
 # The page needs nothing from elsewhere: no scripts, styles or connections to other origins.
 _CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -59,9 +65,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -109,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._host_ok():
             self._error(421, "bad_host", "use http://127.0.0.1:<port>/ to open the monitor")
             return
+        if self.server.maps.handle(self):  # the map page and its API (geobatch.ui.mapview)
+            return
         url = urlsplit(self.path)
         if url.path in _STATIC and self.command in ("GET", "HEAD"):
             name, content_type = _STATIC[url.path]
@@ -122,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if url.path == "/ui-api/config":
+                # Read on every refresh: after local mode restarts on another port, the client
+                # follows it (geobatch.local's state file) and the page shows where it went.
                 self._send(200, json.dumps({"api_url": self.server.client.api_url}).encode())
             elif match := _RESULT_PATH.match(url.path):
                 self._result(match.group(1))
@@ -154,8 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Accept"] = "application/x-ndjson"
         params = dict(parse_qsl(query, keep_blank_values=False))
         response = self.server.client.request(self.command, path, params=params, body=body, headers=headers)
-        content_type = response.headers.get("Content-Type") or response.headers.get("content-type")
-        self._send(response.status, response.data, content_type or "application/json")
+        answer = {k.lower(): v for k, v in response.headers.items()}
+        extra = {name: answer[name.lower()] for name in _FORWARDED_HEADERS if name.lower() in answer}
+        self._send(response.status, response.data, answer.get("content-type") or "application/json", extra)
 
     def _result(self, job_id: str) -> None:
         """A job's result decoded here, because a large one lives behind a presigned S3 URL."""
@@ -174,10 +193,29 @@ class MonitorServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, client: Client, port: int = 0, verbose: bool = False):
+    def __init__(
+        self,
+        client: Client,
+        port: int = 0,
+        verbose: bool = False,
+        *,
+        basemap: str | None = None,
+        aws_env: dict[str, str] | None = None,
+    ):
+        from geobatch.ui.mapview import MapRoutes
+
         self.client = client
+        # Follow local mode to a new port after `local down`/`up`, but never start it again
+        # from a poll of an open page.
+        client.restarts_local_mode = False
         self.verbose = verbose
+        # Map tiles read COGs with aws_env (None: local mode's S3 when the client is local, else AWS).
+        self.maps = MapRoutes(client, aws_env=aws_env, basemap=basemap)
         super().__init__((HOST, port), _Handler)
+
+    def server_close(self) -> None:
+        self.maps.close()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A browser that closes a connection early is routine; anything else is worth a trace.
@@ -195,6 +233,6 @@ class MonitorServer(ThreadingHTTPServer):
         return self
 
 
-def serve(client: Client, port: int = 0, verbose: bool = False) -> MonitorServer:
+def serve(client: Client, port: int = 0, verbose: bool = False, basemap: str | None = None) -> MonitorServer:
     """Build the monitor server for ``client`` on 127.0.0.1:``port`` (0: a free port), not yet serving."""
-    return MonitorServer(client, port=port, verbose=verbose)
+    return MonitorServer(client, port=port, verbose=verbose, basemap=basemap)

@@ -28,7 +28,12 @@ DEFAULT_CPUS = 1.0
 DEFAULT_MEMORY_MB = 2048
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-MAX_BULK_OPERATION = 1000  # jobs changed per bulk cancel/rerun/delete request; the SDK follows the cursor
+MAX_BULK_OPERATION = 1000  # job ids per bulk cancel/rerun/delete request; the SDK sends more in chunks
+# A bulk cancel/rerun/delete runs inside its request (200 with the ids) when its filter is settled by
+# reading at most SYNC_BULK_SCAN jobs and matches at most SYNC_BULK_JOBS: a few seconds of DynamoDB
+# calls, far from API Gateway's 29 s. Anything larger becomes a background operation (202).
+SYNC_BULK_JOBS = 250
+SYNC_BULK_SCAN = 2000
 MAX_IN_MEMORY_SORT = 10_000
 PRESIGNED_URL_SECONDS = 900
 IDEMPOTENCY_KEY_SECONDS = 86_400  # an Idempotency-Key is remembered (its answer replayed) this long

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from geobatch.wire import errors
+from geobatch_core import layout
 from geobatch_core.store import ABSENT, Increment
 
 SCHEMA = """
@@ -48,6 +49,27 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue_url, visible_at);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 """
+
+
+def field(attr: str) -> str:
+    """The SQL of a job attribute: a column for the keys, else the value inside the item's JSON."""
+    return attr if attr in ("function_id", "job_key") else f"json_extract(item, '$.{attr}')"
+
+
+def _job_indexes() -> str:
+    """The Jobs table's GSIs (``layout.JOB_INDEXES``) as partial expression indexes: sparse like a
+    GSI, and read in the same order (partition, sort value, then the table's keys)."""
+    statements = []
+    for name, partition, sort, _ in layout.JOB_INDEXES.values():
+        columns = ", ".join(dict.fromkeys([field(partition), field(sort), "function_id", "job_key"]))
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS jobs_{name.replace('-', '_')} ON jobs ({columns}) "
+            f"WHERE {field(partition)} IS NOT NULL AND {field(sort)} IS NOT NULL;"
+        )
+    return "\n".join(statements)
+
+
+SCHEMA += _job_indexes()
 
 
 class Database:

@@ -12,7 +12,7 @@ from typing import Any
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, holds, loads
+from geobatch_core.adapters.sqlite.db import Database, apply_changes, dumps, field, holds, loads
 from geobatch_core.ports import Item, Key
 from geobatch_core.store import expired, pending_request, resent_reference
 
@@ -262,3 +262,27 @@ class SqliteJobStore:
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
         with self._db.write() as conn:
             conn.executemany("DELETE FROM jobs WHERE function_id = ? AND job_key = ?", list(keys))
+
+    def query_index(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        _, partition_attr, sort_attr, _ = layout.JOB_INDEXES[sort]
+        part, value = field(partition_attr), field(sort_attr)
+        order = "DESC" if descending else "ASC"
+        sql = f"SELECT item FROM jobs WHERE {part} = ? AND {value} IS NOT NULL"
+        params: list[Any] = [partition]
+        if start:
+            sql += f" AND ({value}, function_id, job_key) {'<' if descending else '>'} (?, ?, ?)"
+            params += [start.get(sort_attr), start.get("function_id"), start.get("job_key")]
+        sql += f" ORDER BY {value} {order}, function_id {order}, job_key {order} LIMIT ?"
+        rows = self._db.read().execute(sql, (*params, limit)).fetchall()
+        items = [loads(r[0]) for r in rows]
+        if len(items) < limit:
+            return items, None
+        last = items[-1]
+        return items, {
+            "function_id": last["function_id"],
+            "job_key": last["job_key"],
+            partition_attr: partition,
+            sort_attr: last[sort_attr],
+        }
