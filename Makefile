@@ -12,13 +12,16 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: demo test rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
-	local-down clean image rehearse-image
+PHONY_SUITES := test-unit test-moto test-local test-infra test-reliability test-rehearsal test-fast
+.PHONY: demo test $(PHONY_SUITES) rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
+	local-down clean image rehearse-image install-check
 
-$(STAMP): pyproject.toml constraints.txt
+# The three distributions (geobatch, geobatch-server in lambdas/, geobatch-worker in batch_image/),
+# editable, with every extra: the SDK's [local] requires the other two, which pip takes from here.
+$(STAMP): pyproject.toml lambdas/pyproject.toml batch_image/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e ./lambdas -e ./batch_image
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -39,12 +42,26 @@ test: $(STAMP)
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## One suite at a time (each is part of `make test`): every test carries exactly one suite marker
+## (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop: unit + moto.
+SUITES := unit moto local infra reliability rehearsal install
+$(addprefix test-,$(SUITES)): test-%: $(STAMP)
+	$(BIN)/pytest -m $* $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m 'unit or moto' $(PYTEST_ARGS)
+
 ## Only the cloud rehearsal (part of `make test`): the synthesized stack (with its bundled Lambda asset)
 ## deployed into moto's CloudFormation, its Lambdas run from that asset in a Lambda-like python3.11
 ## interpreter, the worker under its Function's role, IAM enforced on every request
 ## (tests/rehearsal; first run bundles the asset and builds the runtime venv, both cached under .venv).
 rehearse-cloud: $(STAMP)
 	$(BIN)/pytest tests/rehearsal -m rehearsal $(PYTEST_ARGS)
+## Only the install check (part of `make test`): the three wheels built, `pip install geobatch` and
+## `pip install geobatch[local]` into bare venvs, the CLI and a local-mode job run from them.
+install-check: $(STAMP)
+	$(BIN)/python scripts/install_check.py
+
 ## Builds the worker image (batch_image/Dockerfile): Docker if its daemon answers, else buildah
 ## (vfs, chroot isolation; a Debian-built base where the public one cannot be pulled).
 ## REQUIREMENTS=file adds a Function's requirements; IMAGE=name:tag names the result.

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-import textwrap
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +24,14 @@ def noop(i):
 """
 
 
-def bundle(source: str, name: str) -> bytes:
-    """A code bundle as the SDK makes it: the source plus ``main = name`` in ``__gbentry__.py``."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as archive:
-        archive.writestr("__gbentry__.py", textwrap.dedent(source) + f"\n\nmain = {name}\n")
-    return buf.getvalue()
-
-
 def ready_function(
     svc: Any, source: str = NOOP_SOURCE, name: str = "noop", **settings: Any
 ) -> dict[str, Any]:
-    """Create a Function through ``services.functions.create_function``, upload its bundle and mark it
-    ready (the image build is not what these benchmarks measure)."""
-    from geobatch.wire.models import FunctionCreate, FunctionStatus
-    from geobatch_core.services import functions
+    """A Function through the real services with its bundle uploaded, marked ready (the image build
+    is not what these benchmarks measure); the tests' helper (tests/support.py)."""
+    from tests.support import ready_function as ready
 
-    created = functions.create_function(svc, ALICE, FunctionCreate(name=name, **settings))
-    fid = created.function.id
-    svc.blobs.put(f"bundles/{fid}.zip", bundle(source, name))
-    return svc.functions.update(fid, {"status": FunctionStatus.READY.value, "image_uri": "local"})
+    return ready(svc, source, name, ALICE, build=False, image_uri="local", **settings)
 
 
 def aws_test_env() -> None:

@@ -22,7 +22,7 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import normalize
 from geobatch_core.ports import Item, JobCounts, Key, Message
-from geobatch_core.store import ABSENT, Increment
+from geobatch_core.store import ABSENT, Increment, expired
 
 
 def _holds(item: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
@@ -181,7 +181,7 @@ class FakeJobStore:
         self.calls += 1
         key = (function_id, f"ref#{reference_id}")
         with self.lock:
-            fresh = key not in self.items
+            fresh = key not in self.items or expired(self.items[key], now_ms // 1000)
             if fresh:
                 self._add(
                     key,
@@ -190,6 +190,7 @@ class FakeJobStore:
                         "job_key": key[1],
                         "created_ms": now_ms,
                         "fingerprint": fingerprint,
+                        layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + layout.REFERENCE_TTL_SECONDS,
                     },
                 )
             item = self.items[key]

@@ -105,6 +105,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     import geobatch as gb
+    from geobatch.demo import demo_data_access
     from geobatch.landcover.job import classify_tile
     from geobatch.landcover.pipeline import prepare_demo, run_tiles_in_process
     from geobatch.local.stack import LocalOptions, LocalStack
@@ -135,6 +136,9 @@ def main() -> None:
             memory=4096,
             timeout=900,
             retry_count=0,
+            # What the job touches (model, archive, product), as the demo declares it: local mode's
+            # jobs reach S3 only through their Function's declared locations.
+            data_access=demo_data_access(plan),
             client=client,
         )
         t = time.perf_counter()

@@ -228,14 +228,11 @@ def main() -> None:
     from geobatch.search import JobSearch  # noqa: F401
     from geobatch.wire import limits
     from geobatch.wire.models import JobBulkCreate, JobStatus
-    from geobatch_core.adapters import provision
-    from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
-    from geobatch_core.adapters.s3 import S3BlobStore
-    from geobatch_core.adapters.s3 import make_client as make_s3_client
-    from geobatch_core.adapters.sqs import SqsQueue
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import provisioned_stores
     from geobatch_core.services import functions as function_service
     from geobatch_core.services import jobs as job_service
-    from geobatch_core.services.context import Services, Settings
+    from geobatch_core.services.context import Settings
     from geobatch_worker.loop import Worker, WorkerConfig
 
     meter = Meter()
@@ -243,21 +240,15 @@ def main() -> None:
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         meter.register(session)
-        dynamodb = session.client("dynamodb")
-        s3 = make_s3_client(session)
-        provision.create_tables(dynamodb, "functions", "jobs")
-        provision.create_bucket(s3, "bucket")
+        stores = provisioned_stores(session)
 
         def on_submit(_fid: str) -> None:
             nonlocal scaler_invocations
             scaler_invocations += 1  # an async Lambda invoke of the scaler (not an AWS call we make here)
 
-        svc = Services(
-            functions=DynamoFunctionStore(dynamodb, "functions"),
-            jobs=DynamoJobStore(dynamodb, "jobs"),
-            queue=SqsQueue(session.client("sqs")),
-            blobs=S3BlobStore(s3, "bucket"),
-            executor=None,
+        svc = wiring.compose(
+            stores,
+            executor=None,  # type: ignore[arg-type]
             builder=None,  # type: ignore[arg-type]
             settings=Settings(queue_prefix="bench"),
             on_submit=on_submit,

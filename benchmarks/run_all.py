@@ -18,6 +18,7 @@ SCRIPTS = [
     "listing.py",
     "operations.py",
     "tile_compute.py",
+    "job_statistics.py",
 ]
 
 if __name__ == "__main__":

@@ -61,20 +61,14 @@ def serve(port_out: Any, stats: Any) -> None:
     from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
 
     from geobatch.wire.models import JobBulkCreate
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import Stores
     from geobatch_core.services import jobs as job_service
-    from geobatch_core.services.context import Services, Settings
 
     queue = FakeQueue()
     queue.create("q", max_receive_count=5, visibility_seconds=60)
-    svc = Services(
-        functions=FakeFunctionStore(),
-        jobs=FakeJobStore(),
-        queue=queue,
-        blobs=FakeBlobStore(),
-        executor=None,
-        builder=None,
-        settings=Settings(),
-    )  # type: ignore[arg-type]
+    stores = Stores(FakeFunctionStore(), FakeJobStore(), queue, FakeBlobStore())
+    svc = wiring.compose(stores, executor=None, builder=None)  # type: ignore[arg-type]
     svc.functions.put_new(_function_item())
 
     class Handler(BaseHTTPRequestHandler):

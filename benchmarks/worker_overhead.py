@@ -148,17 +148,13 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
 def fake_services() -> Any:
     from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
 
-    from geobatch_core.services.context import Services, Settings
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import Stores
+    from geobatch_core.services.context import Settings
 
-    return Services(
-        functions=FakeFunctionStore(),
-        jobs=FakeJobStore(),
-        queue=FakeQueue(),
-        blobs=FakeBlobStore(),
-        executor=None,
-        builder=None,
-        settings=Settings(queue_prefix="bench", lost_worker_seconds=60),  # type: ignore[arg-type]
-    )
+    stores = Stores(FakeFunctionStore(), FakeJobStore(), FakeQueue(), FakeBlobStore())
+    settings = Settings(queue_prefix="bench", lost_worker_seconds=60)
+    return wiring.compose(stores, executor=None, builder=None, settings=settings)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
@@ -166,29 +162,15 @@ def moto_services() -> Any:
     import boto3
     from moto import mock_aws
 
-    from geobatch_core.adapters import provision
-    from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
-    from geobatch_core.adapters.s3 import S3BlobStore
-    from geobatch_core.adapters.s3 import make_client as make_s3_client
-    from geobatch_core.adapters.sqs import SqsQueue
-    from geobatch_core.services.context import Services, Settings
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import provisioned_stores
+    from geobatch_core.services.context import Settings
 
     _common.aws_test_env()
     with mock_aws():
-        session = boto3.session.Session(region_name="us-east-1")
-        dynamodb = session.client("dynamodb")
-        s3 = make_s3_client(session)
-        provision.create_tables(dynamodb, "functions", "jobs")
-        provision.create_bucket(s3, "bucket")
-        yield Services(
-            functions=DynamoFunctionStore(dynamodb, "functions"),
-            jobs=DynamoJobStore(dynamodb, "jobs"),
-            queue=SqsQueue(session.client("sqs")),
-            blobs=S3BlobStore(s3, "bucket"),
-            executor=None,
-            builder=None,
-            settings=Settings(queue_prefix="bench", lost_worker_seconds=60),  # type: ignore[arg-type]
-        )
+        stores = provisioned_stores(boto3.session.Session(region_name="us-east-1"))
+        settings = Settings(queue_prefix="bench", lost_worker_seconds=60)
+        yield wiring.compose(stores, executor=None, builder=None, settings=settings)  # type: ignore[arg-type]
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ PULL_TIMEOUT="${PULL_TIMEOUT:-900}"
 
 log() { echo "build_image: $*" >&2; }
 
+# The worker's requirements, from batch_image/pyproject.toml with constraints.txt's versions.
+WORKER_REQUIREMENTS="$(python3 "$ROOT/stacks/requirements.py" worker)"
+
 # A context laid out like the repository, as the Dockerfile (and CodeBuild's buildspec) expect:
 # only the four inputs, so neither docker nor buildah walks .venv or node_modules.
 make_context() {
@@ -40,7 +43,7 @@ make_context() {
   cp -R "$ROOT/batch_image/." "$ctx/batch_image/"
   cp -R "$ROOT/lambdas/geobatch_core" "$ctx/lambdas/geobatch_core"
   cp -R "$ROOT/sdk/geobatch" "$ctx/sdk/geobatch"
-  find "$ctx" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
+  find "$ctx" \( -name __pycache__ -o -name '*.pyc' -o -name '*.egg-info' -o -name build \) -prune -exec rm -rf {} +
   if [ -n "$REQUIREMENTS_FILE" ]; then
     cp "$REQUIREMENTS_FILE" "$ctx/requirements.txt"
   else
@@ -100,7 +103,8 @@ choose_base() {
 
 build_with_docker() {
   local ctx="$1"
-  local args=(--build-arg "PYTHON_VERSION=$PYTHON_VERSION" --build-arg REQUIREMENTS=requirements.txt)
+  local args=(--build-arg "PYTHON_VERSION=$PYTHON_VERSION" --build-arg REQUIREMENTS=requirements.txt
+    --build-arg "WORKER_REQUIREMENTS=$WORKER_REQUIREMENTS")
   [ -z "$BASE_IMAGE" ] || args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   docker build -f "$ctx/batch_image/Dockerfile" "${args[@]}" -t "$IMAGE" "$ctx"
 }
@@ -111,7 +115,7 @@ build_with_buildah() {
   base="$(choose_base)"
   log "base image: $base"
   local args=(--build-arg "PYTHON_VERSION=$PYTHON_VERSION" --build-arg "BASE_IMAGE=$base"
-    --build-arg REQUIREMENTS=requirements.txt)
+    --build-arg REQUIREMENTS=requirements.txt --build-arg "WORKER_REQUIREMENTS=$WORKER_REQUIREMENTS")
   # Behind a TLS-inspecting proxy pip must trust this machine's CAs: its bundle is mounted for the
   # build only (it never ends up in the image).
   if [ -s /etc/ssl/certs/ca-certificates.crt ]; then

@@ -1,7 +1,9 @@
 """The rows of the GeoBatch CloudWatch dashboard, each a function of what it plots.
 
 Job metrics have a ``function_id`` dimension (and Powertools' ``service`` dimension on the control
-plane's), so the widgets aggregate them with SEARCH expressions that match any dimension set.
+plane's), so the widgets aggregate them with SEARCH expressions that match any dimension set. The
+API publishes ``JobsSubmitted`` into ``GeoBatch``; the workers publish the ended jobs and their
+duration into ``layout.WORKER_METRICS_NAMESPACE`` (``geobatch_worker/metrics.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_lambda as lambda_
 
+from geobatch_core import layout
 from stacks.lambda_factory import METRICS_NAMESPACE
 
 __all__ = [
@@ -56,25 +59,29 @@ def per_function(
 
 
 def jobs_row() -> Row:
-    """Jobs submitted and ended, and how long they ran."""
+    """Jobs submitted (by the API) and ended (by the workers, in their own namespace), and how long
+    the ended jobs ran."""
+    workers = layout.WORKER_METRICS_NAMESPACE
+    ended = layout.JOB_ENDED_METRICS
+    duration = layout.JOB_DURATION_METRIC
     return [
         cw.GraphWidget(
             title="Jobs (all Functions)",
             width=WIDTH,
             left=[
                 total("JobsSubmitted", "submitted"),
-                total("JobsSucceeded", "succeeded"),
-                total("JobsFailed", "failed"),
-                total("JobsTimedOut", "timed out"),
+                total(ended["success"], "succeeded", namespace=workers),
+                total(ended["failure"], "failed", namespace=workers),
+                total(ended["timeout"], "timed out", namespace=workers),
             ],
         ),
         cw.GraphWidget(
             title="Job duration percentiles (s) per Function",
             width=WIDTH,
             left=[
-                per_function("JobDuration", "p50", "p50"),
-                per_function("JobDuration", "p90", "p90"),
-                per_function("JobDuration", "p99", "p99"),
+                per_function(duration, "p50", "p50", namespace=workers),
+                per_function(duration, "p90", "p90", namespace=workers),
+                per_function(duration, "p99", "p99", namespace=workers),
             ],
         ),
     ]

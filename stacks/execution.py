@@ -18,6 +18,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -73,6 +74,13 @@ class Execution(Construct):
         self.config = config
         stack = Stack.of(self)
         self.vpc, subnets = self._network(config)
+        self._batch(config, subnets)
+        self._worker_logs_and_roles(config, stack, storage, state, image_build)
+        self.scaler = self._scaler(config, stack, storage, state, image_build, factory)
+        self.batch_events = self._batch_events(storage, state, image_build, factory)
+
+    def _batch(self, config: GeoBatchConfig, subnets: ec2.SubnetSelection) -> None:
+        """The workers' security group, the compute environment and the job queue."""
         self.security_group = ec2.SecurityGroup(
             self,
             "Workers",
@@ -90,6 +98,10 @@ class Execution(Construct):
             ],
         )
 
+    def _worker_logs_and_roles(
+        self, config: GeoBatchConfig, stack: Stack, storage: Storage, state: State, image_build: ImageBuild
+    ) -> None:
+        """The ARN patterns of what workers own, their log group and their roles."""
         prefix = config.name_prefix
         self.queue_arn_pattern = stack.format_arn(service="sqs", resource=f"{prefix}-*")
         self.job_definition_arn_pattern = stack.format_arn(
@@ -118,8 +130,17 @@ class Execution(Construct):
             service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-fn-*"
         )
 
-        # Scaler: every minute and on submit (the API invokes it asynchronously).
-        self.scaler = factory.create(
+    def _scaler(
+        self,
+        config: GeoBatchConfig,
+        stack: Stack,
+        storage: Storage,
+        state: State,
+        image_build: ImageBuild,
+        factory: LambdaFactory,
+    ) -> lambda_.Function:
+        """The scaler: every minute and on submit (the API invokes it asynchronously)."""
+        scaler = factory.create(
             self,
             "Scaler",
             handler="geobatch_ops.scaler.handler",
@@ -129,16 +150,16 @@ class Execution(Construct):
             function_name=self.scaler_function_name,
             reserved_concurrency=config.scaler_reserved_concurrency or None,
         )
-        self.grant_control_plane(self.scaler, state=state, storage=storage)
+        self.grant_control_plane(scaler, state=state, storage=storage)
         # The scheduled pass settles Functions whose build event was lost (geobatch_ops.build_events).
-        self.scaler.add_to_role_policy(
+        scaler.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["codebuild:BatchGetBuilds"], resources=[image_build.project.project_arn]
             )
         )
-        storage.grant_objects(self.scaler, read=[BUILDS], write=[BUILDS])
+        storage.grant_objects(scaler, read=[BUILDS], write=[BUILDS])
         # The scaler announces "GeoBatch Function Completed" on the default event bus.
-        self.scaler.add_to_role_policy(
+        scaler.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["events:PutEvents"],
                 resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
@@ -149,11 +170,15 @@ class Execution(Construct):
             "ScalerSchedule",
             description="GeoBatch scaler tick",
             schedule=events.Schedule.rate(Duration.minutes(1)),
-            targets=[targets.LambdaFunction(self.scaler, retry_attempts=0)],  # the next tick retries
+            targets=[targets.LambdaFunction(scaler, retry_attempts=0)],  # the next tick retries
         )
+        return scaler
 
-        # A worker job ended: record lost workers and OOM kills on the jobs they held.
-        self.batch_events = factory.create(
+    def _batch_events(
+        self, storage: Storage, state: State, image_build: ImageBuild, factory: LambdaFactory
+    ) -> lambda_.Function:
+        """A worker job ended: record lost workers and OOM kills on the jobs they held."""
+        batch_events = factory.create(
             self,
             "BatchEvents",
             handler="geobatch_ops.batch_events.handler",
@@ -162,12 +187,12 @@ class Execution(Construct):
             timeout=Duration.seconds(60),
             dead_letter_queue=image_build.dead_letters,
         )
-        self.grant_control_plane(self.batch_events, state=state, storage=storage)
-        self.batch_events.add_to_role_policy(
+        self.grant_control_plane(batch_events, state=state, storage=storage)
+        batch_events.add_to_role_policy(
             iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[self.worker_log_streams])
         )
-        # It wakes the scaler to replace a dead worker (adapters.aws.scaler_invoker).
-        self.scaler.grant_invoke(self.batch_events)
+        # It wakes the scaler to replace a dead worker (geobatch_core.wiring.scaler_invoker).
+        self.scaler.grant_invoke(batch_events)
         self.batch_rule = events.Rule(
             self,
             "BatchStateRule",
@@ -179,10 +204,11 @@ class Execution(Construct):
             ),
             targets=[
                 targets.LambdaFunction(
-                    self.batch_events, retry_attempts=10, dead_letter_queue=image_build.dead_letters
+                    batch_events, retry_attempts=10, dead_letter_queue=image_build.dead_letters
                 )
             ],
         )
+        return batch_events
 
     @property
     def scaler_function_name(self) -> str:

@@ -16,19 +16,24 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from geobatch_core.adapters import codebuild as cb
+from geobatch_core import build_names as cb
 from stacks.config import GeoBatchConfig
 from stacks.lambda_factory import REPO_ROOT, LambdaFactory, retention
 from stacks.nag import suppress
+from stacks.requirements import worker_requirements
 from stacks.state import State
 from stacks.storage import BUILDS, BUNDLES, Storage
 
-_EXCLUDE = ["**/__pycache__", "**/*.pyc"]
+# Caches, and what an editable install or a wheel build leaves beside the sources.
+_EXCLUDE = ["**/__pycache__", "**/*.pyc", "*.egg-info", "build"]
+# The image's runtime requirements: batch_image/pyproject.toml's, at constraints.txt's versions.
+_WORKER_REQUIREMENTS = " ".join(worker_requirements())
 _SECONDARY = {"core": "lambdas/geobatch_core", "sdk": "sdk/geobatch"}
 
 # Runs with bash; ``set -e`` semantics come from CodeBuild (a failing command fails the phase).
@@ -57,7 +62,8 @@ BUILDSPEC = {
                 f"""if [ ! -f /tmp/skip ]; then
   set -o pipefail
   docker build -f /tmp/ctx/batch_image/Dockerfile --build-arg "PYTHON_VERSION=${{{cb.VAR_PYTHON}#python}}" \\
-    --build-arg REQUIREMENTS=requirements.txt -t "$REPOSITORY_URI:${cb.VAR_IMAGE_TAG}" /tmp/ctx 2>&1 \\
+    --build-arg REQUIREMENTS=requirements.txt --build-arg "WORKER_REQUIREMENTS={_WORKER_REQUIREMENTS}" \\
+    -t "$REPOSITORY_URI:${cb.VAR_IMAGE_TAG}" /tmp/ctx 2>&1 \\
     | tee /tmp/build.log \\
   && {{ docker push "$REPOSITORY_URI:${cb.VAR_IMAGE_TAG}" || aws ecr describe-images \\
     --repository-name "$REPOSITORY_NAME" --image-ids "imageTag=${cb.VAR_IMAGE_TAG}"; }}
@@ -92,7 +98,14 @@ class ImageBuild(Construct):
         factory: LambdaFactory,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.repository = ecr.Repository(
+        self.repository = self._repository(config)
+        self.project = self._project(config, storage)
+        self.dead_letters = self._dead_letters()
+        self.events_function = self._events_function(state, storage, factory)
+        self.rule = self._rule()
+
+    def _repository(self, config: GeoBatchConfig) -> ecr.Repository:
+        return ecr.Repository(
             self,
             "Images",
             image_scan_on_push=True,
@@ -108,6 +121,9 @@ class ImageBuild(Construct):
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
             empty_on_delete=not config.is_prod,
         )
+
+    def _project(self, config: GeoBatchConfig, storage: Storage) -> codebuild.Project:
+        """The CodeBuild project that builds an image from the worker's sources and the requirements."""
         primary = s3_assets.Asset(self, "WorkerSource", path=str(REPO_ROOT / "batch_image"), exclude=_EXCLUDE)
         secondary = {
             name: s3_assets.Asset(self, f"{name.title()}Source", path=str(REPO_ROOT / path), exclude=_EXCLUDE)
@@ -123,7 +139,7 @@ class ImageBuild(Construct):
             self, "BuildKey", enable_key_rotation=True, description="GeoBatch image build artifacts"
         )
         key.apply_removal_policy(RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY)
-        self.project = codebuild.Project(
+        project = codebuild.Project(
             self,
             "Builder",
             description="Builds GeoBatch Function images (worker runtime + requirements)",
@@ -154,15 +170,22 @@ class ImageBuild(Construct):
                 cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
             ),
         )
-        for asset in (primary, *secondary.values()):
-            asset.grant_read(self.project)
-        self.repository.grant_pull_push(self.project)
-        self.project.add_to_role_policy(
+        self._grant_project(project, [primary, *secondary.values()], storage)
+        return project
+
+    def _grant_project(
+        self, project: codebuild.Project, assets: list[s3_assets.Asset], storage: Storage
+    ) -> None:
+        """The project reads its sources, pushes to the repository and writes build logs."""
+        for asset in assets:
+            asset.grant_read(project)
+        self.repository.grant_pull_push(project)
+        project.add_to_role_policy(
             iam.PolicyStatement(actions=["ecr:DescribeImages"], resources=[self.repository.repository_arn])
         )
-        storage.grant_objects(self.project, write=[BUILDS])
+        storage.grant_objects(project, write=[BUILDS])
         suppress(
-            self.project,
+            project,
             [
                 {"id": "AwsSolutions-CB3", "reason": "Privileged mode is required to run docker build."},
                 {
@@ -173,12 +196,13 @@ class ImageBuild(Construct):
             ],
         )
 
+    def _dead_letters(self) -> sqs.Queue:
         # The build's end → build_events Lambda (moves the Function to ready / build_failed). An event
         # that fails delivery (EventBridge's retries) or processing (Lambda's async retries) is kept
         # in this queue; either way the scaler's scheduled pass reconciles Functions left `building`.
         # (The batch-events rule and Lambda use it too.) SQS-managed encryption: EventBridge cannot
         # send to a queue under the AWS-managed aws/sqs KMS key.
-        self.dead_letters = sqs.Queue(
+        dead_letters = sqs.Queue(
             self,
             "EventsDlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -186,7 +210,7 @@ class ImageBuild(Construct):
             retention_period=Duration.days(14),
         )
         suppress(
-            self.dead_letters,
+            dead_letters,
             [
                 {
                     "id": "AwsSolutions-SQS3",
@@ -194,7 +218,11 @@ class ImageBuild(Construct):
                 }
             ],
         )
-        self.events_function = factory.create(
+        return dead_letters
+
+    def _events_function(self, state: State, storage: Storage, factory: LambdaFactory) -> lambda_.Function:
+        """The build_events Lambda: moves the Function to ready / build_failed."""
+        function = factory.create(
             self,
             "BuildEvents",
             handler="geobatch_ops.build_events.handler",
@@ -203,18 +231,21 @@ class ImageBuild(Construct):
             timeout=Duration.seconds(60),
             dead_letter_queue=self.dead_letters,
         )
-        state.functions.grant_read_write_data(self.events_function)
-        storage.grant_objects(self.events_function, read=[BUNDLES, BUILDS], write=[BUILDS])
-        self.events_function.add_to_role_policy(
+        state.functions.grant_read_write_data(function)
+        storage.grant_objects(function, read=[BUNDLES, BUILDS], write=[BUILDS])
+        function.add_to_role_policy(
             iam.PolicyStatement(actions=["codebuild:BatchGetBuilds"], resources=[self.project.project_arn])
         )
-        self.events_function.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["logs:GetLogEvents", "logs:FilterLogEvents"],
                 resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:log-stream:*"],
             )
         )
-        self.rule = events.Rule(
+        return function
+
+    def _rule(self) -> events.Rule:
+        return events.Rule(
             self,
             "BuildStateRule",
             description="GeoBatch image build finished",

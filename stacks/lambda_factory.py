@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 
 from stacks.config import GeoBatchConfig
 from stacks.nag import suppress
+from stacks.requirements import lambda_requirements
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
@@ -41,10 +42,9 @@ LAMBDA_PACKAGES = ("geobatch_core", "geobatch_api", "geobatch_ops")
 SDK_DIR = REPO_ROOT / "sdk" / "geobatch"
 # From the SDK, only the wire contract: its package __init__ imports the rest lazily.
 WIRE_FILES = ("__init__.py", "wire")
-# Runtime dependencies of the Lambda code (boto3 comes with the runtime). Versions come from
-# constraints.txt when present, so the Lambdas run what the tests ran.
-# aws-xray-sdk: the handlers trace with the Powertools Tracer.
-LAMBDA_REQUIREMENTS = ("aws-lambda-powertools", "pydantic", "packaging", "aws-xray-sdk")
+# Runtime dependencies of the Lambda code: geobatch-server's, from lambdas/pyproject.toml (the one
+# list), with constraints.txt's versions, so the Lambdas run what the tests ran.
+LAMBDA_REQUIREMENTS = lambda_requirements()
 # What the Lambda Python runtime provides: boto3 and its dependencies (never bundled, see
 # PipLocalBundling).
 RUNTIME_PROVIDED = frozenset(
@@ -52,7 +52,7 @@ RUNTIME_PROVIDED = frozenset(
 )
 PYTHON_VERSION = "3.11"
 METRICS_NAMESPACE = "GeoBatch"
-_EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "*.egg-info"]
+_EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "*.egg-info", "build"]
 
 
 def retention(days: int) -> logs.RetentionDays:
@@ -88,7 +88,7 @@ def asset_hash() -> str:
     """A digest of everything the Lambda asset is made of: the packages, the wire contract, the pins."""
     digest = hashlib.sha256()
     roots = [LAMBDAS_DIR / p for p in LAMBDA_PACKAGES] + [SDK_DIR / f for f in WIRE_FILES]
-    files = [REPO_ROOT / "constraints.txt", REPO_ROOT / "pyproject.toml"]
+    files = [REPO_ROOT / "constraints.txt", REPO_ROOT / "pyproject.toml", LAMBDAS_DIR / "pyproject.toml"]
     for root in roots:
         files += [root] if root.is_file() else sorted(root.rglob("*.py"))
     for path in files:

@@ -77,32 +77,17 @@ def moto_services(tmp_path: Path) -> Iterator[Any]:
 
     from geobatch.local.builder import LocalImageBuilder
     from geobatch.local.executor import LocalExecutor
-    from geobatch_core.adapters import provision
-    from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
-    from geobatch_core.adapters.s3 import S3BlobStore
-    from geobatch_core.adapters.s3 import make_client as make_s3_client
-    from geobatch_core.adapters.sqs import SqsQueue
-    from geobatch_core.services.context import Services, Settings
-    from geobatch_core.services.functions import build_reporter
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import provisioned_stores
+    from geobatch_core.services.context import Settings
 
     with mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        dynamodb = session.client("dynamodb")
-        s3 = make_s3_client(session)
-        provision.create_tables(dynamodb, "functions", "jobs")
-        provision.create_bucket(s3, "bucket")
-        builder = LocalImageBuilder(tmp_path / "home", pip_args="--no-index")
-        svc = Services(
-            functions=DynamoFunctionStore(dynamodb, "functions"),
-            jobs=DynamoJobStore(dynamodb, "jobs"),
-            queue=SqsQueue(session.client("sqs")),
-            blobs=S3BlobStore(s3, "bucket"),
+        yield wiring.compose(
+            provisioned_stores(boto3.session.Session(region_name=REGION)),
             executor=LocalExecutor(tmp_path / "home", {}),
-            builder=builder,
+            builder=LocalImageBuilder(tmp_path / "home", pip_args="--no-index"),
             settings=Settings(queue_prefix="test", lost_worker_seconds=5, retry_base_seconds=1.0),
         )
-        builder.on_done = build_reporter(svc)
-        yield svc
 
 
 @pytest.fixture
@@ -151,3 +136,22 @@ def local_api(local_stack: Any) -> Iterator[Any]:
     gb.set_default_client(client)
     yield client
     gb.set_default_client(None)
+
+
+# Every test says what it touches with exactly one suite marker (``make test-<suite>`` runs one
+# suite; ``geo`` is a topic that goes with a suite). A test without one, or with two, would fall
+# out of (or into) the wrong loop, so collection refuses it.
+SUITES = ("unit", "moto", "local", "infra", "reliability", "rehearsal", "install", "image")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wrong = []
+    for item in items:
+        suites = sorted({m.name for m in item.iter_markers() if m.name in SUITES})
+        if len(suites) != 1:
+            wrong.append(f"  {item.nodeid}: {', '.join(suites) or 'no suite marker'}")
+    if wrong:
+        raise pytest.UsageError(
+            f"each test needs exactly one of the markers {', '.join(SUITES)}:\n" + "\n".join(wrong)
+        )

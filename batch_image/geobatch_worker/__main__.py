@@ -14,7 +14,7 @@ def main() -> int:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    from geobatch_core.adapters.aws import settings_from_env, stores_from_env
+    from geobatch_core.adapters.environment import settings_from_env, stores_from_env
     from geobatch_worker.loop import Worker, WorkerConfig
 
     environ = os.environ

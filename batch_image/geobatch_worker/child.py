@@ -22,7 +22,7 @@ from typing import Any
 
 from geobatch.wire import limits
 from geobatch.wire.codec import encode_result
-from geobatch_worker import proctree
+from geobatch_worker import contain, proctree
 from geobatch_worker.channel import Channel, child_channel
 from geobatch_worker.lease import LeaseFile
 
@@ -106,6 +106,7 @@ class _Runner:
         self.func: Any = None
         self.import_error: str | None = None
         self.spared: frozenset[int] = frozenset()  # what the import started (e.g. a local cluster)
+        self.not_sealed: str | None = None  # why the file-system containment is missing, if it is
         os.register_at_fork(after_in_child=self._forked)
 
     def _forked(self) -> None:
@@ -168,6 +169,8 @@ class _Runner:
     def _run(self, header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         capture = _LogCapture(header["log"])
         capture.start()
+        if self.not_sealed is not None:
+            print(self.not_sealed, file=sys.stderr)
         cpu0 = _cpu()
         reply: dict[str, Any]
         data = b""
@@ -213,6 +216,9 @@ class _Runner:
 
 def main(argv: list[str]) -> None:
     fd, bundle_dir, entrypoint, lease_path = int(argv[0]), argv[1], argv[2], argv[3]
+    sealed = json.loads(argv[4]) if len(argv) > 4 else {}
+    # Before any user code: the environments read-only, the control plane's local state out of sight.
+    not_sealed = contain.seal(sealed.get("ro", []), sealed.get("hide", [])) if sealed else None
     proctree.become_subreaper()
     sys.path.insert(0, bundle_dir)
     os.chdir(bundle_dir)
@@ -223,6 +229,8 @@ def main(argv: list[str]) -> None:
     runner = _Runner(
         child_channel(fd, max_body=limits.MAX_ARGS_BYTES * 2), LeaseFile(lease_path, writable=False)
     )
+    if not_sealed is not None:
+        runner.not_sealed = f"[geobatch] environments are not read-only to this job: {not_sealed}"
     threading.Thread(target=runner.watchdog, daemon=True).start()
     runner.load(bundle_dir, entrypoint)
     runner.serve()

@@ -19,75 +19,35 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geobatch.wire import data_access, env, errors, limits
-from geobatch.wire.env import UNSIGNED_S3
-from geobatch.wire.models import FunctionStatus, JobStatus
+from geobatch.wire import errors, limits
+from geobatch.wire.models import FunctionStatus
 from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.execution import (
     Ack,
     Claimed,
     Defer,
-    Outcome,
     Stale,
     claim,
     claim_token,
     parse_message,
     record_outcome,
 )
+from geobatch_worker.config import SETTLE_SECONDS, WorkerConfig, WorkerStats
+from geobatch_worker.contain import Containment
 from geobatch_worker.heartbeat import Heartbeat
 from geobatch_worker.held import HeldMessages
+from geobatch_worker.jobrun import job_environment, outcome_of, settle
 from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
-from geobatch_worker.runner import LOST, STARTUP_SECONDS, Runner
+from geobatch_worker.metrics import emit_job_metrics
+from geobatch_worker.runner import LOST, Runner
 from geobatch_worker.support import TRANSIENT, retry, unpack_bundle
 
 log = logging.getLogger("geobatch.worker")
-
-
-@dataclass
-class WorkerConfig:
-    function_id: str
-    queue_url: str
-    worker_id: str
-    idle_seconds: float = 60.0
-    poll_seconds: int = 20
-    prefetch: int = 10  # most messages held at once (SQS's batch maximum)
-    min_prefetch: int = 1  # the batch a worker starts with; it grows while the queue stays deep
-    memory_limit_mb: float | None = None
-    function_check_seconds: float = 10.0
-    startup_seconds: float = STARTUP_SECONDS  # spawn + imports of the user-code child, apart from the timeout
-    # Past this many seconds the worker claims no new job and exits, before AWS Batch's attempt
-    # timeout (lifetime + one job timeout + a margin) could kill it mid-job; the scaler replaces it.
-    # The job definition sets it; None (local mode) means no limit.
-    lifetime_seconds: float | None = field(default_factory=lambda: _lifetime_from_env(os.environ))
-
-
-def _lifetime_from_env(environ: Mapping[str, str]) -> float | None:
-    value = environ.get(env.WORKER_LIFETIME_SECONDS)
-    return float(value) if value else None
-
-
-# A message stays invisible at most 12 h from its receipt however often its lease is extended; a
-# held message whose job could not finish (timeout + settling) within that is handed back unclaimed
-# and received afresh, rather than claimed and re-delivered while it still runs.
-SETTLE_SECONDS = 600
-
-
-@dataclass
-class WorkerStats:
-    received: int = 0
-    claimed: int = 0
-    acked: int = 0
-    retried: int = 0
-    dropped: int = 0
-    stale: int = 0  # receives another worker had overtaken (this worker's lease had run out)
-    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 class Worker(Heartbeat):
@@ -149,12 +109,16 @@ class Worker(Heartbeat):
         except errors.NotFoundError:
             log.info("Function %s is gone; nothing to do", self.config.function_id)
             return self.stats
+        contained = Containment(self._function, os.environ, workdir=self._workdir.name)
         self._runner = Runner(
             self._unpack_bundle(),
             self._function["entrypoint"],
             memory_limit_mb=self.config.memory_limit_mb,
             log_dir=self._workdir.name,
             startup_seconds=self.config.startup_seconds,
+            child_env=contained.environ,
+            sealed=contained.sealed,
+            sample_seconds=self.config.sample_seconds,
         )
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
         heartbeat.start()
@@ -163,6 +127,7 @@ class Worker(Heartbeat):
         finally:
             self.stopping.set()
             self._runner.close()
+            contained.close()
             self._workdir.cleanup()
         return self.stats
 
@@ -249,24 +214,7 @@ class Worker(Heartbeat):
             self._settle(acks, defers)
 
     def _settle(self, acks: list[str], defers: list[tuple[str, int]]) -> None:
-        """Acknowledge, defer and return what we still hold; messages stay held (their leases
-        extended) until this point, so a deferred job cannot come back early to another worker."""
-        live = set(self._held.take_live())
-        settled = set(acks) | {r for r, _ in defers}
-        acks = [r for r in acks if r in live]
-        defers = [(r, s) for r, s in defers if r in live]
-        unstarted = [(r, 0) for r in live if r not in settled]
-        # A failed ack or deferral loses nothing: the message returns after its lease and the job
-        # state machine drops it (terminal job) or retries it (its job went back to pending).
-        try:
-            if acks:
-                self._retry(self.queue.delete_batch, self.config.queue_url, acks)
-            if defers or unstarted:
-                self._retry(self.queue.change_visibility_batch, self.config.queue_url, defers + unstarted)
-        except errors.NotFoundError:
-            pass  # the queue was deleted with its Function: there is nothing left to settle
-        except TRANSIENT as exc:
-            log.error("could not settle %d messages: %s", len(acks) + len(defers), exc.message)
+        settle(self.queue, self.config.queue_url, self._held, acks, defers, self._retry)
 
     def _handle(self, message: Message, acks: list[str], defers: list[tuple[str, int]]) -> None:
         try:
@@ -323,11 +271,7 @@ class Worker(Heartbeat):
             payload = job["payload"]
         else:
             payload = self._retry(self.blobs.get, job["args_key"]).decode()
-        env = {**(self._function.get("environment") or {}), **(job.get("environment") or {})}
-        env["GEOBATCH_JOB_ID"] = f"{job['function_id']}-{job['job_key']}"
-        env["GEOBATCH_ATTEMPT"] = str(claimed.attempt)
-        # The Function's public locations, which user code reads unsigned (see env.UNSIGNED_S3).
-        env[UNSIGNED_S3] = data_access.unsigned_value(self._function.get("data_access"))
+        env = job_environment(self._function, job, claimed.attempt)
         self._cancel.clear()
         self._current = (job["job_key"], message)
         self._publish_lease()
@@ -350,17 +294,7 @@ class Worker(Heartbeat):
             log.warning("lost the lease on job %s; leaving it to its next receive", job["job_key"])
             self.stats.outcomes[LOST] = self.stats.outcomes.get(LOST, 0) + 1
             return Stale("lease lost")
-        outcome = Outcome(
-            status=JobStatus(result.status),
-            exit_code=result.exit_code,
-            error_reason=result.error,
-            runtime=result.runtime,
-            result=result.result,
-            result_meta=result.result_meta,
-            log=result.log,
-            peak_memory_mb=result.peak_memory_mb,
-            cpu_seconds=round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
-        )
+        outcome = outcome_of(result)
         self.stats.outcomes[result.status] = self.stats.outcomes.get(result.status, 0) + 1
         action = self._retry(
             record_outcome,
@@ -376,4 +310,6 @@ class Worker(Heartbeat):
         )
         if not isinstance(action, Stale):
             live.discard()
+        if isinstance(action, Ack):  # the job ended: its reason is the status it ended in
+            emit_job_metrics(self.config.function_id, action.reason, outcome.runtime)
         return action

@@ -13,6 +13,7 @@ job's token and comes from the runner's own pid, or the runner is replaced.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -28,11 +29,12 @@ from typing import Any
 import geobatch
 import geobatch_core
 import geobatch_worker
-from geobatch.wire import limits
+from geobatch.wire import limits, statistics
 from geobatch_worker import proctree
 from geobatch_worker.channel import Channel, ChannelError
 from geobatch_worker.child import LEASE_EXIT
 from geobatch_worker.lease import LeaseFile
+from geobatch_worker.sampler import Sampler
 
 POLL_SECONDS = 0.05
 TREE_SECONDS = 0.2  # how often the whole process tree's memory is summed
@@ -58,6 +60,7 @@ class RunResult:
     peak_memory_mb: float | None = None
     cpu_seconds: float | None = None
     startup_seconds: float = 0.0  # spawn + imports of a fresh runner (0 when it was warm)
+    statistics: dict[str, Any] | None = None  # the attempt's series (geobatch.wire.statistics)
 
 
 def read_log(path: Path) -> str:
@@ -87,6 +90,7 @@ class _Watch:
         self.peak = 0.0
         self._next_tree = 0.0
         self.seen: dict[int, int | None] = {}  # pid -> start time of the processes below the runner
+        self.sampler: Sampler | None = None  # set while a job runs (not during start-up)
 
     def memory(self, pid: int) -> RunResult | None:
         # The runner's own high-water mark every poll (it catches spikes between polls); the whole
@@ -102,6 +106,8 @@ class _Watch:
             if child not in self.seen:
                 self.seen[child] = proctree.start_time(child)
         self.peak = max(self.peak, tree.total_mb, hwm)
+        if self.sampler is not None:
+            self.sampler.observe(tree.total_mb, tree.pids)
         if self.limit and max(tree.total_mb, hwm) > self.limit:
             reason = f"out of memory: peak {self.peak:,.0f} MiB of {self.limit:,.0f} MiB limit"
             if tree.biggest_pid != pid:  # the function's own process needs no naming
@@ -121,11 +127,17 @@ class Runner:
         memory_limit_mb: float | None = None,
         log_dir: str,
         startup_seconds: float = STARTUP_SECONDS,
+        child_env: dict[str, str] | None = None,
+        sealed: dict[str, list[str]] | None = None,
+        sample_seconds: float = statistics.SAMPLE_SECONDS,
     ):
+        self._child_env = child_env
+        self._sealed = json.dumps(sealed or {})  # paths the child makes read-only / hides (contain.seal)
         self._bundle_dir = bundle_dir
         self._entrypoint = entrypoint
         self._memory_limit_mb = memory_limit_mb
         self._startup_seconds = startup_seconds
+        self._sample_seconds = sample_seconds
         self._log_dir = Path(log_dir)
         self.lease = LeaseFile(str(self._log_dir / "lease"), writable=True)
         self._process: subprocess.Popen[bytes] | None = None
@@ -147,7 +159,9 @@ class Runner:
                 self._bundle_dir,
                 self._entrypoint,
                 self.lease.path,
+                self._sealed,
             ],
+            env=self._child_env,
             pass_fds=(fd,),
             start_new_session=True,  # its own process group: signals to the worker do not reach it
             cwd=self._bundle_dir,
@@ -297,6 +311,7 @@ class Runner:
             assert self._process is not None and self._chan is not None
             proctree.reset_peak(self._process.pid)
             watch.peak = 0.0
+            watch.sampler = Sampler(self._process.pid, self._sample_seconds)
             token = secrets.token_hex(16)
             self._chan.send(
                 {"t": "run", "token": token, "env": env, "log": str(log_path)}, payload_json.encode()
@@ -310,11 +325,14 @@ class Runner:
                 during="",
                 tick=(lambda: tick(log_path)) if tick is not None else None,
             )
-        if self._process is not None and self._process.poll() is None:
-            watch.peak = max(watch.peak, proctree.rss_mb(self._process.pid, "VmHWM"))
+        alive = self._process is not None and self._process.poll() is None
+        if alive:
+            watch.peak = max(watch.peak, proctree.rss_mb(self._process.pid, "VmHWM"))  # type: ignore[union-attr]
         outcome.runtime = time.monotonic() - started
         outcome.startup_seconds = started - t0
         outcome.peak_memory_mb = round(watch.peak, 1) if watch.peak else None
+        if watch.sampler is not None:
+            outcome.statistics = watch.sampler.finish(alive, outcome.peak_memory_mb)
         outcome.log = read_log(log_path)
         with contextlib.suppress(OSError):
             log_path.unlink()

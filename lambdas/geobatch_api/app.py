@@ -39,9 +39,10 @@ from geobatch.wire.models import (
     ResultBody,
 )
 from geobatch.wire.operations import Operation
+from geobatch.wire.statistics import JobStatistics
 from geobatch_api import context, idempotency, identity
 from geobatch_core import filters
-from geobatch_core.services import failures, functions, jobs, operations, teardown
+from geobatch_core.services import failures, functions, job_statistics, jobs, operations, teardown
 
 # Most requests publish no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -295,6 +296,14 @@ def job_log(
     body = "".join(line.model_dump_json() + "\n" for line in lines)
     headers = {NEXT_OFFSET_HEADER: str(next_offset)} if next_offset is not None else None
     return Response(status_code=200, content_type="application/x-ndjson", body=body, headers=headers)
+
+
+@app.get("/jobs/<job_id>/statistics")
+def job_statistics_(
+    job_id: str, attempt: Annotated[int | None, Query(ge=1, le=1000)] = None
+) -> JobStatistics:
+    """CPU, memory and network series of the job's attempts (one attempt with ``attempt``)."""
+    return job_statistics.job_statistics(context.services(), principal(), job_id, attempt)
 
 
 @app.get("/jobs/<job_id>/result")

@@ -1,26 +1,10 @@
-"""The API Lambda's ports: built from its environment once per container, or injected."""
+"""The API Lambda's ports: those of this container, which ``geobatch_core.wiring`` builds or is given.
+
+(``configure`` and ``services`` are wiring's; the ops Lambdas take them from there directly.)
+"""
 
 from __future__ import annotations
 
-import os
+from geobatch_core.wiring import configure, services
 
-from geobatch_core.services.context import Services
-
-_services: Services | None = None
-
-
-def configure(services: Services | None) -> Services | None:
-    """Local mode and tests inject ready-made ports; ``None`` goes back to the environment.
-    Returns the ports that were configured before, so a caller can put them back."""
-    global _services
-    previous, _services = _services, services
-    return previous
-
-
-def services() -> Services:
-    global _services
-    if _services is None:
-        from geobatch_core.adapters.aws import services_from_env
-
-        _services = services_from_env(os.environ)
-    return _services
+__all__ = ["configure", "services"]

@@ -16,6 +16,10 @@ JOB_TTL_ATTRIBUTE = "expires_at"  # on the Jobs table: submission references exp
 # Where a worker (and so user code, which runs with its role) may PutMetricData: apart from the
 # control plane's namespace, which the alarms read, so a job cannot silence or raise an alarm.
 WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
+# The job metrics workers publish there (dimension function_id) and the dashboard plots: a count
+# per job that ended success, failure or timeout, and the ended job's last runtime in seconds.
+JOB_ENDED_METRICS = {"success": "JobsSucceeded", "failure": "JobsFailed", "timeout": "JobsTimedOut"}
+JOB_DURATION_METRIC = "JobDuration"
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"
@@ -63,6 +67,11 @@ def result_key(function_id: str, job_key: str) -> str:
 
 def log_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
     return f"logs/{function_id}/{job_key}/{run}.{attempt}.log"
+
+
+def statistics_key(function_id: str, job_key: str, run: int, attempt: int) -> str:
+    """The CPU/memory/network series of one attempt: one object, next to its log."""
+    return f"logs/{function_id}/{job_key}/{run}.{attempt}.stats.json"
 
 
 def live_log_key(function_id: str, job_key: str, run: int, attempt: int, part: int) -> str:

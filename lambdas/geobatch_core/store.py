@@ -39,6 +39,13 @@ def resent_reference(first: Mapping[str, Any], function_id: str, reference_id: s
     return int(first["created_ms"])
 
 
+def expired(record: Mapping[str, Any], now_s: float) -> bool:
+    """Whether a record's time to live (``expires_at``) has passed. DynamoDB's TTL deletes such a
+    record within a day or two; until then, and in every other JobStore, it counts as absent."""
+    ttl = record.get(layout.JOB_TTL_ATTRIBUTE)
+    return ttl is not None and int(ttl) < now_s
+
+
 def pending_request(scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int) -> dict:
     """The record an execution claims an Idempotency-Key with (every JobStore stores the same)."""
     return {

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from geobatch_api import context
+from geobatch_core import wiring
 from geobatch_core.adapters.batch import parse_batch_job_event
 from geobatch_core.services.dead_letters import note_worker_death
 
@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
     if not outcome.failed or outcome.is_array_parent or not outcome.function_id:
         return {"ignored": outcome.status}
     worker_id = outcome.job_id  # workers use their Batch job id (with :index for array children)
-    svc = context.services()
+    svc = wiring.services()
     noted = note_worker_death(svc, outcome.function_id, worker_id, death_reason(outcome))
     if svc.on_submit:
         svc.on_submit(outcome.function_id)

@@ -19,8 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from geobatch.wire import errors
 from geobatch.wire.models import FunctionStatus
-from geobatch_api import context
-from geobatch_core import layout
+from geobatch_core import layout, wiring
 from geobatch_core.adapters.codebuild import BuildOutcome, CodeBuildImageBuilder, parse_build_event
 from geobatch_core.ports import Item
 from geobatch_core.services.context import Services
@@ -114,4 +113,4 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
     outcome = parse_build_event(event)
     if not outcome.finished or not outcome.function_id:
         return {"ignored": outcome.status}
-    return apply_outcome(context.services(), outcome)
+    return apply_outcome(wiring.services(), outcome)

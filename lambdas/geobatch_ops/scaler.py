@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from geobatch.wire import errors
 from geobatch.wire.models import FunctionStatus, JobStatus
-from geobatch_api import context
+from geobatch_core import wiring
 from geobatch_core.ports import Item
 from geobatch_core.services import operations, scaling
 from geobatch_core.services.context import Services
@@ -132,7 +132,7 @@ def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
-    report = run_pass(context.services(), (event or {}).get("function_id"))
+    report = run_pass(wiring.services(), (event or {}).get("function_id"))
     if report.failed:  # after every other Function had its pass: the Lambda's error alarm sees it
         raise errors.ServiceError(f"the scaler pass failed for Functions {report.failed}")
     if report.reconciled is not None:

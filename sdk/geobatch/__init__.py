@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from geobatch.job import Job, JobResultError
     from geobatch.operation import BulkResult, Operation, OperationFailedError, OperationState
     from geobatch.search import JobSearch, Search
+    from geobatch.statistics import AttemptStatistics
     from geobatch.wire.codec import ComputeResult, EncodingError, Serializable
     from geobatch.wire.errors import (
         ApiTimeoutError,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 # control plane, the worker and every job's child process import) does not load the whole SDK.
 _LAZY = {
     "ApiTimeoutError": "geobatch.wire.errors",
+    "AttemptStatistics": "geobatch.statistics",
     "AuthError": "geobatch.wire.errors",
     "BadRequestError": "geobatch.wire.errors",
     "BoundGlobalError": "geobatch.bundle",
@@ -84,6 +86,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ApiTimeoutError",
+    "AttemptStatistics",
     "AuthError",
     "BadRequestError",
     "BoundGlobalError",

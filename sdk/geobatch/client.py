@@ -7,105 +7,33 @@ Most programs never build one: the default client is created on first use from t
 
 from __future__ import annotations
 
-import contextlib
 import json
-import random
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import Enum
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
+from geobatch.transport import (
+    IDEMPOTENCY_HEADER,
+    IN_PROGRESS_RETRIES,
+    LOCAL_HOSTS,
+    RETRY_STATUSES,
+    WRITE_METHODS,
+    Response,
+    backoff_seconds,
+    encode_params,
+    error_of,
+    in_progress,
+)
 from geobatch.wire import env, errors
 
 __all__ = ["Client", "ComputeClient", "Response", "configure", "get_default_client", "set_default_client"]
-
-# Statuses worth a retry: throttling and transient gateway/service failures.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Backoff between attempts: BACKOFF_BASE * 2**attempt seconds, with jitter, capped.
-BACKOFF_BASE = 0.5
-BACKOFF_MAX = 20.0
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-# Extra waits for our own earlier attempt of a write that the API is still carrying out.
-IN_PROGRESS_RETRIES = 5
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-
-@dataclass
-class Response:
-    """A finished HTTP response: status, headers and the whole body (or a stream, see ``raw``)."""
-
-    status: int
-    headers: Mapping[str, str]
-    data: bytes = b""
-    raw: Any = field(default=None, repr=False)  # the open urllib3 response when streamed
-
-    def json(self) -> Any:
-        """The body decoded as JSON (``None`` when empty)."""
-        return json.loads(self.data) if self.data else None
-
-    @property
-    def text(self) -> str:
-        """The body decoded as UTF-8."""
-        return self.data.decode("utf-8", errors="replace")
-
-    def iter_lines(self) -> Iterator[bytes]:
-        """The body line by line, read as it arrives when the response was streamed."""
-        if self.raw is None:
-            yield from self.data.splitlines()
-            return
-        buffer = b""
-        try:
-            for chunk in self.raw.stream(64 * 1024):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                yield from lines
-            if buffer:
-                yield buffer
-        finally:
-            self.raw.release_conn()
-
-
-def _in_progress(response: Response) -> bool:
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("code") == errors.RequestInProgressError.code
-
-
-def _encode_param(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        # Filters are JSON lists; other lists (include=a,b) are comma-separated.
-        if value and isinstance(value[0], dict):
-            return json.dumps(value, separators=(",", ":"))
-        return ",".join(_encode_param(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def encode_params(params: Mapping[str, Any] | None) -> str:
-    """Query string of ``params``; ``None`` values are left out."""
-    if not params:
-        return ""
-    pairs = [(k, _encode_param(v)) for k, v in params.items() if v is not None]
-    return urlencode(pairs)
 
 
 class Client:
@@ -139,6 +67,9 @@ class Client:
         self._explicit_url = api_url.rstrip("/") if api_url else None
         self._api_url: str | None = self._explicit_url
         self._from_local_mode = False
+        # Whether a call that finds local mode gone starts it again (the SDK's first-use
+        # behaviour); the web monitor only follows it, so `geobatch local down` stays down.
+        self.restarts_local_mode = True
         self._region = region
         self._session = session
         self._credentials: Any = None
@@ -301,7 +232,7 @@ class Client:
             data = raw.read()
             raw.release_conn()
             response = Response(status, dict(raw.headers), data)
-            if status == 409 and attempt < self.retries + IN_PROGRESS_RETRIES and _in_progress(response):
+            if status == 409 and attempt < self.retries + IN_PROGRESS_RETRIES and in_progress(response):
                 # Our own earlier attempt (same Idempotency-Key) is still running: wait for it.
                 self._backoff(min(attempt, 3), response.headers.get("Retry-After"))
                 attempt += 1
@@ -319,7 +250,13 @@ class Client:
             return None
         old = self._api_url
         with self._lock:
-            self._api_url = self._resolve_url()
+            if self.restarts_local_mode:
+                self._api_url = self._resolve_url()
+            else:
+                from geobatch.local import read_state
+
+                state = read_state()
+                self._api_url = str(state["api_url"]).rstrip("/") if state else old
         return None if self._api_url == old else self._api_url + url[len(old) :]
 
     def _unreachable(
@@ -344,26 +281,11 @@ class Client:
         return errors.ServiceError(f"cannot reach the GeoBatch API at {host} ({tries} tries): {exc}")
 
     def _backoff(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * (0.5 + random.random())
-        if retry_after:
-            # An HTTP date is not parsed: the computed backoff is good enough then.
-            with contextlib.suppress(ValueError):
-                delay = max(delay, min(float(retry_after), 60.0))
-        self._sleep(delay)
+        self._sleep(backoff_seconds(attempt, retry_after))
 
     @staticmethod
     def _error(response: Response) -> errors.GeoBatchError:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            text = response.text.strip().splitlines()
-            body = {"message": f"HTTP {response.status}: {text[0][:300]}" if text else None}
-        elif "code" not in body and "message" in body:
-            # API Gateway's own errors (auth, throttling) carry only a message.
-            body = {**body, "message": f"HTTP {response.status}: {body['message']}"}
-        return errors.error_from_body(response.status, body)
+        return error_of(response)
 
     # ------------------------------------------------------------------ helpers
 

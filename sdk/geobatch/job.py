@@ -18,6 +18,7 @@ from geobatch.wire import codec, models
 
 if TYPE_CHECKING:
     from geobatch.function import Function
+    from geobatch.statistics import AttemptStatistics
 
 __all__ = ["Job", "JobResultError", "validation_error"]
 
@@ -218,6 +219,22 @@ class Job(JobOutput):
         """Every execution of the job in every run, oldest first, numbered from 1 across reruns, with
         its run, timings, exit code and reason (``log(attempt=n)`` reads the log of attempt n)."""
         return builtins.list(self._wire.attempts) if self._wire else []
+
+    @property
+    def statistics(self) -> AttemptStatistics | None:
+        """CPU, memory and network of the newest finished attempt: a series sampled every 5 s plus
+        its peaks (``memory_peak_mb``, ``cpu_peak_percent``, ...), read from the API on each access;
+        None until an attempt has ended. See :meth:`attempt_statistics` for the others."""
+        from geobatch import statistics
+
+        return statistics.latest(self)
+
+    def attempt_statistics(self, attempt: int | None = None) -> builtins.list[AttemptStatistics]:
+        """The series of attempt ``attempt`` (1-based, as in :attr:`attempts`), or of the newest
+        attempts (up to 10) that have one, oldest first."""
+        from geobatch import statistics
+
+        return statistics.attempt_statistics(self, attempt)
 
     @property
     def timings(self) -> dict[str, Any]:

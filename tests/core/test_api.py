@@ -220,6 +220,7 @@ def test_other_principals_see_nothing(api):
         ("GET", f"/jobs/{job_id}"),
         ("POST", f"/jobs/{job_id}/cancel"),
         ("GET", f"/jobs/{job_id}/log"),
+        ("GET", f"/jobs/{job_id}/statistics"),
     ]:
         status, _ = api(method, path, principal=BOB)
         assert status == 404, (method, path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.reliability.faults import (
     FaultyQueue,
     KillSwitch,
 )
+from tests.support import wait_until
 
 pytestmark = pytest.mark.moto
 
@@ -163,14 +163,13 @@ def work(x):
 """
 
 
-def wait_terminal(svc, submitted, deadline=120.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+def wait_terminal(svc, submitted):
+    def ended():
         items = [job_item(svc, j) for j in submitted]
-        if all(i["status"] in ("success", "failure", "timeout", "canceled") for i in items):
-            return items
-        time.sleep(0.1)
-    raise AssertionError(f"jobs did not finish: {[i['status'] for i in items]}")
+        done = all(i["status"] in ("success", "failure", "timeout", "canceled") for i in items)
+        return items if done else None
+
+    return wait_until(ended, "the jobs to end", poll=0.1)
 
 
 @pytest.mark.parametrize("first", ["fork", "forge"])
@@ -238,11 +237,8 @@ def pausable_worker(svc, function, switch, queue_type=FaultyQueue, **config):
     )
 
 
-def until(predicate, what, deadline=120.0):
-    end = time.monotonic() + deadline
-    while not predicate():
-        assert time.monotonic() < end, f"never happened: {what}"
-        time.sleep(0.05)
+def until(predicate, what):
+    wait_until(predicate, what)
 
 
 def run_workers(*workers):
@@ -372,7 +368,7 @@ def test_a_hang_past_the_timeout_with_retries_never_ends_as_a_lost_worker(moto_s
     until(lambda: first.stats.received == 2, "the first worker holds both messages")
     threads += run_workers(second)
     try:
-        items = wait_terminal(svc, submitted, deadline=180)
+        items = wait_terminal(svc, submitted)
     finally:
         stop_workers([first, second], threads)
     assert [i["status"] for i in items] == ["timeout", "timeout"], [i["attempts"] for i in items]
@@ -463,7 +459,7 @@ def test_the_log_of_a_running_job_can_be_read_while_it_runs(moto_services, tmp_p
     w = worker(svc, function, idle_seconds=600)
     threads = run_workers(w)
     try:
-        until(lambda: jobs.job_log(svc, ALICE, job.id)[0], "a live log", deadline=60)
+        until(lambda: jobs.job_log(svc, ALICE, job.id)[0], "a live log")
         lines, _ = jobs.job_log(svc, ALICE, job.id)  # (lines, offset of the next part)
         assert job_item(svc, job)["status"] == "running"
         assert lines[0].log == "tick 0"

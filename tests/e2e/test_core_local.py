@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -71,10 +71,11 @@ def test_fails_twice_then_succeeds(saved, local_stack):
     assert [a.status for a in job.attempts] == ["failure", "failure", "success"]
     assert "transient failure on attempt 2" in job.log(attempt=2, timestamps=False)
     # When its outstanding jobs reach zero, the Function's completion is announced (a log line locally).
-    deadline = time.monotonic() + 20
-    while not any(d["function_id"] == fn.id for _, d in local_stack.events.published):
-        assert time.monotonic() < deadline, "no completion event"
-        time.sleep(0.2)
+    wait_until(
+        lambda: any(d["function_id"] == fn.id for _, d in local_stack.events.published),
+        "the completion event",
+        poll=0.2,
+    )
 
 
 def test_timeout_and_cancel(saved):
@@ -88,10 +89,7 @@ def test_timeout_and_cancel(saved):
     fn.save()
     running = fn(30)
     queued = fn(30)  # concurrency 1: waits behind the running one
-    deadline = time.monotonic() + 60
-    while running.refresh().status != gb.JobStatus.RUNNING:
-        assert time.monotonic() < deadline, "job never started"
-        time.sleep(0.2)
+    wait_until(lambda: running.refresh().status == gb.JobStatus.RUNNING, "the job to start", poll=0.2)
     queued.cancel()
     queued.refresh()
     assert queued.status == gb.JobStatus.CANCELED

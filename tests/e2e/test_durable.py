@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ import geobatch as gb
 from geobatch.local import stop_background
 from geobatch.wire import env
 from tests.e2e.conftest import daemon_up, wait_gone
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -58,14 +58,12 @@ def start_run(state: dict[str, Any], client: gb.Client | None) -> gb.Function:
         maximum_concurrency=2,
         retry_count=2,
         timeout=60,
+        data_access=gb.S3Access(write=[f"s3://{PRODUCTS}/tiles/*"]),
         client=client,
     )
     fn.save()
     assert fn.map([[i] for i in range(JOBS)]).is_success
-    deadline = time.monotonic() + 300
-    while fn.refresh().job_statistics.get("success", 0) < 4:
-        assert time.monotonic() < deadline, f"no progress: {fn.job_statistics}"
-        time.sleep(0.3)
+    wait_until(lambda: fn.refresh().job_statistics.get("success", 0) >= 4, "4 jobs to succeed", poll=0.3)
     return fn
 
 
@@ -140,9 +138,6 @@ def test_a_build_cut_off_by_a_daemon_crash_is_resumed_after_restart(daemon_home,
     monkeypatch.setenv(env.LOCAL_PIP_ARGS, "--no-index")
     again = daemon_up(daemon_home)
     fn = gb.Function.get(fn.id, client=gb.Client(again["api_url"]))
-    deadline = time.monotonic() + 180
-    while fn.refresh().status == gb.FunctionStatus.BUILDING:
-        assert time.monotonic() < deadline, "the build was never resumed"
-        time.sleep(0.3)
+    wait_until(lambda: fn.refresh().status != gb.FunctionStatus.BUILDING, "the build to resume", poll=0.3)
     assert fn.status == gb.FunctionStatus.READY, fn.status_reason
     assert fn(5).wait_for_completion(timeout=120).result() == 5

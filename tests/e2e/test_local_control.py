@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from geobatch.wire.models import TERMINAL
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.sqlite import open_state
 from geobatch_core.services.scaling import COMPLETED
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 GEOBATCH = [sys.executable, "-c", "from geobatch.cli import main; main()"]
@@ -58,11 +58,8 @@ def test_two_concurrent_local_up_start_one_daemon_and_both_see_it(daemon_home):
 
 
 def wait_for(predicate, what: str, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-    return value
+    # No wall-clock limit (``timeout`` is kept for the callers): pytest-timeout stops a hang.
+    return wait_until(predicate, what, poll=0.2)
 
 
 def completion_announced(local_stack, fn: gb.Function) -> bool:  # type: ignore[no-untyped-def]

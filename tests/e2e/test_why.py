@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -40,10 +40,8 @@ def mixed(x):
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    # No wall-clock limit (``timeout`` is kept for the callers): pytest-timeout stops a hang.
+    wait_until(predicate, what, poll=0.2)
 
 
 def test_concurrency_full_is_named(saved):

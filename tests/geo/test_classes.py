@@ -12,7 +12,7 @@ from geobatch.landcover.classes import CLASSES, stac_classes
 from geobatch.landcover.classifier import KMeansModel, agreement, name_clusters, train_kmeans
 from geobatch.landcover.synthetic import Acquisition, make_scene
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.unit]
 
 CLEAR_DAY = Acquisition(dt.date(2024, 7, 15), cloud_fraction=0)
 

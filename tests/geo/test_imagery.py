@@ -26,7 +26,7 @@ from tests.geo.helpers import (
     without_scale_offset,
 )
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.unit]
 
 
 def _reflectance(seed: int) -> np.ndarray:

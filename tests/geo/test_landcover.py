@@ -36,7 +36,7 @@ from geobatch.landcover.synthetic import Acquisition, make_scene, mgrs_square
 from geobatch.tiles import Tile
 from tests.geo.helpers import check_cog, stac_validate
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.moto]
 
 SCENES = "scenes"
 PRODUCTS = "products"

@@ -22,11 +22,12 @@ from geobatch.landcover.plan import (
     stack_max_vcpus,
 )
 
-pytestmark = pytest.mark.geo
+pytestmark = pytest.mark.geo  # each test names its suite: most are unit, one runs local mode
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.unit
 def test_estimate_from_tile_count() -> None:
     traffic = JobTraffic(own_gets=2, archive_gets=40, puts=2, log_kb=4.0)
     est = estimate(
@@ -55,12 +56,14 @@ def test_estimate_from_tile_count() -> None:
     assert est.busy_worker_hours == pytest.approx(2000 / 3600)
 
 
+@pytest.mark.unit
 def test_workers_capped_by_the_stack_vcpus() -> None:
     assert estimate(10_000, max_vcpus=256, vcpus=1.0).workers == 256  # no concurrency given: the stack's cap
     assert estimate(10_000, max_vcpus=256, vcpus=2.0, concurrency=500).workers == 128
     assert estimate(10_000, max_vcpus=256, vcpus=1.0, concurrency=100).workers == 100
 
 
+@pytest.mark.unit
 def test_estimate_from_shape_and_format() -> None:
     est = estimate(box(-73.5, 43.9, -73.3, 44.1), concurrency=1000, seconds_per_tile=1.0)
     assert est.tiles == est.jobs > 0 and est.zones == 1
@@ -70,6 +73,7 @@ def test_estimate_from_shape_and_format() -> None:
     assert estimate(0).total_usd == 0.0
 
 
+@pytest.mark.unit
 def test_stack_max_vcpus_from_cdk_json(tmp_path: Path) -> None:
     assert (
         stack_max_vcpus(REPO / "cdk.json")
@@ -80,6 +84,7 @@ def test_stack_max_vcpus_from_cdk_json(tmp_path: Path) -> None:
     assert stack_max_vcpus(tmp_path / "cdk.json") == 64
 
 
+@pytest.mark.unit
 def test_plan_cli_defaults_are_the_stack_and_the_function(tmp_path: Path) -> None:
     small = tmp_path / "area.json"
     small.write_text(

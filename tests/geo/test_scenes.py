@@ -18,7 +18,7 @@ from geobatch.landcover.scenes import SceneQuery, items_for_job, search_scenes, 
 from geobatch.tiles import Tile
 from tests.geo.helpers import REAL_2023, fixture_item
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.moto]
 
 PAGE = 2
 

@@ -9,7 +9,7 @@ from shapely.geometry import Point, box, mapping
 
 from geobatch.tiles import Tile, format_resolution, from_key, from_latlon, from_shape, lonlat_to_utm
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.unit]
 
 
 def test_known_keys_denver_and_buenos_aires() -> None:

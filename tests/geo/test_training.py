@@ -15,7 +15,7 @@ from geobatch.landcover.training import pick_tiles, train_from_tiles
 from geobatch.tiles import Tile
 from tests.geo.helpers import REAL_2023, TILE, fixture_item, scene_files, source_grid
 
-pytestmark = pytest.mark.geo
+pytestmark = [pytest.mark.geo, pytest.mark.unit]
 
 
 def _archive(tmp_path: Path) -> Path:

@@ -37,11 +37,11 @@ from geobatch.wire import env
 from geobatch.wire.codec import decode_result
 from geobatch.wire.models import FunctionCreate, JobBulkCreate
 from geobatch_core.adapters import provision
-from geobatch_core.adapters.aws import services_from_env
 from geobatch_core.adapters.codebuild import encode_requirements
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.services import functions, jobs, scaling
 from geobatch_core.services.context import Services
+from geobatch_core.wiring import services_from_env
 from tests.image import containers
 from tests.infra import moto_resources
 

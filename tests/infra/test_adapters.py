@@ -23,7 +23,7 @@ from geobatch_core.adapters.batch import (
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
 from tests.infra import moto_resources
 
-pytestmark = pytest.mark.infra
+pytestmark = pytest.mark.moto  # the adapters against moto (no synthesis)
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-west-2"
 FUNCTION: dict[str, Any] = {

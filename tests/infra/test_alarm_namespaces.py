@@ -6,6 +6,7 @@ or a job could silence the dead-letter alarm (or raise it) at will."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -67,3 +68,15 @@ def test_no_worker_role_can_write_the_metrics_alarms_read(default: Any) -> None:
     writable = _metric_namespaces(worker_statements)
     assert writable == {layout.WORKER_METRICS_NAMESPACE}
     assert not writable & alarm_namespaces
+
+
+def test_the_dashboard_reads_job_metrics_where_the_workers_publish_them(default: Any) -> None:
+    """The worker's EMF records (geobatch_worker/metrics.py) go to the workers' namespace; the
+    dashboard's job widgets must search there, or they plot nothing."""
+    dashboard = next(iter(default.resources("AWS::CloudWatch::Dashboard").values()))
+    body = json.dumps(dashboard["Properties"]["DashboardBody"]).replace('\\\\\\"', '"').replace('\\"', '"')
+    pattern = r'Namespace="([^"]+)" MetricName="([A-Za-z]+)"'
+    searched = {metric: namespace for namespace, metric in re.findall(pattern, body)}
+    for metric in [*layout.JOB_ENDED_METRICS.values(), layout.JOB_DURATION_METRIC]:
+        assert searched.get(metric) == layout.WORKER_METRICS_NAMESPACE, metric
+    assert searched["JobsSubmitted"] == "GeoBatch"  # the API's, beside the alarms' metrics

@@ -1,4 +1,4 @@
-"""The four Lambdas as AWS runs them: ports built from the environment (adapters.aws), moto for
+"""The four Lambdas as AWS runs them: ports built from the environment (geobatch_core.wiring), moto for
 DynamoDB, SQS, S3, Batch, CodeBuild and ECR, and the event shapes EventBridge and API Gateway send."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from geobatch_ops import batch_events, build_events, scaler
 from tests.conftest import FakeLambdaContext, apigw_event
 from tests.infra import moto_resources
 
-pytestmark = pytest.mark.infra
+pytestmark = pytest.mark.moto  # the Lambdas' handlers against moto (no synthesis)
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-west-2"
 
@@ -318,12 +318,12 @@ def test_build_outcome_from_batch_get_builds_shape():
 
 
 def test_a_failed_scaler_wake_up_is_logged_not_swallowed(deployed, caplog):
-    from geobatch_core.adapters.aws import scaler_invoker
+    from geobatch_core.wiring import scaler_invoker
 
     invoke = scaler_invoker(deployed.client("lambda"), "geobatch-dev-scaler")  # no such function here
     assert invoke is not None
-    with caplog.at_level("ERROR", logger="geobatch.aws"):
+    with caplog.at_level("ERROR", logger="geobatch.wiring"):
         invoke("fn-0123456789abcdef")
-    (record,) = [r for r in caplog.records if r.name == "geobatch.aws"]
+    (record,) = [r for r in caplog.records if r.name == "geobatch.wiring"]
     assert "could not wake the scaler geobatch-dev-scaler" in record.getMessage()
     assert "ResourceNotFoundException" in record.getMessage()

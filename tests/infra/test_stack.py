@@ -277,6 +277,12 @@ def test_codebuild_project_and_ecr(default):
         "batch_image/Dockerfile",
     ):
         assert needle in buildspec
+    # The image's runtime requirements are batch_image/pyproject.toml's, pinned (stacks/requirements.py).
+    from stacks.requirements import worker_requirements
+
+    passed = re.search(r'WORKER_REQUIREMENTS=([^"\\]*)', buildspec)  # the spec is JSON: quotes escaped
+    assert passed and passed.group(1).split() == list(worker_requirements())
+    assert "boto3==" in passed.group(1) and "powertools" not in passed.group(1)
     default.template.has_resource_properties(
         "AWS::ECR::Repository",
         {"ImageScanningConfiguration": {"ScanOnPush": True}, "LifecyclePolicy": Match.any_value()},

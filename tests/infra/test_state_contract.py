@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from geobatch.wire import errors
+from geobatch_core import layout
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
 from geobatch_core.adapters.sqlite import open_state
@@ -114,6 +115,41 @@ def test_a_resent_submission_reference_keeps_its_first_time(state):
     assert jobs.reserve_reference("fn-1", "ref-a", 2000) == (1000, False)
     items, _ = jobs.query("fn-1", start=None, limit=10, newest_first=False)
     assert items == []  # references never list as jobs
+
+
+def test_a_reference_past_its_time_to_live_counts_as_gone(state):
+    """DynamoDB expires references through TTL; every backend treats an expired one as absent."""
+    _, jobs, _ = state
+    ttl_ms = layout.REFERENCE_TTL_SECONDS * 1000
+    assert jobs.reserve_reference("fn-1", "ref-a", 1000, "fp") == (1000, True)
+    assert jobs.reserve_reference("fn-1", "ref-a", 1000 + ttl_ms, "fp") == (1000, False)  # still alive
+    later = 1000 + ttl_ms + 2000
+    assert jobs.reserve_reference("fn-1", "ref-a", later, "other") == (later, True)
+
+
+def test_an_idempotency_record_past_its_time_to_live_counts_as_gone(state):
+    _, jobs, _ = state
+    if not hasattr(jobs, "claim_request"):
+        pytest.skip("the benchmarks' in-memory JobStore keeps no idempotency records")
+    assert jobs.claim_request("alice", "k1", "fp", now_s=100, lease_s=30, ttl_s=600) is None
+    jobs.complete_request("alice", "k1", "fp", {"response": "first"})
+    held = jobs.claim_request("alice", "k1", "fp2", now_s=650, lease_s=30, ttl_s=600)
+    assert held is not None and held["state"] == "done" and held["response"] == "first"
+    # Past its TTL the key is free again, for any request (as after DynamoDB's TTL deleted it).
+    assert jobs.claim_request("alice", "k1", "fp2", now_s=701, lease_s=30, ttl_s=600) is None
+    assert jobs.claim_request("alice", "k1", "fp2", now_s=702, lease_s=30, ttl_s=600)["state"] == "pending"
+
+
+def test_sqlite_purges_expired_records_and_nothing_else(tmp_path):
+    _, jobs, _ = open_state(tmp_path / "state.sqlite")
+    jobs.put_new_batch([job("a0")])
+    jobs.reserve_reference("fn-1", "ref-a", 1000)
+    assert jobs.claim_request("alice", "old", "fp", now_s=100, lease_s=30, ttl_s=600) is None
+    assert jobs.claim_request("alice", "new", "fp", now_s=900, lease_s=30, ttl_s=600) is None
+    assert jobs.purge_expired(now_s=800) == 1  # only "old"
+    assert jobs.claim_request("alice", "new", "fp2", now_s=901, lease_s=30, ttl_s=600) is not None
+    assert jobs.purge_expired(now_s=1 + layout.REFERENCE_TTL_SECONDS + 1000) == 2  # "new", "ref-a"
+    assert jobs.get("fn-1", "a0")["status"] == "pending"  # jobs carry no TTL: never purged
 
 
 def test_put_new_batch_never_creates_a_job_twice(state):

@@ -1,13 +1,11 @@
 """Drives the REAL worker loop (in threads; user code in the worker's child processes) against moto,
-and checks the job invariants of DESIGN.md afterwards."""
+and checks the job invariants of docs/architecture.md afterwards."""
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from geobatch.wire import limits
-from geobatch.wire.models import TERMINAL, FunctionCreate, FunctionStatus, JobBulkCreate, JobStatus
+from geobatch.wire.models import TERMINAL, JobBulkCreate, JobStatus
 from geobatch_core.ports import Item
 from geobatch_core.services import counters, dead_letters, functions, jobs
 from geobatch_core.services.context import Services
 from geobatch_core.services.execution import parse_message
 from geobatch_worker.loop import Worker, WorkerConfig
+from tests import support
 from tests.reliability.faults import (
     FaultPlan,
     FaultyBlobStore,
@@ -76,21 +75,11 @@ def main(kind, key, n=0):
 """
 
 
-def bundle_zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as archive:
-        archive.writestr("__gbentry__.py", ENTRY)
-    return buf.getvalue()
-
-
 def ready_function(svc: Services, name: str, *, timeout: int, retry_count: int) -> Item:
     """A Function with its bundle in S3, marked ready (the image build is tested elsewhere)."""
-    created = functions.create_function(
-        svc, OWNER, FunctionCreate(name=name, timeout=timeout, retry_count=retry_count)
+    return support.ready_function(
+        svc, name=name, principal=OWNER, build=False, entry=ENTRY, timeout=timeout, retry_count=retry_count
     )
-    fid = created.function.id
-    svc.blobs.put(f"bundles/{fid}.zip", bundle_zip())
-    return svc.functions.update(fid, {"status": FunctionStatus.READY.value})
 
 
 def submit(svc: Services, function: Item, kinds: list[tuple[str, int]], reference: str) -> list[Item]:
@@ -281,7 +270,7 @@ def queue_settled(svc: Services, fid: str) -> bool:
 
 
 def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> list[str]:
-    """DESIGN.md's invariants over one Function's jobs; returns the violations (empty = all hold)."""
+    """The invariants of docs/architecture.md over one Function's jobs; the violations (empty: all hold)."""
     problems: list[str] = []
     fid = function["id"]
     items = all_jobs(svc, fid)

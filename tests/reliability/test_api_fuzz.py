@@ -70,7 +70,7 @@ def _seed_ids(stack: Any) -> dict[str, str]:
     return {"function_id": fid, "job_id": json.loads(submitted.data)["data"][0]["id"]}
 
 
-@pytest.mark.local
+@pytest.mark.reliability
 def test_fuzzed_requests_never_5xx_or_leak_a_trace(local_api: Any) -> None:
     import hypothesis
     import requests
@@ -194,7 +194,7 @@ def _edited(cursor: str) -> list[str]:
     return [*edited, enc([1, 2]), enc("x"), "!!!", "e30", base64.urlsafe_b64encode(b"\xff\xfe").decode()]
 
 
-@pytest.mark.local
+@pytest.mark.reliability
 def test_hostile_inputs_get_a_4xx_with_a_reason(local_api: Any) -> None:
     import urllib3
 
@@ -283,7 +283,7 @@ def _edited_functions(page: dict[str, Any]) -> list[str]:
     return [enc({**base, **e}) for e in edits] + [enc([1]), "%%%"]
 
 
-@pytest.mark.local
+@pytest.mark.reliability
 def test_unknown_query_parameters_are_named(local_api: Any) -> None:
     import urllib3
 
@@ -299,7 +299,7 @@ def test_unknown_query_parameters_are_named(local_api: Any) -> None:
     assert "pagesize, status" in body["message"] and "filter=" in body["message"]
 
 
-@pytest.mark.local
+@pytest.mark.reliability
 def test_pathological_like_patterns_answer(local_api: Any) -> None:
     """``%a%a%…b`` against long text made the old regex backtrack for seconds; now it is linear. (No
     timing is asserted; benchmarks/ measures it.) The answers must be right."""
@@ -335,7 +335,7 @@ def _raw(api_url: str, request: bytes) -> bytes:
     return answer
 
 
-@pytest.mark.local
+@pytest.mark.reliability
 def test_local_http_adapter_keeps_its_framing(local_api: Any) -> None:
     auth = f"Authorization: {AUTH}\r\n".encode()
     short = _raw(

@@ -1,8 +1,8 @@
 """Fault injection: the real worker loop and job state machine on moto, under crashes, duplicates,
 lost workers, throttling and service errors, cancel/rerun races, and half-done API calls.
 
-After each run the invariants of DESIGN.md are checked job by job, and a table of the faults injected
-and jobs checked is printed and appended to test-artifacts/fault_injection.txt.
+After each run the invariants of docs/architecture.md are checked job by job, and a table of the
+faults injected and jobs checked is printed and appended to test-artifacts/fault_injection.txt.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.reliability.harness import (
 )
 
 pytestmark = [
-    pytest.mark.moto,
+    pytest.mark.reliability,
     # A killed worker's heartbeat thread dies of WorkerKilled on purpose; pytest would warn about it.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
 ]

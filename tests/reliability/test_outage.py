@@ -25,7 +25,7 @@ from tests.conftest import FakeLambdaContext, apigw_event
 from tests.reliability.faults import FaultPlan
 from tests.reliability.harness import OWNER, Fleet, check_invariants, queue_settled, ready_function, submit
 
-pytestmark = [pytest.mark.moto, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 
 def _free_port() -> int:
@@ -97,11 +97,8 @@ def gated_services(tmp_path: Path) -> Iterator[tuple[Services, Gate]]:
 
     from geobatch.local.builder import LocalImageBuilder
     from geobatch.local.executor import LocalExecutor
-    from geobatch_core.adapters import provision
-    from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
-    from geobatch_core.adapters.s3 import S3BlobStore, make_client
-    from geobatch_core.adapters.sqs import SqsQueue
-    from geobatch_core.services.functions import build_reporter
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import provisioned_stores
 
     moto_port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
@@ -109,22 +106,12 @@ def gated_services(tmp_path: Path) -> Iterator[tuple[Services, Gate]]:
     gate = Gate(moto_port)
     gate.open()
     endpoint = f"http://127.0.0.1:{gate.port}"
-    session = boto3.session.Session(region_name="us-east-1")
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    s3 = make_client(session, endpoint)
-    provision.create_tables(dynamodb, "functions", "jobs")
-    provision.create_bucket(s3, "bucket")
-    builder = LocalImageBuilder(tmp_path / "home", pip_args="--no-index")
-    svc = Services(
-        functions=DynamoFunctionStore(dynamodb, "functions"),
-        jobs=DynamoJobStore(dynamodb, "jobs"),
-        queue=SqsQueue(session.client("sqs", endpoint_url=endpoint)),
-        blobs=S3BlobStore(s3, "bucket"),
+    svc = wiring.compose(
+        provisioned_stores(boto3.session.Session(region_name="us-east-1"), endpoint),
         executor=LocalExecutor(tmp_path / "home", {}),
-        builder=builder,
+        builder=LocalImageBuilder(tmp_path / "home", pip_args="--no-index"),
         settings=Settings(queue_prefix="outage", lost_worker_seconds=5, retry_base_seconds=0.5),
     )
-    builder.on_done = build_reporter(svc)
     try:
         yield svc, gate
     finally:

@@ -17,7 +17,7 @@ from geobatch.wire import limits
 from geobatch.wire.models import FunctionStatus
 from geobatch_core.services.context import Settings
 
-pytestmark = pytest.mark.moto
+pytestmark = pytest.mark.reliability
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"

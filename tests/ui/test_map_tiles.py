@@ -20,6 +20,8 @@ from geobatch.ui import png
 
 TILE_KEY = "512:0:10.0:18:24:952"  # near Chimney Point, Vermont (UTM 18N)
 
+pytestmark = [pytest.mark.geo, pytest.mark.unit]
+
 
 def class_pattern(shape: tuple[int, int], seed: int = 3) -> np.ndarray:
     """Blocks of classes 1..5 in varied sizes, with nodata holes: a pattern where an offset shows."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 
@@ -116,10 +116,7 @@ def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client)
 
         # Rerun it from the page; the SDK sees a new run.
         page.get_by_role("button", name="Rerun job").click()
-        deadline = time.monotonic() + 20
-        while gb.Job.get(failed_id, client=local_api).run < 1:
-            assert time.monotonic() < deadline, "the rerun did not reach the API"
-            time.sleep(0.3)
+        wait_until(lambda: gb.Job.get(failed_id, client=local_api).run >= 1, "the rerun", poll=0.3)
 
         # Edit the concurrency inline and save; the SDK sees the change.
         concurrency = row.get_by_label(f"Concurrency of {fn.name}")

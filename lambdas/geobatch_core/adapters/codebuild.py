@@ -18,15 +18,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap, error_code
+from geobatch_core.build_names import (  # the buildspec in stacks/image_build.py reads them too
+    TERMINAL_BUILD_STATUSES,
+    VAR_BUNDLE_KEY,
+    VAR_FUNCTION_ID,
+    VAR_IMAGE_TAG,
+    VAR_PYTHON,
+    VAR_REQUIREMENTS,
+)
 from geobatch_core.ports import Item
 
-# Names of the build's environment variables; the buildspec in stacks/image_build.py uses them too.
-VAR_IMAGE_TAG = "GEOBATCH_IMAGE_TAG"
-VAR_REQUIREMENTS = "GEOBATCH_REQUIREMENTS_B64"
-VAR_FUNCTION_ID = "GEOBATCH_FUNCTION_ID"
-VAR_PYTHON = "GEOBATCH_PYTHON"
-VAR_BUNDLE_KEY = "GEOBATCH_BUNDLE_KEY"
-TERMINAL_BUILD_STATUSES = ("SUCCEEDED", "FAILED", "STOPPED", "FAULT", "TIMED_OUT")
 CODEBUILD_ERRORS = ErrorMap(
     "CodeBuild",
     throttled=THROTTLING | {"AccountLimitExceededException"},

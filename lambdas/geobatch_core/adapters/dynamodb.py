@@ -252,7 +252,10 @@ class DynamoJobStore:
             self._db.put_item(
                 TableName=self._table,
                 Item=serialize(item),
-                ConditionExpression="attribute_not_exists(job_key)",
+                # A reference past its time to live counts as gone, whether or not TTL removed it yet.
+                ConditionExpression="attribute_not_exists(job_key) OR #x < :now",
+                ExpressionAttributeNames={"#x": layout.JOB_TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":now": {"N": str(now_ms // 1000)}},
             )
             return now_ms, True
         except ClientError as exc:
@@ -276,9 +279,15 @@ class DynamoJobStore:
             self._db.put_item(
                 TableName=self._table,
                 Item=serialize(item),
-                ConditionExpression="attribute_not_exists(job_key) OR "
+                # An expired record (TTL lags by up to two days) counts as absent, as in every JobStore.
+                ConditionExpression="attribute_not_exists(job_key) OR #x < :now OR "
                 "(#s = :pending AND #l < :now AND #f = :fp)",
-                ExpressionAttributeNames={"#s": "state", "#l": "lease_until", "#f": "fingerprint"},
+                ExpressionAttributeNames={
+                    "#s": "state",
+                    "#l": "lease_until",
+                    "#f": "fingerprint",
+                    "#x": layout.JOB_TTL_ATTRIBUTE,
+                },
                 ExpressionAttributeValues={
                     ":pending": {"S": "pending"},
                     ":now": {"N": str(now_s)},

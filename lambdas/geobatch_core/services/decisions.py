@@ -74,6 +74,7 @@ class Outcome:
     log: str = ""
     peak_memory_mb: float | None = None
     cpu_seconds: float | None = None
+    statistics: dict[str, Any] | None = None  # the series document (geobatch.wire.statistics)
 
 
 def max_attempts(function: Item) -> int:

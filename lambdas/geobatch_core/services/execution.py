@@ -27,32 +27,27 @@ from geobatch.wire.models import JobStatus
 from geobatch_core.ports import Item, JobStore, Message
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.services.decisions import (
-    ACTIVE,
     Ack,
     Claimed,
     Defer,
     Outcome,
     Stale,
-    backoff_seconds,
     last_attempt,
     max_attempts,
 )
-from geobatch_core.services.outcome import final_reason, record_outcome
+from geobatch_core.services.outcome import record_outcome
 from geobatch_core.store import ABSENT, Increment
 
+# The decisions and record_outcome are re-exported: the worker finds the state machine here.
 __all__ = [
-    "ACTIVE",
     "Ack",
     "Claimed",
     "Defer",
     "Outcome",
     "Stale",
-    "backoff_seconds",
     "claim",
     "claim_token",
-    "final_reason",
     "mark_canceling",
-    "max_attempts",
     "parse_message",
     "record_outcome",
 ]

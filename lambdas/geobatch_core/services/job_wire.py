@@ -34,7 +34,7 @@ def message_body(item: Item) -> str:
 
 
 def _attempt_wire(attempt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attempt.items() if k not in ("log", "log_key", "number")}
+    return {k: v for k, v in attempt.items() if k not in ("log", "log_key", "number", "statistics_key")}
 
 
 def executions(item: Item) -> int:

@@ -133,7 +133,7 @@ def rerun_item(svc: Services, item: Item, function: Item) -> Item:
 
 
 def _job_blobs(item: Item, *, results: bool) -> list[str]:
-    keys = [a["log_key"] for a in all_attempts(item) if a.get("log_key")]
+    keys = [a[k] for a in all_attempts(item) for k in ("log_key", "statistics_key") if a.get(k)]
     if item.get("args_key"):
         keys.append(item["args_key"])
     if results and item.get("result_key"):

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
-
-from aws_lambda_powertools import Logger
 
 from geobatch.wire import errors, limits
 from geobatch.wire.models import JobIds, JobQuery
@@ -42,7 +41,8 @@ from geobatch_core.store import ABSENT, Increment
 RECORDS, ACTIVE = layout.OPERATION_RECORDS, layout.OPERATION_ACTIVE
 LEASE_SECONDS = 120  # over the scaler's 60 s timeout: a live runner is never overtaken
 UNFINISHED_TTL_SECONDS = 30 * 86400  # a record whose marker was never written expires anyway
-logger = Logger(service="geobatch-operations")
+# The core logs through the standard library (the Lambdas route it to Powertools; the worker has none).
+log = logging.getLogger("geobatch.operations")
 
 
 def start(svc: Services, principal: str, action: str, query: JobQuery) -> JobIds | Operation:
@@ -289,7 +289,7 @@ def _stopped(svc: Services, op_id: str, token: str, exc: errors.GeoBatchError) -
     last recorded page; any other (the Function deleted, a rerun of a disabled Function) ends the
     operation as failed, with the reason."""
     if isinstance(exc, errors.ThrottledError) or exc.status >= 500:
-        logger.warning("operation page failed; the next pass retries it", extra={"operation": op_id})
+        log.warning("operation %s: a page failed; the next pass retries it", op_id, exc_info=exc)
         svc.jobs.transition(RECORDS, op_id, changes={"lease": None}, expect={"lease": token})
         return 0
     now = svc.clock()

@@ -26,6 +26,7 @@ from geobatch_core.services.decisions import (
     last_attempt,
     max_attempts,
 )
+from geobatch_core.services.job_statistics import store_statistics
 
 __all__ = ["final_reason", "record_outcome"]
 
@@ -72,6 +73,9 @@ def record_outcome(
     now_iso = iso(utcnow())
     record = _attempt_record(job, attempt, outcome, worker_id, now_iso)
     _store_log(blobs, record, outcome, layout.log_key(function_id, job_key, int(job.get("run", 0)), attempt))
+    if outcome.statistics:
+        run = int(job.get("run", 0))
+        record.update(store_statistics(blobs, outcome.statistics, function_id, job_key, run, attempt))
     expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}
     write = _Write(jobs, function_id, job_key, expect, record)
     changes: dict[str, Any] = {

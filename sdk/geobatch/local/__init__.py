@@ -7,6 +7,7 @@ of the running local API, starting local mode in the background first if needed.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import signal
@@ -17,9 +18,30 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from geobatch.wire import env
+from geobatch.wire import env, errors
 
 ALREADY_RUNNING = 3  # the daemon's exit status when another one holds the home (see daemon.py)
+
+
+# What local mode runs, from `pip install 'geobatch[local]'` (the control plane, the worker, moto).
+LOCAL_MODULES = ("geobatch_core", "geobatch_api", "geobatch_ops", "geobatch_worker", "moto")
+
+
+class LocalModeNotInstalledError(errors.GeoBatchError):
+    """Local mode was needed (no API URL configured) but this install has the SDK only."""
+
+    code = "local_mode_not_installed"
+
+
+def require_local_mode() -> None:
+    """Raise a typed error saying how to install local mode, or how to reach a deployed stack instead."""
+    missing = [m for m in LOCAL_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LocalModeNotInstalledError(
+            f"local mode is not installed (missing: {', '.join(missing)}): "
+            "pip install 'geobatch[local]', or point the SDK at a deployed stack with "
+            f"{env.API_URL}=https://... (or geobatch --api-url URL)"
+        )
 
 
 def local_home() -> Path:
@@ -68,6 +90,7 @@ def start_background(
         state = read_state(home)
         if state:
             return state
+        require_local_mode()
         process = _spawn_daemon(home, extra_args or [])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,6 +142,7 @@ def ensure_local_api() -> str:
     """The local API URL, starting local mode in the background when it is not running."""
     state = read_state()
     if state is None:
+        require_local_mode()
         print("geobatch: starting local mode (stop it with `geobatch local down`)", file=sys.stderr)
         state = start_background()
     return str(state["api_url"])

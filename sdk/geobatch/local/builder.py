@@ -36,6 +36,11 @@ def _base_digest() -> str:
 BASE_DIGEST = _base_digest()
 
 
+def build_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """A build's environment: the user's, without the daemon's (no GeoBatch or AWS settings)."""
+    return {k: v for k, v in environ.items() if not k.startswith(("GEOBATCH_", "AWS_"))}
+
+
 def python_of(image_uri: str) -> str:
     """The interpreter of a local image (a virtualenv); ``sys.executable`` when there is none."""
     if image_uri and image_uri.startswith(URI_SCHEME):
@@ -127,7 +132,15 @@ class LocalImageBuilder:
                     str(req_file),
                 ]
                 log.append("$ " + " ".join(command))
-                result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+                result = subprocess.run(
+                    self._contained(command, env_dir),
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                    env=build_environ(os.environ),
+                    cwd=env_dir,
+                    start_new_session=True,
+                )
                 log.append(result.stdout + result.stderr)
                 if result.returncode:
                     last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
@@ -135,6 +148,19 @@ class LocalImageBuilder:
             (env_dir / ".complete").write_text(image_hash)
             log.append("build complete")
             return True, "\n".join(log), ""
+
+    def _contained(self, command: list[str], env_dir: Path) -> list[str]:
+        """``command`` sealed (geobatch_worker.contain): a requirement's setup.py runs with the
+        installation and every other environment read-only and the daemon's state out of sight."""
+        from geobatch_worker import contain
+
+        others = [str(p) for p in self._root.iterdir() if p.is_dir() and p != env_dir]
+        flags: list[str] = []
+        for path in [*contain.code_paths(), *others]:
+            flags += ["--ro", path]
+        for path in contain.hidden_paths(self._root.parent):
+            flags += ["--hide", path]
+        return [sys.executable, "-m", "geobatch_worker.contain", *flags, "--", *command]
 
     def _link_base(self, env_dir: Path) -> None:
         """Let the environment see GeoBatch's own packages (the 'base image' layer)."""

@@ -7,7 +7,13 @@ from urllib.parse import urlsplit
 
 import click
 
-from geobatch.local import local_home, read_state, start_background, stop_background
+from geobatch.local import (
+    LocalModeNotInstalledError,
+    local_home,
+    read_state,
+    start_background,
+    stop_background,
+)
 
 
 @click.group()
@@ -18,7 +24,10 @@ def local() -> None:
 @local.command()
 def up() -> None:
     """Start local mode in the background (does nothing if it is running)."""
-    state = start_background()
+    try:
+        state = start_background()
+    except LocalModeNotInstalledError as exc:
+        raise click.ClickException(exc.message) from None
     click.echo(f"local mode is up: API {state['api_url']} (state in {local_home()})")
 
 

@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent_pid:
         die_with_parent(args.parent_pid)
+    from geobatch_worker.contain import undumpable
+
+    undumpable()  # every object is in this process's memory: not readable through /proc by jobs
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

@@ -23,12 +23,13 @@ from geobatch.local.http_adapter import make_server
 from geobatch.wire import env, errors, limits
 from geobatch.wire.data_access import Bound
 from geobatch.wire.models import FunctionStatus
+from geobatch_core import wiring
 from geobatch_core.adapters import provision
+from geobatch_core.adapters.environment import Stores
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.s3 import S3BlobStore
 from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqlite import Database, open_state
-from geobatch_core.services import functions as function_service
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.iterate import all_functions
 from geobatch_core.services.lease import LEASE_ATTRIBUTE
@@ -41,6 +42,7 @@ REGION = "us-east-1"
 # Job progress reaches the disk's platters at least this often (submissions at once): the bound
 # on what an operating-system crash or power loss rolls back. A process crash loses nothing.
 CHECKPOINT_SECONDS = 2.0
+PURGE_SECONDS = 3600.0  # how often expired references and idempotency records are deleted
 LOCAL_OPERATION_SECONDS = 2.0  # of each scaler pass, for background bulk operations
 
 
@@ -149,6 +151,9 @@ class LocalStack:
         )
 
     def start(self) -> LocalStack:
+        from geobatch_worker.contain import undumpable
+
+        undumpable()  # the daemon holds the state file open: its /proc/<pid>/fd is no way in for jobs
         self.moto.start()
         session = self._session()
         s3 = make_s3_client(session, self.moto_url)
@@ -156,11 +161,10 @@ class LocalStack:
         self.services = self._make_services(s3)
         self._recover_after_restart()
         from geobatch_api import app as api_app
-        from geobatch_api import context as api_context
 
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        self._previous_services = api_context.configure(self.services)
+        self._previous_services = wiring.configure(self.services)
         self.http = make_server(
             "127.0.0.1", self.api_port, api_app.handler, limits.MAX_REQUEST_BYTES + 100_000
         )
@@ -172,6 +176,7 @@ class LocalStack:
         """The ports: SQLite state, local S3, worker subprocesses, virtualenv builds."""
         self.state = Database(self.state_path)
         functions, jobs, queue = open_state(self.state_path, self.state)
+        self._jobs_store = jobs
         settings = Settings(
             queue_prefix="geobatch-local",
             lost_worker_seconds=self.options.lost_worker_seconds,
@@ -182,30 +187,14 @@ class LocalStack:
         self.executor = LocalExecutor(
             self.options.home, self.worker_env(), idle_seconds=self.options.worker_idle_seconds
         )
-        builder = LocalImageBuilder(self.options.home, pip_args=self.options.pip_args)
-        services = Services(
-            functions=functions,
-            jobs=jobs,
-            queue=queue,
-            blobs=S3BlobStore(s3, BUCKET),
+        return wiring.compose(
+            Stores(functions, jobs, queue, S3BlobStore(s3, BUCKET)),
             executor=self.executor,
-            builder=builder,
+            builder=LocalImageBuilder(self.options.home, pip_args=self.options.pip_args),
             settings=settings,
             on_submit=self._wake,
             events=self.events,
         )
-        report = function_service.build_reporter(services)
-
-        def build_done(
-            function_id: str, ok: bool, image_uri: str | None, build_log: str, reason: str
-        ) -> None:
-            try:
-                report(function_id, ok, image_uri, build_log, reason)
-            except Exception:
-                log.exception("could not record the end of the build of %s", function_id)
-
-        builder.on_done = build_done
-        return services
 
     def _recover_after_restart(self) -> None:
         """What a previous daemon left when it stopped or crashed: a build it was running has no
@@ -236,6 +225,7 @@ class LocalStack:
         """The scaler pass, every ``scale_interval`` or when a submit wakes it (as in AWS)."""
         assert self.services is not None
         synced = time.monotonic()
+        purge_at = time.monotonic()  # at start, then every PURGE_SECONDS
         while not self._stop.is_set():
             try:
                 # Each Function's failure is logged by the pass itself, which goes on with the others.
@@ -248,6 +238,12 @@ class LocalStack:
                     self.state.checkpoint()
                 except Exception:
                     log.exception("checkpoint failed")
+            if time.monotonic() >= purge_at:
+                purge_at = time.monotonic() + PURGE_SECONDS
+                try:  # what DynamoDB's TTL removes in AWS (they already count as absent)
+                    self._jobs_store.purge_expired(int(time.time()))
+                except Exception:
+                    log.exception("purging expired idempotency records failed")
             self._wakeup.wait(self.options.scale_interval)
             self._wakeup.clear()
 
@@ -259,9 +255,7 @@ class LocalStack:
         self.http.shutdown()
         self.http.server_close()
         self.moto.stop()
-        from geobatch_api import context as api_context
-
-        api_context.configure(self._previous_services)
+        wiring.configure(self._previous_services)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         import urllib.request

@@ -49,6 +49,13 @@ def _basemap_origin(url: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc.replace('a.', '*.', 1) if '{s}' in url else parts.netloc}"
 
 
+class MapNotInstalledError(errors.GeoBatchError):
+    """The map view was asked for, but this install has no geo extra (numpy, rasterio, pyproj)."""
+
+    status = 501
+    code = "map_not_installed"
+
+
 class MapRoutes:
     """The map's routes, bound to one :class:`~geobatch.ui.mapservice.MapService` (made on first use)."""
 
@@ -65,7 +72,13 @@ class MapRoutes:
     @property
     def service(self) -> Any:
         """The map service, made again when local mode has restarted on another S3 port."""
-        from geobatch.ui.mapservice import MapService
+        try:  # the map renders COGs: numpy, rasterio and pyproj come with the geo extra only
+            from geobatch.ui.mapservice import MapService
+        except ImportError as exc:
+            raise MapNotInstalledError(
+                f"the map view needs the geo extra ({exc.name} is not installed): "
+                "pip install 'geobatch[geo]'; the rest of the monitor works without it"
+            ) from exc
 
         env = self._resolve_aws_env()
         if self._service is None or env != self._service_env:

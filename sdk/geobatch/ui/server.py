@@ -37,9 +37,15 @@ _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/functions.js": ("functions.js", "text/javascript; charset=utf-8"),
+    "/jobs.js": ("jobs.js", "text/javascript; charset=utf-8"),
+    "/detail.js": ("detail.js", "text/javascript; charset=utf-8"),
+    "/stats-chart.js": ("stats-chart.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+# Answer headers the page reads (a long log comes in parts; this one says where the next starts).
+_FORWARDED_HEADERS = ("X-GeoBatch-Next-Offset",)
 # The page needs nothing from elsewhere: no scripts, styles or connections to other origins.
 _CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -59,9 +65,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -124,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if url.path == "/ui-api/config":
+                # Read on every refresh: after local mode restarts on another port, the client
+                # follows it (geobatch.local's state file) and the page shows where it went.
                 self._send(200, json.dumps({"api_url": self.server.client.api_url}).encode())
             elif match := _RESULT_PATH.match(url.path):
                 self._result(match.group(1))
@@ -156,8 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Accept"] = "application/x-ndjson"
         params = dict(parse_qsl(query, keep_blank_values=False))
         response = self.server.client.request(self.command, path, params=params, body=body, headers=headers)
-        content_type = response.headers.get("Content-Type") or response.headers.get("content-type")
-        self._send(response.status, response.data, content_type or "application/json")
+        answer = {k.lower(): v for k, v in response.headers.items()}
+        extra = {name: answer[name.lower()] for name in _FORWARDED_HEADERS if name.lower() in answer}
+        self._send(response.status, response.data, answer.get("content-type") or "application/json", extra)
 
     def _result(self, job_id: str) -> None:
         """A job's result decoded here, because a large one lives behind a presigned S3 URL."""
@@ -188,6 +205,9 @@ class MonitorServer(ThreadingHTTPServer):
         from geobatch.ui.mapview import MapRoutes
 
         self.client = client
+        # Follow local mode to a new port after `local down`/`up`, but never start it again
+        # from a poll of an open page.
+        client.restarts_local_mode = False
         self.verbose = verbose
         # Map tiles read COGs with aws_env (None: local mode's S3 when the client is local, else AWS).
         self.maps = MapRoutes(client, aws_env=aws_env, basemap=basemap)

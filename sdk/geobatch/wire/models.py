@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from geobatch.wire import data_access, limits
+from geobatch.wire.statistics import StatisticsSummary
 
 
 class JobStatus(StrEnum):
@@ -404,6 +405,10 @@ class Attempt(WireModel):
     cpu_seconds: float | None = None
     log_bytes: int = 0
     worker_id: str | None = None
+    statistics: StatisticsSummary | None = Field(
+        default=None,
+        description="peaks of the attempt's CPU/memory/network series (GET /jobs/{id}/statistics)",
+    )
 
 
 class JobTags(WireModel):

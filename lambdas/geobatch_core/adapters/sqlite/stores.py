@@ -14,7 +14,7 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import VERSION_ROW, Database, apply_changes, dumps, field, holds, loads
 from geobatch_core.ports import Item, JobCounts, Key
-from geobatch_core.store import pending_request, resent_reference
+from geobatch_core.store import expired, pending_request, resent_reference
 
 JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
 _OLDEST_FIRST = (
@@ -110,11 +110,12 @@ class SqliteJobStore:
             row = conn.execute(
                 "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, key)
             ).fetchone()
-            if row is None:
+            if row is None or expired(loads(row[0]), now_ms // 1000):
                 item = {"function_id": function_id, "job_key": key, "created_ms": now_ms}
                 item["fingerprint"] = fingerprint or None
+                item[layout.JOB_TTL_ATTRIBUTE] = now_ms // 1000 + layout.REFERENCE_TTL_SECONDS
                 conn.execute(
-                    "INSERT INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
+                    "INSERT OR REPLACE INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
                     (function_id, key, dumps({k: v for k, v in item.items() if v is not None})),
                 )
                 return now_ms, True
@@ -137,13 +138,24 @@ class SqliteJobStore:
             if row is not None:
                 held = loads(row[0])
                 lapsed = held.get("state") == "pending" and int(held.get("lease_until") or 0) < now_s
-                if not (lapsed and held.get("fingerprint") == fingerprint):
+                if not (lapsed and held.get("fingerprint") == fingerprint) and not expired(held, now_s):
                     return held
             conn.execute(
                 "INSERT OR REPLACE INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
                 (partition, key, dumps(record)),
             )
         return None
+
+    def purge_expired(self, now_s: int) -> int:
+        """Delete references and request records past their time to live (DynamoDB's TTL sweep);
+        they already count as absent. The daemon runs it now and then; it scans the jobs table."""
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM jobs WHERE (function_id LIKE ? OR job_key LIKE 'ref#%') "
+                "AND json_extract(item, ?) < ?",
+                (f"{layout.REQUEST_PARTITION_PREFIX}%", f"$.{layout.JOB_TTL_ATTRIBUTE}", now_s),
+            )
+            return cursor.rowcount
 
     def complete_request(self, scope: str, key: str, fingerprint: str, response: Mapping[str, Any]) -> None:
         self.transition(

@@ -1,0 +1,111 @@
+"""Each deployable's requirements, read from its distribution's pyproject.toml (the one list).
+
+- The Lambda asset: ``lambdas/pyproject.toml`` (geobatch-server), bundled by ``lambda_factory``.
+- The worker image: ``batch_image/pyproject.toml`` (geobatch-worker), installed by
+  ``batch_image/Dockerfile`` from the ``WORKER_REQUIREMENTS`` that ``scripts/build_image.sh`` and
+  ``stacks/image_build.py`` take from here, pinned to constraints.txt's versions.
+
+The geobatch distributions themselves are left out: the deployables copy their code, not their
+distributions (whose other requirements, click or Powertools, the deployable never imports).
+
+Standard library only: ``scripts/build_image.sh`` runs it as a script with any Python 3.11
+(``python3 stacks/requirements.py worker`` prints the image's pinned requirements).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS = REPO_ROOT / "constraints.txt"
+# Distribution name → the directory of its pyproject.toml.
+DISTRIBUTIONS = {
+    "geobatch": REPO_ROOT,
+    "geobatch-server": REPO_ROOT / "lambdas",
+    "geobatch-worker": REPO_ROOT / "batch_image",
+}
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized name (``aws_lambda_powertools`` → ``aws-lambda-powertools``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def split(requirement: str) -> tuple[str, str, str]:
+    """``name[extras]spec`` → (canonical name, extras, specifier); markers are not used here."""
+    match = _NAME.match(requirement)
+    if not match:
+        raise ValueError(f"not a requirement: {requirement!r}")
+    return canonical(match.group(1)), match.group(2) or "", match.group(3).strip()
+
+
+def project(distribution: str) -> dict:
+    """The ``[project]`` table of a geobatch distribution's pyproject.toml."""
+    with (DISTRIBUTIONS[distribution] / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)["project"]
+
+
+def declared(distribution: str, extra: str | None = None) -> list[str]:
+    """The requirements a distribution declares (its dependencies, or one extra's)."""
+    table = project(distribution)
+    if extra is None:
+        return list(table.get("dependencies", []))
+    return list(table.get("optional-dependencies", {})[extra])
+
+
+def third_party(distribution: str) -> list[str]:
+    """The distribution's own requirements minus the geobatch distributions, as declared."""
+    return [r for r in declared(distribution) if split(r)[0] not in DISTRIBUTIONS]
+
+
+def constraints(path: Path = CONSTRAINTS) -> dict[str, str]:
+    """constraints.txt as {canonical name: version}."""
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep:
+            raise ValueError(f"{path.name}: {line!r} is not pinned with ==")
+        pins[canonical(name)] = version.strip()
+    return pins
+
+
+def pinned(requirements: list[str], pins: dict[str, str] | None = None) -> list[str]:
+    """``name[extras]==version`` for each requirement, the version taken from constraints.txt."""
+    pins = constraints() if pins is None else pins
+    out = []
+    for requirement in requirements:
+        name, extras, _ = split(requirement)
+        if name not in pins:
+            raise ValueError(f"{name} is required but constraints.txt does not pin it")
+        out.append(f"{name}{extras}=={pins[name]}")
+    return out
+
+
+def lambda_requirements() -> tuple[str, ...]:
+    """What the Lambda asset pip-installs (the runtime's own boto3 closure is dropped after resolving)."""
+    return tuple(pinned(third_party("geobatch-server")))
+
+
+def worker_requirements() -> tuple[str, ...]:
+    """What the worker image pip-installs before the Function's requirements."""
+    return tuple(pinned(third_party("geobatch-worker")))
+
+
+def main(argv: list[str]) -> int:
+    targets = {"worker": worker_requirements, "lambda": lambda_requirements}
+    if len(argv) != 1 or argv[0] not in targets:
+        print(f"usage: requirements.py {{{'|'.join(targets)}}}", file=sys.stderr)
+        return 2
+    print(" ".join(targets[argv[0]]()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,84 @@
+"""What the tests (and the benchmarks) share: code bundles, ready Functions, waiting.
+
+Waiting has no wall-clock deadline: a loaded machine is slow, not wrong. A wait that never ends is
+stopped by pytest-timeout (``timeout`` in pyproject, or the test's ``pytest.mark.timeout``), which
+fails the test with the stack of where it hung.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+ALICE = "arn:aws:iam::123456789012:user/alice"
+BOB = "arn:aws:iam::123456789012:user/bob"
+T = TypeVar("T")
+
+
+def entry_bundle(entry: str) -> bytes:
+    """A code bundle whose ``__gbentry__.py`` is ``entry`` (which defines ``main``)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("__gbentry__.py", entry)
+    return buf.getvalue()
+
+
+def bundle(source: str, name: str = "main") -> bytes:
+    """A code bundle as the SDK makes it: the function's source plus ``main = name``."""
+    return entry_bundle(textwrap.dedent(source) + f"\n\nmain = {name}\n")
+
+
+def wait_until(check: Callable[[], T], what: str = "", *, poll: float = 0.05) -> T:
+    """Call ``check`` until it returns something truthy, and return that (no deadline: see above)."""
+    while True:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+
+
+def ready_function(
+    svc: Any,
+    source: str | None = None,
+    name: str = "main",
+    principal: str = ALICE,
+    *,
+    build: bool = True,
+    entry: str | None = None,
+    image_uri: str | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """A Function created through the real services with its bundle uploaded, once ready.
+
+    With ``build`` the image is built by the services' builder (the local builder in tests); without
+    it the Function is simply marked ready (for tests and benchmarks that measure something else).
+    The bundle is ``source`` with ``main = name``, or the whole ``entry`` module.
+    """
+    from geobatch.wire.models import FunctionCreate, FunctionStatus
+    from geobatch_core.services import functions
+
+    created = functions.create_function(svc, principal, FunctionCreate(name=name, **settings))
+    function_id = created.function.id
+    code = entry_bundle(entry) if entry is not None else bundle(source or "", name)
+    svc.blobs.put(f"bundles/{function_id}.zip", code)
+    if not build:
+        ready: dict[str, Any] = {"status": FunctionStatus.READY.value}
+        if image_uri is not None:
+            ready["image_uri"] = image_uri
+        return dict(svc.functions.update(function_id, ready))
+    functions.bundle_uploaded(svc, principal, function_id)
+    return wait_status(svc, function_id, FunctionStatus.READY)
+
+
+def wait_status(svc: Any, function_id: str, *wanted: Any) -> dict[str, Any]:
+    """The Function's item once its status is one of ``wanted``."""
+
+    def reached() -> dict[str, Any] | None:
+        item = svc.functions.get(function_id)
+        return item if item["status"] in {w.value for w in wanted} else None
+
+    return wait_until(reached, f"Function {function_id} to become {wanted}")
