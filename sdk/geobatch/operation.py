@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from geobatch.progress import ProgressBar
 from geobatch.wire import errors, models
 from geobatch.wire.operations import Operation as OperationModel
 from geobatch.wire.operations import OperationState
@@ -118,27 +118,10 @@ def start_bulk_operation(client: Client, action: str, query: models.JobQuery) ->
     return models.JobIds.model_validate(response.json())
 
 
-@dataclass
-class _Bar:
-    enabled: bool
-    width: int = 30
-    _shown: int = field(default=0, repr=False)
+class _Bar(ProgressBar):
+    """An operation's progress on the same one-line bar as a Function's jobs."""
 
-    def update(self, op: Operation) -> None:
-        if not self.enabled:
-            return
-        if op.total:
-            filled = min(self.width, self.width * op.processed // op.total)
-            bar = f"[{'#' * filled}{'.' * (self.width - filled)}] "
-        else:
-            bar = ""
-        line = f"{op.action} [{op.state}] {bar}{op}"
-        sys.stderr.write("\r" + line.ljust(self._shown))
-        sys.stderr.flush()
-        self._shown = len(line)
-
-    def close(self) -> None:
-        if self._shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._shown = 0
+    def update(self, op: Operation) -> None:  # type: ignore[override]
+        if self.enabled:
+            bar = f"{self.bar(op.processed, op.total)} " if op.total else ""
+            self.draw(f"{op.action} [{op.state}] {bar}{op}")

@@ -26,11 +26,16 @@ class ProgressBar:
             return
         total = sum(stats.values())
         done = sum(stats[s.value] for s in JobStatus.terminal())
-        filled = self.width * done // total if total else 0
         counts = " ".join(f"{k}={v}" for k, v in stats.items() if v)
-        line = (
-            f"{fn.name} [{fn.status}] [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {counts}"
-        )
+        self.draw(f"{fn.name} [{fn.status}] {self.bar(done, total)} {done}/{total} {counts}")
+
+    def bar(self, done: int, total: int) -> str:
+        """``[####......]`` for ``done`` of ``total`` (empty when the total is not known)."""
+        filled = min(self.width, self.width * done // total) if total else 0
+        return f"[{'#' * filled}{'.' * (self.width - filled)}]"
+
+    def draw(self, line: str) -> None:
+        """Replace the line drawn last with ``line``."""
         sys.stderr.write("\r" + line.ljust(self._shown))
         sys.stderr.flush()
         self._shown = len(line)

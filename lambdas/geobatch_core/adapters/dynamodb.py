@@ -446,14 +446,7 @@ class DynamoJobStore:
             names = {f"#p{i}": p for i, p in enumerate(projection)}
             kwargs["ExpressionAttributeNames"].update(names)
             kwargs["ProjectionExpression"] = ", ".join(names)
-        if start:
-            kwargs["ExclusiveStartKey"] = serialize(start)
-        try:
-            raw = self._db.query(**kwargs)
-        except ClientError as exc:
-            raise ERRORS.error(exc, "list jobs") from None
-        last = raw.get("LastEvaluatedKey")
-        return [deserialize(i) for i in raw.get("Items", [])], (deserialize(last) if last else None)
+        return self._query_page(kwargs, start)
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
         counted.delete_counted(self, keys)
@@ -480,6 +473,10 @@ class DynamoJobStore:
             "ScanIndexForward": not descending,
             "Limit": limit,
         }
+        return self._query_page(kwargs, start)
+
+    def _query_page(self, kwargs: dict[str, Any], start: Key | None) -> tuple[list[Item], Key | None]:
+        """One page of a job query from ``start``: its items and the key to resume from (or None)."""
         if start:
             kwargs["ExclusiveStartKey"] = serialize(start)
         try:
