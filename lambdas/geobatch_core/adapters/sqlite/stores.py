@@ -306,7 +306,8 @@ class SqliteJobStore:
         _, partition_attr, sort_attr, _ = layout.JOB_INDEXES[sort]
         part, value = field(partition_attr), field(sort_attr)
         order = "DESC" if descending else "ASC"
-        sql = f"SELECT item FROM jobs WHERE {part} = ? AND {value} IS NOT NULL"
+        # Column expressions from layout's index table, not input; values are bound parameters.
+        sql = f"SELECT item FROM jobs WHERE {part} = ? AND {value} IS NOT NULL"  # nosec B608
         params: list[Any] = [partition]
         if start:
             sql += f" AND ({value}, function_id, job_key) {'<' if descending else '>'} (?, ?, ?)"
