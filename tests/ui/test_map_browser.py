@@ -228,8 +228,11 @@ def test_a_live_run_on_the_map_changes_tile_colours_and_fills_in_its_product(
 
     bucket, product_id = "map-test", f"run-{uuid.uuid4().hex[:6]}"
     keys = _demo_tile_keys(local_stack, demo)
+    # Local mode lets a job reach only what its Function declares: the reference (read) and the
+    # product's bucket (write).
+    access = gb.S3Access(read=[demo["reference"]], write=[f"s3://{bucket}/*"])
     fn = gb.Function(paint_tile, name=f"map-run-{uuid.uuid4().hex[:6]}", client=local_api,
-                     maximum_concurrency=2, retry_count=0)  # fmt: skip
+                     maximum_concurrency=2, retry_count=0, data_access=access)  # fmt: skip
     fn.save()
     page = browser.new_page(viewport={"width": 1360, "height": 860})
     try:

@@ -16,6 +16,7 @@ const FOLLOW_MS = 1000; // a followed live log
 const state = {
   functions: new Map(), // id -> Function (with job_statistics)
   saved: new Map(), // id -> modified_date of our last PATCH: older answers are not painted
+  deleted: new Set(), // Functions we deleted: a listing read before the delete must not repaint them
   selected: null, // Function id whose jobs are listed
   filter: { status: "", tag: "", from: "", to: "" },
   pageSize: 20,

@@ -18,6 +18,7 @@ async function loadFunctions() {
   const page = await api("GET", "/api/functions", { params: { include: "job.statistics", page_size: 100 } });
   const seen = new Set();
   for (const fn of page.data) {
+    if (state.deleted.has(fn.id)) continue; // an answer read before our delete went through
     seen.add(fn.id);
     // An answer read before our own save must not paint the old values back.
     const saved = state.saved.get(fn.id);
@@ -28,7 +29,7 @@ async function loadFunctions() {
   for (const row of [...$("functions").tBodies[0].rows]) {
     if (!seen.has(row.dataset.id)) { row.remove(); state.functions.delete(row.dataset.id); }
   }
-  $("no-functions").hidden = page.data.length > 0;
+  $("no-functions").hidden = seen.size > 0;
 }
 
 function counts(stats) {
@@ -174,6 +175,7 @@ async function deleteFunction(id) {
       if (!answer || !answer.remaining) break;
       showMessage(`Deleting ${fn?.name}: removing its jobs…`, "info");
     }
+    state.deleted.add(id);
     state.functions.delete(id);
     $("functions").tBodies[0].querySelector(`tr[data-id="${CSS.escape(id)}"]`)?.remove();
     if (state.selected === id) closeJobs();
