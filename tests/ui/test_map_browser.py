@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 import geobatch as gb
-from tests.ui.test_monitor_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.ui.test_monitor_browser import ARTIFACTS, browser  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.local, pytest.mark.geo, pytest.mark.timeout(600)]
 
@@ -65,18 +65,6 @@ def demo(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         timeout=300, bucket="map-test",
     )  # fmt: skip
     return run_demo(options, api_url=local_stack.api_url, aws_env=local_stack.aws_env(), echo=lambda _: None)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -124,7 +112,9 @@ def loaded_tiles(page: Any, container: str) -> int:
 
 
 def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
-    browser: Any, monitor: Any, demo: dict[str, Any]
+    browser: Any,  # noqa: F811
+    monitor: Any,
+    demo: dict[str, Any],
 ) -> None:
     from playwright.sync_api import expect
 
@@ -220,7 +210,11 @@ def test_map_api_refuses_foreign_pages_and_bad_layers(monitor: Any, demo: dict[s
 
 
 def test_a_live_run_on_the_map_changes_tile_colours_and_fills_in_its_product(
-    browser: Any, monitor: Any, demo: dict[str, Any], local_api: gb.Client, local_stack: Any
+    browser: Any,  # noqa: F811
+    monitor: Any,
+    demo: dict[str, Any],
+    local_api: gb.Client,
+    local_stack: Any,
 ) -> None:
     from playwright.sync_api import expect
 
