@@ -65,7 +65,7 @@ install-check: $(STAMP)
 ## Builds the worker image (batch_image/Dockerfile): Docker if its daemon answers, else buildah
 ## (vfs, chroot isolation; a Debian-built base where the public one cannot be pulled).
 ## REQUIREMENTS=file adds a Function's requirements; IMAGE=name:tag names the result.
-image:
+image: $(STAMP)
 	IMAGE=$(or $(IMAGE),localhost/geobatch-worker:latest) bash scripts/build_image.sh $(REQUIREMENTS)
 
 ## Opt-in: builds the image with the k-means Function's requirements and runs a land-cover tile

@@ -15,6 +15,7 @@
 #   PYTHON_VERSION      default 3.11
 #   GEOBATCH_BUILDER    docker | buildah (default: docker if its daemon answers, else buildah)
 #   GEOBATCH_DEBIAN_BASE=1   skip the pull and use the Debian-built base
+#   REQUIREMENTS_PYTHON the interpreter that reads the worker's requirements (default .venv/bin/python)
 #   CONTAINERS_ROOT     buildah's storage (default /var/lib/containers/storage): the base and the
 #                       cached layers live there between runs
 set -euo pipefail
@@ -32,8 +33,15 @@ PULL_TIMEOUT="${PULL_TIMEOUT:-900}"
 
 log() { echo "build_image: $*" >&2; }
 
-# The worker's requirements, from batch_image/pyproject.toml with constraints.txt's versions.
-WORKER_REQUIREMENTS="$(python3 "$ROOT/stacks/requirements.py" worker)"
+# The worker's requirements and their closure, from batch_image/pyproject.toml with constraints.txt's
+# versions. The closure is read from installed metadata: the project's virtualenv (`make venv`)
+# has exactly constraints.txt's tree, as the synthesis that writes CodeBuild's buildspec does.
+REQUIREMENTS_PYTHON="${REQUIREMENTS_PYTHON:-$ROOT/.venv/bin/python}"
+if [ ! -x "$REQUIREMENTS_PYTHON" ]; then
+  log "error: $REQUIREMENTS_PYTHON is missing: run \`make venv\` first (or set REQUIREMENTS_PYTHON)"
+  exit 1
+fi
+WORKER_REQUIREMENTS="$("$REQUIREMENTS_PYTHON" "$ROOT/stacks/requirements.py" worker)"
 
 # A context laid out like the repository, as the Dockerfile (and CodeBuild's buildspec) expect:
 # only the four inputs, so neither docker nor buildah walks .venv or node_modules.

@@ -3,13 +3,16 @@
 - The Lambda asset: ``lambdas/pyproject.toml`` (geobatch-server), bundled by ``lambda_factory``.
 - The worker image: ``batch_image/pyproject.toml`` (geobatch-worker), installed by
   ``batch_image/Dockerfile`` from the ``WORKER_REQUIREMENTS`` that ``scripts/build_image.sh`` and
-  ``stacks/image_build.py`` take from here, pinned to constraints.txt's versions.
+  ``stacks/image_build.py`` take from here: those requirements *and everything they pull in*,
+  each at constraints.txt's version, so the image's worker layer is the tested tree, not whatever
+  the index holds on the day of the build (the Dockerfile installs exactly that list, ``--no-deps``).
 
 The geobatch distributions themselves are left out: the deployables copy their code, not their
 distributions (whose other requirements, click or Powertools, the deployable never imports).
 
-Standard library only: ``scripts/build_image.sh`` runs it as a script with any Python 3.11
-(``python3 stacks/requirements.py worker`` prints the image's pinned requirements).
+Standard library only, but for the worker's closure, read from the installed distributions'
+metadata: ``scripts/build_image.sh`` runs it with the project's virtualenv
+(``.venv/bin/python stacks/requirements.py worker`` prints the image's pinned requirements).
 """
 
 from __future__ import annotations
@@ -93,9 +96,56 @@ def lambda_requirements() -> tuple[str, ...]:
     return tuple(pinned(third_party("geobatch-server")))
 
 
+# The interpreter the worker image runs (python:3.11-slim, linux/amd64, as the job definition's
+# runtimePlatform says): requirement markers are read for it, not for the machine that synthesizes.
+IMAGE_MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+}
+
+
+def closure(requirements: list[str]) -> list[str]:
+    """The requirements and every distribution they require, transitively (canonical names, sorted).
+
+    Read from the metadata of the distributions installed in this interpreter (the virtualenv
+    made from constraints.txt), with markers evaluated for the image (``IMAGE_MARKERS``)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    found: dict[str, set[str]] = {}  # name → the extras already followed
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        requirement = todo.pop()
+        name = canonical(requirement.name)
+        extras = set(requirement.extras)
+        if name in found and extras <= found[name]:
+            continue
+        found[name] = found.get(name, set()) | extras
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            raise ValueError(
+                f"{name} is not installed here: run `make venv` (its metadata says what it needs)"
+            ) from None
+        for line in requires:
+            dependency = Requirement(line)
+            wanted = [{**IMAGE_MARKERS, "extra": extra} for extra in ["", *sorted(found[name])]]
+            if dependency.marker is None or any(dependency.marker.evaluate(m) for m in wanted):
+                todo.append(dependency)
+    return sorted(found)
+
+
 def worker_requirements() -> tuple[str, ...]:
-    """What the worker image pip-installs before the Function's requirements."""
-    return tuple(pinned(third_party("geobatch-worker")))
+    """What the worker image pip-installs before the Function's requirements: geobatch-worker's
+    requirements and their whole closure, each pinned to constraints.txt's version."""
+    return tuple(pinned(closure(third_party("geobatch-worker"))))
 
 
 def main(argv: list[str]) -> int:

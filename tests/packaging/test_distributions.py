@@ -10,8 +10,17 @@ from __future__ import annotations
 import pytest
 
 from stacks.lambda_factory import LAMBDA_REQUIREMENTS, RUNTIME_PROVIDED, SDK_DIR, WIRE_FILES
-from stacks.requirements import DISTRIBUTIONS, declared, project, split, worker_requirements
-from tests.packaging.imports import PACKAGES, ROOT, modules, providers, undeclared
+from stacks.requirements import (
+    DISTRIBUTIONS,
+    closure,
+    constraints,
+    declared,
+    project,
+    split,
+    third_party,
+    worker_requirements,
+)
+from tests.packaging.imports import PACKAGES, ROOT, modules, providers, top_level_imports, undeclared
 
 pytestmark = pytest.mark.unit
 
@@ -72,19 +81,48 @@ def test_the_lambda_asset_requirements_cover_what_the_asset_carries(by_import):
     }
 
 
-def test_the_worker_image_requirements_cover_what_the_image_runs(by_import):
-    files = [
+def _image_modules() -> list:
+    """What batch_image/Dockerfile copies and runs: the worker, the core and the SDK (no extras)."""
+    return [
         f
         for f in modules([*PACKAGES["geobatch-worker"].values(), *PACKAGES["geobatch-server"].values(), SDK])
         if not _in(f, IMAGE_SDK_EXCLUDED)
         and not _in(f, [ROOT / "lambdas" / "geobatch_api"])
         and not _in(f, [ROOT / "lambdas" / "geobatch_ops"])
     ]
-    image = ["geobatch", "geobatch-server", "geobatch-worker", *worker_requirements()]
-    assert undeclared(files, image, by_import) == {}
-    # The image never gets what only the Lambdas or the CLI import.
+
+
+def test_the_worker_image_requirements_cover_what_the_image_runs(by_import):
+    image = ["geobatch", "geobatch-server", "geobatch-worker", *third_party("geobatch-worker")]
+    assert undeclared(_image_modules(), image, by_import) == {}
+    # The image never gets what only the Lambdas or the CLI import, not even transitively.
     names = {split(r)[0] for r in worker_requirements()}
     assert not names & {"aws-lambda-powertools", "aws-xray-sdk", "click"}, names
+
+
+def test_the_worker_declares_exactly_what_the_image_imports(by_import):
+    """No surplus either: each of the worker's requirements is imported by a module the image runs
+    (a requirement only the Lambdas or the CLI used would otherwise ride along in every image)."""
+    imported: set[str] = set()
+    for path in _image_modules():
+        for name in top_level_imports(path):
+            imported |= by_import.get(name, set())
+    declared_names = {split(r)[0] for r in third_party("geobatch-worker")}
+    assert declared_names == imported - set(DISTRIBUTIONS)
+
+
+def test_the_image_installs_the_closure_at_constraints_versions():
+    """What the builders pass the Dockerfile (``--no-deps``): the declared requirements and all they
+    require (this venv's metadata, the image's markers), each at constraints.txt's version."""
+    pins = constraints()
+    image = dict(r.split("==") for r in worker_requirements())
+    assert {split(r)[0] for r in third_party("geobatch-worker")} < set(image)
+    assert {"botocore", "s3transfer", "jmespath", "pydantic-core", "typing-extensions"} <= set(image)
+    assert all(pins[name] == version for name, version in image.items())
+    # Extras and markers are followed only where they apply (boto3's [crt] is not asked for).
+    assert "awscrt" not in image
+    with pytest.raises(ValueError, match="email-validator is not installed"):
+        closure(["pydantic[email]"])  # an extra asked for is followed (and not installed in the venv)
 
 
 def test_the_scan_sees_an_undeclared_import(tmp_path, by_import):
