@@ -124,11 +124,15 @@ class Execution(Construct):
             resource_name=f"{self.worker_logs.log_group_name}:log-stream:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
-        # Per-Function worker roles live under this path and name prefix (layout of WorkerRoles).
+        # Per-Function worker and data roles live under this path and these name prefixes (WorkerRoles).
         self.worker_role_arn_pattern = stack.format_arn(
             service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-fn-*"
         )
+        self.data_role_arn_pattern = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-data-*"
+        )
+        self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
+        self.data_boundary = self._data_boundary(stack, storage)
 
     def _scaler(
         self,
@@ -282,10 +286,26 @@ class Execution(Construct):
                 },
             )
         )
+        # Data roles (what user code runs with), one per Function: only under the data boundary.
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateRole", "iam:PutRolePolicy"],
+                resources=[self.data_role_arn_pattern],
+                conditions={
+                    "StringEquals": {"iam:PermissionsBoundary": self.data_boundary.managed_policy_arn}
+                },
+            )
+        )
         principal.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:GetRole", "iam:TagRole", "iam:DeleteRolePolicy", "iam:DeleteRole"],
-                resources=[self.worker_role_arn_pattern],
+                resources=[self.worker_role_arn_pattern, self.data_role_arn_pattern],
+            )
+        )
+        # A data role's trust names its Function's worker role, rewritten when that role is made again.
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:UpdateAssumeRolePolicy"], resources=[self.data_role_arn_pattern]
             )
         )
         principal.add_to_principal_policy(
@@ -312,7 +332,8 @@ class Execution(Construct):
                             "batch:ListJobs/DescribeJobs and X-Ray support no resource-level permissions; "
                             "TerminateJob needs job/* (job ids are random); worker roles are created per "
                             "Function at runtime under role/geobatch/<prefix>-fn-*, only with the worker "
-                            "permissions boundary."
+                            "permissions boundary, and data roles under role/geobatch/<prefix>-data-*, only "
+                            "with the data boundary."
                         ),
                     }
                 ],
@@ -397,6 +418,34 @@ class Execution(Construct):
         )
         return environment
 
+    def _data_boundary(self, stack: Stack, storage: Storage) -> iam.ManagedPolicy:
+        """The data roles' permissions boundary: the operator's data bound, never anything else.
+
+        User code runs with its Function's data role (the worker assumes it for the user-code child),
+        so this is the most a job's own code can ever do: no job state, queue, metric or control-plane
+        object, whatever a data role's own policy says."""
+        boundary = iam.ManagedPolicy(
+            self,
+            "DataBoundary",
+            description="GeoBatch: the most a Function's user code (its data role) may do (boundary)",
+        )
+        for statement in data_access.denials(storage.bucket.bucket_name, stack.partition):
+            boundary.add_statements(iam.PolicyStatement.from_json(statement))
+        for statement in data_access.statements(self.config.data_bound, stack.partition, sid="Bound"):
+            boundary.add_statements(iam.PolicyStatement.from_json(statement))
+        suppress(
+            boundary,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Permissions boundary of the per-Function data roles: the data locations the "
+                    "operator allows (context data_access, s3:// prefixes), and explicit denials of "
+                    "everything that is not S3 and of the stack bucket's control-plane prefixes.",
+                }
+            ],
+        )
+        return boundary
+
     def _worker_roles(
         self, stack: Stack, storage: Storage, state: State, image_build: ImageBuild
     ) -> tuple[iam.ManagedPolicy, iam.Role]:
@@ -430,6 +479,8 @@ class Execution(Construct):
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": layout.WORKER_METRICS_NAMESPACE}},
             ),
+            # The worker hands its user code the Function's data role, and nothing else of STS.
+            iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[self.data_role_arn_pattern]),
         )
         # The operator's data bound (cdk.json "data_access"): the most any Function may declare; the API
         # refuses a declaration outside it at save time, this makes IAM refuse it too.
@@ -455,7 +506,8 @@ class Execution(Construct):
                 "Function's queue, items and keys): SQS scoped to the stage's queue prefix, S3 to the "
                 "bundles/, args/ (read) and results/, logs/ (write) prefixes, and to the data locations "
                 "the operator allows (context data_access, s3:// prefixes); PutMetricData supports no "
-                "resource, it is limited to the workers' own namespace by condition.",
+                "resource, it is limited to the workers' own namespace by condition; sts:AssumeRole of "
+                "the stage's data roles (role/geobatch/<prefix>-data-*, created at runtime).",
             ),
             (
                 execution,
