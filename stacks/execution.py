@@ -46,6 +46,7 @@ QUEUE_ACTIONS_CONTROL = [
     "sqs:ChangeMessageVisibility",
     "sqs:PurgeQueue",
 ]
+WORKER_UID = 1000  # the image's user (batch_image/Dockerfile): the worker and its user code
 QUEUE_ACTIONS_WORKER = [
     "sqs:GetQueueUrl",
     "sqs:GetQueueAttributes",
@@ -393,6 +394,7 @@ class Execution(Construct):
             vpc=self.vpc,
             vpc_subnets=subnets,
             security_groups=[self.security_group],
+            launch_template=self._instance_template(),
             spot=spot,
             minv_cpus=0,
             maxv_cpus=config.max_vcpus,
@@ -417,6 +419,27 @@ class Execution(Construct):
             ],
         )
         return environment
+
+    def _instance_template(self) -> ec2.LaunchTemplate:
+        """EC2 workers' instances: the instance metadata service (the instance role's credentials)
+        out of user code's reach. Batch runs EC2 jobs with host networking, where a hop limit alone
+        does not separate a container from the instance, so the image's user (uid 1000: the worker
+        and its user code; the worker's own credentials come from the ECS agent, not from IMDS) is
+        refused 169.254.169.254 outright; IMDSv2 only, one hop, for everything else."""
+        user_data = ec2.UserData.for_linux()
+        user_data.add_commands(
+            f"iptables --insert OUTPUT 1 --destination 169.254.169.254/32 --match owner "
+            f"--uid-owner {WORKER_UID} --jump DROP"
+        )
+        multipart = ec2.MultipartUserData()  # Batch merges its own part: it needs MIME multipart
+        multipart.add_part(ec2.MultipartBody.from_user_data(user_data))
+        return ec2.LaunchTemplate(
+            self,
+            "WorkerInstances",
+            require_imdsv2=True,
+            http_put_response_hop_limit=1,
+            user_data=multipart,
+        )
 
     def _data_boundary(self, stack: Stack, storage: Storage) -> iam.ManagedPolicy:
         """The data roles' permissions boundary: the operator's data bound, never anything else.

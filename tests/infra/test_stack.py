@@ -214,6 +214,13 @@ def test_compute_type_variants(synth, compute_type, cfn_type):
         "AWS::Batch::ComputeEnvironment",
         {"ComputeResources": Match.object_like({"Type": cfn_type, "MaxvCpus": 64})},
     )
+    if compute_type in ("EC2", "SPOT"):  # instances: their metadata service out of user code's reach
+        (template,) = variant.template.find_resources("AWS::EC2::LaunchTemplate").values()
+        data = template["Properties"]["LaunchTemplateData"]
+        assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}
+        assert "--destination 169.254.169.254/32 --match owner --uid-owner 1000 --jump DROP" in json.dumps(
+            data["UserData"]
+        )
 
 
 def test_bad_context_fails_with_a_clear_message():
