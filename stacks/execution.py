@@ -24,6 +24,7 @@ from constructs import Construct
 
 from geobatch.wire import data_access
 from geobatch_core import layout
+from stacks import worker_iam
 from stacks.config import GeoBatchConfig
 from stacks.image_build import ImageBuild
 from stacks.lambda_factory import LambdaFactory, retention
@@ -46,7 +47,6 @@ QUEUE_ACTIONS_CONTROL = [
     "sqs:ChangeMessageVisibility",
     "sqs:PurgeQueue",
 ]
-WORKER_UID = 1000  # the image's user (batch_image/Dockerfile): the worker and its user code
 QUEUE_ACTIONS_WORKER = [
     "sqs:GetQueueUrl",
     "sqs:GetQueueAttributes",
@@ -133,7 +133,7 @@ class Execution(Construct):
             service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-data-*"
         )
         self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
-        self.data_boundary = self._data_boundary(stack, storage)
+        self.data_boundary = worker_iam.data_boundary(self, config, storage)
 
     def _scaler(
         self,
@@ -276,49 +276,13 @@ class Execution(Construct):
                 resources=["*"],
             )
         )
-        # Worker roles, one per Function: created only under the worker boundary, so the control plane
-        # cannot mint a broader role.
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:CreateRole", "iam:PutRolePolicy"],
-                resources=[self.worker_role_arn_pattern],
-                conditions={
-                    "StringEquals": {"iam:PermissionsBoundary": self.worker_boundary.managed_policy_arn}
-                },
-            )
-        )
-        # Data roles (what user code runs with), one per Function: only under the data boundary.
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:CreateRole", "iam:PutRolePolicy"],
-                resources=[self.data_role_arn_pattern],
-                conditions={
-                    "StringEquals": {"iam:PermissionsBoundary": self.data_boundary.managed_policy_arn}
-                },
-            )
-        )
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:GetRole", "iam:TagRole", "iam:DeleteRolePolicy", "iam:DeleteRole"],
-                resources=[self.worker_role_arn_pattern, self.data_role_arn_pattern],
-            )
-        )
-        # A data role's trust names its Function's worker role, rewritten when that role is made again.
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:UpdateAssumeRolePolicy"], resources=[self.data_role_arn_pattern]
-            )
-        )
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.worker_role_arn_pattern, self.execution_role.role_arn],
-                conditions={
-                    "StringEquals": {
-                        "iam:PassedToService": ["batch.amazonaws.com", "ecs-tasks.amazonaws.com"]
-                    }
-                },
-            )
+        worker_iam.grant_role_management(
+            principal,
+            worker_roles=self.worker_role_arn_pattern,
+            worker_boundary=self.worker_boundary,
+            data_roles=self.data_role_arn_pattern,
+            data_boundary=self.data_boundary,
+            execution_role=self.execution_role,
         )
         if isinstance(grantee, Construct):
             suppress(
@@ -394,7 +358,7 @@ class Execution(Construct):
             vpc=self.vpc,
             vpc_subnets=subnets,
             security_groups=[self.security_group],
-            launch_template=self._instance_template(),
+            launch_template=worker_iam.instance_template(self),
             spot=spot,
             minv_cpus=0,
             maxv_cpus=config.max_vcpus,
@@ -419,55 +383,6 @@ class Execution(Construct):
             ],
         )
         return environment
-
-    def _instance_template(self) -> ec2.LaunchTemplate:
-        """EC2 workers' instances: the instance metadata service (the instance role's credentials)
-        out of user code's reach. Batch runs EC2 jobs with host networking, where a hop limit alone
-        does not separate a container from the instance, so the image's user (uid 1000: the worker
-        and its user code; the worker's own credentials come from the ECS agent, not from IMDS) is
-        refused 169.254.169.254 outright; IMDSv2 only, one hop, for everything else."""
-        user_data = ec2.UserData.for_linux()
-        user_data.add_commands(
-            f"iptables --insert OUTPUT 1 --destination 169.254.169.254/32 --match owner "
-            f"--uid-owner {WORKER_UID} --jump DROP"
-        )
-        multipart = ec2.MultipartUserData()  # Batch merges its own part: it needs MIME multipart
-        multipart.add_part(ec2.MultipartBody.from_user_data(user_data))
-        return ec2.LaunchTemplate(
-            self,
-            "WorkerInstances",
-            require_imdsv2=True,
-            http_put_response_hop_limit=1,
-            user_data=multipart,
-        )
-
-    def _data_boundary(self, stack: Stack, storage: Storage) -> iam.ManagedPolicy:
-        """The data roles' permissions boundary: the operator's data bound, never anything else.
-
-        User code runs with its Function's data role (the worker assumes it for the user-code child),
-        so this is the most a job's own code can ever do: no job state, queue, metric or control-plane
-        object, whatever a data role's own policy says."""
-        boundary = iam.ManagedPolicy(
-            self,
-            "DataBoundary",
-            description="GeoBatch: the most a Function's user code (its data role) may do (boundary)",
-        )
-        for statement in data_access.denials(storage.bucket.bucket_name, stack.partition):
-            boundary.add_statements(iam.PolicyStatement.from_json(statement))
-        for statement in data_access.statements(self.config.data_bound, stack.partition, sid="Bound"):
-            boundary.add_statements(iam.PolicyStatement.from_json(statement))
-        suppress(
-            boundary,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Permissions boundary of the per-Function data roles: the data locations the "
-                    "operator allows (context data_access, s3:// prefixes), and explicit denials of "
-                    "everything that is not S3 and of the stack bucket's control-plane prefixes.",
-                }
-            ],
-        )
-        return boundary
 
     def _worker_roles(
         self, stack: Stack, storage: Storage, state: State, image_build: ImageBuild

@@ -218,7 +218,7 @@ def test_compute_type_variants(synth, compute_type, cfn_type):
         (template,) = variant.template.find_resources("AWS::EC2::LaunchTemplate").values()
         data = template["Properties"]["LaunchTemplateData"]
         assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}
-        assert "--destination 169.254.169.254/32 --match owner --uid-owner 1000 --jump DROP" in json.dumps(
+        assert "--destination 169.254.169.254/32 --match owner --uid-owner 1000 --jump REJECT" in json.dumps(
             data["UserData"]
         )
 
