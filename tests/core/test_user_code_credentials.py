@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.credentials import ContainerProvider
-from botocore.exceptions import CredentialRetrievalError
+from botocore.exceptions import ClientError, CredentialRetrievalError
 from moto import mock_aws
 
 from geobatch_core.adapters.worker_roles import WorkerRoles, data_trust
@@ -144,6 +144,35 @@ def test_the_control_plane_makes_and_removes_both_roles_each_under_its_boundary(
             with pytest.raises(iam.exceptions.NoSuchEntityException):
                 iam.get_role(RoleName=name)
         roles.delete(FID)  # gone already: nothing to do
+
+
+class _NotPropagatedYet:
+    """moto's IAM, except that the first data role's trust naming a just-made worker role is refused
+    as IAM does until the new role has propagated ("Invalid principal in policy")."""
+
+    def __init__(self, iam):
+        self._iam, self.refused = iam, 0
+
+    def __getattr__(self, name):
+        return getattr(self._iam, name)
+
+    def create_role(self, **kwargs):
+        if "-data-" in kwargs["RoleName"] and not self.refused:
+            self.refused += 1
+            error = {"Error": {"Code": "MalformedPolicyDocument", "Message": "Invalid principal in policy"}}
+            raise ClientError(error, "CreateRole")
+        return self._iam.create_role(**kwargs)
+
+
+@pytest.mark.moto
+def test_a_trust_refused_while_the_worker_role_propagates_is_tried_again() -> None:
+    with mock_aws():
+        iam = _NotPropagatedYet(boto3.client("iam", region_name="us-west-2"))
+        slept: list[float] = []
+        roles = _roles(iam, sleep=slept.append)
+        made = roles.ensure(FUNCTION)
+        assert iam.refused == 1 and slept == [2.0]
+        assert iam.get_role(RoleName=roles.data_role_name(FID))["Role"]["Arn"] == made.data
 
 
 # --------------------------------------------------------------------------- the endpoint
