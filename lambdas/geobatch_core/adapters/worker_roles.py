@@ -120,7 +120,7 @@ class WorkerRoles:
         }
 
     def policy(self, function: Mapping[str, Any]) -> dict[str, Any]:
-        """The role's inline policy: this Function's resources, its declared data and nothing else
+        """The worker role's inline policy: this Function's resources and its data role, nothing else
         (pure; tested)."""
         fid = str(function["id"])
         objects = f"arn:{self._partition}:s3:::{self.bucket}"
@@ -179,7 +179,8 @@ class WorkerRoles:
                     "Action": ["sts:AssumeRole"],
                     "Resource": self.data_role_arn(fid),
                 },
-                *data_access.statements(function.get("data_access"), self._partition),
+                # No data_access statements: the worker parent reads and writes no user data; its
+                # user code does, with the data role.
             ],
         }
 
