@@ -69,7 +69,8 @@ image: $(STAMP)
 	IMAGE=$(or $(IMAGE),localhost/geobatch-worker:latest) bash scripts/build_image.sh $(REQUIREMENTS)
 
 ## Opt-in: builds the image with the k-means Function's requirements and runs a land-cover tile
-## job inside it, as its unprivileged user, against moto (about 10 min cold, 2-5 min warm).
+## job inside it, as its unprivileged user, against moto; then the worker-only image's packages,
+## user, containment and SIGTERM handling (tests/image; about 3 min warm, 20+ min rebuilding layers).
 rehearse-image: $(STAMP)
 	$(BIN)/pytest tests/image -m image -v $(PYTEST_ARGS)
 

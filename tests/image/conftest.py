@@ -17,6 +17,8 @@ from tests.image import containers
 from tests.image.harness import REPOSITORY
 from tests.infra import moto_resources
 
+_ALLOW_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -51,12 +53,23 @@ def moto_endpoint() -> Iterator[str]:
 def stack(moto_endpoint: str) -> dict[str, str]:
     """The stack's resources on moto; returns the control plane's environment (as the stack sets it)."""
     session = boto3.session.Session()
-    provision.create_tables(session.client("dynamodb"), "functions", "jobs")
+    dynamodb = session.client("dynamodb")
+    provision.create_tables(dynamodb, "functions", "jobs")
+    tables = {
+        name: dynamodb.describe_table(TableName=name)["Table"]["TableArn"] for name in ("functions", "jobs")
+    }
     provision.create_bucket(make_s3_client(session), "geobatch-bucket")
     iam = session.client("iam")
     roles = {
         name: iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         for name in ("worker", "worker-execution")
+    }
+    # With a permissions boundary the control plane makes each Function its worker role and its data
+    # role (the one its user code gets, served by the worker on loopback). moto does not enforce IAM
+    # here: what the roles allow is rehearsed in tests/rehearsal and tests/infra.
+    boundaries = {
+        name: iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(_ALLOW_S3))["Policy"]["Arn"]
+        for name in ("worker-boundary", "data-boundary")
     }
     session.client("ecr").create_repository(repositoryName=REPOSITORY.partition("/")[2])
     moto_resources.codebuild_project(session, "geobatch-images")
@@ -70,6 +83,10 @@ def stack(moto_endpoint: str) -> dict[str, str]:
         env.BATCH_JOB_DEFINITION_PREFIX: "geobatch",
         env.BATCH_PLATFORM: "FARGATE",
         env.WORKER_ROLE_ARN: roles["worker"],
+        env.WORKER_PERMISSIONS_BOUNDARY: boundaries["worker-boundary"],
+        env.WORKER_DATA_BOUNDARY: boundaries["data-boundary"],
+        env.FUNCTIONS_TABLE_ARN: tables["functions"],
+        env.JOBS_TABLE_ARN: tables["jobs"],
         env.WORKER_EXECUTION_ROLE_ARN: roles["worker-execution"],
         env.CODEBUILD_PROJECT: "geobatch-images",
         env.ECR_REPOSITORY_URI: REPOSITORY,

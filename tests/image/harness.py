@@ -48,9 +48,11 @@ def worker_job(job_definition_arn: str, job_queue: str) -> tuple[dict[str, Any],
     definition = batch.describe_job_definitions(jobDefinitions=[job_definition_arn])["jobDefinitions"][0]
     container = definition["containerProperties"]
     assert container["image"].startswith(REPOSITORY + ":")
-    submitted = batch.list_jobs(
+    listed = batch.list_jobs(
         jobQueue=job_queue, filters=[{"name": "JOB_DEFINITION", "values": [job_definition_arn]}]
     )["jobSummaryList"]
+    # (moto's ListJobs ignores the filter: the queue's other Functions' workers are left out here)
+    submitted = [job for job in listed if job.get("jobDefinition") == job_definition_arn]
     assert len(submitted) == 1, submitted  # the scaler started one worker (maximum_concurrency=1)
     return container, str(submitted[0]["jobId"])
 

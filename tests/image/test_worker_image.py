@@ -10,6 +10,9 @@ as the image's unprivileged user.
 
 Opt-in (marker ``image``, ``make rehearse-image``). Measured figures go to
 ``test-artifacts/image/kmeans.json``; the README's "worker image offline" paragraph quotes them.
+Last run here (1 December 2026, buildah on 2 loaded cores, Debian base cached, after merging the
+data role): build 63 s with cached layers (454 s for a new worker layer plus this Function's
+layer), image 728 MB, the tile job ``success`` with a valid fraction of 0.993.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import boto3
 import pytest
 
 from geobatch.bundle import make_bundle
-from geobatch.demo import DEMO_REQUIREMENTS
+from geobatch.demo import DEMO_REQUIREMENTS, demo_data_access
 from geobatch.landcover.job import classify_tile
 from geobatch.landcover.pipeline import DemoPlan, prepare_demo
 from geobatch.wire import env
@@ -85,6 +88,7 @@ def test_kmeans_tile_job_runs_inside_the_built_image(
         maximum_concurrency=1,
         retry_count=0,
         timeout=600,
+        data_access=demo_data_access(plan),  # what its data role allows (the demo's declaration)
     )
     function_id = functions.create_function(svc, ALICE, spec).function.id
     item = svc.functions.get(function_id)
