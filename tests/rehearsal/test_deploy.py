@@ -9,6 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from stacks.lambda_factory import PYTHON_VERSION
 from tests.rehearsal.bridges import BRIDGED_TYPES, BRIDGES
 
 # The first test of a session synthesizes (with bundling) and deploys: allow for a loaded machine.
@@ -46,7 +47,7 @@ def test_the_lambdas_run_the_uploaded_asset(cloud, stack, lambdas):
     packed = stack.asset_dir.parent / f"{stack.asset_dir.name}.rehearsal.zip"
     digest = base64.b64encode(hashlib.sha256(packed.read_bytes()).digest()).decode()
     for function in functions:
-        assert function.config["Runtime"] == "python3.11"
+        assert function.config["Runtime"] == f"python{PYTHON_VERSION}"
         assert function.config["CodeSha256"] == digest, function.config["FunctionName"]
         module = function.config["Handler"].rpartition(".")[0]
         assert (stack.asset_dir / (module.replace(".", "/") + ".py")).is_file()
