@@ -15,6 +15,7 @@ import pytest
 from geobatch.wire import env
 from tests import moto_transactions
 
+pytest_plugins = ["tests.xdist_groups"]  # which tests share an xdist worker (make test runs -n)
 moto_transactions.install()  # moto's transactions without whole-table copies (see the module)
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"

@@ -15,6 +15,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
+# Where a product call takes a time limit (``geobatch.local.start_background``: 60 s), tests pass this
+# one: long enough that only a start that hangs reaches it, even on 2 loaded cores running the suite
+# side by side (a local daemon starts in 2-20 s there), and short of the tests' pytest-timeout.
+GENEROUS_SECONDS = 240.0
 BOB = "arn:aws:iam::123456789012:user/bob"
 T = TypeVar("T")
 
