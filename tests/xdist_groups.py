@@ -13,7 +13,10 @@ The groups follow from what a test's fixtures share:
   ports, in a temporary home), so the local end-to-end tests spread over the workers. Within one
   worker they still run one at a time against that worker's local mode, as in a serial run.
 
-Tests with none of these run wherever a worker is free; the biggest groups are handed out first.
+Tests with none of these run wherever a worker is free. The longest work is handed out first, so
+that no long test starts last and runs alone at the end: groups and tests are ordered by the time
+they declare (the sum of their ``pytest.mark.timeout``, or pyproject's default, a rough measure of
+their length: the install check and the fault suite declare 900 s), longest first.
 
 How the groups reach the scheduler: xdist's own ``loadgroup`` reads an ``@group`` suffix that it
 writes into node ids, which pytest 9 no longer lets a plugin change (the suffix is silently lost
@@ -93,9 +96,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not hasattr(config, "workerinput") or not target:
         return
     groups = {item.nodeid: group for item in items if (group := group_of(item)) is not None}
+    _longest_first(config, items, groups)
     partial = Path(f"{target}.{config.workerinput['workerid']}")
     partial.write_text(json.dumps(groups))
     partial.replace(target)
+
+
+def _declared_seconds(config: pytest.Config, item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(config.getini("timeout") or 300)
+
+
+def _longest_first(config: pytest.Config, items: list[pytest.Item], groups: dict[str, str]) -> None:
+    """Reorder ``items`` (the same way on every worker): units (a group, or a test alone) by their
+    declared seconds, longest first; within a group, the tests keep their order."""
+    weight: dict[str, float] = {}
+    for item in items:
+        unit = groups.get(item.nodeid, item.nodeid)
+        weight[unit] = weight.get(unit, 0.0) + _declared_seconds(config, item)
+    position = {item.nodeid: n for n, item in enumerate(items)}
+    items.sort(
+        key=lambda i: (-weight[groups.get(i.nodeid, i.nodeid)], groups.get(i.nodeid, ""), position[i.nodeid])
+    )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -103,6 +127,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if not _distributing(config):
         return None
     from xdist.scheduler import LoadGroupScheduling
+
+    config.option.loadscopereorder = False  # the workers' order (longest first) is the order
 
     class GroupScheduling(LoadGroupScheduling):
         """``loadgroup`` with the groups the workers wrote (see the module's docstring)."""

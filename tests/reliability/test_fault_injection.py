@@ -144,7 +144,6 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     try:
         fleet.run_until(
             lambda: all(queue_settled(svc, f["id"]) for f in all_fns),
-            deadline=time.monotonic() + 600,  # generous: 2 shared cores are often busy
             tick=race,
         )
     finally:
@@ -233,7 +232,7 @@ def test_half_written_bulk_submission_is_completed_by_resending(fast_services: A
 
     fleet = Fleet(svc, plan, [function["id"]], per_function=2)
     try:
-        fleet.run_until(lambda: queue_settled(svc, function["id"]), deadline=time.monotonic() + 240)
+        fleet.run_until(lambda: queue_settled(svc, function["id"]))
     finally:
         fleet.stop()
     checked: Counter[str] = Counter()
@@ -280,7 +279,7 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     # Start again: the pending jobs run to the end.
     functions.update_function(svc, OWNER, fid, FunctionUpdate(status="ready"))
     try:
-        fleet.run_until(lambda: queue_settled(svc, fid), deadline=time.monotonic() + 240)
+        fleet.run_until(lambda: queue_settled(svc, fid))
     finally:
         fleet.stop()
     checked: Counter[str] = Counter()

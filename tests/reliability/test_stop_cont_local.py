@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 def beat(path, seconds):
     """Appends '<pid> <time>' ten times a second for ``seconds``: when, and in which process, the job ran."""
     import os
+    import time
 
     end = time.time() + seconds
     while time.time() < end:
