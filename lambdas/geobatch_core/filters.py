@@ -8,6 +8,7 @@ is what they see.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -169,11 +170,11 @@ def _term(term: Any, fields: dict[str, str], depth: int = 1) -> Predicate:
         return lambda r: _norm(r.get(name), kind) != val
     if val is None:
         raise errors.BadRequestError(f"filter '{op}' on {name} needs a value")
-    compare = {
-        "lt": lambda a, b: a < b,
-        "le": lambda a, b: a <= b,
-        "gt": lambda a, b: a > b,
-        "ge": lambda a, b: a >= b,
+    compare: Callable[[Any, Any], bool] = {
+        "lt": operator.lt,
+        "le": operator.le,
+        "gt": operator.gt,
+        "ge": operator.ge,
     }[op]
     return lambda r: (v := _norm(r.get(name), kind)) is not None and compare(v, val)
 

@@ -46,7 +46,9 @@ def expired(record: Mapping[str, Any], now_s: float) -> bool:
     return ttl is not None and int(ttl) < now_s
 
 
-def pending_request(scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int) -> dict:
+def pending_request(
+    scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int
+) -> dict[str, Any]:
     """The record an execution claims an Idempotency-Key with (every JobStore stores the same)."""
     return {
         "function_id": f"{layout.REQUEST_PARTITION_PREFIX}{scope}",

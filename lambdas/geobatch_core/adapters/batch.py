@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,6 +29,10 @@ from geobatch_core.adapters.aws_errors import ErrorMap, error_code
 from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.ports import Item
 from geobatch_core.services.pacing import SubmitPacer, submit_paced
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_batch.type_defs import JobSummaryTypeDef
 
 Platform = Literal["FARGATE", "EC2"]
 
@@ -77,7 +81,7 @@ class BatchExecutor:
 
     def __init__(
         self,
-        batch_client: Any,
+        batch_client: BatchClient,
         *,
         job_queue: str,
         job_definition_prefix: str,
@@ -146,14 +150,14 @@ class BatchExecutor:
             if "index" in array:  # a child listed on its own: its parent is counted instead
                 continue
             status = summary.get("status")
-            if status not in ACTIVE_STATUSES:
+            if status is None or status not in ACTIVE_STATUSES:
                 continue
             if "size" in array:
                 array_parents.append(summary["jobId"])
             else:
                 states[status] = states.get(status, 0) + 1
-        for status, count in self._active_children(array_parents).items():
-            states[status] = states.get(status, 0) + count
+        for child_status, count in self._active_children(array_parents).items():
+            states[child_status] = states.get(child_status, 0) + count
         return states
 
     def start_workers(self, function: Item, count: int) -> None:
@@ -271,7 +275,7 @@ class BatchExecutor:
         }
         return {"logDriver": "awslogs", "options": options}
 
-    def _list_worker_jobs(self, function_id: str) -> Iterator[dict[str, Any]]:
+    def _list_worker_jobs(self, function_id: str) -> Iterator[JobSummaryTypeDef]:
         """Every job of the Function in the queue (with a filter, Batch lists all statuses)."""
         try:
             paginator = self._batch.get_paginator("list_jobs")

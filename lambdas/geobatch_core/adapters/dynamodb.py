@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -17,6 +17,10 @@ from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, JobCounts, Key
 from geobatch_core.store import ABSENT, Increment, pending_request, resent_reference
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import KeysAndAttributesUnionTypeDef
 
 # A missing table is the stack's fault (not the caller's): a ServiceError, not a 404.
 ERRORS = ErrorMap(
@@ -139,7 +143,7 @@ class _Update:
 
 
 class DynamoFunctionStore:
-    def __init__(self, client: Any, table: str):
+    def __init__(self, client: DynamoDBClient, table: str):
         self._db = reachable(client, "DynamoDB")
         self._table = table
 
@@ -223,12 +227,12 @@ class DynamoFunctionStore:
 class DynamoJobStore:
     """Jobs, and their per-status counts moved in the same transaction (``dynamodb_counts``)."""
 
-    def __init__(self, client: Any, table: str):
+    def __init__(self, client: DynamoDBClient, table: str):
         self._db = reachable(client, "DynamoDB")
         self._table = table
 
     @property
-    def db(self) -> Any:
+    def db(self) -> DynamoDBClient:
         return self._db
 
     @property
@@ -343,7 +347,9 @@ class DynamoJobStore:
         existing: set[str] = set()
         keys = [self._key(i["function_id"], i["job_key"]) for i in items] if check_existing else []
         for start in range(0, len(keys), 100):
-            request = {self._table: {"Keys": keys[start : start + 100], "ProjectionExpression": "job_key"}}
+            request: Mapping[str, KeysAndAttributesUnionTypeDef] = {
+                self._table: {"Keys": keys[start : start + 100], "ProjectionExpression": "job_key"}
+            }
             while request:
                 try:
                     raw = self._db.batch_get_item(RequestItems=request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -24,6 +24,9 @@ from geobatch_core.adapters.dynamodb_counts import (
 from geobatch_core.ports import Item
 from geobatch_core.store import ABSENT
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 T = TypeVar("T")
 
 
@@ -31,7 +34,7 @@ class CountedStore(Protocol):
     """What the counted writes need of ``DynamoJobStore``."""
 
     @property
-    def db(self) -> Any: ...
+    def db(self) -> DynamoDBClient: ...
 
     @property
     def table(self) -> str: ...
