@@ -16,35 +16,22 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.adapters.sqlite.db import normalize
-from geobatch_core.ports import Item, JobCounts, Key, Message
-from geobatch_core.store import ABSENT, Increment, expired
-
-
-def _holds(item: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
-    for attr, val in expect.items():
-        options = list(val) if isinstance(val, list | tuple | set | frozenset) else [val]
-        present = attr in item
-        if not any(
-            (o is ABSENT and not present) or (o is not ABSENT and present and item[attr] == o)
-            for o in options
-        ):
-            return False
-    return True
+from geobatch_core.adapters.sqlite.db import apply_changes, holds, normalize
+from geobatch_core.ports import Item, JobCounts, JobWrite, Key, Message
+from geobatch_core.store import Increment, expired, reference_item, resent_reference
 
 
 def _apply(item: Item, changes: Mapping[str, Any]) -> None:
-    for attr, val in changes.items():
-        if val is None:
-            item.pop(attr, None)
-        elif isinstance(val, Increment):
-            item[attr] = item.get(attr, 0) + val.by
-        else:
-            item[attr] = normalize(copy.deepcopy(val))
+    """SQLite's ``apply_changes`` on an item held in memory: the values are copied in, as a store
+    that serializes them would."""
+    plain = (type(None), Increment)
+    apply_changes(
+        item, {k: v if isinstance(v, plain) else normalize(copy.deepcopy(v)) for k, v in changes.items()}
+    )
 
 
 class FakeFunctionStore:
@@ -71,7 +58,7 @@ class FakeFunctionStore:
         item = self.items.get(function_id)
         if item is None:
             raise errors.NotFoundError(f"Function {function_id} does not exist")
-        if not _holds(item, expect or {}):
+        if not holds(item, expect or {}):
             raise errors.ConflictError(f"Function {function_id}: expectation {dict(expect or {})} failed")
         _apply(item, changes)
         return copy.deepcopy(item)
@@ -183,22 +170,9 @@ class FakeJobStore:
         with self.lock:
             fresh = key not in self.items or expired(self.items[key], now_ms // 1000)
             if fresh:
-                self._add(
-                    key,
-                    {
-                        "function_id": function_id,
-                        "job_key": key[1],
-                        "created_ms": now_ms,
-                        "fingerprint": fingerprint,
-                        layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + layout.REFERENCE_TTL_SECONDS,
-                    },
-                )
-            item = self.items[key]
-            if fingerprint and item.get("fingerprint") not in ("", fingerprint):
-                raise errors.ConflictError(
-                    f"reference_id {reference_id!r} was already used for different jobs"
-                )
-            return int(item["created_ms"]), fresh
+                self._add(key, reference_item(function_id, reference_id, now_ms, fingerprint))
+                return now_ms, True
+            return resent_reference(self.items[key], function_id, reference_id, fingerprint), False
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         self.calls += (len(items) + 24) // 25
@@ -220,23 +194,15 @@ class FakeJobStore:
                 raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
             return copy.deepcopy(item)
 
-    def transition(
-        self,
-        function_id: str,
-        job_key: str,
-        *,
-        changes: Mapping[str, Any],
-        expect: Mapping[str, Any],
-        append_attempt: Mapping[str, Any] | None = None,
-        replace_last_attempt: Mapping[str, Any] | None = None,
-    ) -> Item | None:
+    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
         self.calls += 1
+        append_attempt, replace_last_attempt = write.get("append_attempt"), write.get("replace_last_attempt")
         with self.lock:
             item = self.items.get((function_id, job_key))
-            if item is None or not _holds(item, expect):
+            if item is None or not holds(item, write["expect"]):
                 return None
             old = item.get("status")
-            _apply(item, changes)
+            _apply(item, write["changes"])
             self._count(function_id, job_key, old, item.get("status"))
             if append_attempt is not None:
                 item.setdefault("attempts", []).append(

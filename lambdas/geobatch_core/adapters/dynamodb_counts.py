@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
 from geobatch_core import layout
+from geobatch_core.adapters.dynamodb_items import ERRORS, deserialize
 from geobatch_core.ports import JobCounts
 from geobatch_core.store import ABSENT
 
@@ -68,8 +69,6 @@ def transact(db: Any, items: list[dict[str, Any]], what: str) -> list[str] | Non
     """Run one transaction: None when it committed, else the cancellation reason of each item
     (at least one ``ConditionalCheckFailed``). Conflicts with a concurrent transaction on the
     same counter item, and throttling, are retried with jittered backoff."""
-    from geobatch_core.adapters.dynamodb import ERRORS  # the one mapping of DynamoDB errors
-
     for attempt in range(CONFLICT_RETRIES):
         try:
             db.transact_write_items(TransactItems=items)
@@ -124,8 +123,6 @@ def status_deltas(before: Iterable[str | None], after: Iterable[str | None]) -> 
 
 def read_counts(db: DynamoDBClient, table: str, function_id: str) -> JobCounts:
     """One Query of the Function's counter items (a few hundred bytes, whatever the job count)."""
-    from geobatch_core.adapters.dynamodb import ERRORS, deserialize
-
     kwargs: dict[str, Any] = {
         "TableName": table,
         "ConsistentRead": True,
@@ -183,8 +180,6 @@ def correct_counts(
 
 
 def delete_counts(db: DynamoDBClient, table: str, function_id: str) -> None:
-    from geobatch_core.adapters.dynamodb import ERRORS
-
     keys = [f"{layout.COUNT_KEY_PREFIX}{i:02d}" for i in range(layout.COUNT_SHARDS)]
     for start in range(0, len(keys), 25):
         requests: list[WriteRequestTypeDef] = [
