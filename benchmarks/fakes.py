@@ -21,7 +21,7 @@ from typing import Any, Unpack
 from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import apply_changes, holds, normalize
-from geobatch_core.ports import Item, JobCounts, JobWrite, Key, Message
+from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key, Message
 from geobatch_core.store import Increment, expired, reference_item, resent_reference
 
 
@@ -91,9 +91,6 @@ class FakeFunctionStore:
         if owner is not None:
             key["creation_date"] = last.get("creation_date", "")
         return page, key
-
-
-JOB_KEY_CEILING = "g"  # as in the DynamoDB adapter: job keys are hex, references sort after them
 
 
 class FakeJobStore:
@@ -216,31 +213,23 @@ class FakeJobStore:
                 attempts[index] = {k: v for k, v in replace_last_attempt.items() if v is not None}
             return copy.deepcopy(item)
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+        start, limit, projection = page["start"], page["limit"], page.get("projection")
         self.calls += 1
         with self.lock:
             keys = self._keys.get(function_id, [])
-            if newest_first:
-                end = bisect.bisect_left(keys, start["job_key"] if start else JOB_KEY_CEILING)
+            if page["newest_first"]:
+                end = bisect.bisect_left(keys, start["job_key"] if start else layout.JOB_KEY_CEILING)
                 keys = keys[max(0, end - limit - 1) : end][::-1]
             else:
                 begin = bisect.bisect_right(keys, start["job_key"]) if start else 0
-                end = bisect.bisect_left(keys, JOB_KEY_CEILING)
+                end = bisect.bisect_left(keys, layout.JOB_KEY_CEILING)
                 keys = keys[begin : min(end, begin + limit + 1)]
-            page = keys[:limit]
-            rows = [copy.deepcopy(self.items[(function_id, k)]) for k in page]
+            taken = keys[:limit]
+            rows = [copy.deepcopy(self.items[(function_id, k)]) for k in taken]
         if projection:
             rows = [{k: r[k] for k in projection if k in r} for r in rows]
-        last = {"function_id": function_id, "job_key": page[-1]} if len(keys) > limit else None
+        last = {"function_id": function_id, "job_key": taken[-1]} if len(keys) > limit else None
         return rows, last
 
     def query_index(

@@ -20,6 +20,9 @@ WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
 # per job that ended success, failure or timeout, and the ended job's last runtime in seconds.
 JOB_ENDED_METRICS = {"success": "JobsSucceeded", "failure": "JobsFailed", "timeout": "JobsTimedOut"}
 JOB_DURATION_METRIC = "JobDuration"
+# Job keys are hex; submission references ("ref#...") sort after this bound, so a listing of a
+# Function's jobs reads its key range below it.
+JOB_KEY_CEILING = "g"
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"

@@ -59,6 +59,19 @@ class JobWrite(TypedDict, total=False):
     replace_last_attempt: Mapping[str, Any] | None
 
 
+class JobPage(TypedDict, total=False):
+    """One page of a Function's jobs, as ``JobStore.query`` takes it (its keywords): after the
+    exclusive ``start`` key (None: from the first), at most ``limit`` jobs, in creation order or
+    newest first; only the ``projection`` attributes if given; ``consistent``: a strongly
+    consistent read, which sees every write acknowledged before it."""
+
+    start: Required[Key | None]
+    limit: Required[int]
+    newest_first: Required[bool]
+    projection: Sequence[str] | None
+    consistent: bool
+
+
 class JobStore(Protocol):
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
@@ -89,16 +102,7 @@ class JobStore(Protocol):
         """The conditional write ``write`` (see ``JobWrite``): the new item, or None when the
         condition failed."""
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
         """One page of a Function's jobs in creation order (``consistent``: a strongly consistent read,
         which sees every write that was acknowledged before it)."""
 

@@ -12,9 +12,9 @@ from geobatch_core import layout, schema
 from geobatch_core.adapters import dynamodb_counted as counted
 from geobatch_core.adapters import dynamodb_counts as counts
 from geobatch_core.adapters import dynamodb_requests as requests
-from geobatch_core.adapters.dynamodb_items import ERRORS, JOB_KEY_CEILING, Update, deserialize, serialize
+from geobatch_core.adapters.dynamodb_items import ERRORS, Update, deserialize, serialize
 from geobatch_core.adapters.reachable import reachable
-from geobatch_core.ports import Item, JobCounts, JobWrite, Key
+from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
 from geobatch_core.store import reference_item, resent_reference
 
 if TYPE_CHECKING:
@@ -218,30 +218,22 @@ class DynamoJobStore:
             raise ERRORS.error(exc, "change the job's state") from None
         return deserialize(raw["Attributes"])
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "ConsistentRead": consistent,
+            "ConsistentRead": page.get("consistent", False),
             "KeyConditionExpression": "#f = :f AND #k < :c",
             "ExpressionAttributeNames": {"#f": "function_id", "#k": "job_key"},
-            "ExpressionAttributeValues": {":f": {"S": function_id}, ":c": {"S": JOB_KEY_CEILING}},
-            "ScanIndexForward": not newest_first,
-            "Limit": limit,
+            "ExpressionAttributeValues": {":f": {"S": function_id}, ":c": {"S": layout.JOB_KEY_CEILING}},
+            "ScanIndexForward": not page["newest_first"],
+            "Limit": page["limit"],
         }
+        projection = page.get("projection")
         if projection:
             names = {f"#p{i}": p for i, p in enumerate(projection)}
             kwargs["ExpressionAttributeNames"].update(names)
             kwargs["ProjectionExpression"] = ", ".join(names)
-        return self._query_page(kwargs, start)
+        return self._query_page(kwargs, page["start"])
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
         counted.delete_counted(self, keys)

@@ -30,7 +30,6 @@ ERRORS = ErrorMap(
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
 
 
 def _to_dynamo(value: Any) -> Any:

@@ -13,10 +13,9 @@ from typing import Any, Unpack
 from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import VERSION_ROW, Database, apply_changes, dumps, field, holds, loads
-from geobatch_core.ports import Item, JobCounts, JobWrite, Key
+from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
 from geobatch_core.store import expired, pending_request, reference_item, resent_reference
 
-JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
 _OLDEST_FIRST = (
     "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key > ? ORDER BY job_key LIMIT ?"
 )
@@ -216,22 +215,15 @@ class SqliteJobStore:
             )
         return loads(text)
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,  # every SQLite read sees every committed write
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+        # Every SQLite read sees every committed write: ``consistent`` changes nothing.
+        start, limit, projection = page["start"], page["limit"], page.get("projection")
         after = (start or {}).get("job_key")
-        if newest_first:
-            sql, bound = _NEWEST_FIRST, after if after is not None else JOB_KEY_CEILING
+        if page["newest_first"]:
+            sql, bound = _NEWEST_FIRST, after if after is not None else layout.JOB_KEY_CEILING
         else:
             sql, bound = _OLDEST_FIRST, after if after is not None else ""
-        rows = self._db.read().execute(sql, (function_id, JOB_KEY_CEILING, bound, limit)).fetchall()
+        rows = self._db.read().execute(sql, (function_id, layout.JOB_KEY_CEILING, bound, limit)).fetchall()
         items = [loads(r[0]) for r in rows]
         last = {"function_id": function_id, "job_key": items[-1]["job_key"]} if len(items) == limit else None
         if projection:
