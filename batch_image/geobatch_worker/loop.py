@@ -113,7 +113,9 @@ class Worker(Heartbeat):
         except errors.NotFoundError:
             log.info("Function %s is gone; nothing to do", self.config.function_id)
             return self.stats
-        contained = Containment(self._function, os.environ, workdir=self._workdir.name)
+        contained = Containment(
+            self._function, os.environ, workdir=self._workdir.name, worker_id=self.config.worker_id
+        )
         self._runner = Runner(
             self._unpack_bundle(),
             self._function["entrypoint"],

@@ -140,6 +140,7 @@ def worker_roles(session: Any, environ: Mapping[str, str]) -> Any:
         functions_table_arn=environ[env.FUNCTIONS_TABLE_ARN],
         jobs_table_arn=environ[env.JOBS_TABLE_ARN],
         bucket=environ[env.BUCKET],
+        data_boundary_arn=environ.get(env.WORKER_DATA_BOUNDARY),
     )
 
 

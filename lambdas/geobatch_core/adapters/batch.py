@@ -112,9 +112,14 @@ class BatchExecutor:
     def register(self, function: Item) -> Mapping[str, Any]:
         """Register (a new revision of) the Function's job definition; returns its ARN."""
         name = layout.job_definition_name(self.job_definition_prefix, function["id"])
-        role_arn = self.roles.ensure(function) if self.roles is not None else self.worker_role_arn
+        roles = self.roles.ensure(function) if self.roles is not None else None
+        request = self.job_definition(
+            function,
+            role_arn=roles.worker if roles is not None else self.worker_role_arn,
+            data_role_arn=roles.data if roles is not None else None,
+        )
         try:
-            response = self._batch.register_job_definition(**self.job_definition(function, role_arn=role_arn))
+            response = self._batch.register_job_definition(**request)
         except (ClientError, BotoCoreError) as exc:
             raise BATCH_ERRORS.error(exc, f"registering job definition {name}") from exc
         return {"job_definition_arn": response["jobDefinitionArn"]}
@@ -215,8 +220,11 @@ class BatchExecutor:
 
     # ------------------------------------------------------------------ helpers
 
-    def job_definition(self, function: Item, *, role_arn: str | None = None) -> dict[str, Any]:
-        """The ``register_job_definition`` request of a Function (pure; the tests check it)."""
+    def job_definition(
+        self, function: Item, *, role_arn: str | None = None, data_role_arn: str | None = None
+    ) -> dict[str, Any]:
+        """The ``register_job_definition`` request of a Function (pure; the tests check it).
+        ``data_role_arn``: the role the worker assumes for its user code (``WorkerRoles``)."""
         function_id = str(function["id"])
         region = str(self._batch.meta.region_name)
         environment = {
@@ -227,6 +235,8 @@ class BatchExecutor:
             env.WORKER_QUEUE_URL: str(function["queue_url"]),
             env.WORKER_MEMORY_LIMIT_MB: str(int(function["memory"])),
         }
+        if data_role_arn:
+            environment[env.WORKER_DATA_ROLE_ARN] = data_role_arn
         cpus = float(function["cpus"])
         vcpu = f"{cpus:g}" if self.platform == "FARGATE" else str(max(1, math.ceil(cpus)))
         container: dict[str, Any] = {
