@@ -244,7 +244,7 @@ def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(
 
     fn = make(made, local_api, flaky, retry_count=0, maximum_concurrency=4)
     fn.map([(-i if i % 5 == 0 else i,) for i in range(1, 26)])  # 5 failures of 25
-    fn.wait_for_completion(timeout=180, interval=1)
+    fn.wait_for_completion(interval=1)
     open_function(page, monitor, fn)
     info = page.locator("#page-info")
     expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2", timeout=20_000)
@@ -358,7 +358,7 @@ def test_polls_slowly_what_cannot_change_and_deletes_all_matching(
     made.append(broken)
     jobs = broken.map([(i,) for i in range(3)])  # accepted while it builds; they wait
     with contextlib.suppress(gb.GeoBatchError):
-        broken.wait_for_completion(timeout=120, interval=1)
+        broken.wait_for_completion(interval=1)
     assert gb.Function.get(broken.id, client=local_api).status == "build_failed"
     row = open_function(page, monitor, broken)
     row.locator("span.status-build_failed").wait_for(timeout=30_000)
