@@ -11,7 +11,9 @@ import time
 from typing import Any
 
 
-def classify_tile(tile_key: str, product_id: str, model_uri: str, items_uri: str, bucket: str) -> dict:
+def classify_tile(
+    tile_key: str, product_id: str, model_uri: str, items_uri: str, bucket: str
+) -> dict[str, Any]:
     """GeoBatch job entry point: classify one DL tile and publish it (see :func:`run_tile`)."""
     from geobatch.landcover.job import run_tile
 
