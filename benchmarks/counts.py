@@ -92,7 +92,7 @@ def moto_read(n: int) -> dict[str, Any]:
 
 
 def _typed(item: dict[str, Any]) -> dict[str, Any]:
-    from geobatch_core.adapters.dynamodb import serialize
+    from geobatch_core.adapters.dynamodb_items import serialize
 
     return serialize(item)
 
@@ -100,7 +100,7 @@ def _typed(item: dict[str, Any]) -> dict[str, Any]:
 def fake_read(n: int) -> dict[str, Any]:
     from fakes import FakeJobStore
 
-    from geobatch_core.adapters.dynamodb import serialize
+    from geobatch_core.adapters.dynamodb_items import serialize
 
     store = FakeJobStore()
     for start in range(0, n, 10_000):

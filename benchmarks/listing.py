@@ -20,7 +20,7 @@ from _common import ALICE, aws_test_env, table
 from dynamo_size import item_size, read_units
 from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
 
-from geobatch_core.adapters.dynamodb import serialize
+from geobatch_core.adapters.dynamodb_items import serialize
 from geobatch_core.services import jobs as job_service
 from geobatch_core.services.context import Services
 

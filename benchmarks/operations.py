@@ -15,7 +15,7 @@ from listing import NoWorkers, job_items
 from prices import price
 
 from geobatch.wire.models import JobQuery
-from geobatch_core.adapters.dynamodb import serialize
+from geobatch_core.adapters.dynamodb_items import serialize
 from geobatch_core.services import operations
 from geobatch_core.services.context import Services
 

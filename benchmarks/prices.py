@@ -18,6 +18,10 @@ PRICES: dict[str, tuple[float, str]] = {
     "lambda_request": (0.20 / 1e6, "Lambda invocation (x86)"),
     "lambda_gb_s": (0.0000166667, "Lambda GB-second (x86)"),
     "apigw_rest_request": (3.50 / 1e6, "API Gateway REST API request (first 333 M/month)"),
+    # CloudWatch: as known from its pricing page in 2025 (standard tier), not re-read with the rest.
+    "cloudwatch_request": (0.01 / 1e3, "CloudWatch API request, e.g. PutMetricData (first 1 M/month free)"),
+    # Prorated by the hour: a metric costs only in the hours it receives data (first 10,000 metrics).
+    "cloudwatch_metric_month": (0.30, "CloudWatch custom metric-month (a name + dimension values)"),
 }
 
 

@@ -7,7 +7,8 @@ and operation with a botocore ``before-call`` hook on the boto3 session all stor
 
 1. submit — ``services.jobs.submit_jobs`` once per 1,000 jobs (what one ``POST /jobs/bulk`` does);
 2. run — the real ``Worker`` (``geobatch_worker.loop``) in this process until the queue is drained
-   (a no-op function returning a small value), heartbeats and Function checks included;
+   (a no-op function returning a small value), heartbeats, Function checks and its job metrics
+   (CloudWatch PutMetricData, one per worker-minute with ended jobs and one at exit) included;
 3. wait — one ``wait_for_completion`` poll (``get_function(statistics=True)``), the one that sees
    the run is done;
 4. fetch — the results the way ``Function.iter_results`` gets them: ``list_jobs`` pages of
@@ -16,7 +17,8 @@ and operation with a botocore ``before-call`` hook on the boto3 session all stor
 DynamoDB request units are computed from item sizes (``dynamo_size.py``, AWS's rules) on a shadow
 copy of each item's size, since moto does not report consumed capacity. Prices: ``prices.py``.
 The naive design (one PutItem, SendMessage, S3 PUT each for result and log, a status index,
-one API call per job) is a model, printed beside it.
+one API call per job) is a model, printed beside it; it publishes no job metrics (as before they
+were counted here: a PutMetricData per job would add $10 per million jobs to it).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def naive_model(jobs: int) -> dict[str, float]:
         "sqs_units": 3 * jobs,
         "s3_put": 2 * jobs,
         "s3_get": 1 * jobs,
+        "cw_put": 0,  # no job metrics in the model
         "api_calls": 2 * jobs,
         "lambda_gb_s": 2 * jobs * API_LAMBDA_GB * (LAMBDA_BASE_MS + 2 * AWS_CALL_MS) / 1000,
     }
@@ -85,6 +88,7 @@ def cost(d: dict[str, float]) -> dict[str, float]:
         "SQS": d["sqs_units"] * price("sqs_request"),
         "S3 PUT": d["s3_put"] * price("s3_put"),
         "S3 GET": d["s3_get"] * price("s3_get"),
+        "CloudWatch PutMetricData": d["cw_put"] * price("cloudwatch_request"),
         "Lambda requests": d["api_calls"] * price("lambda_request")
         + d.get("scaler_invocations", 0) * price("lambda_request"),
         "Lambda GB-s": d["lambda_gb_s"] * price("lambda_gb_s"),
@@ -113,6 +117,7 @@ def measure(n: int) -> Run:
     from geobatch_core.adapters.environment import provisioned_stores
     from geobatch_core.services import functions as function_service
     from geobatch_core.services.context import Settings
+    from geobatch_worker.metrics import JobMetrics, cloudwatch_client
 
     meter = Meter()
     scaler_invocations = 0
@@ -138,7 +143,7 @@ def measure(n: int) -> Run:
         submit(meter, svc, fn["id"], n)
 
         meter.phase = "run"
-        worker = _common.bench_worker(svc, fn)
+        worker = _common.bench_worker(svc, fn, metrics=JobMetrics(cloudwatch_client(session)))
         t0 = time.perf_counter()
         stats = worker.run()
         run_seconds = time.perf_counter() - t0
@@ -271,6 +276,15 @@ def measured_units(run: Run, aws_total: int) -> dict[str, float]:
         for (ph, s, op), c in meter.requests.items()
         if ph in phases and s == "s3" and op in ("GetObject", "HeadObject")
     )
+    cw_put = sum(
+        c
+        for (ph, s, op), c in meter.requests.items()
+        if ph in phases and s == "cloudwatch" and op == "PutMetricData"
+    )
+    print(
+        f"\nJob metrics in this run: {cw_put} PutMetricData (one per worker-minute in which a job ended, plus one"
+        f" at exit; the worker ran {run.run_seconds:.0f} s). benchmarks/worker_metrics.py has the cost by job length."
+    )
     lambda_gb_s = sum(
         API_LAMBDA_GB * (LAMBDA_BASE_MS + AWS_CALL_MS * calls) / 1000 for calls in meter.api_aws_calls
     )
@@ -282,6 +296,7 @@ def measured_units(run: Run, aws_total: int) -> dict[str, float]:
         "sqs_units": sqs_units,
         "s3_put": s3_put,
         "s3_get": s3_get,
+        "cw_put": cw_put,
         "api_calls": sum(meter.api_calls.values()),
         "lambda_gb_s": lambda_gb_s,
         "scaler_invocations": run.scaler_invocations,

@@ -11,6 +11,7 @@ SCRIPTS = [
     "requests_per_job.py",
     "submission.py",
     "worker_overhead.py",
+    "worker_metrics.py",
     "local_throughput.py",
     "local_submission.py",
     "counts.py",

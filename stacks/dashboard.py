@@ -1,9 +1,11 @@
 """The rows of the GeoBatch CloudWatch dashboard, each a function of what it plots.
 
-Job metrics have a ``function_id`` dimension (and Powertools' ``service`` dimension on the control
-plane's), so the widgets aggregate them with SEARCH expressions that match any dimension set. The
-API publishes ``JobsSubmitted`` into ``GeoBatch``; the workers publish the ended jobs and their
-duration into ``layout.WORKER_METRICS_NAMESPACE`` (``geobatch_worker/metrics.py``).
+The control plane's metrics have a ``function_id`` dimension and Powertools' ``service`` dimension,
+so their widgets aggregate them with SEARCH expressions that match any dimension set. The API
+publishes ``JobsSubmitted`` into ``GeoBatch``; the workers publish the ended jobs and their duration
+into ``layout.WORKER_METRICS_NAMESPACE`` with ``function_id`` as their one dimension
+(``geobatch_worker/metrics.py``), as statistic sets: their widgets search exactly that schema and ask
+only the statistics CloudWatch derives from statistic sets (no percentiles).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "queues_row",
     "search",
     "total",
+    "worker_metric",
 ]
 
 PERIOD = Duration.minutes(5)
@@ -58,31 +61,44 @@ def per_function(
     return cw.MathExpression(expression=search(metric, stat, namespace=namespace), label=label, period=PERIOD)
 
 
+def worker_metric(metric: str, stat: str) -> str:
+    """A SEARCH over a worker metric (one line per Function), exactly as the workers publish it:
+    its namespace, its one dimension, a statistic that statistic sets have."""
+    if metric not in layout.worker_metric_names() or stat not in layout.WORKER_METRICS_STATISTICS:
+        raise ValueError(f"workers publish no {stat} of {metric!r} (geobatch_worker/metrics.py)")
+    schema = f"{{{layout.WORKER_METRICS_NAMESPACE},{layout.WORKER_METRICS_DIMENSION}}}"
+    return f"SEARCH('{schema} MetricName=\"{metric}\"', '{stat}', {int(PERIOD.to_seconds())})"
+
+
 def jobs_row() -> Row:
     """Jobs submitted (by the API) and ended (by the workers, in their own namespace), and how long
     the ended jobs ran."""
-    workers = layout.WORKER_METRICS_NAMESPACE
     ended = layout.JOB_ENDED_METRICS
     duration = layout.JOB_DURATION_METRIC
+
+    def ended_total(status: str, label: str) -> cw.MathExpression:
+        return cw.MathExpression(
+            expression=f"SUM({worker_metric(ended[status], 'Sum')})", label=label, period=PERIOD
+        )
+
+    def per_function_duration(stat: str, label: str) -> cw.MathExpression:
+        return cw.MathExpression(expression=worker_metric(duration, stat), label=label, period=PERIOD)
+
     return [
         cw.GraphWidget(
             title="Jobs (all Functions)",
             width=WIDTH,
             left=[
                 total("JobsSubmitted", "submitted"),
-                total(ended["success"], "succeeded", namespace=workers),
-                total(ended["failure"], "failed", namespace=workers),
-                total(ended["timeout"], "timed out", namespace=workers),
+                ended_total("success", "succeeded"),
+                ended_total("failure", "failed"),
+                ended_total("timeout", "timed out"),
             ],
         ),
         cw.GraphWidget(
-            title="Job duration percentiles (s) per Function",
+            title="Job duration (s) per Function: average and longest",
             width=WIDTH,
-            left=[
-                per_function(duration, "p50", "p50", namespace=workers),
-                per_function(duration, "p90", "p90", namespace=workers),
-                per_function(duration, "p99", "p99", namespace=workers),
-            ],
+            left=[per_function_duration("Average", "average"), per_function_duration("Maximum", "longest")],
         ),
     ]
 

@@ -24,6 +24,7 @@ from constructs import Construct
 
 from geobatch.wire import data_access
 from geobatch_core import layout
+from stacks import worker_iam
 from stacks.config import GeoBatchConfig
 from stacks.image_build import ImageBuild
 from stacks.lambda_factory import LambdaFactory, retention
@@ -124,11 +125,15 @@ class Execution(Construct):
             resource_name=f"{self.worker_logs.log_group_name}:log-stream:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
-        # Per-Function worker roles live under this path and name prefix (layout of WorkerRoles).
+        # Per-Function worker and data roles live under this path and these name prefixes (WorkerRoles).
         self.worker_role_arn_pattern = stack.format_arn(
             service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-fn-*"
         )
+        self.data_role_arn_pattern = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"geobatch/{prefix}-data-*"
+        )
+        self.worker_boundary, self.execution_role = self._worker_roles(stack, storage, state, image_build)
+        self.data_boundary = worker_iam.data_boundary(self, config, storage)
 
     def _scaler(
         self,
@@ -271,33 +276,13 @@ class Execution(Construct):
                 resources=["*"],
             )
         )
-        # Worker roles, one per Function: created only under the worker boundary, so the control plane
-        # cannot mint a broader role.
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:CreateRole", "iam:PutRolePolicy"],
-                resources=[self.worker_role_arn_pattern],
-                conditions={
-                    "StringEquals": {"iam:PermissionsBoundary": self.worker_boundary.managed_policy_arn}
-                },
-            )
-        )
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:GetRole", "iam:TagRole", "iam:DeleteRolePolicy", "iam:DeleteRole"],
-                resources=[self.worker_role_arn_pattern],
-            )
-        )
-        principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.worker_role_arn_pattern, self.execution_role.role_arn],
-                conditions={
-                    "StringEquals": {
-                        "iam:PassedToService": ["batch.amazonaws.com", "ecs-tasks.amazonaws.com"]
-                    }
-                },
-            )
+        worker_iam.grant_role_management(
+            principal,
+            worker_roles=self.worker_role_arn_pattern,
+            worker_boundary=self.worker_boundary,
+            data_roles=self.data_role_arn_pattern,
+            data_boundary=self.data_boundary,
+            execution_role=self.execution_role,
         )
         if isinstance(grantee, Construct):
             suppress(
@@ -312,7 +297,8 @@ class Execution(Construct):
                             "batch:ListJobs/DescribeJobs and X-Ray support no resource-level permissions; "
                             "TerminateJob needs job/* (job ids are random); worker roles are created per "
                             "Function at runtime under role/geobatch/<prefix>-fn-*, only with the worker "
-                            "permissions boundary."
+                            "permissions boundary, and data roles under role/geobatch/<prefix>-data-*, only "
+                            "with the data boundary."
                         ),
                     }
                 ],
@@ -372,6 +358,7 @@ class Execution(Construct):
             vpc=self.vpc,
             vpc_subnets=subnets,
             security_groups=[self.security_group],
+            launch_template=worker_iam.instance_template(self),
             spot=spot,
             minv_cpus=0,
             maxv_cpus=config.max_vcpus,
@@ -430,6 +417,8 @@ class Execution(Construct):
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": layout.WORKER_METRICS_NAMESPACE}},
             ),
+            # The worker hands its user code the Function's data role, and nothing else of STS.
+            iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[self.data_role_arn_pattern]),
         )
         # The operator's data bound (cdk.json "data_access"): the most any Function may declare; the API
         # refuses a declaration outside it at save time, this makes IAM refuse it too.
@@ -455,7 +444,8 @@ class Execution(Construct):
                 "Function's queue, items and keys): SQS scoped to the stage's queue prefix, S3 to the "
                 "bundles/, args/ (read) and results/, logs/ (write) prefixes, and to the data locations "
                 "the operator allows (context data_access, s3:// prefixes); PutMetricData supports no "
-                "resource, it is limited to the workers' own namespace by condition.",
+                "resource, it is limited to the workers' own namespace by condition; sts:AssumeRole of "
+                "the stage's data roles (role/geobatch/<prefix>-data-*, created at runtime).",
             ),
             (
                 execution,

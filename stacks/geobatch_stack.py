@@ -73,6 +73,7 @@ class GeoBatchStack(Stack):
             env.BATCH_JOB_QUEUE: execution.job_queue.job_queue_arn,
             env.BATCH_JOB_DEFINITION_PREFIX: self.config.name_prefix,
             env.WORKER_PERMISSIONS_BOUNDARY: execution.worker_boundary.managed_policy_arn,
+            env.WORKER_DATA_BOUNDARY: execution.data_boundary.managed_policy_arn,
             env.FUNCTIONS_TABLE_ARN: self.state.functions.table_arn,
             env.JOBS_TABLE_ARN: self.state.jobs.table_arn,
             env.WORKER_EXECUTION_ROLE_ARN: execution.execution_role.role_arn,

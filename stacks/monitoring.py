@@ -1,10 +1,11 @@
 """Monitoring: the CloudWatch dashboard a GeoBatch operator opens, alarms, and the alarm topic.
 
-Job metrics are EMF metrics with a ``function_id`` dimension; the dashboard's rows are in
-``stacks/dashboard.py``. Alarms cannot use SEARCH; the DLQ alarm therefore uses a Metrics Insights
-query over ``DeadLetterMessages``, which the scaler publishes every minute. Alarms read only the
-control plane's namespace: workers (and the user code running with their roles) may write metrics
-only into ``layout.WORKER_METRICS_NAMESPACE``.
+The control plane's metrics are Powertools EMF (Lambda extracts them) and the workers' job metrics
+are PutMetricData from the worker (``geobatch_worker/metrics.py``), both with a ``function_id``
+dimension; the dashboard's rows are in ``stacks/dashboard.py``. Alarms cannot use SEARCH; the DLQ
+alarm therefore uses a Metrics Insights query over ``DeadLetterMessages``, which the scaler
+publishes every minute. Alarms read only the control plane's namespace: workers may write metrics
+only into ``layout.WORKER_METRICS_NAMESPACE``, and user code (its data role) none at all.
 """
 
 from __future__ import annotations

@@ -14,10 +14,17 @@ def main() -> int:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    environ = os.environ
+    if not environ.get(env.LOCAL_STATE):  # AWS: the task role's credentials out of user code's sight
+        from geobatch_worker.credentials import hide_task_credentials
+
+        hide_task_credentials(environ)  # re-executes this process once (returns in the new one)
+    import boto3
+
     from geobatch_core.adapters.environment import settings_from_env, stores_from_env
     from geobatch_worker.loop import Worker, WorkerConfig
+    from geobatch_worker.metrics import JobMetrics, cloudwatch_client
 
-    environ = os.environ
     memory = environ.get(env.WORKER_MEMORY_LIMIT_MB)
     config = WorkerConfig(
         function_id=environ[env.WORKER_FUNCTION_ID],
@@ -31,9 +38,18 @@ def main() -> int:
         poll_seconds=int(environ.get(env.WORKER_POLL_SECONDS, "20")),
         memory_limit_mb=float(memory) if memory else None,
     )
-    functions, jobs, queue, blobs = stores_from_env(environ)
+    session = boto3.session.Session()
+    functions, jobs, queue, blobs = stores_from_env(environ, session)
+    # The job metrics go to CloudWatch; in local mode to local mode's moto (AWS_ENDPOINT_URL), which
+    # accepts them like CloudWatch, so the worker runs the same code there (nothing plots them).
     worker = Worker(
-        config, functions=functions, jobs=jobs, queue=queue, blobs=blobs, settings=settings_from_env(environ)
+        config,
+        functions=functions,
+        jobs=jobs,
+        queue=queue,
+        blobs=blobs,
+        settings=settings_from_env(environ),
+        metrics=JobMetrics(cloudwatch_client(session)),
     )
     worker.install_signal_handlers()
     stats = worker.run()

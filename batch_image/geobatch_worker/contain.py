@@ -4,7 +4,8 @@ Two layers, both applied before user code runs:
 
 - **Environment**: the child gets the worker's environment without the control plane's names
   (``GEOBATCH_*``: tables, bucket, queue, local state file); in local mode also without the local
-  S3's address and keys, which it replaces by the Function's gate (``s3gate``).
+  S3's address and keys, which it replaces by the Function's gate (``s3gate``); in AWS without the
+  task role's credentials, which it replaces by the Function's data role (``credentials``).
 - **File system** (Linux user + mount namespaces, no root needed): the environments user code
   runs in (the Function's virtualenv, the GeoBatch installation's site-packages and source roots)
   are mounted read-only, and local mode's state (SQLite file, objects, logs) is covered by empty
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from geobatch.wire import env
+from geobatch_worker import credentials
 from geobatch_worker.s3gate import S3Gate
 
 CLONE_NEWNS = 0x00020000
@@ -87,11 +89,15 @@ def code_paths() -> list[str]:
 
 
 class Containment:
-    """What one worker's user-code children get: their environment, what they seal, the S3 gate."""
+    """What one worker's user-code children get: their environment, what they seal, and who answers
+    their AWS requests (local mode: the S3 gate; AWS: the data role's credentials endpoint)."""
 
-    def __init__(self, function: Mapping[str, Any], environ: Mapping[str, str], *, workdir: str):
+    def __init__(
+        self, function: Mapping[str, Any], environ: Mapping[str, str], *, workdir: str, worker_id: str = ""
+    ):
         home = local_home(environ)
         self.gate: S3Gate | None = None
+        self.credentials: credentials.CredentialServer | None = None
         if home is not None:
             undumpable()  # this worker's environment names local S3 and the state file
         if home is not None and environ.get(env.AWS_ENDPOINT_URL):
@@ -99,6 +105,12 @@ class Containment:
                 environ[env.AWS_ENDPOINT_URL], function.get("data_access"), environ.get(env.BUCKET, "")
             )
         self.environ = child_environ(environ, gate_url=self.gate.url if self.gate else None)
+        if home is None:  # AWS: the data role in place of the task role (credentials.py)
+            self.environ = credentials.child_environ(self.environ)
+            self.credentials, names = credentials.serve_data_role(
+                environ.get(env.WORKER_DATA_ROLE_ARN), str(function.get("id", "")), worker_id
+            )
+            self.environ.update(names)
         self.environ["HOME"] = workdir if home is not None else self.environ.get("HOME", workdir)
         cwd = os.getcwd()
         # Local mode only: in the image, user code runs as a user that cannot write the environment.
@@ -111,6 +123,8 @@ class Containment:
     def close(self) -> None:
         if self.gate is not None:
             self.gate.close()
+        if self.credentials is not None:
+            self.credentials.close()
 
 
 def _roots() -> set[str]:

@@ -43,7 +43,7 @@ from geobatch_worker.held import HeldMessages
 from geobatch_worker.jobrun import job_environment, outcome_of, settle
 from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
-from geobatch_worker.metrics import emit_job_metrics
+from geobatch_worker.metrics import JobMetrics
 from geobatch_worker.runner import LOST, Runner
 from geobatch_worker.support import TRANSIENT, retry, unpack_bundle
 
@@ -60,6 +60,7 @@ class Worker(Heartbeat):
         queue: Queue,
         blobs: BlobStore,
         settings: Settings,
+        metrics: JobMetrics | None = None,
     ):
         self.config = config
         self.functions = functions
@@ -68,6 +69,8 @@ class Worker(Heartbeat):
         self.blobs = blobs
         self.settings = settings
         self.stats = WorkerStats()
+        # The job metrics (published to CloudWatch by a thread of their own); none when not given.
+        self.metrics = metrics if metrics is not None else JobMetrics(None)
         self.stopping = threading.Event()
         self._held = HeldMessages(queue, config.queue_url, settings.lost_worker_seconds)
         self._current: tuple[str, Message] | None = None
@@ -80,7 +83,7 @@ class Worker(Heartbeat):
         self._lifetime_share = random.uniform(0.9, 1.0)  # nosec B311
 
     @classmethod
-    def for_services(cls, config: WorkerConfig, svc: Services) -> Worker:
+    def for_services(cls, config: WorkerConfig, svc: Services, metrics: JobMetrics | None = None) -> Worker:
         """A worker on the state ports of ``svc`` (local mode, tests and benchmarks)."""
         return cls(
             config,
@@ -89,6 +92,7 @@ class Worker(Heartbeat):
             queue=svc.queue,
             blobs=svc.blobs,
             settings=svc.settings,
+            metrics=metrics,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -109,7 +113,9 @@ class Worker(Heartbeat):
         except errors.NotFoundError:
             log.info("Function %s is gone; nothing to do", self.config.function_id)
             return self.stats
-        contained = Containment(self._function, os.environ, workdir=self._workdir.name)
+        contained = Containment(
+            self._function, os.environ, workdir=self._workdir.name, worker_id=self.config.worker_id
+        )
         self._runner = Runner(
             self._unpack_bundle(),
             self._function["entrypoint"],
@@ -122,13 +128,17 @@ class Worker(Heartbeat):
         )
         heartbeat = threading.Thread(target=self._heartbeat, daemon=True)
         heartbeat.start()
+        self.metrics.start()
         try:
             self._loop()
         finally:
             self.stopping.set()
-            self._runner.close()
-            contained.close()
-            self._workdir.cleanup()
+            try:
+                self._runner.close()
+                contained.close()
+                self._workdir.cleanup()
+            finally:
+                self.metrics.close()  # every job is settled by now: the last flush delays none
         return self.stats
 
     def _unpack_bundle(self) -> str:
@@ -311,5 +321,5 @@ class Worker(Heartbeat):
         if not isinstance(action, Stale):
             live.discard()
         if isinstance(action, Ack):  # the job ended: its reason is the status it ended in
-            emit_job_metrics(self.config.function_id, action.reason, outcome.runtime)
+            self.metrics.record(self.config.function_id, action.reason, outcome.runtime)
         return action

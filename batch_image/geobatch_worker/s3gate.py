@@ -22,8 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from geobatch.wire import data_access
 
-# The control plane's own prefixes in its bucket (geobatch_core.layout): never a job's to touch.
-STATE_PREFIXES = ("bundles/", "builds/", "args/", "results/", "logs/")
+STATE_PREFIXES = data_access.STATE_PREFIXES  # the control plane's own: never a job's to touch
 # Query parameters of a plain ListObjects(V2) request; anything else on a bucket is refused.
 LIST_PARAMS = {
     "list-type",

@@ -12,6 +12,6 @@ so the modules import each other relatively.
 
 from .blobs import FakeBlobStore
 from .queue import FakeQueue
-from .stores import JOB_KEY_CEILING, FakeFunctionStore, FakeJobStore
+from .stores import FakeFunctionStore, FakeJobStore
 
-__all__ = ["JOB_KEY_CEILING", "FakeBlobStore", "FakeFunctionStore", "FakeJobStore", "FakeQueue"]
+__all__ = ["FakeBlobStore", "FakeFunctionStore", "FakeJobStore", "FakeQueue"]

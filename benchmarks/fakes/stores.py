@@ -12,35 +12,22 @@ import bisect
 import copy
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.adapters.sqlite.db import normalize
-from geobatch_core.ports import Item, JobCounts, Key
-from geobatch_core.store import ABSENT, Increment, expired
-
-
-def _holds(item: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
-    for attr, val in expect.items():
-        options = list(val) if isinstance(val, list | tuple | set | frozenset) else [val]
-        present = attr in item
-        if not any(
-            (o is ABSENT and not present) or (o is not ABSENT and present and item[attr] == o)
-            for o in options
-        ):
-            return False
-    return True
+from geobatch_core.adapters.sqlite.db import apply_changes, holds, normalize
+from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
+from geobatch_core.store import Increment, expired, reference_item, resent_reference
 
 
 def _apply(item: Item, changes: Mapping[str, Any]) -> None:
-    for attr, val in changes.items():
-        if val is None:
-            item.pop(attr, None)
-        elif isinstance(val, Increment):
-            item[attr] = item.get(attr, 0) + val.by
-        else:
-            item[attr] = normalize(copy.deepcopy(val))
+    """SQLite's ``apply_changes`` on an item held in memory: the values are copied in, as a store
+    that serializes them would."""
+    plain = (type(None), Increment)
+    apply_changes(
+        item, {k: v if isinstance(v, plain) else normalize(copy.deepcopy(v)) for k, v in changes.items()}
+    )
 
 
 class FakeFunctionStore:
@@ -67,7 +54,7 @@ class FakeFunctionStore:
         item = self.items.get(function_id)
         if item is None:
             raise errors.NotFoundError(f"Function {function_id} does not exist")
-        if not _holds(item, expect or {}):
+        if not holds(item, expect or {}):
             raise errors.ConflictError(f"Function {function_id}: expectation {dict(expect or {})} failed")
         _apply(item, changes)
         return copy.deepcopy(item)
@@ -100,9 +87,6 @@ class FakeFunctionStore:
         if owner is not None:
             key["creation_date"] = last.get("creation_date", "")
         return page, key
-
-
-JOB_KEY_CEILING = "g"  # as in the DynamoDB adapter: job keys are hex, references sort after them
 
 
 class FakeJobStore:
@@ -179,22 +163,9 @@ class FakeJobStore:
         with self.lock:
             fresh = key not in self.items or expired(self.items[key], now_ms // 1000)
             if fresh:
-                self._add(
-                    key,
-                    {
-                        "function_id": function_id,
-                        "job_key": key[1],
-                        "created_ms": now_ms,
-                        "fingerprint": fingerprint,
-                        layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + layout.REFERENCE_TTL_SECONDS,
-                    },
-                )
-            item = self.items[key]
-            if fingerprint and item.get("fingerprint") not in ("", fingerprint):
-                raise errors.ConflictError(
-                    f"reference_id {reference_id!r} was already used for different jobs"
-                )
-            return int(item["created_ms"]), fresh
+                self._add(key, reference_item(function_id, reference_id, now_ms, fingerprint))
+                return now_ms, True
+            return resent_reference(self.items[key], function_id, reference_id, fingerprint), False
 
     def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         self.calls += (len(items) + 24) // 25
@@ -216,23 +187,15 @@ class FakeJobStore:
                 raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
             return copy.deepcopy(item)
 
-    def transition(
-        self,
-        function_id: str,
-        job_key: str,
-        *,
-        changes: Mapping[str, Any],
-        expect: Mapping[str, Any],
-        append_attempt: Mapping[str, Any] | None = None,
-        replace_last_attempt: Mapping[str, Any] | None = None,
-    ) -> Item | None:
+    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
         self.calls += 1
+        append_attempt, replace_last_attempt = write.get("append_attempt"), write.get("replace_last_attempt")
         with self.lock:
             item = self.items.get((function_id, job_key))
-            if item is None or not _holds(item, expect):
+            if item is None or not holds(item, write["expect"]):
                 return None
             old = item.get("status")
-            _apply(item, changes)
+            _apply(item, write["changes"])
             self._count(function_id, job_key, old, item.get("status"))
             if append_attempt is not None:
                 item.setdefault("attempts", []).append(
@@ -246,31 +209,23 @@ class FakeJobStore:
                 attempts[index] = {k: v for k, v in replace_last_attempt.items() if v is not None}
             return copy.deepcopy(item)
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+        start, limit, projection = page["start"], page["limit"], page.get("projection")
         self.calls += 1
         with self.lock:
             keys = self._keys.get(function_id, [])
-            if newest_first:
-                end = bisect.bisect_left(keys, start["job_key"] if start else JOB_KEY_CEILING)
+            if page["newest_first"]:
+                end = bisect.bisect_left(keys, start["job_key"] if start else layout.JOB_KEY_CEILING)
                 keys = keys[max(0, end - limit - 1) : end][::-1]
             else:
                 begin = bisect.bisect_right(keys, start["job_key"]) if start else 0
-                end = bisect.bisect_left(keys, JOB_KEY_CEILING)
+                end = bisect.bisect_left(keys, layout.JOB_KEY_CEILING)
                 keys = keys[begin : min(end, begin + limit + 1)]
-            page = keys[:limit]
-            rows = [copy.deepcopy(self.items[(function_id, k)]) for k in page]
+            taken = keys[:limit]
+            rows = [copy.deepcopy(self.items[(function_id, k)]) for k in taken]
         if projection:
             rows = [{k: r[k] for k in projection if k in r} for r in rows]
-        last = {"function_id": function_id, "job_key": page[-1]} if len(keys) > limit else None
+        last = {"function_id": function_id, "job_key": taken[-1]} if len(keys) > limit else None
         return rows, last
 
     def query_index(

@@ -8,6 +8,7 @@ is what they see.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -120,16 +121,7 @@ def _term(term: Any, fields: dict[str, str], depth: int = 1) -> Predicate:
         shown = str(term)[:100]
         raise errors.BadRequestError(f"filter term {shown!r} must be an object with op, name and val")
     if "or" in term or "and" in term:
-        key = "or" if "or" in term else "and"
-        parts = term[key]
-        if not isinstance(parts, list) or not parts:
-            raise errors.BadRequestError(f'filter "{key}" needs a non-empty list of terms')
-        if depth >= limits.MAX_FILTER_DEPTH:
-            raise errors.BadRequestError(
-                f"filter nests and/or groups more than {limits.MAX_FILTER_DEPTH} levels deep: flatten it"
-            )
-        preds = [_term(p, fields, depth + 1) for p in parts]
-        return (lambda r: any(p(r) for p in preds)) if key == "or" else (lambda r: all(p(r) for p in preds))
+        return _group(term, fields, depth)
     op, name = term.get("op"), term.get("name")
     if name not in fields:
         raise errors.BadRequestError(f"cannot filter on {name!r}: use one of {', '.join(sorted(fields))}")
@@ -140,19 +132,9 @@ def _term(term: Any, fields: dict[str, str], depth: int = 1) -> Predicate:
     kind = fields[name]
     raw = term.get("val")
     if op == "in":
-        if not isinstance(raw, list):
-            raise errors.BadRequestError(f"filter 'in' on {name} needs a list value")
-        options = [_coerce("str" if kind == "tags" else kind, v, name) for v in raw]
-        if kind == "tags":
-            return lambda r: bool(set(r.get(name) or []) & set(options))
-        return lambda r: _norm(r.get(name), kind) in options
+        return _member(name, kind, raw)
     if op in ("prefix", "ilike"):
-        if kind not in ("str", "tags") or not isinstance(raw, str):
-            raise errors.BadRequestError(f"filter '{op}' works on text fields only, not {name}")
-        match: Callable[[str], bool] = (lambda s: s.startswith(raw)) if op == "prefix" else _like(raw)
-        if kind == "tags":
-            return lambda r: any(match(t) for t in r.get(name) or [])
-        return lambda r: isinstance(r.get(name), str) and match(r[name])
+        return _text(op, name, kind, raw)
     if kind == "tags":
         if op not in ("eq", "ne"):
             raise errors.BadRequestError(f"tags support eq, ne, in, prefix and ilike, not {op}")
@@ -162,18 +144,52 @@ def _term(term: Any, fields: dict[str, str], depth: int = 1) -> Predicate:
             if op == "eq"
             else (lambda r: tag not in (r.get(name) or []))
         )
-    val = _coerce(kind, raw, name)
+    return _compare(op, name, kind, _coerce(kind, raw, name))
+
+
+def _group(term: dict[str, Any], fields: dict[str, str], depth: int) -> Predicate:
+    key = "or" if "or" in term else "and"
+    parts = term[key]
+    if not isinstance(parts, list) or not parts:
+        raise errors.BadRequestError(f'filter "{key}" needs a non-empty list of terms')
+    if depth >= limits.MAX_FILTER_DEPTH:
+        raise errors.BadRequestError(
+            f"filter nests and/or groups more than {limits.MAX_FILTER_DEPTH} levels deep: flatten it"
+        )
+    preds = [_term(p, fields, depth + 1) for p in parts]
+    return (lambda r: any(p(r) for p in preds)) if key == "or" else (lambda r: all(p(r) for p in preds))
+
+
+def _member(name: str, kind: str, raw: Any) -> Predicate:
+    if not isinstance(raw, list):
+        raise errors.BadRequestError(f"filter 'in' on {name} needs a list value")
+    options = [_coerce("str" if kind == "tags" else kind, v, name) for v in raw]
+    if kind == "tags":
+        return lambda r: bool(set(r.get(name) or []) & set(options))
+    return lambda r: _norm(r.get(name), kind) in options
+
+
+def _text(op: str, name: str, kind: str, raw: Any) -> Predicate:
+    if kind not in ("str", "tags") or not isinstance(raw, str):
+        raise errors.BadRequestError(f"filter '{op}' works on text fields only, not {name}")
+    match: Callable[[str], bool] = (lambda s: s.startswith(raw)) if op == "prefix" else _like(raw)
+    if kind == "tags":
+        return lambda r: any(match(t) for t in r.get(name) or [])
+    return lambda r: isinstance(r.get(name), str) and match(r[name])
+
+
+def _compare(op: str, name: str, kind: str, val: Any) -> Predicate:
     if op == "eq":
         return lambda r: _norm(r.get(name), kind) == val
     if op == "ne":
         return lambda r: _norm(r.get(name), kind) != val
     if val is None:
         raise errors.BadRequestError(f"filter '{op}' on {name} needs a value")
-    compare = {
-        "lt": lambda a, b: a < b,
-        "le": lambda a, b: a <= b,
-        "gt": lambda a, b: a > b,
-        "ge": lambda a, b: a >= b,
+    compare: Callable[[Any, Any], bool] = {
+        "lt": operator.lt,
+        "le": operator.le,
+        "gt": operator.gt,
+        "ge": operator.ge,
     }[op]
     return lambda r: (v := _norm(r.get(name), kind)) is not None and compare(v, val)
 

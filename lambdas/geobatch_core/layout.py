@@ -20,6 +20,21 @@ WORKER_METRICS_NAMESPACE = "GeoBatch/Workers"
 # per job that ended success, failure or timeout, and the ended job's last runtime in seconds.
 JOB_ENDED_METRICS = {"success": "JobsSucceeded", "failure": "JobsFailed", "timeout": "JobsTimedOut"}
 JOB_DURATION_METRIC = "JobDuration"
+# Job keys are hex; submission references ("ref#...") sort after this bound, so a listing of a
+# Function's jobs reads its key range below it.
+JOB_KEY_CEILING = "g"
+WORKER_METRICS_DIMENSION = "function_id"  # their one dimension
+# Workers publish each metric as a statistic set per worker-minute (geobatch_worker/metrics.py):
+# CloudWatch answers these statistics of statistic sets, and no percentiles (those need raw values).
+WORKER_METRICS_STATISTICS = ("SampleCount", "Sum", "Minimum", "Maximum", "Average")
+
+
+def worker_metric_names() -> tuple[str, ...]:
+    """Every metric a worker publishes into ``WORKER_METRICS_NAMESPACE`` (with the one dimension
+    ``WORKER_METRICS_DIMENSION``): the worker, the dashboard and their tests read this list."""
+    return (*JOB_ENDED_METRICS.values(), JOB_DURATION_METRIC)
+
+
 REFERENCE_TTL_SECONDS = 7 * 86400  # a bulk reference_id is remembered (resends dedupe) this long
 # Records of write requests sent with an Idempotency-Key: Jobs-table items under "req#<caller>".
 REQUEST_PARTITION_PREFIX = "req#"

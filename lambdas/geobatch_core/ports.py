@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 Item = dict[str, Any]
 Key = dict[str, Any]
@@ -47,6 +47,31 @@ class JobCounts:
     version: str
 
 
+class JobWrite(TypedDict, total=False):
+    """A conditional job write, as ``JobStore.transition`` takes it (its keywords): apply ``changes``
+    (a value of None removes the attribute, ``store.Increment`` adds) only if every ``expect``
+    attribute holds its value (a list means one of, ``store.ABSENT`` that it is missing);
+    optionally append an attempt record, or replace the last one, in the same write."""
+
+    changes: Required[Mapping[str, Any]]
+    expect: Required[Mapping[str, Any]]
+    append_attempt: Mapping[str, Any] | None
+    replace_last_attempt: Mapping[str, Any] | None
+
+
+class JobPage(TypedDict, total=False):
+    """One page of a Function's jobs, as ``JobStore.query`` takes it (its keywords): after the
+    exclusive ``start`` key (None: from the first), at most ``limit`` jobs, in creation order or
+    newest first; only the ``projection`` attributes if given; ``consistent``: a strongly
+    consistent read, which sees every write acknowledged before it."""
+
+    start: Required[Key | None]
+    limit: Required[int]
+    newest_first: Required[bool]
+    projection: Sequence[str] | None
+    consistent: bool
+
+
 class JobStore(Protocol):
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
@@ -73,30 +98,11 @@ class JobStore(Protocol):
 
     def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
 
-    def transition(
-        self,
-        function_id: str,
-        job_key: str,
-        *,
-        changes: Mapping[str, Any],
-        expect: Mapping[str, Any],
-        append_attempt: Mapping[str, Any] | None = None,
-        replace_last_attempt: Mapping[str, Any] | None = None,
-    ) -> Item | None:
-        """Conditional write: apply ``changes`` only if every ``expect`` attribute holds its value (a
-        list means one of). Returns the new item, or None when the condition failed. Optionally
-        appends an attempt record or replaces the last one in the same write."""
+    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
+        """The conditional write ``write`` (see ``JobWrite``): the new item, or None when the
+        condition failed."""
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
         """One page of a Function's jobs in creation order (``consistent``: a strongly consistent read,
         which sees every write that was acknowledged before it)."""
 

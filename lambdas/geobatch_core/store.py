@@ -39,6 +39,21 @@ def resent_reference(first: Mapping[str, Any], function_id: str, reference_id: s
     return int(first["created_ms"])
 
 
+def reference_item(function_id: str, reference_id: str, now_ms: int, fingerprint: str) -> dict[str, Any]:
+    """The record of a submission reference's first use (every JobStore stores the same): when, for
+    which jobs (``fingerprint``, absent when the caller sent none), kept for
+    ``layout.REFERENCE_TTL_SECONDS``."""
+    item: dict[str, Any] = {
+        "function_id": function_id,
+        "job_key": f"ref#{reference_id}",
+        "created_ms": now_ms,
+        layout.JOB_TTL_ATTRIBUTE: now_ms // 1000 + layout.REFERENCE_TTL_SECONDS,
+    }
+    if fingerprint:
+        item["fingerprint"] = fingerprint
+    return item
+
+
 def expired(record: Mapping[str, Any], now_s: float) -> bool:
     """Whether a record's time to live (``expires_at``) has passed. DynamoDB's TTL deletes such a
     record within a day or two; until then, and in every other JobStore, it counts as absent."""
@@ -46,7 +61,9 @@ def expired(record: Mapping[str, Any], now_s: float) -> bool:
     return ttl is not None and int(ttl) < now_s
 
 
-def pending_request(scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int) -> dict:
+def pending_request(
+    scope: str, key: str, fingerprint: str, *, now_s: int, lease_s: int, ttl_s: int
+) -> dict[str, Any]:
     """The record an execution claims an Idempotency-Key with (every JobStore stores the same)."""
     return {
         "function_id": f"{layout.REQUEST_PARTITION_PREFIX}{scope}",

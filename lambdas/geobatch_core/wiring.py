@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +29,10 @@ from geobatch_core.ports import EventPublisher, Executor, ImageBuilder
 from geobatch_core.services.context import Services, Settings, utcnow
 from geobatch_core.services.functions import build_reporter
 from geobatch_core.services.pacing import SubmitPacer
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from mypy_boto3_lambda import LambdaClient
 
 __all__ = ["compose", "configure", "services", "services_from_env"]
 
@@ -84,7 +88,7 @@ def _logged(report: Callable[[str, bool, str | None, str, str], None]) -> Callab
 # ----------------------------------------------------------------------------- a deployed stack
 
 
-def services_from_env(environ: Mapping[str, str], session: Any = None) -> Services:
+def services_from_env(environ: Mapping[str, str], session: Session | None = None) -> Services:
     """The control plane's ports, from a Lambda's environment."""
     from geobatch_core.adapters.batch import BatchExecutor
     from geobatch_core.adapters.codebuild import CodeBuildImageBuilder
@@ -140,10 +144,11 @@ def worker_roles(session: Any, environ: Mapping[str, str]) -> Any:
         functions_table_arn=environ[env.FUNCTIONS_TABLE_ARN],
         jobs_table_arn=environ[env.JOBS_TABLE_ARN],
         bucket=environ[env.BUCKET],
+        data_boundary_arn=environ.get(env.WORKER_DATA_BOUNDARY),
     )
 
 
-def scaler_invoker(lambda_client: Any, scaler_function: str | None) -> Callable[[str], None] | None:
+def scaler_invoker(lambda_client: LambdaClient, scaler_function: str | None) -> Callable[[str], None] | None:
     """Wake the scaler for one Function right after a submit (async; the schedule is the backstop)."""
     if not scaler_function:
         return None

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from geobatch_core import wiring
-from geobatch_core.adapters.batch import parse_batch_job_event
+from geobatch_core.adapters.batch_events import parse_batch_job_event
 from geobatch_core.services.dead_letters import note_worker_death
 
 logger = Logger(service="geobatch-batch-events")

@@ -73,7 +73,7 @@ def test_declarations_that_cannot_become_a_role_policy_are_refused() -> None:
         FunctionCreate.model_validate({"name": "f", "data_access": {"delete": ["s3://bucket/*"]}})
 
 
-def test_the_largest_declaration_fits_in_a_worker_role_policy() -> None:
+def test_the_largest_declaration_fits_in_a_data_role_policy() -> None:
     """IAM refuses an inline role policy over 10,240 characters (whitespace not counted)."""
     from geobatch_core.adapters.worker_roles import WorkerRoles
 
@@ -99,6 +99,8 @@ def test_the_largest_declaration_fits_in_a_worker_role_policy() -> None:
         "queue_url": "https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-prod-0123456789ab",
         "data_access": largest,
     }
-    size = data_access.policy_chars([roles.policy(function)])
+    # The declaration is the data role's policy (with its denials); the worker role names none of it.
+    size = data_access.policy_chars([roles.data_policy(function)])
     assert len(largest["read"]) + len(largest["write"]) > 10
     assert size <= 10_240, size
+    assert data_access.policy_chars([roles.policy(function)]) <= 10_240

@@ -17,8 +17,8 @@ from geobatch_core.adapters.batch import (
     WORKER_LIFETIME_SECONDS,
     BatchExecutor,
     attempt_timeout_seconds,
-    parse_batch_job_event,
 )
+from geobatch_core.adapters.batch_events import parse_batch_job_event
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
 from tests.infra import moto_resources
 

@@ -70,13 +70,23 @@ def test_no_worker_role_can_write_the_metrics_alarms_read(default: Any) -> None:
     assert not writable & alarm_namespaces
 
 
-def test_the_dashboard_reads_job_metrics_where_the_workers_publish_them(default: Any) -> None:
-    """The worker's EMF records (geobatch_worker/metrics.py) go to the workers' namespace; the
-    dashboard's job widgets must search there, or they plot nothing."""
+def _dashboard_body(default: Any) -> str:
     dashboard = next(iter(default.resources("AWS::CloudWatch::Dashboard").values()))
-    body = json.dumps(dashboard["Properties"]["DashboardBody"]).replace('\\\\\\"', '"').replace('\\"', '"')
-    pattern = r'Namespace="([^"]+)" MetricName="([A-Za-z]+)"'
-    searched = {metric: namespace for namespace, metric in re.findall(pattern, body)}
-    for metric in [*layout.JOB_ENDED_METRICS.values(), layout.JOB_DURATION_METRIC]:
-        assert searched.get(metric) == layout.WORKER_METRICS_NAMESPACE, metric
-    assert searched["JobsSubmitted"] == "GeoBatch"  # the API's, beside the alarms' metrics
+    return json.dumps(dashboard["Properties"]["DashboardBody"]).replace('\\\\\\"', '"').replace('\\"', '"')
+
+
+def test_the_dashboard_plots_the_worker_metrics_exactly_as_the_workers_publish_them(default: Any) -> None:
+    """The workers publish ``layout.worker_metric_names()`` into their namespace with the one
+    dimension ``function_id``, as statistic sets (asserted against moto in
+    tests/core/test_worker_metrics.py). Every widget line over that namespace must search that very
+    schema and ask a statistic a statistic set has (no percentiles), or it plots nothing."""
+    body = _dashboard_body(default)
+    namespace = layout.WORKER_METRICS_NAMESPACE
+    schema = re.escape(f"{{{namespace},{layout.WORKER_METRICS_DIMENSION}}}")
+    found = re.findall(schema + r' MetricName="([A-Za-z]+)"\', \'([A-Za-z0-9.]+)\'', body)
+    assert {metric for metric, _ in found} == set(layout.worker_metric_names())
+    assert {stat for _, stat in found} <= set(layout.WORKER_METRICS_STATISTICS), found
+    # No other form of search reaches the workers' namespace (one that a schema above does not cover).
+    assert body.count(namespace) == len(found), body
+    # The API's submissions stay in the control plane's namespace, beside the alarms' metrics.
+    assert 'Namespace="GeoBatch" MetricName="JobsSubmitted"' in body

@@ -148,14 +148,21 @@ def _resolve(value: Any, refs: dict[str, str]) -> Any:
     return {k: _resolve(v, refs) for k, v in value.items()}
 
 
-def _template_parts(template: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, str]]:
-    """The worker boundary's document, the API Lambda's GEOBATCH_DATA_ACCESS and the logical ids."""
-    resources = template["Resources"]
+def _boundary_document(resources: dict[str, Any], logical_prefix: str) -> dict[str, Any]:
     (boundary,) = [
         r["Properties"]["PolicyDocument"]
         for k, r in resources.items()
-        if r["Type"] == "AWS::IAM::ManagedPolicy" and k.startswith("ExecutionWorkerBoundary")
+        if r["Type"] == "AWS::IAM::ManagedPolicy" and k.startswith(logical_prefix)
     ]
+    return dict(boundary)
+
+
+def _template_parts(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str, dict[str, str]]:
+    """The worker and data boundaries' documents, the API Lambda's GEOBATCH_DATA_ACCESS and the
+    logical ids."""
+    resources = template["Resources"]
+    boundary = _boundary_document(resources, "ExecutionWorkerBoundary")
+    data_boundary = _boundary_document(resources, "ExecutionDataBoundary")
     (api_env,) = [
         r["Properties"]["Environment"]["Variables"]
         for k, r in resources.items()
@@ -165,13 +172,15 @@ def _template_parts(template: dict[str, Any]) -> tuple[dict[str, Any], str, dict
         prefix: next(k for k in resources if k.startswith(prefix))
         for prefix in ("StateFunctions", "StateJobs", "StorageData")
     }
-    return boundary, api_env[env.DATA_ACCESS], logical
+    return boundary, data_boundary, api_env[env.DATA_ACCESS], logical
 
 
 @pytest.fixture
 def stack(synth: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stack's control plane on moto, with the boundary and bound of the synthesized template."""
-    boundary_doc, bound_json, logical = _template_parts(synth(data_access=BOUND).template_json)
+    boundary_doc, data_boundary_doc, bound_json, logical = _template_parts(
+        synth(data_access=BOUND).template_json
+    )
     assert json.loads(bound_json) == BOUND  # the API Lambda is told the operator's bound
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws(config={"batch": {"use_docker": False}}):
@@ -187,10 +196,14 @@ def stack(synth: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             f"{logical['StateFunctions']}.Arn": tables["functions"],
             f"{logical['StateJobs']}.Arn": tables["jobs"],
             f"{logical['StorageData']}.Arn": f"arn:aws:s3:::{STATE_BUCKET}",
+            logical["StorageData"]: STATE_BUCKET,
         }
         iam = session.client("iam")
         boundary = iam.create_policy(
             PolicyName="WorkerBoundary", PolicyDocument=json.dumps(_resolve(boundary_doc, refs))
+        )["Policy"]["Arn"]
+        data_boundary = iam.create_policy(
+            PolicyName="DataBoundary", PolicyDocument=json.dumps(_resolve(data_boundary_doc, refs))
         )["Policy"]["Arn"]
         execution_role = iam.create_role(RoleName="worker-execution", AssumeRolePolicyDocument="{}")["Role"]
         moto_resources.codebuild_project(session, "image-builder")
@@ -202,6 +215,7 @@ def stack(synth: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             env.BATCH_JOB_QUEUE: moto_resources.batch_job_queue(session, "workers"),
             env.BATCH_JOB_DEFINITION_PREFIX: "geobatch-dev",
             env.WORKER_PERMISSIONS_BOUNDARY: boundary,
+            env.WORKER_DATA_BOUNDARY: data_boundary,
             env.FUNCTIONS_TABLE_ARN: tables["functions"],
             env.JOBS_TABLE_ARN: tables["jobs"],
             env.WORKER_EXECUTION_ROLE_ARN: execution_role["Arn"],
@@ -256,10 +270,18 @@ class Policies:
 
 def worker_policies(session: Any, function_id: str) -> Policies:
     """The worker role's inline policy and its permissions boundary, as moto's IAM holds them."""
+    return _role_policies(session, f"geobatch-dev-fn-{function_id}", "function-scope")
+
+
+def data_policies(session: Any, function_id: str) -> Policies:
+    """The data role's (what the job's code runs with): its inline policy and the data boundary."""
+    return _role_policies(session, f"geobatch-dev-data-{function_id}", "function-data")
+
+
+def _role_policies(session: Any, name: str, policy: str) -> Policies:
     iam = session.client("iam")
-    name = f"geobatch-dev-fn-{function_id}"
     role = iam.get_role(RoleName=name)["Role"]
-    inline = iam.get_role_policy(RoleName=name, PolicyName="function-scope")["PolicyDocument"]
+    inline = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
     arn = role["PermissionsBoundary"]["PermissionsBoundaryArn"]
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     boundary = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
@@ -302,7 +324,7 @@ def test_every_request_of_the_tile_job_is_allowed(tile_runs: TileRuns, stack: An
     access = demo_data_access(tile_runs.plan).model_dump()
     function = ready_function(stack, "kmeans", access)
     assert function["data_access"] == access  # stored and returned as declared
-    policies = worker_policies(stack, function["id"])
+    policies, data = worker_policies(stack, function["id"]), data_policies(stack, function["id"])
     tile = tile_runs.plan.tile_keys[0]
     signed = [c for c in tile_runs.demo_layout + tile_runs.archive_layout if c.signed]
     wanted = {
@@ -316,11 +338,14 @@ def test_every_request_of_the_tile_job_is_allowed(tile_runs: TileRuns, stack: An
         "product STAC item": [c for c in signed if c.method == "PUT" and c.key.endswith(".json")],
     }
     assert all(wanted.values()), {k: len(v) for k, v in wanted.items()}  # the job made each of them
-    denied = [str(c.iam()) for c in signed if not policies.allows(c.iam())]
+    # The job's code reads and writes with the data role; the worker parent does the rest with its own.
+    denied = [str(c.iam()) for c in signed if not data.allows(c.iam())]
     assert denied == []
     assert all(c.key.startswith(f"products/{PRODUCT}/") for c in signed if c.method == "PUT")
-    denied = [str(r) for r in own_state_requests(function, table_arns(stack)) if not policies.allows(r)]
-    assert denied == []
+    own_state = own_state_requests(function, table_arns(stack))
+    assert [str(r) for r in own_state if not policies.allows(r)] == []
+    assert [str(r) for r in own_state if data.allows(r)] == []  # none of it is the job code's
+    assert [str(c.iam()) for c in signed if policies.allows(c.iam())] == []  # nor the data the parent's
 
 
 def test_public_archive_reads_go_unsigned(tile_runs: TileRuns) -> None:
@@ -334,7 +359,7 @@ def test_other_functions_state_and_undeclared_data_are_denied(tile_runs: TileRun
     access = demo_data_access(tile_runs.plan).model_dump()
     mine = ready_function(stack, "kmeans", access)
     other = ready_function(stack, "other", {"read": [f"s3://{USER_BUCKET}/private/*"]})
-    policies = worker_policies(stack, mine["id"])
+    policies, data = worker_policies(stack, mine["id"]), data_policies(stack, mine["id"])
     state = f"arn:aws:s3:::{STATE_BUCKET}"
     refused = [
         Request("s3:GetObject", f"{state}/{layout.bundle_key(other['id'])}"),
@@ -350,16 +375,16 @@ def test_other_functions_state_and_undeclared_data_are_denied(tile_runs: TileRun
         Request("s3:ListBucket", f"arn:aws:s3:::{USER_BUCKET}", {"s3:prefix": "private/"}),
         Request("s3:DeleteObject", f"arn:aws:s3:::{USER_BUCKET}/products/{PRODUCT}/x.tif"),
     ]
-    assert [str(r) for r in refused if policies.allows(r)] == []
+    assert [str(r) for r in refused if policies.allows(r) or data.allows(r)] == []
     listing = Request(
         "s3:ListBucket", f"arn:aws:s3:::{USER_BUCKET}", {"s3:prefix": f"models/{PRODUCT}/kmeans.json"}
     )
-    assert policies.allows(listing)  # a missing model is a 404, not a 403
+    assert data.allows(listing)  # a missing model is a 404, not a 403
 
 
 def test_both_the_role_and_the_boundary_must_allow(tile_runs: TileRuns, stack: Any, monkeypatch: Any) -> None:
     mine = ready_function(stack, "kmeans", demo_data_access(tile_runs.plan).model_dump())
-    policies = worker_policies(stack, mine["id"])
+    policies = data_policies(stack, mine["id"])
     # The boundary allows the whole user bucket; the role only what the Function declared.
     private = Request("s3:GetObject", f"arn:aws:s3:::{USER_BUCKET}/private/secret.json")
     assert evaluate(policies.boundary, private) == PermissionResult.PERMITTED
@@ -370,7 +395,7 @@ def test_both_the_role_and_the_boundary_must_allow(tile_runs: TileRuns, stack: A
     )
     api_context.configure(None)
     older = ready_function(stack, "older", {"read": ["s3://another-bucket/*"]})
-    policies = worker_policies(stack, older["id"])
+    policies = data_policies(stack, older["id"])
     elsewhere = Request("s3:GetObject", "arn:aws:s3:::another-bucket/data.tif")
     assert evaluate(policies.role, elsewhere) == PermissionResult.PERMITTED
     assert evaluate(policies.boundary, elsewhere) == PermissionResult.NEUTRAL and not policies.allows(
@@ -395,12 +420,12 @@ def test_a_declaration_outside_the_bound_is_refused_when_saved(tile_runs: TileRu
     assert sqs.list_queues().get("QueueUrls", []) == []  # nothing was created
     # PATCH: outside → 422 and the role unchanged; inside → the role's policy follows.
     function = ready_function(stack, "kmeans", demo_data_access(tile_runs.plan).model_dump())
-    before = worker_policies(stack, function["id"])
+    before = data_policies(stack, function["id"])
     status, body = call_api(
         "PATCH", f"/functions/{function['id']}", body={"data_access": {"read": ["s3://another-bucket/*"]}}
     )
     assert status == 422 and body["errors"][0]["loc"] == "data_access.read.0", body
-    assert worker_policies(stack, function["id"]) == before
+    assert data_policies(stack, function["id"]) == before
     v2 = Request("s3:PutObject", f"arn:aws:s3:::{USER_BUCKET}/products/landcover-v2/tile.tif")
     assert not before.allows(v2)
     widened = demo_data_access(tile_runs.plan).model_copy(
@@ -410,7 +435,7 @@ def test_a_declaration_outside_the_bound_is_refused_when_saved(tile_runs: TileRu
         "PATCH", f"/functions/{function['id']}", body={"data_access": widened.model_dump()}
     )
     assert status == 200 and body["data_access"]["write"] == [f"s3://{USER_BUCKET}/products/landcover-v2/*"]
-    after = worker_policies(stack, function["id"])
+    after = data_policies(stack, function["id"])
     assert after.allows(v2)
     assert not after.allows(
         Request("s3:PutObject", f"arn:aws:s3:::{USER_BUCKET}/products/{PRODUCT}/tile.tif")

@@ -1,7 +1,8 @@
 """What each distribution's modules import, and which distributions provide those imports.
 
 A static scan (``ast``): every ``import`` in every module, at any depth (the imports inside
-functions are the ones a bare install meets last), relative imports skipped.
+functions are the ones a bare install meets last), relative imports skipped, and so are the
+imports under ``if TYPE_CHECKING:`` (type stubs such as ``mypy_boto3_*``: never imported at run time).
 """
 
 from __future__ import annotations
@@ -27,12 +28,22 @@ FIRST_PARTY = {name: dist for dist, packages in PACKAGES.items() for name in pac
 def top_level_imports(path: Path) -> set[str]:
     """The top-level names a module imports (``from a.b import c`` → ``a``)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _type_checking(node.test):
+            node.body = []  # the walk below no longer sees them (an else branch still counts)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+def _type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def modules(roots: Iterable[Path]) -> list[Path]:

@@ -112,7 +112,8 @@ BRIDGES: list[Bridge] = [
     Bridge(
         "service principals (lambda.amazonaws.com, ecs-tasks.amazonaws.com) assuming roles",
         "the deploy admin calls sts.assume_role on the function's or worker's role; the role's trust "
-        "policy is asserted to name the right service",
+        "policy is asserted to name the right service (a role assuming a role, as the worker assumes "
+        "its Function's data role, is checked against the target's trust policy)",
         "Lambda and ECS obtain these credentials themselves in AWS",
     ),
     Bridge(

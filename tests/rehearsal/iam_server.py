@@ -122,6 +122,9 @@ def _authorize(self: Any, iam_request_cls: type, resource: str) -> None:
         check = Check(check.action, check.resource, check.context, principal)
         resource_policy = request_checks.resource_policy(self, check)
         decision = policy_eval.evaluate(identity, boundary, resource_policy, check)
+        trust = request_checks.trust_policy(self, check)
+        if decision.allowed and trust is not None and policy_eval.decide(trust, check) != "allow":
+            decision = policy_eval.Decision(False, "the role's trust policy does not allow the caller")
         _record(
             {
                 "principal": principal,
@@ -150,15 +153,41 @@ def _deny(request: Any, service: str, principal: str, check: Check, reason: str)
         protocol = botocore.session.get_session().get_service_model(service).metadata["protocol"]
     except Exception:
         protocol = "query"
-    if protocol not in _JSON_PROTOCOLS:
-        request._raise_access_denied()
+    # A service with several protocols (CloudWatch: CBOR, JSON, query): the one this client chose.
+    headers = {k.lower(): v for k, v in request._headers.items()} if hasattr(request, "_headers") else {}
+    if headers.get("smithy-protocol") == "rpc-v2-cbor":
+        protocol = "smithy-rpc-v2-cbor"
+    elif "json" in headers.get("content-type", ""):
+        protocol = "json"
+    elif headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        protocol = "query"
     message = (
         f"User: {principal} is not authorized to perform: {check.action} on resource: {check.resource} "
         f"({reason})"
     )
+    if protocol == "smithy-rpc-v2-cbor":  # CloudWatch's protocol in current botocore
+        raise _CborDenied(_cbor_map({"__type": "AccessDenied", "message": message}))
+    if protocol not in _JSON_PROTOCOLS:
+        request._raise_access_denied()
     error = JsonRESTError(_ERROR_CODES.get(service, "AccessDeniedException"), message)
     error.code = 403
     raise error
+
+
+class _CborDenied(HTTPException):
+    code = 403
+
+
+def _cbor_map(fields: dict[str, str]) -> bytes:
+    """A CBOR map of short text strings (RFC 8949: major types 5 and 3), all a denial needs."""
+
+    def text(value: str) -> bytes:
+        data = value.encode()
+        size = len(data)
+        head = bytes([0x60 + size]) if size < 24 else bytes([0x79]) + size.to_bytes(2, "big")
+        return head + data
+
+    return bytes([0xA0 + len(fields)]) + b"".join(text(k) + text(v) for k, v in fields.items())
 
 
 def _bucket_permission(self: FakeBucket, action: str, resource: str) -> Any:

@@ -278,3 +278,18 @@ def resource_policy(response: Any, check: Check) -> list[Any]:
     if not bucket.policy:
         return []
     return policy_eval.statements([bucket.policy.decode()])
+
+
+def trust_policy(response: Any, check: Check) -> list[Any] | None:
+    """For ``sts:AssumeRole`` by a role's session (role chaining, as the worker assumes its Function's
+    data role): the target role's trust policy, which AWS requires to allow the caller. None for
+    other requests, and for the deploy admin, which stands in for the service principals (BRIDGES)."""
+    if check.action != "sts:AssumeRole" or ":role/" not in check.principal:
+        return None
+    from moto.iam.models import iam_backends
+
+    try:
+        role = iam_backends[response.current_account]["aws"].get_role_by_arn(check.resource)
+    except Exception:
+        return []
+    return policy_eval.statements([role.assume_role_policy_document])

@@ -1,7 +1,7 @@
 """3. The data a Function declares, under enforced IAM: its tile job reads the user's bucket and writes
-a product with the worker role the control plane made; anything outside the declaration is denied by
-that role, anything outside the operator's bound by the stack's boundary, and a declaration outside the
-bound is refused at save time."""
+a product with the data role the control plane made (the worker assumes it for the job's code);
+anything outside the declaration is denied by that role, anything outside the operator's bound by the
+stack's data boundary, and a declaration outside the bound is refused at save time."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.timeout(900)]
 
 DENIED = ("AccessDenied", "AccessDeniedException")
 DECLARED = {"read": [f"s3://{USER_BUCKET}/inputs/*"], "write": [f"s3://{USER_BUCKET}/products/v1/*"]}
+
+
+def data_role(definition):
+    """The role the Function's user code runs with (named in its job definition)."""
+    environment = {e["name"]: e["value"] for e in definition["containerProperties"]["environment"]}
+    return environment["GEOBATCH_WORKER_DATA_ROLE_ARN"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,8 @@ def test_the_tile_job_reads_the_users_bucket_and_writes_its_product(tile_run, cl
     assert status == 200 and job["status"] == "success", (job, run.output[-3000:])
     product = cloud.client("s3").get_object(Bucket=USER_BUCKET, Key="products/v1/tile-7.txt")["Body"].read()
     assert product == b"RED GREEN NIR"
-    role = definition["containerProperties"]["jobRoleArn"]
+    # The job's code reads and writes with its Function's data role, which the worker assumed for it.
+    role = data_role(definition)
     data_requests = [d for d in cloud.decisions() if d["principal"] == role and USER_BUCKET in d["resource"]]
     assert {d["action"] for d in data_requests} >= {"s3:GetObject", "s3:PutObject"}
     assert all(d["allowed"] for d in data_requests), data_requests
@@ -57,7 +64,7 @@ def test_the_tile_job_reads_the_users_bucket_and_writes_its_product(tile_run, cl
 
 def test_outside_the_declaration_the_role_denies_and_outside_the_bound_the_boundary(tile_run, cloud):
     _, _, definition, _ = tile_run
-    s3 = cloud.client("s3", cloud.assume(definition["containerProperties"]["jobRoleArn"], "probe"))
+    s3 = cloud.client("s3", cloud.assume(data_role(definition), "probe"))
     attempts = {
         "an undeclared key of the bound bucket": lambda: s3.get_object(
             Bucket=USER_BUCKET, Key="secret/notes.txt"
@@ -74,7 +81,7 @@ def test_outside_the_declaration_the_role_denies_and_outside_the_bound_the_bound
     reasons = {
         d["resource"].split(":::")[1]: d["reason"]
         for d in cloud.decisions()
-        if d["principal"] == definition["containerProperties"]["jobRoleArn"] and not d["allowed"]
+        if d["principal"] == data_role(definition) and not d["allowed"]
     }
     assert reasons[f"{USER_BUCKET}/secret/notes.txt"] == "no identity policy allows it"
     assert reasons["sentinel-cogs/x"] == "not allowed by the permissions boundary"

@@ -49,6 +49,8 @@ def test_a_job_succeeds_end_to_end_under_the_functions_worker_role(two_functions
     worker_decisions = [d for d in cloud.decisions() if d["principal"] == role]
     assert worker_decisions, "the worker made no request under its role"
     assert [d for d in worker_decisions if not d["allowed"]] == []
+    # Its job metrics went to CloudWatch under that role (geobatch_worker/metrics.py, at exit).
+    assert "cloudwatch:PutMetricData" in {d["action"] for d in worker_decisions}
 
 
 def test_the_worker_role_reaches_nothing_of_another_function(two_functions, cloud, stack, lambdas):

@@ -6,8 +6,7 @@ and the SQS message visibility timeout (``LOST_WORKER_SECONDS``) is what re-deli
 worker died. The scaler calls ``running_workers`` and ``start_workers`` to keep
 ``min(maximum_concurrency, pending jobs)`` workers alive.
 
-``parse_batch_job_event`` turns an EventBridge "Batch Job State Change" event into a
-``BatchJobOutcome`` for the batch_events Lambda.
+The "Batch Job State Change" events the workers' ends send are read in ``adapters.batch_events``.
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ import math
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,6 +27,10 @@ from geobatch_core.adapters.aws_errors import ErrorMap, error_code
 from geobatch_core.adapters.worker_roles import WorkerRoles
 from geobatch_core.ports import Item
 from geobatch_core.services.pacing import SubmitPacer, submit_paced
+
+if TYPE_CHECKING:
+    from mypy_boto3_batch import BatchClient
+    from mypy_boto3_batch.type_defs import JobSummaryTypeDef
 
 Platform = Literal["FARGATE", "EC2"]
 
@@ -77,7 +79,7 @@ class BatchExecutor:
 
     def __init__(
         self,
-        batch_client: Any,
+        batch_client: BatchClient,
         *,
         job_queue: str,
         job_definition_prefix: str,
@@ -112,9 +114,14 @@ class BatchExecutor:
     def register(self, function: Item) -> Mapping[str, Any]:
         """Register (a new revision of) the Function's job definition; returns its ARN."""
         name = layout.job_definition_name(self.job_definition_prefix, function["id"])
-        role_arn = self.roles.ensure(function) if self.roles is not None else self.worker_role_arn
+        roles = self.roles.ensure(function) if self.roles is not None else None
+        request = self.job_definition(
+            function,
+            role_arn=roles.worker if roles is not None else self.worker_role_arn,
+            data_role_arn=roles.data if roles is not None else None,
+        )
         try:
-            response = self._batch.register_job_definition(**self.job_definition(function, role_arn=role_arn))
+            response = self._batch.register_job_definition(**request)
         except (ClientError, BotoCoreError) as exc:
             raise BATCH_ERRORS.error(exc, f"registering job definition {name}") from exc
         return {"job_definition_arn": response["jobDefinitionArn"]}
@@ -146,14 +153,14 @@ class BatchExecutor:
             if "index" in array:  # a child listed on its own: its parent is counted instead
                 continue
             status = summary.get("status")
-            if status not in ACTIVE_STATUSES:
+            if status is None or status not in ACTIVE_STATUSES:
                 continue
             if "size" in array:
                 array_parents.append(summary["jobId"])
             else:
                 states[status] = states.get(status, 0) + 1
-        for status, count in self._active_children(array_parents).items():
-            states[status] = states.get(status, 0) + count
+        for child_status, count in self._active_children(array_parents).items():
+            states[child_status] = states.get(child_status, 0) + count
         return states
 
     def start_workers(self, function: Item, count: int) -> None:
@@ -215,8 +222,11 @@ class BatchExecutor:
 
     # ------------------------------------------------------------------ helpers
 
-    def job_definition(self, function: Item, *, role_arn: str | None = None) -> dict[str, Any]:
-        """The ``register_job_definition`` request of a Function (pure; the tests check it)."""
+    def job_definition(
+        self, function: Item, *, role_arn: str | None = None, data_role_arn: str | None = None
+    ) -> dict[str, Any]:
+        """The ``register_job_definition`` request of a Function (pure; the tests check it).
+        ``data_role_arn``: the role the worker assumes for its user code (``WorkerRoles``)."""
         function_id = str(function["id"])
         region = str(self._batch.meta.region_name)
         environment = {
@@ -227,6 +237,8 @@ class BatchExecutor:
             env.WORKER_QUEUE_URL: str(function["queue_url"]),
             env.WORKER_MEMORY_LIMIT_MB: str(int(function["memory"])),
         }
+        if data_role_arn:
+            environment[env.WORKER_DATA_ROLE_ARN] = data_role_arn
         cpus = float(function["cpus"])
         vcpu = f"{cpus:g}" if self.platform == "FARGATE" else str(max(1, math.ceil(cpus)))
         container: dict[str, Any] = {
@@ -271,7 +283,7 @@ class BatchExecutor:
         }
         return {"logDriver": "awslogs", "options": options}
 
-    def _list_worker_jobs(self, function_id: str) -> Iterator[dict[str, Any]]:
+    def _list_worker_jobs(self, function_id: str) -> Iterator[JobSummaryTypeDef]:
         """Every job of the Function in the queue (with a filter, Batch lists all statuses)."""
         try:
             paginator = self._batch.get_paginator("list_jobs")
@@ -304,80 +316,3 @@ class BatchExecutor:
                 else:  # children not created yet: all of them are still to come
                     total["SUBMITTED"] = total.get("SUBMITTED", 0) + int(array.get("size", 1))
         return total
-
-
-# ---------------------------------------------------------------------- EventBridge events
-
-
-@dataclass(frozen=True)
-class BatchJobOutcome:
-    """What the batch_events Lambda needs from a "Batch Job State Change" event."""
-
-    job_id: str
-    job_name: str
-    status: str
-    status_reason: str = ""
-    exit_code: int | None = None
-    container_reason: str = ""
-    out_of_memory: bool = False
-    function_id: str | None = None
-    job_queue: str = ""
-    job_definition: str = ""
-    array_index: int | None = None
-    array_size: int | None = None
-    array_status_summary: dict[str, int] = field(default_factory=dict)
-    log_stream_name: str | None = None
-
-    @property
-    def is_array_parent(self) -> bool:
-        return self.array_size is not None and self.array_index is None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "FAILED"
-
-
-def parse_batch_job_event(event: Mapping[str, Any]) -> BatchJobOutcome:
-    """Parse an EventBridge ``aws.batch`` "Batch Job State Change" event.
-
-    ``detail`` has the shape of ``DescribeJobs``' job: jobId, jobName, status, statusReason,
-    container{exitCode, reason, logStreamName, environment}, arrayProperties{size | index,
-    statusSummary}, tags. Raises ``ValueError`` for any other event.
-    """
-    if event.get("source") != "aws.batch" or event.get("detail-type") != "Batch Job State Change":
-        raise ValueError(
-            f"not a Batch Job State Change event: {event.get('source')}/{event.get('detail-type')}"
-        )
-    detail = event.get("detail") or {}
-    container = detail.get("container") or {}
-    attempts = detail.get("attempts") or []
-    last_container = (attempts[-1].get("container") or {}) if attempts else {}
-    exit_code = container.get("exitCode", last_container.get("exitCode"))
-    container_reason = str(container.get("reason") or last_container.get("reason") or "")
-    status_reason = str(detail.get("statusReason") or "")
-    array = detail.get("arrayProperties") or {}
-    environment = {e.get("name"): e.get("value") for e in container.get("environment") or []}
-    function_id = environment.get(env.WORKER_FUNCTION_ID) or (detail.get("tags") or {}).get(
-        "geobatch:function"
-    )
-    reasons = f"{status_reason} {container_reason}"
-    return BatchJobOutcome(
-        job_id=str(detail.get("jobId", "")),
-        job_name=str(detail.get("jobName", "")),
-        status=str(detail.get("status", "")),
-        status_reason=status_reason,
-        exit_code=int(exit_code) if exit_code is not None else None,
-        container_reason=container_reason,
-        out_of_memory="OutOfMemoryError" in reasons or exit_code == 137,
-        function_id=function_id,
-        job_queue=str(detail.get("jobQueue", "")),
-        job_definition=str(detail.get("jobDefinition", "")),
-        array_index=int(array["index"]) if "index" in array else None,
-        array_size=int(array["size"]) if "size" in array else None,
-        array_status_summary={str(k): int(v) for k, v in (array.get("statusSummary") or {}).items()},
-        log_stream_name=container.get("logStreamName") or last_container.get("logStreamName"),
-    )

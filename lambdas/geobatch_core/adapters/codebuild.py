@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +27,10 @@ from geobatch_core.build_names import (  # the buildspec in stacks/image_build.p
     VAR_REQUIREMENTS,
 )
 from geobatch_core.ports import Item
+
+if TYPE_CHECKING:
+    from mypy_boto3_codebuild import CodeBuildClient
+    from mypy_boto3_ecr import ECRClient
 
 CODEBUILD_ERRORS = ErrorMap(
     "CodeBuild",
@@ -47,7 +51,12 @@ class CodeBuildImageBuilder:
     """``ports.ImageBuilder`` on CodeBuild (docker build + push) and ECR (image reuse)."""
 
     def __init__(
-        self, codebuild_client: Any, ecr_client: Any, *, project_name: str, repository_uri: str
+        self,
+        codebuild_client: CodeBuildClient,
+        ecr_client: ECRClient,
+        *,
+        project_name: str,
+        repository_uri: str,
     ) -> None:
         self._codebuild = codebuild_client
         self._ecr = ecr_client

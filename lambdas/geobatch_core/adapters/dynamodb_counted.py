@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -21,8 +21,12 @@ from geobatch_core.adapters.dynamodb_counts import (
     status_deltas,
     transact,
 )
-from geobatch_core.ports import Item
+from geobatch_core.adapters.dynamodb_items import ERRORS, serialize
+from geobatch_core.ports import Item, JobWrite
 from geobatch_core.store import ABSENT
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 T = TypeVar("T")
 
@@ -31,43 +35,26 @@ class CountedStore(Protocol):
     """What the counted writes need of ``DynamoJobStore``."""
 
     @property
-    def db(self) -> Any: ...
+    def db(self) -> DynamoDBClient: ...
 
     @property
     def table(self) -> str: ...
 
     def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
 
-    def update_args(
-        self,
-        function_id: str,
-        job_key: str,
-        changes: Mapping[str, Any],
-        expect: Mapping[str, Any],
-        append_attempt: Mapping[str, Any] | None,
-        replace_last_attempt: Mapping[str, Any] | None,
-    ) -> dict[str, Any]: ...
+    def update_args(self, function_id: str, job_key: str, write: JobWrite) -> dict[str, Any]: ...
 
     def update_job(self, args: Mapping[str, Any]) -> Item | None: ...
 
 
-def counted_transition(
-    store: CountedStore,
-    function_id: str,
-    job_key: str,
-    *,
-    changes: Mapping[str, Any],
-    expect: Mapping[str, Any],
-    append_attempt: Mapping[str, Any] | None = None,
-    replace_last_attempt: Mapping[str, Any] | None = None,
-) -> Item | None:
+def counted_transition(store: CountedStore, function_id: str, job_key: str, write: JobWrite) -> Item | None:
     """A transition that sets ``status``: the job's conditional write and the status deltas in one
     transaction. The deltas need the status it leaves: the expectation's when it names one, else
     (one of several, or none) the job is read and the expectation narrowed to what was read; if
     the write's condition fails the job is read again: if its status moved (to one that still
     qualifies) the write is tried again, if not another expectation failed and so does the write."""
-    new_status = changes["status"]
-    wanted = expect.get("status")
+    new_status = write["changes"]["status"]
+    wanted = write["expect"].get("status")
     several = wanted is None or wanted is ABSENT or isinstance(wanted, list | tuple | set | frozenset)
     lost_under: list[Any] = []  # the status a failed attempt was narrowed to
     for _ in range(RACES):
@@ -81,10 +68,11 @@ def counted_transition(
                 return None
             if lost_under and lost_under[-1] == old:
                 return None  # the status held still: another expectation failed, as a plain write would
-        narrowed = {**expect, "status": ABSENT if old is None else old}
-        args = store.update_args(
-            function_id, job_key, changes, narrowed, append_attempt, replace_last_attempt
-        )
+        narrowed: JobWrite = {
+            **write,
+            "expect": {**write["expect"], "status": ABSENT if old is None else old},
+        }
+        args = store.update_args(function_id, job_key, narrowed)
         if old == new_status:  # no count moves: the plain conditional write
             return store.update_job(args)
         deltas = status_deltas([old], [new_status])
@@ -106,8 +94,6 @@ def counted_transition(
 def put_counted(store: CountedStore, items: Sequence[Item]) -> list[str]:
     """Create jobs that do not exist, counting them: one transaction per run of up to 99 jobs. A job
     created meanwhile by a concurrent resend fails its condition and is left out of the retry."""
-    from geobatch_core.adapters.dynamodb import serialize
-
     created: list[str] = []
     for function_id, group in _by_function(items, lambda i: i["function_id"]).items():
         raws = [serialize(i) for i in group]
@@ -186,8 +172,6 @@ def _delete_run(store: CountedStore, function_id: str, statuses: Mapping[str, st
 
 
 def _statuses(store: CountedStore, function_id: str, job_keys: Sequence[str]) -> dict[str, str | None]:
-    from geobatch_core.adapters.dynamodb import ERRORS
-
     found: dict[str, str | None] = {}
     request: dict[str, Any] = {
         store.table: {

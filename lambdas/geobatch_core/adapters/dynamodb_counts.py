@@ -31,14 +31,19 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
 from geobatch_core import layout
+from geobatch_core.adapters.dynamodb_items import ERRORS, deserialize
 from geobatch_core.ports import JobCounts
 from geobatch_core.store import ABSENT
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import WriteRequestTypeDef
 
 COUNT_ATTRIBUTE = "n_"  # a counter item holds "n_<status>" numbers and a version "v"
 VERSION_ATTRIBUTE = "v"
@@ -64,8 +69,6 @@ def transact(db: Any, items: list[dict[str, Any]], what: str) -> list[str] | Non
     """Run one transaction: None when it committed, else the cancellation reason of each item
     (at least one ``ConditionalCheckFailed``). Conflicts with a concurrent transaction on the
     same counter item, and throttling, are retried with jittered backoff."""
-    from geobatch_core.adapters.dynamodb import ERRORS  # the one mapping of DynamoDB errors
-
     for attempt in range(CONFLICT_RETRIES):
         try:
             db.transact_write_items(TransactItems=items)
@@ -118,10 +121,8 @@ def status_deltas(before: Iterable[str | None], after: Iterable[str | None]) -> 
     return {s: d for s, d in deltas.items() if d}
 
 
-def read_counts(db: Any, table: str, function_id: str) -> JobCounts:
+def read_counts(db: DynamoDBClient, table: str, function_id: str) -> JobCounts:
     """One Query of the Function's counter items (a few hundred bytes, whatever the job count)."""
-    from geobatch_core.adapters.dynamodb import ERRORS, deserialize
-
     kwargs: dict[str, Any] = {
         "TableName": table,
         "ConsistentRead": True,
@@ -147,7 +148,9 @@ def read_counts(db: Any, table: str, function_id: str) -> JobCounts:
     return JobCounts(by_status=dict(totals), version=json.dumps(versions, sort_keys=True))
 
 
-def correct_counts(db: Any, table: str, function_id: str, deltas: Mapping[str, int], version: str) -> bool:
+def correct_counts(
+    db: DynamoDBClient, table: str, function_id: str, deltas: Mapping[str, int], version: str
+) -> bool:
     """Add ``deltas`` if no counter item moved since ``version`` was read: one transaction that
     checks every counter item's version (the ones absent then must still be absent)."""
     seen: dict[str, int] = json.loads(version)
@@ -176,12 +179,12 @@ def correct_counts(db: Any, table: str, function_id: str, deltas: Mapping[str, i
     return transact(db, items, "correct the job counts") is None
 
 
-def delete_counts(db: Any, table: str, function_id: str) -> None:
-    from geobatch_core.adapters.dynamodb import ERRORS
-
+def delete_counts(db: DynamoDBClient, table: str, function_id: str) -> None:
     keys = [f"{layout.COUNT_KEY_PREFIX}{i:02d}" for i in range(layout.COUNT_SHARDS)]
     for start in range(0, len(keys), 25):
-        requests = [{"DeleteRequest": {"Key": key_of(function_id, k)}} for k in keys[start : start + 25]]
+        requests: list[WriteRequestTypeDef] = [
+            {"DeleteRequest": {"Key": key_of(function_id, k)}} for k in keys[start : start + 25]
+        ]
         try:
             db.batch_write_item(RequestItems={table: requests})
         except ClientError as exc:

@@ -8,7 +8,7 @@ Batch, CodeBuild, IAM, EventBridge and Lambda.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import boto3
 
@@ -21,6 +21,9 @@ from geobatch_core.adapters.s3 import make_client as make_s3_client
 from geobatch_core.adapters.sqs import SqsQueue
 from geobatch_core.ports import BlobStore, FunctionStore, JobStore, Queue
 from geobatch_core.services.context import Settings
+
+if TYPE_CHECKING:
+    from boto3.session import Session
 
 __all__ = ["Stores", "provisioned_stores", "settings_from_env", "stores_from_env"]
 
@@ -45,7 +48,7 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def stores_from_env(environ: Mapping[str, str], session: Any = None) -> Stores:
+def stores_from_env(environ: Mapping[str, str], session: Session | None = None) -> Stores:
     """The state ports of the stack the environment names.
 
     Local mode's workers get ``GEOBATCH_LOCAL_STATE``: their Functions, Jobs and queues are then the
@@ -67,7 +70,7 @@ def stores_from_env(environ: Mapping[str, str], session: Any = None) -> Stores:
 
 
 def provisioned_stores(
-    session: Any,
+    session: Session,
     endpoint_url: str | None = None,
     *,
     functions_table: str = "functions",

@@ -5,24 +5,28 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from geobatch.wire import errors
 from geobatch_core.adapters.aws_errors import ErrorMap
 
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
 SOURCE = "geobatch"
 ERRORS = ErrorMap("EventBridge")
 
 
 class EventBridgePublisher:
-    def __init__(self, client: Any, bus: str = "default"):
+    def __init__(self, client: EventBridgeClient, bus: str = "default"):
         self._events = client
         self._bus = bus
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
-        entry = {
+        entry: PutEventsRequestEntryTypeDef = {
             "Source": SOURCE,
             "DetailType": detail_type,
             "Detail": json.dumps(detail, default=str),

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from botocore.exceptions import EndpointConnectionError, HTTPClientError
 
 from geobatch.wire import errors
+
+Client = TypeVar("Client")
 
 
 class Reachable:
@@ -40,6 +42,7 @@ class Reachable:
             ) from None
 
 
-def reachable(client: Any, service: str) -> Any:
-    """``client`` with connection failures as ``ServiceError`` (idempotent: wraps once)."""
-    return client if isinstance(client, Reachable) else Reachable(client, service)
+def reachable(client: Client, service: str) -> Client:
+    """``client`` with connection failures as ``ServiceError`` (idempotent: wraps once). Typed as the
+    client it wraps: every call goes through to it, with the same arguments and answers."""
+    return client if isinstance(client, Reachable) else cast(Client, Reachable(client, service))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -11,6 +11,11 @@ from botocore.exceptions import ClientError
 from geobatch.wire import errors
 from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap
 from geobatch_core.adapters.reachable import reachable
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 ERRORS = ErrorMap(
     "S3",
@@ -20,13 +25,13 @@ ERRORS = ErrorMap(
 )
 
 
-def make_client(session: Any, endpoint_url: str | None = None) -> Any:
+def make_client(session: Session, endpoint_url: str | None = None) -> S3Client:
     """An S3 client whose presigned URLs are SigV4 (short-lived, X-Amz-Expires), never legacy SigV2."""
     return session.client("s3", endpoint_url=endpoint_url, config=Config(signature_version="s3v4"))
 
 
 class S3BlobStore:
-    def __init__(self, client: Any, bucket: str):
+    def __init__(self, client: S3Client, bucket: str):
         self._s3 = reachable(client, "S3")
         self.bucket = bucket
 
@@ -53,7 +58,7 @@ class S3BlobStore:
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):
-            objects = [{"Key": k} for k in keys[start : start + 1000]]
+            objects: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + 1000]]
             if not objects:
                 continue
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -12,6 +12,15 @@ from geobatch.wire import errors
 from geobatch_core.adapters.aws_errors import THROTTLING, ErrorMap
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Message
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 ERRORS = ErrorMap(
     "SQS",
@@ -22,11 +31,11 @@ ERRORS = ErrorMap(
 
 
 class SqsQueue:
-    def __init__(self, client: Any, *, kms_key: str | None = None):
+    def __init__(self, client: SQSClient, *, kms_key: str | None = None):
         self._sqs = reachable(client, "SQS")
         self._kms_key = kms_key
 
-    def _encryption(self) -> dict[str, str]:
+    def _encryption(self) -> dict[QueueAttributeNameType, str]:
         if self._kms_key:
             return {"KmsMasterKeyId": self._kms_key}
         return {"SqsManagedSseEnabled": "true"}
@@ -89,7 +98,7 @@ class SqsQueue:
 
     def send_batch(self, queue_url: str, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
         for start in range(0, len(bodies), 10):
-            entries = [
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "MessageBody": body, "DelaySeconds": delay_seconds}
                 for i, body in enumerate(bodies[start : start + 10])
             ]
@@ -130,7 +139,9 @@ class SqsQueue:
 
     def delete_batch(self, queue_url: str, receipts: Sequence[str]) -> None:
         for start in range(0, len(receipts), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts[start : start + 10])]
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts[start : start + 10])
+            ]
             try:
                 self._sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
             except ClientError as exc:
@@ -138,7 +149,7 @@ class SqsQueue:
 
     def change_visibility_batch(self, queue_url: str, entries: Sequence[tuple[str, int]]) -> None:
         for start in range(0, len(entries), 10):
-            chunk = [
+            chunk: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": max(0, min(43200, int(s)))}
                 for i, (r, s) in enumerate(entries[start : start + 10])
             ]

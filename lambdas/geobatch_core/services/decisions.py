@@ -84,7 +84,7 @@ def max_attempts(function: Item) -> int:
 def backoff_seconds(settings: Settings, failed_attempt: int, rng: random.Random | None = None) -> int:
     """Exponential backoff with jitter: base·2^(n−1), capped, scaled by a random 0.5–1.0."""
     rng = rng or random.Random()
-    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (failed_attempt - 1))
+    ceiling: float = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (failed_attempt - 1))
     return max(1, round(ceiling * rng.uniform(0.5, 1.0)))
 
 

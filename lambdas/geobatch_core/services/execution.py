@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from geobatch.wire.errors import NotFoundError
@@ -72,6 +73,44 @@ def parse_message(body: str) -> tuple[str, int]:
     return str(data["j"]), int(data.get("r", 0))
 
 
+@dataclass(frozen=True)
+class _Receive:
+    """One receive of a job's message by a worker, and what judging it needs."""
+
+    jobs: JobStore
+    settings: Settings
+    function: Item
+    message: Message
+    token: str
+    worker_id: str
+    now_iso: str
+
+    def start_attempt(self, job_key: str, held: Any) -> Item | None:
+        """PENDING → RUNNING under this receive, when the job's claim token is still ``held``."""
+        return self.jobs.transition(
+            self.function["id"],
+            job_key,
+            changes={
+                "status": JobStatus.RUNNING.value,
+                "execution_count": Increment(1),
+                "claim_msg": self.message.message_id,
+                "claim_token": self.token,
+                "last_execution_date": self.now_iso,
+                "retry_at": None,
+            },
+            expect={
+                "status": JobStatus.PENDING.value,
+                "claim_msg": [ABSENT, self.message.message_id],
+                "claim_token": held,
+            },
+            append_attempt={
+                "started": self.now_iso,
+                "status": JobStatus.RUNNING.value,
+                "worker_id": self.worker_id,
+            },
+        )
+
+
 def claim(
     jobs: JobStore,
     settings: Settings,
@@ -81,143 +120,96 @@ def claim(
     worker_id: str,
     now_iso: str | None = None,
 ) -> Claimed | Ack | Defer | Stale:
-    function_id = function["id"]
-    now_iso = now_iso or iso(utcnow())
-    token = claim_token(message)
+    rx = _Receive(
+        jobs, settings, function, message, claim_token(message), worker_id, now_iso or iso(utcnow())
+    )
     # The common case in one write: a job never claimed before.
-    new = _start_attempt(jobs, function_id, job_key, message, token, worker_id, now_iso, ABSENT)
+    new = rx.start_attempt(job_key, ABSENT)
     if new is not None:
         return Claimed(new, int(new["execution_count"]))
     for _ in range(3):
         try:
-            item = jobs.get(function_id, job_key, consistent=True)
+            item = jobs.get(function["id"], job_key, consistent=True)
         except NotFoundError:
             return Ack("job deleted")
-        decision = _judge(jobs, settings, function, item, message, token, worker_id, now_iso)
+        decision = _judge(rx, item)
         if decision is not None:
             return decision
     return Defer(settings.lost_worker_seconds, "job changed while claiming")
 
 
-def _judge(
-    jobs: JobStore,
-    settings: Settings,
-    function: Item,
-    item: Item,
-    message: Message,
-    token: str,
-    worker_id: str,
-    now_iso: str,
-) -> Claimed | Ack | Defer | Stale | None:
+def _judge(rx: _Receive, item: Item) -> Claimed | Ack | Defer | Stale | None:
     """What this receive does with a job someone claimed before; None: it changed, read again."""
     status = item["status"]
     if status in (s.value for s in JobStatus.terminal()):
         return Ack(f"job is {status}")
     owner = item.get("claim_msg")
-    if owner is not None and owner != message.message_id:
+    if owner is not None and owner != rx.message.message_id:
         return Ack("duplicate message")
     held = item.get("claim_token")
-    if held == token and status == JobStatus.RUNNING.value:
+    if held == rx.token and status == JobStatus.RUNNING.value:
         # Our own claim, whose answer was lost (a retried write): the job is ours.
         return Claimed(item, int(item.get("execution_count", 0)))
-    if held == token and status != JobStatus.PENDING.value:
+    if held == rx.token and status != JobStatus.PENDING.value:
         return Stale("the job is being canceled")
-    if owner is not None and held != token and message.receive_count <= _receive_of(held):
+    if owner is not None and held != rx.token and rx.message.receive_count <= _receive_of(held):
         # Both receives are of this message and ours is not the later one: our lease ran out.
         return Stale("a later receive of this message owns the job")
     if status == JobStatus.PENDING.value:
-        new = _start_attempt(
-            jobs, function["id"], item["job_key"], message, token, worker_id, now_iso, held or ABSENT
-        )
+        new = rx.start_attempt(item["job_key"], held or ABSENT)
         return Claimed(new, int(new["execution_count"])) if new is not None else None
     # The receive that claimed this job is older than ours: its lease ran out, so its worker is gone.
-    return _lost_worker(jobs, settings, function, item, message, token, worker_id, now_iso)
+    return _lost_worker(rx, item)
 
 
-def _start_attempt(
-    jobs: JobStore,
-    function_id: str,
-    job_key: str,
-    message: Message,
-    token: str,
-    worker_id: str,
-    now_iso: str,
-    held: Any,
-) -> Item | None:
-    return jobs.transition(
-        function_id,
-        job_key,
-        changes={
-            "status": JobStatus.RUNNING.value,
-            "execution_count": Increment(1),
-            "claim_msg": message.message_id,
-            "claim_token": token,
-            "last_execution_date": now_iso,
-            "retry_at": None,
-        },
-        expect={
-            "status": JobStatus.PENDING.value,
-            "claim_msg": [ABSENT, message.message_id],
-            "claim_token": held,
-        },
-        append_attempt={"started": now_iso, "status": JobStatus.RUNNING.value, "worker_id": worker_id},
-    )
-
-
-def _lost_worker(
-    jobs: JobStore,
-    settings: Settings,
-    function: Item,
-    item: Item,
-    message: Message,
-    token: str,
-    worker_id: str,
-    now_iso: str,
-) -> Claimed | Ack | None:
+def _lost_worker(rx: _Receive, item: Item) -> Claimed | Ack | None:
     attempt = int(item.get("execution_count", 0))
     cause = f" ({item['lost_reason']})" if item.get("lost_reason") else ""
-    reason = f"worker lost: no heartbeat for {settings.lost_worker_seconds} s on attempt {attempt}{cause}"
-    lost = {**last_attempt(item), "number": attempt, "ended": now_iso, "status": "failure", "reason": reason}
+    reason = f"worker lost: no heartbeat for {rx.settings.lost_worker_seconds} s on attempt {attempt}{cause}"
+    lost = {
+        **last_attempt(item),
+        "number": attempt,
+        "ended": rx.now_iso,
+        "status": "failure",
+        "reason": reason,
+    }
     expect = {
         "status": item["status"],
-        "claim_msg": message.message_id,
+        "claim_msg": rx.message.message_id,
         "claim_token": item.get("claim_token", ABSENT),
         "execution_count": attempt,
     }
-    if item["status"] != JobStatus.RUNNING.value or attempt >= max_attempts(function):
+    if item["status"] != JobStatus.RUNNING.value or attempt >= max_attempts(rx.function):
         final = JobStatus.CANCELED if item["status"] != JobStatus.RUNNING.value else JobStatus.FAILURE
-        done = jobs.transition(
-            function["id"],
-            item["job_key"],
-            changes={
-                "status": final.value,
-                "error_reason": reason if final is JobStatus.FAILURE else None,
-                "status_reason": f"{reason}; no attempts left" if final is JobStatus.FAILURE else None,
-                "last_completion_date": now_iso,
-                "lost_reason": None,
-                "claim_token": token,
-            },
-            expect=expect,
-            replace_last_attempt=lost,
+        changes = {
+            "status": final.value,
+            "error_reason": reason if final is JobStatus.FAILURE else None,
+            "status_reason": f"{reason}; no attempts left" if final is JobStatus.FAILURE else None,
+            "last_completion_date": rx.now_iso,
+            "lost_reason": None,
+            "claim_token": rx.token,
+        }
+        done = rx.jobs.transition(
+            rx.function["id"], item["job_key"], changes=changes, expect=expect, replace_last_attempt=lost
         )
         return Ack(reason) if done is not None else None
     # Two writes (a list item cannot be replaced and appended to at once): back to pending under our
     # token, then a new attempt that only our token may start.
-    back = jobs.transition(
-        function["id"],
+    back = rx.jobs.transition(
+        rx.function["id"],
         item["job_key"],
         changes={
             "status": JobStatus.PENDING.value,
             "error_reason": reason,
             "lost_reason": None,
-            "claim_token": token,
+            "claim_token": rx.token,
         },
         expect=expect,
         replace_last_attempt=lost,
     )
     if back is None:
         return None
-    new = _start_attempt(jobs, function["id"], item["job_key"], message, token, worker_id, now_iso, token)
+    new = rx.start_attempt(item["job_key"], rx.token)
     return Claimed(new, int(new["execution_count"])) if new is not None else None
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from geobatch.wire.models import FailureGroup, FailureSummary, JobStatus
 from geobatch_core.services.access import owned_function
 from geobatch_core.services.context import Services
 from geobatch_core.services.iterate import all_jobs
 
+Kind = Literal["exception", "out_of_memory", "timeout", "worker_lost", "other"]  # FailureGroup.kind
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _HEX_ID = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")  # ids, hashes: letters and digits
 _QUOTED = re.compile(r"'[^']{24,}'|\"[^\"]{24,}\"")
 
 
-def cause_of(status: str, reason: str | None) -> tuple[str, str]:
+def cause_of(status: str, reason: str | None) -> tuple[Kind, str]:
     """(kind, cause): the kind of failure, and its reason with the parts that vary stripped."""
     text = (reason or "").strip()
     if status == JobStatus.TIMEOUT.value or text.startswith("timeout"):
@@ -45,7 +47,7 @@ def failure_summary(svc: Services, principal: str, function_id: str) -> FailureS
         if group is None:
             groups[cause] = FailureGroup(
                 cause=cause,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 count=1,
                 example_job_id=f"{function_id}-{item['job_key']}",
                 example_reason=item.get("error_reason"),

@@ -23,6 +23,7 @@ from geobatch.wire.models import (
 )
 from geobatch_core import filters, layout
 from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord, function_wire
 from geobatch_core.services import counters, paging
 from geobatch_core.services.access import can_access, owned_function
 from geobatch_core.services.context import Services, iso, new_id
@@ -32,7 +33,7 @@ DISPATCHABLE = (FunctionStatus.READY.value,)
 
 
 def to_wire(item: Item, statistics: dict[str, int] | None = None) -> Function:
-    return Function.model_validate({**item, "job_statistics": statistics})
+    return function_wire(FunctionRecord.from_item(item), statistics)
 
 
 def create_function(svc: Services, principal: str, spec: FunctionCreate) -> FunctionCreated:

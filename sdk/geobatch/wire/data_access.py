@@ -168,6 +168,27 @@ def statements(
     return result
 
 
+# The control plane's prefixes in the stack's bucket (geobatch_core.layout, stacks/storage.py): never
+# user code's to touch, whatever a Function declares or the operator's bound allows.
+STATE_PREFIXES = ("bundles/", "builds/", "args/", "results/", "logs/")
+
+
+def denials(state_bucket: str, partition: str) -> list[dict[str, Any]]:
+    """What user code's credentials (a Function's data role, and the data boundary) never allow:
+    anything that is not S3 (job state, queues, metrics the alarms read, STS, IAM) and the control
+    plane's objects. Explicit denials: no allow of a policy or a bound can outweigh them."""
+    objects = f"arn:{partition}:s3:::{state_bucket}"
+    return [
+        {"Sid": "OnlyData", "Effect": "Deny", "NotAction": "s3:*", "Resource": "*"},
+        {
+            "Sid": "NoControlPlaneObjects",
+            "Effect": "Deny",
+            "Action": "s3:*",
+            "Resource": [f"{objects}/{prefix}*" for prefix in STATE_PREFIXES],
+        },
+    ]
+
+
 def _allow(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": sorted(set(resources))}
 

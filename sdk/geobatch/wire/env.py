@@ -19,6 +19,8 @@ BATCH_PLATFORM = "GEOBATCH_BATCH_PLATFORM"  # FARGATE or EC2: how job definition
 WORKER_ROLE_ARN = "GEOBATCH_WORKER_ROLE_ARN"  # one shared worker role (when no boundary is given)
 # With a boundary, each Function's workers get a role of their own, created under this boundary.
 WORKER_PERMISSIONS_BOUNDARY = "GEOBATCH_WORKER_PERMISSIONS_BOUNDARY"
+# ... and the data role its user code runs with (only the Function's data_access), under this one.
+WORKER_DATA_BOUNDARY = "GEOBATCH_WORKER_DATA_BOUNDARY"
 FUNCTIONS_TABLE_ARN = "GEOBATCH_FUNCTIONS_TABLE_ARN"
 JOBS_TABLE_ARN = "GEOBATCH_JOBS_TABLE_ARN"
 WORKER_EXECUTION_ROLE_ARN = "GEOBATCH_WORKER_EXECUTION_ROLE_ARN"
@@ -42,6 +44,8 @@ WORKER_ID = "GEOBATCH_WORKER_ID"
 WORKER_MEMORY_LIMIT_MB = "GEOBATCH_WORKER_MEMORY_LIMIT_MB"
 # Seconds after which a worker claims no new job and exits (AWS Batch's attempt timeout is later).
 WORKER_LIFETIME_SECONDS = "GEOBATCH_WORKER_LIFETIME_SECONDS"
+# The Function's data role: the worker assumes it and serves its credentials to user code alone.
+WORKER_DATA_ROLE_ARN = "GEOBATCH_WORKER_DATA_ROLE_ARN"
 
 # User code (set by the worker for every job)
 # The Function's public locations (data_access.public), space-separated s3:// patterns: read them

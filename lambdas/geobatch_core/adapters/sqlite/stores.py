@@ -8,15 +8,14 @@ replaced in the same write, pages in key order with an exclusive start key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import VERSION_ROW, Database, apply_changes, dumps, field, holds, loads
-from geobatch_core.ports import Item, JobCounts, Key
-from geobatch_core.store import expired, pending_request, resent_reference
+from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
+from geobatch_core.store import expired, pending_request, reference_item, resent_reference
 
-JOB_KEY_CEILING = "g"  # job keys are hex; submission references ("ref#...") sort after them
 _OLDEST_FIRST = (
     "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key > ? ORDER BY job_key LIMIT ?"
 )
@@ -111,12 +110,10 @@ class SqliteJobStore:
                 "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, key)
             ).fetchone()
             if row is None or expired(loads(row[0]), now_ms // 1000):
-                item = {"function_id": function_id, "job_key": key, "created_ms": now_ms}
-                item["fingerprint"] = fingerprint or None
-                item[layout.JOB_TTL_ATTRIBUTE] = now_ms // 1000 + layout.REFERENCE_TTL_SECONDS
+                item = reference_item(function_id, reference_id, now_ms, fingerprint)
                 conn.execute(
                     "INSERT OR REPLACE INTO jobs (function_id, job_key, item) VALUES (?, ?, ?)",
-                    (function_id, key, dumps({k: v for k, v in item.items() if v is not None})),
+                    (function_id, key, dumps(item)),
                 )
                 return now_ms, True
         first = loads(row[0])
@@ -200,16 +197,7 @@ class SqliteJobStore:
             raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
         return loads(row[0])
 
-    def transition(
-        self,
-        function_id: str,
-        job_key: str,
-        *,
-        changes: Mapping[str, Any],
-        expect: Mapping[str, Any],
-        append_attempt: Mapping[str, Any] | None = None,
-        replace_last_attempt: Mapping[str, Any] | None = None,
-    ) -> Item | None:
+    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, job_key)
@@ -217,42 +205,25 @@ class SqliteJobStore:
             if row is None:
                 return None
             item = loads(row[0])
-            if not holds(item, expect):
+            if not holds(item, write["expect"]):
                 return None
-            apply_changes(item, changes)
-            attempts = list(item.get("attempts") or [])
-            if replace_last_attempt is not None:
-                index = int(replace_last_attempt["number"]) - 1
-                if 0 <= index < len(attempts):
-                    attempts[index] = dict(replace_last_attempt)
-                else:  # DynamoDB's SET past a list's end appends
-                    attempts.append(dict(replace_last_attempt))
-            if append_attempt is not None:
-                attempts.append(dict(append_attempt))
-            if replace_last_attempt is not None or append_attempt is not None:
-                item["attempts"] = attempts
+            apply_changes(item, write["changes"])
+            _apply_attempts(item, write.get("append_attempt"), write.get("replace_last_attempt"))
             text = dumps(item)
             conn.execute(
                 "UPDATE jobs SET item = ? WHERE function_id = ? AND job_key = ?", (text, function_id, job_key)
             )
         return loads(text)
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        start: Key | None,
-        limit: int,
-        newest_first: bool,
-        projection: Sequence[str] | None = None,
-        consistent: bool = False,  # every SQLite read sees every committed write
-    ) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+        # Every SQLite read sees every committed write: ``consistent`` changes nothing.
+        start, limit, projection = page["start"], page["limit"], page.get("projection")
         after = (start or {}).get("job_key")
-        if newest_first:
-            sql, bound = _NEWEST_FIRST, after if after is not None else JOB_KEY_CEILING
+        if page["newest_first"]:
+            sql, bound = _NEWEST_FIRST, after if after is not None else layout.JOB_KEY_CEILING
         else:
             sql, bound = _OLDEST_FIRST, after if after is not None else ""
-        rows = self._db.read().execute(sql, (function_id, JOB_KEY_CEILING, bound, limit)).fetchall()
+        rows = self._db.read().execute(sql, (function_id, layout.JOB_KEY_CEILING, bound, limit)).fetchall()
         items = [loads(r[0]) for r in rows]
         last = {"function_id": function_id, "job_key": items[-1]["job_key"]} if len(items) == limit else None
         if projection:
@@ -324,3 +295,20 @@ class SqliteJobStore:
             partition_attr: partition,
             sort_attr: last[sort_attr],
         }
+
+
+def _apply_attempts(item: Item, append: Mapping[str, Any] | None, replace: Mapping[str, Any] | None) -> None:
+    """Replace the attempt record ``replace`` numbers (past the list's end it is appended, as
+    DynamoDB's SET past a list's end appends), then append ``append``."""
+    if replace is None and append is None:
+        return
+    attempts = list(item.get("attempts") or [])
+    if replace is not None:
+        index = int(replace["number"]) - 1
+        if 0 <= index < len(attempts):
+            attempts[index] = dict(replace)
+        else:
+            attempts.append(dict(replace))
+    if append is not None:
+        attempts.append(dict(append))
+    item["attempts"] = attempts
