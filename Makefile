@@ -31,7 +31,12 @@ demo: $(STAMP)
 	$(BIN)/geobatch demo $(DEMO_ARGS)
 
 ## Runs the whole test suite: lint, types, security checks, then unit, moto, local end-to-end,
-## browser, reliability (fault injection, API fuzzing, tenant isolation) and infrastructure tests.
+## browser, reliability (fault injection, API fuzzing, tenant isolation) and infrastructure tests,
+## side by side on $(PYTEST_WORKERS) pytest-xdist workers (most of the suite waits on workers, leases
+## and process start-ups, so 4 workers pay on 2 cores); tests sharing a fixture stay on one worker
+## (tests/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 4
+XDIST = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup)
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
@@ -40,10 +45,11 @@ test: $(STAMP)
 	$(BIN)/bandit -q -r lambdas sdk batch_image -ll
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
-## One suite at a time (each is part of `make test`): every test carries exactly one suite marker
-## (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop: unit + moto.
+## One suite at a time (each is part of `make test`), in one process: every test carries exactly one
+## suite marker (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop:
+## unit + moto. PYTEST_ARGS='-n 4 --dist loadgroup' runs a suite side by side as `make test` does.
 SUITES := unit moto local infra reliability rehearsal install
 $(addprefix test-,$(SUITES)): test-%: $(STAMP)
 	$(BIN)/pytest -m $* $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
 from geobatch_core.adapters.dynamodb_items import serialize
 from geobatch_core.services import jobs as job_service
 from geobatch_core.services.context import Services
+from tests.support import compose_stores
 
 FUNCTIONS = 4
 PAGE = 100
@@ -108,14 +109,8 @@ def services(jobs: Any, functions: Any) -> Services:
                 "creation_date": f"2025-12-0{f + 1}T00:00:00Z",
             }
         )
-    return Services(
-        functions=functions,
-        jobs=jobs,
-        queue=FakeQueue(),
-        blobs=FakeBlobStore(),
-        executor=NoWorkers(),  # type: ignore[arg-type]
-        builder=None,  # type: ignore[arg-type]
-    )
+    svc: Services = compose_stores(functions, jobs, FakeQueue(), FakeBlobStore(), executor=NoWorkers())
+    return svc
 
 
 def measure(svc: Services, counting: Counting, query: dict[str, Any], deep: int = 5) -> list[float]:

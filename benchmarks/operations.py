@@ -17,7 +17,7 @@ from prices import price
 from geobatch.wire.models import JobQuery
 from geobatch_core.adapters.dynamodb_items import serialize
 from geobatch_core.services import operations
-from geobatch_core.services.context import Services
+from tests.support import compose_stores
 
 
 def run(n: int) -> list[str]:
@@ -31,7 +31,7 @@ def run(n: int) -> list[str]:
     functions.put_new(
         {"id": "fn0", "owner": _common.ALICE, "status": "stopped", "creation_date": "2025-12-01"}
     )
-    svc = Services(functions, jobs, FakeQueue(), FakeBlobStore(), NoWorkers(), None)  # type: ignore[arg-type]
+    svc = compose_stores(functions, jobs, FakeQueue(), FakeBlobStore(), executor=NoWorkers())
     op = operations.start(svc, _common.ALICE, "cancel", JobQuery(function_id="fn0"))
     assert isinstance(op, operations.Operation)
     jobs.calls = 0

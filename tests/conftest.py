@@ -14,7 +14,9 @@ import pytest
 
 from geobatch.wire import env
 from tests import moto_transactions
+from tests.support import GENEROUS_SECONDS
 
+pytest_plugins = ["tests.xdist_groups"]  # which tests share an xdist worker (make test runs -n)
 moto_transactions.install()  # moto's transactions without whole-table copies (see the module)
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"
@@ -122,7 +124,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     stack = LocalStack(
         LocalOptions(home=home, pip_args="--no-index", lost_worker_seconds=4, worker_idle_seconds=3)
     ).start()
-    stack.wait_ready()
+    stack.wait_ready(timeout=GENEROUS_SECONDS)  # 10 s by default: too short with 4 workers starting theirs
     yield stack
     stack.stop()
 

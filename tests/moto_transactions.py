@@ -7,6 +7,11 @@ cost does not. This backs up only the items the transaction names (deep copies o
 their absence) and restores exactly those when moto cancels the transaction, which is all a
 rollback needs: a transaction writes nothing else. Applied by ``tests/conftest.py`` and the
 benchmarks; ``tests/infra/test_counts_contract.py`` checks the rollback.
+
+It also makes each DynamoDB request atomic, as DynamoDB's are: moto's in-process backend changes
+items in place, so a worker thread's UpdateItem could change an item while the test's GetItem
+serialized it ("dictionary changed size during iteration", seen on a loaded machine). One lock
+around moto's DynamoDB request handler serializes the requests, not the callers' work between them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import types
 from typing import Any
 
 _installed = threading.Lock()
+_requests = threading.RLock()  # one DynamoDB request at a time in this process's moto
 _done: list[bool] = []
 
 
@@ -67,6 +73,15 @@ def install() -> None:
                     _restore(table, hash_key, range_key, item)
                 raise
 
+        from moto.dynamodb.responses import DynamoHandler
+
+        handle = DynamoHandler.call_action
+
+        def call_action(self: Any) -> Any:
+            with _requests:
+                return handle(self)
+
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
         models.copy = _NoTableCopies()  # type: ignore[attr-defined]
         models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
         _done.append(True)

@@ -15,6 +15,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
+# Where a product call takes a time limit (``geobatch.local.start_background``: 60 s), tests pass this
+# one: long enough that only a start that hangs reaches it, even on 2 loaded cores running the suite
+# side by side (a local daemon starts in 2-20 s there), and short of the tests' pytest-timeout.
+GENEROUS_SECONDS = 240.0
 BOB = "arn:aws:iam::123456789012:user/bob"
 T = TypeVar("T")
 
@@ -30,6 +34,43 @@ def entry_bundle(entry: str) -> bytes:
 def bundle(source: str, name: str = "main") -> bytes:
     """A code bundle as the SDK makes it: the function's source plus ``main = name``."""
     return entry_bundle(textwrap.dedent(source) + f"\n\nmain = {name}\n")
+
+
+class Unwired:
+    """A port that a test or benchmark does not exercise: any use of it fails, naming the port.
+
+    (It raises AttributeError, so the composition root's ``isinstance`` checks see a plain object.)
+    """
+
+    def __init__(self, port: str) -> None:
+        self._port = port
+
+    def __getattr__(self, attr: str) -> Any:
+        raise AttributeError(f"no {self._port} is wired here (.{attr} was asked for)")
+
+
+def compose_stores(
+    functions: Any,
+    jobs: Any,
+    queue: Any,
+    blobs: Any,
+    *,
+    executor: Any = None,
+    builder: Any = None,
+    settings: Any = None,
+) -> Any:
+    """``Services`` of these stores (e.g. the in-memory fakes of ``benchmarks/fakes.py``), assembled
+    by the composition root (``geobatch_core.wiring.compose``) as every deployable assembles its own;
+    the executor and builder are ``Unwired`` unless given."""
+    from geobatch_core import wiring
+    from geobatch_core.adapters.environment import Stores
+
+    return wiring.compose(
+        Stores(functions, jobs, queue, blobs),
+        executor=executor if executor is not None else Unwired("executor"),
+        builder=builder if builder is not None else Unwired("builder"),
+        settings=settings,
+    )
 
 
 def wait_until(check: Callable[[], T], what: str = "", *, poll: float = 0.05) -> T:

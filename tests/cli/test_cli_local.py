@@ -22,8 +22,6 @@ from geobatch.cli import main
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 
-WAIT = 120
-
 
 def tile_job(x):
     """Succeeds with a JSON result, except for input 3, which fails with a known message."""
@@ -64,7 +62,7 @@ def finished(client: gb.Client) -> Iterator[gb.Function]:
     fn.save()
     fn.map([(0,), (2,), (4,)], tags=["even"])
     fn.map([(1,), (3,)], tags=["odd"])
-    fn.wait_for_completion(timeout=WAIT, progress=False)
+    fn.wait_for_completion(progress=False)
     yield fn
     with contextlib.suppress(gb.GeoBatchError):
         fn.delete(delete_results=True)

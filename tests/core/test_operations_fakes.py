@@ -17,6 +17,7 @@ from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.functions import job_statistics
 from geobatch_core.services.submission import submit_jobs
 from tests.core.helpers import ALICE
+from tests.support import compose_stores
 
 pytestmark = pytest.mark.unit
 N = 100_000
@@ -74,14 +75,7 @@ def services() -> tuple[Services, RacingJobStore]:
         "queue_url": url,
         "dlq_url": dlq,
     }
-    svc = Services(
-        functions=FakeFunctionStore(),
-        jobs=jobs,
-        queue=queue,
-        blobs=FakeBlobStore(),
-        executor=None,  # type: ignore[arg-type]
-        builder=None,  # type: ignore[arg-type]
-    )
+    svc = compose_stores(FakeFunctionStore(), jobs, queue, FakeBlobStore())  # no executor or builder
     svc.functions.put_new(function)
     jobs.function = svc.functions.get(FID)
     return svc, jobs

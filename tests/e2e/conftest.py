@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 import geobatch as gb
 from geobatch.wire import env
+from tests.support import GENEROUS_SECONDS, wait_until
 
 
 @pytest.fixture
@@ -49,19 +49,20 @@ def daemon_up(home: Path) -> dict[str, Any]:
     """Start (or find) the home's daemon; a short lost-worker time keeps restarts quick."""
     from geobatch.local import start_background
 
-    return start_background(home, extra_args=["--lost-worker-seconds", "4"])
+    return start_background(home, timeout=GENEROUS_SECONDS, extra_args=["--lost-worker-seconds", "4"])
 
 
-def wait_gone(pid: int, timeout: float = 60.0) -> None:
-    """Until the process is gone (reaped when it is a child of this one)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_gone(pid: int) -> None:
+    """Until the process is gone (reaped when it is a child of this one); no deadline (see tests/support)."""
+
+    def gone() -> bool:
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
+                return True
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"process {pid} is still running")
+            return True
+        return False
+
+    wait_until(gone, f"process {pid} to end", poll=0.1)

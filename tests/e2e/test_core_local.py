@@ -42,7 +42,7 @@ def test_two_hundred_jobs_some_failing(saved):
     fn = saved(mostly_squares, maximum_concurrency=4, retry_count=1, timeout=60, environment={"K": "v"})
     jobs = fn.map([[i] for i in range(200)], tags=["demo"])
     assert jobs.is_success and len(jobs) == 200
-    fn.wait_for_completion(timeout=400)
+    fn.wait_for_completion()
     failing = {i for i in range(200) if i % 25 == 7}
     assert fn.job_statistics["success"] == 200 - len(failing)
     assert fn.job_statistics["failure"] == len(failing)
@@ -64,7 +64,7 @@ def test_two_hundred_jobs_some_failing(saved):
 def test_fails_twice_then_succeeds(saved, local_stack):
     fn = saved(flaky, retry_count=2, timeout=60)
     job = fn("m")
-    job.wait_for_completion(timeout=120)
+    job.wait_for_completion()
     assert job.status == gb.JobStatus.SUCCESS
     assert job.execution_count == 3
     assert job.result() == {"marker": "m", "attempt": 3}
@@ -81,7 +81,7 @@ def test_fails_twice_then_succeeds(saved, local_stack):
 def test_timeout_and_cancel(saved):
     fn = saved(sleeper, retry_count=0, timeout=2, maximum_concurrency=1)
     slow = fn(30)
-    slow.wait_for_completion(timeout=120)
+    slow.wait_for_completion()
     assert slow.status == gb.JobStatus.TIMEOUT
     assert "timeout" in slow.error_reason
 
@@ -94,7 +94,7 @@ def test_timeout_and_cancel(saved):
     queued.refresh()
     assert queued.status == gb.JobStatus.CANCELED
     running.cancel()
-    running.wait_for_completion(timeout=60)
+    running.wait_for_completion()
     assert running.status == gb.JobStatus.CANCELED
     assert running.runtime is not None and running.runtime < 30
 
@@ -102,11 +102,11 @@ def test_timeout_and_cancel(saved):
 def test_rerun_and_resubmitted_batch(saved, local_api):
     fn = saved(mostly_squares, retry_count=0, maximum_concurrency=2)
     fn.map([[7], [8]])
-    fn.wait_for_completion(timeout=120)
+    fn.wait_for_completion()
     assert fn.job_statistics["failure"] == 1
     rerun = fn.rerun()
     assert len(rerun) == 1
-    fn.wait_for_completion(timeout=120)
+    fn.wait_for_completion()
     job = gb.Job.get(rerun[0])
     assert job.status == gb.JobStatus.FAILURE and job.run == 1
 
@@ -115,7 +115,7 @@ def test_rerun_and_resubmitted_batch(saved, local_api):
     first = local_api.post("/jobs/bulk", body)
     again = local_api.post("/jobs/bulk", body)
     assert [j["id"] for j in first["data"]] == [j["id"] for j in again["data"]]
-    fn.wait_for_completion(timeout=120)
+    fn.wait_for_completion()
     assert sum(fn.job_statistics.values()) == 5
     assert fn.jobs.filter(gb.Job.reference_id == "retry-me").count() == 3
 
@@ -127,7 +127,7 @@ def test_missing_requirement_fails_the_build_with_its_log(local_api):
     fn.save()
     job = fn(3)  # accepted while building; it waits, and says why
     with pytest.raises(gb.BuildFailedError):
-        fn.wait_for_completion(timeout=120)
+        fn.wait_for_completion()
     assert fn.status == gb.FunctionStatus.BUILD_FAILED
     assert "pip could not install the requirements" in fn.status_reason
     assert "geobatch-no-such-pkg" in fn.build_log()

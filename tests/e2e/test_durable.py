@@ -73,7 +73,7 @@ def finished(fn: gb.Function) -> dict[str, tuple[Any, str, list[Any]]]:
 
 
 def check_after_restart(fn: gb.Function, before: dict[str, Any], state: dict[str, Any]) -> None:
-    fn.wait_for_completion(timeout=300)
+    fn.wait_for_completion()
     assert fn.job_statistics == {**{k: 0 for k in fn.job_statistics}, "success": JOBS}
     jobs = fn.jobs.collect()
     assert len(jobs) == JOBS  # nothing lost, nothing doubled
@@ -140,4 +140,4 @@ def test_a_build_cut_off_by_a_daemon_crash_is_resumed_after_restart(daemon_home,
     fn = gb.Function.get(fn.id, client=gb.Client(again["api_url"]))
     wait_until(lambda: fn.refresh().status != gb.FunctionStatus.BUILDING, "the build to resume", poll=0.3)
     assert fn.status == gb.FunctionStatus.READY, fn.status_reason
-    assert fn(5).wait_for_completion(timeout=120).result() == 5
+    assert fn(5).wait_for_completion().result() == 5

@@ -15,7 +15,7 @@ from geobatch.wire.models import TERMINAL
 from geobatch_core.adapters.events import LogPublisher
 from geobatch_core.adapters.sqlite import open_state
 from geobatch_core.services.scaling import COMPLETED
-from tests.support import wait_until
+from tests.support import GENEROUS_SECONDS, wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 GEOBATCH = [sys.executable, "-c", "from geobatch.cli import main; main()"]
@@ -97,3 +97,17 @@ def test_local_events_keep_only_the_latest():
     for i in range(5):
         events.publish(COMPLETED, {"function_id": f"fn-{i}"})
     assert [d["function_id"] for _, d in events.published] == ["fn-2", "fn-3", "fn-4"]
+
+
+def test_stopping_a_daemon_started_from_this_process_reaps_it(daemon_home):
+    """The SDK (or a test) that started local mode and stops it again: the daemon ends on SIGTERM
+    and is reaped, not left a zombie that the stop mistakes for a running daemon (waiting its whole
+    timeout, then sending SIGKILL to a process that had already stopped cleanly)."""
+    import os
+
+    from geobatch.local import start_background, stop_background
+
+    state = start_background(daemon_home, timeout=GENEROUS_SECONDS)
+    assert stop_background(daemon_home)
+    with pytest.raises(ChildProcessError):  # reaped by the stop: no zombie is left for this call
+        os.waitpid(int(state["pid"]), os.WNOHANG)

@@ -51,13 +51,13 @@ def test_concurrency_full_is_named(saved):
     second.refresh()
     assert second.status == gb.JobStatus.PENDING
     assert second.status_reason == "waiting: 1 of 1 concurrent jobs running (maximum_concurrency=1)"
-    fn.wait_for_completion(timeout=120)
+    fn.wait_for_completion()
 
 
 def test_out_of_memory_is_named_with_peak_and_limit(saved):
     fn = saved(hog, cpus=0.25, memory=512, retry_count=0, timeout=60)
     job = fn(900)
-    job.wait_for_completion(timeout=120)
+    job.wait_for_completion()
     assert job.status == gb.JobStatus.FAILURE
     assert job.status_reason.startswith("out of memory: peak ")
     assert job.status_reason.endswith("MiB of 512 MiB limit on attempt 1 of 1; raise memory")
@@ -73,7 +73,7 @@ def test_killed_worker_is_detected_and_its_job_retried(saved, local_stack):
     assert pids, "no worker process"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)  # no goodbye: no heartbeat, no outcome, no ack
-    job.wait_for_completion(timeout=120)
+    job.wait_for_completion()
     assert job.status == gb.JobStatus.SUCCESS and job.execution_count == 2
     lost = job.attempts[0]
     assert lost.status == "failure"
@@ -86,7 +86,7 @@ def test_killed_worker_is_detected_and_its_job_retried(saved, local_stack):
 def test_failure_summary_groups_causes(saved):
     fn = saved(mixed, retry_count=0, timeout=2, maximum_concurrency=4)
     fn.map([[x] for x in range(9)])
-    fn.wait_for_completion(timeout=180)
+    fn.wait_for_completion()
     summary = fn.failure_summary()
     assert summary.failed == 9
     by_cause = {g.cause: g for g in summary.groups}
@@ -105,7 +105,7 @@ def test_cli_why_prints_the_groups(saved, local_stack):
 
     fn = saved(mixed, retry_count=0, timeout=2, maximum_concurrency=3)
     fn.map([[0], [3], [1]])
-    fn.wait_for_completion(timeout=120)
+    fn.wait_for_completion()
     result = CliRunner().invoke(main, ["--api-url", local_stack.api_url, "jobs", "why", fn.id])
     assert result.exit_code == 0, result.output
     assert "3 failed jobs, 2 causes" in result.output

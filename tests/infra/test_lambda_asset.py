@@ -1,4 +1,5 @@
-"""The Lambda code asset, bundled for real (pip from the index, as ``cdk synth`` does).
+"""The Lambda code asset, bundled for real (pip from the index, as ``cdk synth`` does; once per inputs,
+cached under ``.venv/rehearsal-cache`` beside the rehearsal's).
 
 The runtime provides boto3 and botocore; an asset that bundles its own botocore (aws-xray-sdk
 pulls it) would run the runtime's boto3 on a foreign botocore. Every handler must import with
@@ -34,6 +35,11 @@ def _size(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.rehearsal.synth import install_bundle_cache
+
+    # Bundled once for the session's inputs and shared with the rehearsal's synthesis (the cache is
+    # keyed by lambdas/, constraints.txt and stacks/lambda_factory.py): a fresh clone bundles once.
+    install_bundle_cache()
     out = tmp_path_factory.mktemp("asset")
     assert PipLocalBundling(LAMBDAS_DIR, architecture="x86_64").try_bundle(str(out), image=None)
     return out

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match
 
 from geobatch.wire import env
 from geobatch_core import layout
+from stacks.lambda_factory import PYTHON_VERSION
 
 pytestmark = pytest.mark.infra
 
@@ -340,7 +341,7 @@ def test_all_lambdas_use_the_factory_settings(default):
     }
     for function in ours.values():
         props = function["Properties"]
-        assert props["Runtime"] == "python3.11"
+        assert props["Runtime"] == f"python{PYTHON_VERSION}"
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["Architectures"] == ["x86_64"]
         assert props["LoggingConfig"]["LogGroup"]

@@ -1,8 +1,9 @@
 """The stack's Lambdas run as Lambda runs them: from the synthesized asset, in an interpreter with only
-what the python3.11 runtime has, with the deployed function's environment and its role's credentials.
+what the Lambda Python runtime has, with the deployed function's environment and its role's credentials.
 
-The runtime interpreter is a venv of this machine's CPython 3.11 without system site-packages, holding
-only the SDK the Lambda python3.11 runtime ships. AWS updates that SDK on its own schedule and it lags
+The runtime interpreter is a venv, without system site-packages, of this machine's CPython of the
+deployed function's runtime (python3.11, ``stacks.lambda_factory.PYTHON_VERSION``), holding only
+the SDK the Lambda runtime ships. AWS updates that SDK on its own schedule and it lags
 the newest release by months (the project pins boto3 1.44.8): ``RUNTIME_SDK`` pins an older release
 line, boto3/botocore 1.40.4 with urllib3 1.26 (Amazon Linux 2 runtimes keep urllib3 below 2), so code
 that only works with the project's newer SDK fails here as it would in Lambda. It is cached under
@@ -36,17 +37,32 @@ RUNTIME_SDK = (
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 
 
-def runtime_python() -> Path:
-    """The runtime interpreter (created once)."""
+def base_python(version: str) -> Path:
+    """This machine's CPython ``version`` (e.g. "3.11"): the one running the tests when it is that
+    version, else ``pythonX.Y`` from PATH."""
+    name = f"python{version}"
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return Path(sys.base_prefix) / "bin" / name
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            f"the stack's Lambdas run {name} (stacks/lambda_factory.py) and this machine has no {name} "
+            f"(the tests run on {sys.version.split()[0]}): install CPython {version} to rehearse them"
+        )
+    return Path(found)
+
+
+def runtime_python(runtime: str) -> Path:
+    """The interpreter of the Lambda ``runtime`` as deployed (e.g. "python3.11"), created once."""
+    version = runtime.removeprefix("python")
     tag = "-".join(p.replace("==", "") for p in RUNTIME_SDK[:2])
-    home = CACHE / f"lambda-runtime-py3.11-{tag}"
+    home = CACHE / f"lambda-runtime-py{version}-{tag}"
     python = home / "bin" / "python"
     stamp = home / ".complete"
     if not stamp.exists():
         shutil.rmtree(home, ignore_errors=True)
-        base = Path(sys.base_prefix) / "bin" / "python3.11"
-        subprocess.run([str(base), "-m", "venv", "--without-pip", str(home)], check=True)
-        site = next((home / "lib").glob("python3.11/site-packages"))
+        subprocess.run([str(base_python(version)), "-m", "venv", "--without-pip", str(home)], check=True)
+        site = next((home / "lib").glob(f"python{version}/site-packages"))
         subprocess.run(
             [
                 sys.executable,
@@ -150,7 +166,7 @@ class DeployedLambda:
             self._log.touch()
             self.process = subprocess.Popen(
                 [
-                    str(runtime_python()),
+                    str(runtime_python(self.config["Runtime"])),
                     "-B",
                     str(BOOTSTRAP),
                     str(self.asset_dir),

@@ -54,7 +54,10 @@ def install_bundle_cache() -> None:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             original(self, str(staging), image=image, **kwargs)
-            staging.rename(cached)
+            try:
+                staging.rename(cached)
+            except OSError:  # another worker of a parallel run bundled the same inputs first
+                shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(cached, output_dir, dirs_exist_ok=True)
         return True
 

@@ -31,6 +31,9 @@ from tests.reliability.faults import (
 )
 
 OWNER = "arn:aws:iam::123456789012:user/reliability"
+# A fleet in which no job changed state for this long is stuck (every job here ends within a lease
+# plus its timeout, a few seconds); a slow fleet on a loaded machine still changes something.
+STALL_SECONDS = 120
 TERMINAL_VALUES = {s.value for s in TERMINAL}
 
 # One bundle serves every behaviour; the job's kwargs pick one.
@@ -196,17 +199,39 @@ class Fleet:
                 self._start(fid)
 
     def run_until(
-        self, done: Callable[[], bool], *, deadline: float, tick: Callable[[], None] = lambda: None
+        self,
+        done: Callable[[], bool],
+        *,
+        deadline: float | None = None,
+        tick: Callable[[], None] = lambda: None,
     ) -> None:
-        while time.monotonic() < deadline:
+        """Tend the fleet until ``done``. It fails when no job has changed for ``STALL_SECONDS`` (a
+        stuck fleet, with its diagnosis), not at a wall-clock deadline a loaded machine misses while
+        the fleet is still making progress; ``deadline`` (monotonic) is kept as an outer bound."""
+        seen, changed, rounds = self._progress(), time.monotonic(), 0
+        while deadline is None or time.monotonic() < deadline:
             self.tend()
             tick()
             for fid in self.function_ids:
                 dead_letters.drain_dead_letters(self.svc, self.svc.functions.get(fid))  # the scaler's job
             if done():
                 return
+            rounds += 1
+            now = self._progress() if rounds % 10 == 0 else seen  # a read of every job: every 5 s
+            if now != seen:
+                seen, changed = now, time.monotonic()
+            elif time.monotonic() - changed > STALL_SECONDS:
+                raise AssertionError(f"no job changed for {STALL_SECONDS} s: {self.diagnose()}")
             time.sleep(0.5)
         raise AssertionError(f"the fleet did not finish before the deadline: {self.diagnose()}")
+
+    def _progress(self) -> tuple[tuple[str, int, str], ...]:
+        """Each job's (key, attempts, status): what changes while the fleet works."""
+        return tuple(
+            (str(i.get("job_key")), int(i.get("execution_count", 0)), str(i.get("status")))
+            for fid in self.function_ids
+            for i in all_jobs(self.svc, fid)
+        )
 
     def diagnose(self) -> str:
         """What is still open, for the failure message."""

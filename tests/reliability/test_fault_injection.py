@@ -144,7 +144,6 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     try:
         fleet.run_until(
             lambda: all(queue_settled(svc, f["id"]) for f in all_fns),
-            deadline=time.monotonic() + 600,  # generous: 2 shared cores are often busy
             tick=race,
         )
     finally:
@@ -233,7 +232,7 @@ def test_half_written_bulk_submission_is_completed_by_resending(fast_services: A
 
     fleet = Fleet(svc, plan, [function["id"]], per_function=2)
     try:
-        fleet.run_until(lambda: queue_settled(svc, function["id"]), deadline=time.monotonic() + 60)
+        fleet.run_until(lambda: queue_settled(svc, function["id"]))
     finally:
         fleet.stop()
     checked: Counter[str] = Counter()
@@ -261,13 +260,13 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     # Stop: the workers notice within function_check_seconds and exit; nothing is left running.
     fleet = Fleet(svc, plan, [fid], per_function=2)
     fleet.tend()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # bounds here are generous: the suite runs beside others
     while sum(i["status"] == "success" for i in all_jobs(svc, fid)) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     functions.update_function(svc, OWNER, fid, FunctionUpdate(status="stopped"))
     for thread, _ in fleet._threads[fid]:
-        thread.join(timeout=15)
+        thread.join(timeout=60)
         assert not thread.is_alive(), "a worker kept running jobs of a stopped Function"
     time.sleep(svc.settings.lost_worker_seconds + 0.5)
     statuses = Counter(i["status"] for i in all_jobs(svc, fid))
@@ -280,7 +279,7 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     # Start again: the pending jobs run to the end.
     functions.update_function(svc, OWNER, fid, FunctionUpdate(status="ready"))
     try:
-        fleet.run_until(lambda: queue_settled(svc, fid), deadline=time.monotonic() + 60)
+        fleet.run_until(lambda: queue_settled(svc, fid))
     finally:
         fleet.stop()
     checked: Counter[str] = Counter()
@@ -294,12 +293,12 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     while not any(i["status"] == "running" for i in all_jobs(svc, fid)):
         time.sleep(0.05)
     plan.count("Function deleted while its jobs run")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240
     while not teardown.delete_function(svc, OWNER, fid, delete_results=True):
         assert time.monotonic() < deadline, "the Function could not be deleted"
         time.sleep(0.3)
     for thread, _ in fleet._threads[fid]:
-        thread.join(timeout=15)
+        thread.join(timeout=60)
         assert not thread.is_alive(), "a worker outlived its Function"
     with pytest.raises(errors.NotFoundError):
         svc.functions.get(fid)

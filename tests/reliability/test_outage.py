@@ -138,7 +138,7 @@ def test_aws_unreachable_mid_run(gated_services: tuple[Services, Gate]) -> None:
     fleet = Fleet(svc, FaultPlan(seed=7), [function["id"]], per_function=2)
     fleet.tend()
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240  # generous: the suite runs beside others on 2 cores
         while Counter(i["status"] for i in _jobs(svc, function))["success"] < 4:
             assert time.monotonic() < deadline, "the fleet never started"
             time.sleep(0.2)
@@ -150,7 +150,7 @@ def test_aws_unreachable_mid_run(gated_services: tuple[Services, Gate]) -> None:
             time.sleep(1)
         gate.open()
         alive = [t.is_alive() for ts in fleet._threads.values() for t, _ in ts]
-        fleet.run_until(lambda: queue_settled(svc, function["id"]), deadline=time.monotonic() + 240)
+        fleet.run_until(lambda: queue_settled(svc, function["id"]))
     finally:
         fleet.stop()
     # The first call may still get through on a connection made as the gate shut; after that,

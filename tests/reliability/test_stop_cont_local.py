@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
@@ -38,14 +38,8 @@ def beat(path, seconds):
     return os.getpid()
 
 
-def _wait(condition: Any, what: str, timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
+def _wait(condition: Any, what: str) -> Any:
+    return wait_until(condition, what, poll=0.2)  # no deadline: pytest-timeout stops a hang
 
 
 def test_a_stopped_worker_resumed_past_its_lease_neither_doubles_nor_fails_the_job(
@@ -85,7 +79,7 @@ def test_a_stopped_worker_resumed_past_its_lease_neither_doubles_nor_fails_the_j
         _wait(taken_over, "the second worker to take the job over")
         os.kill(first, signal.SIGCONT)
         stopped = None
-        job.wait_for_completion(timeout=300)
+        job.wait_for_completion()
     finally:
         if stopped is not None:
             os.kill(stopped, signal.SIGCONT)

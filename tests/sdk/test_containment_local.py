@@ -116,7 +116,7 @@ def test_a_job_reaches_neither_the_state_nor_an_environment(
     fn.save()
     try:
         job = fn(str(local_stack.state_path), layout.bundle_key(other.id), product_key)
-        job.wait_for_completion(timeout=300)
+        job.wait_for_completion()
         seen = job.result()
     finally:
         with contextlib.suppress(gb.GeoBatchError):

@@ -87,7 +87,7 @@ def test_the_cli_shows_what_a_function_may_touch(saved: gb.Function, local_api: 
 def test_job_code_reads_public_locations_unsigned(saved: gb.Function) -> None:
     inside, own = "s3://sentinel-cogs/sentinel-s2-l2a-cogs/18/T/XP/B04.tif", "s3://my-landcover/stac/x.json"
     job = saved(["/vsis3/sentinel-cogs/a/b.tif", inside, own])
-    job.wait_for_completion(timeout=300)
+    job.wait_for_completion()
     seen = job.result()
     assert seen["unsigned"] == ARCHIVE
     assert seen["gdal"] == {

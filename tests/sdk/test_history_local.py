@@ -14,8 +14,6 @@ from tests.sdk.lossy import LossyHTTP, lossy_client
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
-WAIT = 300
-
 
 def sized(n):
     return "x" * n
@@ -42,7 +40,7 @@ def make(local_api: gb.Client) -> Iterator[Any]:
 def test_results_outlive_jobs_deleted_without_them(make: Any, local_api: gb.Client) -> None:
     fn = make(sized)
     small, large = fn.map([(10,), (9000,)])  # one kept inside the job item, one in S3
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     assert sorted(fn.delete_jobs(delete_results=False)) == sorted([small.id, large.id])
     with pytest.raises(gb.NotFoundError):
         gb.Job.get(small.id, client=local_api)
@@ -50,7 +48,7 @@ def test_results_outlive_jobs_deleted_without_them(make: Any, local_api: gb.Clie
     assert gb.Job.get_result(large.id, client=local_api) == "x" * 9000
     other = make(sized)
     job = other(5)
-    other.wait_for_completion(timeout=WAIT)
+    other.wait_for_completion()
     other.delete_jobs(delete_results=True)
     with pytest.raises(gb.NotFoundError):
         gb.Job.get_result(job.id, client=local_api)
@@ -60,7 +58,7 @@ def test_later_pages_of_results_keep_their_results(make: Any, local_api: gb.Clie
     recorder = LossyHTTP(lambda m, p: False)
     fn = make(sized, client=lossy_client(local_api.api_url, recorder), maximum_concurrency=3)
     fn.map([(i,) for i in range(5)])
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     recorder.sent.clear()
     recorder.queries.clear()
     search = fn.jobs.filter(gb.Job.status == gb.JobStatus.SUCCESS).param(include="result", page_size=2)
@@ -91,7 +89,7 @@ def odd_fails(x):
 def test_descartes_labs_keyword_filters(make: Any, local_api: gb.Client) -> None:
     fn = make(odd_fails)
     fn.map([(i,) for i in range(4)], tags=["batch-a"])
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     failed = gb.Job.list(function_id=fn.id, status="failure", client=local_api).collect()
     assert sorted(j.args[0] for j in failed) == [1, 3]
     either = gb.Job.list(fn.id, status=[gb.JobStatus.FAILURE, gb.JobStatus.SUCCESS], client=local_api)

@@ -19,8 +19,6 @@ from geobatch.cli import main
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 
-WAIT = 300
-
 
 def square(x):
     print(f"squaring {x}")
@@ -65,7 +63,7 @@ def test_map_wait_results_and_log(make_function: Any) -> None:
     fn = make_function(square, maximum_concurrency=4)
     jobs = fn.map([(i,) for i in range(20)])
     assert jobs.is_success and len(jobs) == 20
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     assert fn.job_statistics["success"] == 20
     assert sorted(fn.results()) == [i * i for i in range(20)]
     job = gb.Job.get(jobs[3].id, client=fn.client)
@@ -77,13 +75,13 @@ def test_map_wait_results_and_log(make_function: Any) -> None:
 def test_filter_by_status_and_rerun(make_function: Any) -> None:
     fn = make_function(fail_on_odd)
     fn.map([(i,) for i in range(6)])
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     failed = fn.jobs.filter(gb.Job.status == gb.JobStatus.FAILURE).collect()
     assert len(failed) == 3 and all("odd input" in (j.error_reason or "") for j in failed)
     assert fn.jobs.filter(gb.Job.status == gb.JobStatus.SUCCESS).count() == 3
     rerun = fn.rerun()
     assert sorted(rerun) == sorted(j.id for j in failed)
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     again = gb.Job.get(failed[0].id, client=fn.client)
     # A rerun is a new run with a fresh retry budget; as in Descartes Labs, execution_count counts
     # the starts of every run, and every attempt of every run stays readable with its log.
@@ -119,7 +117,7 @@ def test_bulk_reference_is_idempotent(make_function: Any, local_api: gb.Client) 
 
 def test_build_log_and_cli(make_function: Any, local_api: gb.Client) -> None:
     fn = make_function(square)
-    fn.wait_for_completion(timeout=WAIT)
+    fn.wait_for_completion()
     assert isinstance(fn.build_log(), str)
     result = CliRunner().invoke(main, ["--api-url", local_api.api_url, "functions", "list", "--json"])
     gb.set_default_client(None)  # --api-url configured a default client; do not leak it

@@ -24,7 +24,7 @@ def test_job_statistics_of_a_job_that_holds_300_mb(local_api: gb.Client) -> None
     fn = gb.Function(hold, name=f"hold-{uuid.uuid4().hex[:6]}", client=local_api, memory=2048, retry_count=0)
     try:
         job = fn(300, 6)  # longer than the 5 s sampling interval: a series of several rows
-        job.wait_for_completion(timeout=180)
+        job.wait_for_completion()
         assert job.result() == 300
         stats = job.statistics
         assert isinstance(stats, gb.AttemptStatistics)

@@ -243,7 +243,7 @@ def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(ui: Scre
     page, local_api = ui.page, ui.client
     fn = ui.function(flaky, retry_count=0, maximum_concurrency=4)
     fn.map([(-i if i % 5 == 0 else i,) for i in range(1, 26)])  # 5 failures of 25
-    fn.wait_for_completion(timeout=180, interval=1)
+    fn.wait_for_completion(interval=1)
     ui.open(fn)
     info = page.locator("#page-info")
     expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2", timeout=20_000)
@@ -340,7 +340,7 @@ def test_polls_slowly_what_cannot_change_and_deletes_all_matching(ui: Screen) ->
     )
     jobs = broken.map([(i,) for i in range(3)])  # accepted while it builds; they wait
     with contextlib.suppress(gb.GeoBatchError):
-        broken.wait_for_completion(timeout=120, interval=1)
+        broken.wait_for_completion(interval=1)
     assert ui.saved(broken).status == "build_failed"
     row = ui.open(broken)
     row.locator("span.status-build_failed").wait_for(timeout=30_000)

@@ -10,6 +10,7 @@ import pytest
 
 import geobatch as gb
 from geobatch.wire import env
+from tests.support import GENEROUS_SECONDS
 from tests.ui.test_monitor_browser import browser  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
@@ -27,7 +28,7 @@ def test_monitor_reconnects_to_local_mode_after_a_restart(
 
     monkeypatch.delenv(env.API_URL, raising=False)
     monkeypatch.setenv(env.LOCAL_HOME, str(tmp_path))
-    first = local.start_background(tmp_path)
+    first = local.start_background(tmp_path, timeout=GENEROUS_SECONDS)
     server = None
     page = browser.new_page()
     try:
@@ -39,7 +40,8 @@ def test_monitor_reconnects_to_local_mode_after_a_restart(
 
         local.stop_background(tmp_path)  # geobatch local down
         page.locator("#refresh-state").filter(has_text="refresh failed").wait_for(timeout=30_000)
-        second = local.start_background(tmp_path)  # geobatch local up: another free port
+        # geobatch local up: another free port
+        second = local.start_background(tmp_path, timeout=GENEROUS_SECONDS)
         expect(page.locator("#api-url")).to_have_text(second["api_url"], timeout=60_000)
         if second["api_url"] != first["api_url"]:
             page.locator("#message").filter(has_text="Reconnected").wait_for(timeout=20_000)

@@ -127,15 +127,28 @@ def stop_background(home: Path | None = None, *, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if _exited(pid):
             break
         time.sleep(0.2)
     else:
         os.kill(pid, signal.SIGKILL)
     _state_file(home).unlink(missing_ok=True)
     return True
+
+
+def _exited(pid: int) -> bool:
+    """Whether the process has ended; reaps it when it is this process's child (a daemon the SDK or
+    a test started from here), which would otherwise stay a zombie that ``kill(pid, 0)`` still finds."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child (e.g. started by `geobatch local up`): its parent reaps it
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return True
+    return False
 
 
 def ensure_local_api() -> str:
