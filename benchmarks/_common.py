@@ -34,6 +34,17 @@ def ready_function(
     return ready(svc, source, name, ALICE, build=False, image_uri="local", **settings)
 
 
+def bench_worker(svc: Any, fn: dict[str, Any], **options: Any) -> Any:
+    """The real ``Worker`` for ``fn``'s queue, in this process: it exits as soon as the queue is empty
+    (``options``: the worker's other collaborators, e.g. ``metrics``)."""
+    from geobatch_worker.loop import Worker, WorkerConfig
+
+    config = WorkerConfig(
+        function_id=fn["id"], queue_url=fn["queue_url"], worker_id="bench", idle_seconds=0.0, poll_seconds=0
+    )
+    return Worker.for_services(config, svc, **options)
+
+
 def aws_test_env() -> None:
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "GEOBATCH_API_URL"):
         os.environ.pop(key, None)

@@ -24,16 +24,15 @@ were counted here: a PutMetricData per job would add $10 per million jobs to it)
 from __future__ import annotations
 
 import argparse
-import math
-import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import _common
 from _common import ALICE, table
-from dynamo_size import item_size, read_units, write_units
+from aws_meter import Meter
 from prices import AS_READ, price, table_rows
 
 API_LAMBDA_GB = 1.0  # stacks/api.py: memory_mb=1024
@@ -41,139 +40,18 @@ SCALER_LAMBDA_GB = 0.5  # stacks/lambda_factory.py default
 AWS_CALL_MS = 10.0  # typical in-region latency of one DynamoDB/SQS/S3 call, for Lambda duration
 LAMBDA_BASE_MS = 30.0  # parse + validate + serialize, per API call (estimate)
 
-KEYS = {"jobs": ("function_id", "job_key"), "functions": ("id",)}
+PHASES = ["submit", "run", "wait", "fetch"]
 
 
-class Meter:
-    """Counts requests by (phase, service, operation) and computes DynamoDB units and SQS chunks."""
+@dataclass
+class Run:
+    """What one measured run leaves: the meter, and what the report prints beside it."""
 
-    def __init__(self) -> None:
-        self.phase = "setup"
-        self.requests: Counter[tuple[str, str, str]] = Counter()
-        self.wru: Counter[str] = Counter()
-        self.rru: Counter[str] = Counter()
-        self.sqs_units: Counter[str] = Counter()
-        self.sizes: dict[tuple[str, tuple[str, ...]], int] = {}
-        # Transactional updates of job items: charged when the store reads the job back (a
-        # transaction returns no item, so its size after the write is known only then).
-        self.unpriced: dict[tuple[str, tuple[str, ...]], tuple[str, int]] = {}
-        self.lock = threading.Lock()
-        self.api_calls: Counter[str] = Counter()
-        self.api_aws_calls: list[int] = []
-
-    def register(self, session: Any) -> None:
-        session.events.register("before-parameter-build", self._params)
-        session.events.register("before-call", self._before)
-        session.events.register("after-call.dynamodb", self._after_dynamo)
-
-    def _params(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        context["bench_params"] = params
-
-    def _key(self, table: str, typed: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-        names = KEYS.get(table, ())
-        return table, tuple(str(next(iter(typed[n].values()))) for n in names if n in typed)
-
-    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        service = model.service_model.service_name
-        op = model.name
-        params = context.get("bench_params", {})
-        with self.lock:
-            self.requests[(self.phase, service, op)] += 1
-            if service == "sqs":
-                if op == "SendMessageBatch":
-                    payload = sum(len(e["MessageBody"].encode()) for e in params.get("Entries", []))
-                    self.sqs_units[self.phase] += max(1, math.ceil(payload / 65536))
-                else:
-                    self.sqs_units[self.phase] += 1
-
-    def _after_dynamo(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        op = model.name
-        params = context.get("bench_params", {})
-        failed = "Error" in parsed
-        with self.lock:
-            phase = self.phase
-            if op == "PutItem":
-                key = self._key(params["TableName"], params["Item"])
-                before = self.sizes.get(key, 0)
-                size = item_size(params["Item"])
-                self.wru[phase] += write_units(before, 0 if failed else size)
-                if not failed:
-                    self.sizes[key] = size
-            elif op == "UpdateItem":
-                key = self._key(params["TableName"], params["Key"])
-                before = self.sizes.get(key, 0)
-                after = item_size(parsed["Attributes"]) if "Attributes" in parsed else 0
-                self.wru[phase] += write_units(before, after)
-                if after:
-                    self.sizes[key] = after
-            elif op == "DeleteItem":
-                key = self._key(params["TableName"], params["Key"])
-                self.wru[phase] += write_units(self.sizes.pop(key, 0))
-            elif op == "BatchWriteItem":
-                for table, requests in params["RequestItems"].items():
-                    for r in requests:
-                        if "PutRequest" in r:
-                            key = self._key(table, r["PutRequest"]["Item"])
-                            size = item_size(r["PutRequest"]["Item"])
-                            self.wru[phase] += write_units(self.sizes.get(key, 0), size)
-                            self.sizes[key] = size
-                        else:
-                            key = self._key(table, r["DeleteRequest"]["Key"])
-                            self.wru[phase] += write_units(self.sizes.pop(key, 0))
-            elif op == "TransactWriteItems":
-                self._transaction(phase, params["TransactItems"], failed)
-            elif op == "GetItem":
-                key = self._key(params["TableName"], params["Key"])
-                if key in self.unpriced and "Item" in parsed:
-                    written_in, before = self.unpriced.pop(key)
-                    self.sizes[key] = item_size(parsed["Item"])
-                    self.wru[written_in] += 2 * write_units(before, self.sizes[key])
-                self.rru[phase] += read_units(
-                    self.sizes.get(key, 0), consistent=bool(params.get("ConsistentRead"))
-                )
-            elif op == "Query":
-                table = params["TableName"]
-                total = 0
-                for raw in parsed.get("Items", []):
-                    total += self.sizes.get(self._key(table, raw), item_size(raw))
-                self.rru[phase] += read_units(total, consistent=bool(params.get("ConsistentRead")))
-            elif op == "BatchGetItem":
-                for table, request in params["RequestItems"].items():
-                    for k in request["Keys"]:
-                        self.rru[phase] += read_units(
-                            self.sizes.get(self._key(table, k), 0), consistent=False
-                        )
-            elif op == "Scan":
-                total = sum(item_size(raw) for raw in parsed.get("Items", []))
-                self.rru[phase] += read_units(total, consistent=False)
-
-    def _transaction(self, phase: str, items: list[dict[str, Any]], failed: bool) -> None:
-        """A transactional write costs twice a standard one, per item (2 WRU per started KB)."""
-        for entry in items:
-            ((kind, body),) = entry.items()
-            key = self._key(body["TableName"], body.get("Key") or body["Item"])
-            before = self.sizes.get(key, 0)
-            if kind == "Put":
-                size = item_size(body["Item"])
-                self.wru[phase] += 2 * write_units(before, 0 if failed else size)
-                if not failed:
-                    self.sizes[key] = size
-            elif kind == "Delete":
-                self.wru[phase] += 2 * write_units(before)
-                if not failed:
-                    self.sizes.pop(key, None)
-            elif kind == "Update" and not failed and not key[1][-1].startswith("~"):
-                self.unpriced[key] = (phase, before)
-            else:  # a counter item (well under 1 KB), a condition check, or a canceled update
-                self.wru[phase] += 2 * write_units(before)
-
-    def api_call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """One API Gateway request + one API Lambda invocation; remembers its AWS calls."""
-        before = sum(self.requests.values())
-        out = fn(*args, **kwargs)
-        self.api_calls[self.phase] += 1
-        self.api_aws_calls.append(sum(self.requests.values()) - before)
-        return out
+    jobs: int
+    meter: Meter
+    scaler_invocations: int
+    run_seconds: float
+    claimed: int
 
 
 def naive_model(jobs: int) -> dict[str, float]:
@@ -222,22 +100,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=1000)
     args = parser.parse_args()
-    n = args.jobs
     _common.aws_test_env()
+    run = measure(args.jobs)
+    aws_total, everything = print_requests(run)
+    print_costs(run, aws_total, everything)
+    live_log_bound()
+
+
+def measure(n: int) -> Run:
+    """The four phases against moto in-process, every AWS request counted by ``Meter``."""
     import boto3
     from moto import mock_aws
 
-    import geobatch as gb
-    from geobatch.job import Job
-    from geobatch.search import JobSearch  # noqa: F401
-    from geobatch.wire import limits
-    from geobatch.wire.models import JobBulkCreate, JobStatus
+    from geobatch.wire.models import JobStatus
     from geobatch_core import wiring
     from geobatch_core.adapters.environment import provisioned_stores
     from geobatch_core.services import functions as function_service
-    from geobatch_core.services import jobs as job_service
     from geobatch_core.services.context import Settings
-    from geobatch_worker.loop import Worker, WorkerConfig
     from geobatch_worker.metrics import JobMetrics, cloudwatch_client
 
     meter = Meter()
@@ -261,26 +140,10 @@ def main() -> None:
         fn = _common.ready_function(svc)
 
         meter.phase = "submit"
-        for start in range(0, n, limits.MAX_JOBS_PER_REQUEST):
-            bulk = JobBulkCreate(
-                function_id=fn["id"],
-                bulk_args=[[i] for i in range(start, min(n, start + 1000))],
-                reference_id=uuid.uuid4().hex,
-            )
-            meter.api_call("submit", job_service.submit_jobs, svc, ALICE, bulk)
+        submit(meter, svc, fn["id"], n)
 
         meter.phase = "run"
-        worker = Worker.for_services(
-            WorkerConfig(
-                function_id=fn["id"],
-                queue_url=fn["queue_url"],
-                worker_id="bench",
-                idle_seconds=0.0,
-                poll_seconds=0,
-            ),
-            svc,
-            metrics=JobMetrics(cloudwatch_client(session)),
-        )
+        worker = _common.bench_worker(svc, fn, metrics=JobMetrics(cloudwatch_client(session)))
         t0 = time.perf_counter()
         stats = worker.run()
         run_seconds = time.perf_counter() - t0
@@ -290,41 +153,71 @@ def main() -> None:
         assert done.job_statistics[JobStatus.SUCCESS.value] == n, done.job_statistics
 
         meter.phase = "fetch"
-        client = gb.Client("http://127.0.0.1:9")
-        search = (
-            Job.search(client)
-            .param(function_id=fn["id"])
-            .filter(Job.status == JobStatus.SUCCESS)
-            .param(include="result")
-        )
-        params = search.query_params()
-        fetched = 0
-        cursor = None
-        while True:
-            page = meter.api_call(
-                "fetch",
-                job_service.list_jobs,
-                svc,
-                ALICE,
-                function_id=fn["id"] if cursor is None else None,
-                filter_json=params.get("filter") if cursor is None else None,
-                page_size=int(params["page_size"]),
-                cursor=cursor,
-                include_result=True,
-            )
-            fetched += sum(1 for j in page.data if j.result is not None)
-            cursor = page.meta.page_cursor
-            if not cursor:
-                break
+        fetched = fetch_results(meter, svc, fn["id"])
         assert fetched == n, fetched
+    return Run(n, meter, scaler_invocations, run_seconds, stats.claimed)
 
-    phases = ["submit", "run", "wait", "fetch"]
+
+def submit(meter: Meter, svc: Any, function_id: str, n: int) -> None:
+    """One ``POST /jobs/bulk`` per 1,000 jobs."""
+    from geobatch.wire import limits
+    from geobatch.wire.models import JobBulkCreate
+    from geobatch_core.services import jobs as job_service
+
+    for start in range(0, n, limits.MAX_JOBS_PER_REQUEST):
+        bulk = JobBulkCreate(
+            function_id=function_id,
+            bulk_args=[[i] for i in range(start, min(n, start + 1000))],
+            reference_id=uuid.uuid4().hex,
+        )
+        meter.api_call("submit", job_service.submit_jobs, svc, ALICE, bulk)
+
+
+def fetch_results(meter: Meter, svc: Any, function_id: str) -> int:
+    """The results the way ``Function.iter_results`` gets them; how many came."""
+    import geobatch as gb
+    from geobatch.job import Job
+    from geobatch.search import JobSearch  # noqa: F401
+    from geobatch.wire.models import JobStatus
+    from geobatch_core.services import jobs as job_service
+
+    client = gb.Client("http://127.0.0.1:9")
+    search = (
+        Job.search(client)
+        .param(function_id=function_id)
+        .filter(Job.status == JobStatus.SUCCESS)
+        .param(include="result")
+    )
+    params = search.query_params()
+    fetched = 0
+    cursor = None
+    while True:
+        page = meter.api_call(
+            "fetch",
+            job_service.list_jobs,
+            svc,
+            ALICE,
+            function_id=function_id if cursor is None else None,
+            filter_json=params.get("filter") if cursor is None else None,
+            page_size=int(params["page_size"]),
+            cursor=cursor,
+            include_result=True,
+        )
+        fetched += sum(1 for j in page.data if j.result is not None)
+        cursor = page.meta.page_cursor
+        if not cursor:
+            return fetched
+
+
+def print_requests(run: Run) -> tuple[int, int]:
+    """The requests table and the worker's housekeeping; (AWS requests, all requests)."""
+    n, meter, phases = run.jobs, run.meter, PHASES
     by_op: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for (phase, service, op), count in meter.requests.items():
         if phase in phases:
             by_op[(service, op)][phase] += count
     print(
-        f"AWS requests per job, {n} no-op jobs, success path (moto in-process; worker ran {run_seconds:.1f} s, {stats.claimed} claimed)\n"
+        f"AWS requests per job, {n} no-op jobs, success path (moto in-process; worker ran {run.run_seconds:.1f} s, {run.claimed} claimed)\n"
     )
     rows = []
     for (service, op), counts in sorted(by_op.items()):
@@ -342,21 +235,16 @@ def main() -> None:
             f"{api_total / n:.3f}",
         ]
     )
-    rows.append(
-        [
-            "scaler Lambda (async invoke on submit)",
-            scaler_invocations,
-            0,
-            0,
-            0,
-            scaler_invocations,
-            f"{scaler_invocations / n:.3f}",
-        ]
-    )
-    everything = aws_total + api_total + scaler_invocations
+    scaler = run.scaler_invocations
+    rows.append(["scaler Lambda (async invoke on submit)", scaler, 0, 0, 0, scaler, f"{scaler / n:.3f}"])
+    everything = aws_total + api_total + scaler
     rows.append(["**all requests**", "", "", "", "", everything, f"**{everything / n:.3f}**"])
     print(table(["request", *phases, "total", "per job"], rows))
+    print_housekeeping(meter)
+    return aws_total, everything
 
+
+def print_housekeeping(meter: Meter) -> None:
     hb = sum(
         c for (ph, s, op), c in meter.requests.items() if ph == "run" and op == "ChangeMessageVisibilityBatch"
     )
@@ -372,6 +260,10 @@ def main() -> None:
         " an idle worker before exit adds idle_seconds/poll_seconds = 3 empty ReceiveMessage calls."
     )
 
+
+def measured_units(run: Run, aws_total: int) -> dict[str, float]:
+    """The run's billed units, as ``cost`` prices them."""
+    meter, phases = run.meter, PHASES
     wru, rru = sum(meter.wru[p] for p in phases), sum(meter.rru[p] for p in phases)
     sqs_units = sum(meter.sqs_units[p] for p in phases)
     s3_put = sum(
@@ -391,13 +283,13 @@ def main() -> None:
     )
     print(
         f"\nJob metrics in this run: {cw_put} PutMetricData (one per worker-minute in which a job ended, plus one"
-        f" at exit; the worker ran {run_seconds:.0f} s). benchmarks/worker_metrics.py has the cost by job length."
+        f" at exit; the worker ran {run.run_seconds:.0f} s). benchmarks/worker_metrics.py has the cost by job length."
     )
     lambda_gb_s = sum(
         API_LAMBDA_GB * (LAMBDA_BASE_MS + AWS_CALL_MS * calls) / 1000 for calls in meter.api_aws_calls
     )
-    lambda_gb_s += scaler_invocations * SCALER_LAMBDA_GB * (LAMBDA_BASE_MS + 4 * AWS_CALL_MS) / 1000
-    measured = {
+    lambda_gb_s += run.scaler_invocations * SCALER_LAMBDA_GB * (LAMBDA_BASE_MS + 4 * AWS_CALL_MS) / 1000
+    return {
         "aws_requests": aws_total,
         "wru": wru,
         "rru": rru,
@@ -405,10 +297,17 @@ def main() -> None:
         "s3_put": s3_put,
         "s3_get": s3_get,
         "cw_put": cw_put,
-        "api_calls": api_total,
+        "api_calls": sum(meter.api_calls.values()),
         "lambda_gb_s": lambda_gb_s,
-        "scaler_invocations": scaler_invocations,
+        "scaler_invocations": run.scaler_invocations,
     }
+
+
+def print_costs(run: Run, aws_total: int, everything: int) -> None:
+    """DynamoDB units, then the cost per million jobs beside the naive design's, and the targets."""
+    n, meter, phases = run.jobs, run.meter, PHASES
+    measured = measured_units(run, aws_total)
+    wru, rru = measured["wru"], measured["rru"]
     naive = naive_model(n)
     print(
         "\nDynamoDB units by phase (computed from item sizes): "
@@ -459,7 +358,6 @@ def main() -> None:
         f"({everything / n:.2f} all requests, {aws_total / n:.2f} AWS service requests); "
         f"<= $3 per million jobs: {'MET' if sum(mc.values()) * scale <= 3 else 'MISSED'} (${sum(mc.values()) * scale:.2f})"
     )
-    live_log_bound()
 
 
 def live_log_bound() -> None:

@@ -59,7 +59,6 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
     from geobatch.wire.models import JobBulkCreate
     from geobatch_core.services import jobs as job_service
     from geobatch_worker import runner as runner_mod
-    from geobatch_worker.loop import Worker, WorkerConfig
 
     fn = _common.ready_function(svc, SOURCE, "work", timeout=60)
     for start in range(0, jobs, 1000):
@@ -73,16 +72,7 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
             ),
         )
     timers = Timers()
-    worker = Worker.for_services(
-        WorkerConfig(
-            function_id=fn["id"],
-            queue_url=fn["queue_url"],
-            worker_id="bench",
-            idle_seconds=0.0,
-            poll_seconds=0,
-        ),
-        svc,
-    )
+    worker = _common.bench_worker(svc, fn)
     for method, label in (
         ("receive", "sqs receive"),
         ("delete_batch", "sqs delete"),

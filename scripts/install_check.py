@@ -5,8 +5,8 @@
 1. ``pip wheel --no-deps`` of geobatch, geobatch-server (lambdas/) and geobatch-worker (batch_image/)
    from a copy of their sources.
 2. ``pip install geobatch`` into a bare venv (the wheels as --find-links, constraints.txt as -c):
-   ``import geobatch``, ``geobatch --help``; the server, the worker, moto, rasterio and numpy must
-   not be there.
+   ``import geobatch`` (with its py.typed marker), ``geobatch --help``; the server, the worker,
+   moto, rasterio and numpy must not be there.
 3. ``pip install geobatch[local]`` into another: ``geobatch local up`` (a temporary home, 127.0.0.1),
    a Function saved and mapped over three inputs through the SDK, ``geobatch functions list`` from
    *both* installs (the lean one with ``--api-url``), ``geobatch local down``.
@@ -112,6 +112,10 @@ def census(python: Path) -> tuple[int, float]:
 def check_lean(python: Path, home: Path) -> None:
     bin_dir = python.parent
     run([str(python), "-c", "import geobatch; geobatch.Function, geobatch.Job, geobatch.JobStatus"])
+    # PEP 561: without the marker a user's type checker ignores the SDK's inline types.
+    typed = "import geobatch, pathlib; print((pathlib.Path(geobatch.__file__).parent / 'py.typed').is_file())"
+    if run([str(python), "-c", typed]).strip() != "True":
+        raise CheckFailed("the geobatch wheel has no py.typed: add it to [tool.setuptools.package-data]")
     if "functions" not in run([str(bin_dir / "geobatch"), "--help"]):
         raise CheckFailed("geobatch --help does not list the functions commands")
     code = f"import importlib.util as u; print([m for m in {ABSENT_FROM_LEAN!r} if u.find_spec(m)])"

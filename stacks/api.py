@@ -58,13 +58,22 @@ class Api(Construct):
             memory_mb=1024,  # bulk submissions parse and validate up to 1000 jobs per request
             timeout=Duration.seconds(29),  # API Gateway's integration timeout
         )
-        self.access_logs = logs.LogGroup(
+        self.access_logs, self.rest_api = self._rest_api(config)
+        if config.api_gateway_account:
+            self._account_logging_role(config)
+        self._routes()
+        self.url = self.rest_api.url
+        self._acknowledge_findings()
+
+    def _rest_api(self, config: GeoBatchConfig) -> tuple[logs.LogGroup, apigw.RestApi]:
+        """The regional REST API (IAM authorization, throttled stage, access logs, tracing)."""
+        access_logs = logs.LogGroup(
             self,
             "AccessLogs",
             retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
-        self.rest_api = apigw.RestApi(
+        rest_api = apigw.RestApi(
             self,
             "RestApi",
             rest_api_name=f"geobatch-{config.stage}",
@@ -75,15 +84,17 @@ class Api(Construct):
                 stage_name=config.stage,
                 throttling_rate_limit=THROTTLE_RATE,
                 throttling_burst_limit=THROTTLE_BURST,
-                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
                 tracing_enabled=True,
                 metrics_enabled=True,
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
-        if config.api_gateway_account:
-            self._account_logging_role(config)
+        return access_logs, rest_api
+
+    def _routes(self) -> None:
+        """Every path and method to the API Lambda (one proxy integration: the Lambda routes)."""
         validator = self.rest_api.add_request_validator(
             "Requests", validate_request_parameters=True, validate_request_body=True
         )
@@ -96,8 +107,9 @@ class Api(Construct):
                 authorization_type=apigw.AuthorizationType.IAM,
                 request_validator=validator,
             )
-        self.url = self.rest_api.url
 
+    def _acknowledge_findings(self) -> None:
+        """The cdk-nag findings this API accepts, each with why."""
         suppress(
             self.rest_api,
             [

@@ -166,6 +166,14 @@ class PipLocalBundling:
         return command
 
 
+# Every GeoBatch Lambda runs the worker image's Python (cdk-nag would have the newest runtime).
+PINNED_RUNTIME = {
+    "id": "AwsSolutions-L1",
+    "reason": "Pinned to python3.11, the version of the worker image and of the wheels the "
+    "bundling installs; upgraded together with them.",
+}
+
+
 class LambdaFactory:
     """Makes every GeoBatch Lambda with the shared settings.
 
@@ -223,20 +231,7 @@ class LambdaFactory:
             retention=retention(self.config.log_retention_days),
             removal_policy=RemovalPolicy.RETAIN if self.config.is_prod else RemovalPolicy.DESTROY,
         )
-        # An explicit role instead of the AWSLambdaBasicExecutionRole managed policy, which allows
-        # writing to any log group; this one may write only to the function's own group.
-        role = iam.Role(
-            scope,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"GeoBatch {service} Lambda",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
-            )
-        )
+        role = self._role(scope, construct_id, service, log_group)
         function = lambda_.Function(
             scope,
             construct_id,
@@ -260,6 +255,26 @@ class LambdaFactory:
                 "LOG_LEVEL": "INFO",
             },
         )
+        suppress(function, [PINNED_RUNTIME])
+        self.functions.append(function)
+        return function
+
+    @staticmethod
+    def _role(scope: Construct, construct_id: str, service: str, log_group: logs.LogGroup) -> iam.Role:
+        """An explicit role instead of the AWSLambdaBasicExecutionRole managed policy, which allows
+        writing to any log group; this one may write only to the function's own group."""
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"GeoBatch {service} Lambda",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+            )
+        )
         suppress(
             role,
             [
@@ -270,18 +285,7 @@ class LambdaFactory:
                 }
             ],
         )
-        suppress(
-            function,
-            [
-                {
-                    "id": "AwsSolutions-L1",
-                    "reason": "Pinned to python3.11, the version of the worker image and of the wheels the "
-                    "bundling installs; upgraded together with them.",
-                }
-            ],
-        )
-        self.functions.append(function)
-        return function
+        return role
 
     def apply_environment(self, environment: Mapping[str, str]) -> None:
         """Add the shared environment to every function made so far."""

@@ -8,6 +8,7 @@ plain HTTPS presigned URLs, and SSE-S3 needs no KMS grants for every role and UR
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -36,7 +37,20 @@ class Storage(Construct):
             removal_policy=removal,
             auto_delete_objects=not config.is_prod,
         )
-        self.access_logs = s3.Bucket(
+        self.access_logs = self._access_log_bucket(common)
+        self.bucket = s3.Bucket(
+            self,
+            "Data",
+            **common,
+            versioned=config.versioned_bucket,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="data/",
+            lifecycle_rules=self._data_rules(config),
+        )
+
+    def _access_log_bucket(self, common: dict[str, Any]) -> s3.Bucket:
+        """The data bucket's server access logs, kept ACCESS_LOG_DAYS days."""
+        bucket = s3.Bucket(
             self,
             "AccessLogs",
             **common,
@@ -45,7 +59,7 @@ class Storage(Construct):
             ],
         )
         suppress(
-            self.access_logs,
+            bucket,
             [
                 {
                     "id": "AwsSolutions-S1",
@@ -53,6 +67,11 @@ class Storage(Construct):
                 }
             ],
         )
+        return bucket
+
+    @staticmethod
+    def _data_rules(config: GeoBatchConfig) -> list[s3.LifecycleRule]:
+        """How long each prefix of the data bucket keeps its objects."""
         rules = [
             s3.LifecycleRule(
                 id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)
@@ -76,15 +95,7 @@ class Storage(Construct):
                 s3.LifecycleRule(id="expire-results", prefix=RESULTS, expiration=days),
                 s3.LifecycleRule(id="expire-args", prefix=ARGS, expiration=days),
             ]
-        self.bucket = s3.Bucket(
-            self,
-            "Data",
-            **common,
-            versioned=config.versioned_bucket,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="data/",
-            lifecycle_rules=rules,
-        )
+        return rules
 
     def grant_objects(
         self,

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
+from geobatch.connection import Connection
 from geobatch.transport import (
     IDEMPOTENCY_HEADER,
     IN_PROGRESS_RETRIES,
-    LOCAL_HOSTS,
     RETRY_STATUSES,
     WRITE_METHODS,
     Response,
@@ -31,12 +29,12 @@ from geobatch.transport import (
     error_of,
     in_progress,
 )
-from geobatch.wire import env, errors
+from geobatch.wire import errors
 
 __all__ = ["Client", "ComputeClient", "Response", "configure", "get_default_client", "set_default_client"]
 
 
-class Client:
+class Client(Connection):
     """A connection to one GeoBatch API.
 
     Args:
@@ -53,101 +51,6 @@ class Client:
         timeout: ``(connect, read)`` timeouts in seconds.
         http: a ``urllib3.PoolManager`` to use (for proxies or custom certificates).
     """
-
-    def __init__(
-        self,
-        api_url: str | None = None,
-        *,
-        region: str | None = None,
-        session: Any = None,
-        retries: int = 3,
-        timeout: tuple[float, float] = (9.5, 60),
-        http: Any = None,
-    ):
-        self._explicit_url = api_url.rstrip("/") if api_url else None
-        self._api_url: str | None = self._explicit_url
-        self._from_local_mode = False
-        # Whether a call that finds local mode gone starts it again (the SDK's first-use
-        # behaviour); the web monitor only follows it, so `geobatch local down` stays down.
-        self.restarts_local_mode = True
-        self._region = region
-        self._session = session
-        self._credentials: Any = None
-        self.retries = max(0, int(retries))
-        self.timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-        self._http = http or urllib3.PoolManager(retries=False, maxsize=16)
-        self._lock = threading.Lock()
-        self._sleep = time.sleep  # replaced by tests
-
-    # ------------------------------------------------------------------ configuration
-
-    @property
-    def api_url(self) -> str:
-        """The API base URL, resolved on first use (argument, then environment, then local mode)."""
-        if self._api_url is None:
-            with self._lock:
-                if self._api_url is None:
-                    self._api_url = self._resolve_url()
-        return self._api_url
-
-    def _resolve_url(self) -> str:
-        import os
-
-        from_env = os.environ.get(env.API_URL, "").strip()
-        if from_env:
-            return from_env.rstrip("/")
-        # Imported here: local mode pulls in moto and the control plane, which a cloud user never needs.
-        from geobatch.local import ensure_local_api
-
-        self._from_local_mode = True
-        return str(ensure_local_api()).rstrip("/")
-
-    @property
-    def is_local(self) -> bool:
-        """True when the API runs on this machine (local mode), which sets shorter poll intervals."""
-        url = self.api_url
-        return self._from_local_mode or (urlsplit(url).hostname or "") in LOCAL_HOSTS
-
-    @property
-    def poll_interval(self) -> float:
-        """Default seconds between status polls: 2 in local mode, 10 in the cloud."""
-        return 2.0 if self.is_local else 10.0
-
-    @property
-    def region(self) -> str:
-        """The AWS region requests are signed for."""
-        if self._region is None:
-            self._region = getattr(self._get_session(), "region_name", None) or "us-east-1"
-        return self._region
-
-    def _get_session(self) -> Any:
-        if self._session is None:
-            import boto3  # slow to import; only needed when the first request is signed
-
-            self._session = boto3.Session()
-        return self._session
-
-    def _get_credentials(self) -> Any:
-        from botocore.credentials import Credentials
-
-        if self._credentials is None:
-            found = self._get_session().get_credentials()
-            # Refreshable credentials (SSO, assumed roles) refresh themselves on each use.
-            self._credentials = found or Credentials("local", "local")
-        return self._credentials
-
-    def __repr__(self) -> str:
-        return f"Client(api_url={self._api_url or '<unresolved>'!r})"
-
-    # ------------------------------------------------------------------ requests
-
-    def _sign(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
-        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
-        SigV4Auth(self._get_credentials(), "execute-api", self.region).add_auth(request)
-        return dict(request.headers.items())
 
     def request(
         self,
@@ -196,19 +99,8 @@ class Client:
     ) -> Response:
         attempt = 0
         while True:
-            # Signed again on every attempt: the signature holds the time of the request.
-            send_headers = self._sign(method, url, body, headers) if sign else dict(headers)
             try:
-                raw = self._http.request(
-                    method,
-                    url,
-                    body=body,
-                    headers=send_headers,
-                    timeout=self.timeout,
-                    retries=False,
-                    redirect=False,
-                    preload_content=False,
-                )
+                raw = self._open(method, url, body, headers, sign=sign)
             except Urllib3HTTPError as exc:
                 moved = self._local_api_moved(url, exc)
                 if moved is not None:
@@ -240,6 +132,21 @@ class Client:
             if status >= 400 and status not in ok_statuses:
                 raise self._error(response)
             return response
+
+    def _open(self, method: str, url: str, body: bytes | None, headers: dict[str, str], *, sign: bool) -> Any:
+        """One HTTP exchange, its body left unread (the caller streams or reads it)."""
+        # Signed again on every attempt: the signature holds the time of the request.
+        send_headers = self._sign(method, url, body, headers) if sign else dict(headers)
+        return self._http.request(
+            method,
+            url,
+            body=body,
+            headers=send_headers,
+            timeout=self.timeout,
+            retries=False,
+            redirect=False,
+            preload_content=False,
+        )
 
     def _local_api_moved(self, url: str, exc: Exception) -> str | None:
         """The URL on local mode's current port, when local mode (not an explicit URL) answered

@@ -103,11 +103,8 @@ def _run_demo(
     import boto3
 
     import geobatch as gb
-    from geobatch.landcover.job import classify_tile
-    from geobatch.landcover.pipeline import compare_with_truth, prepare_demo, summarize
-    from geobatch.landcover.plan import LANDCOVER_CPUS, LANDCOVER_MEMORY_MB
+    from geobatch.landcover.pipeline import compare_with_truth, summarize
     from geobatch.landcover.product import mosaic_preview, write_collection
-    from geobatch.landcover.synthetic import DEMO_ACQUISITIONS
 
     started = time.monotonic()
     client = gb.Client(api_url) if api_url else gb.Client()
@@ -116,53 +113,16 @@ def _run_demo(
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=bucket)
     product_id = f"landcover-{time.strftime('%Y%m%d-%H%M%S')}"
-    size = f"{options.width}×{options.height} px"
-    dates = len(DEMO_ACQUISITIONS)
-    echo(
-        f"1/5 generating synthetic Sentinel-2 L2A scenes ({size}, {dates} dates, clouds), training KMeans(5)"
-    )
-    plan = prepare_demo(
-        s3,
-        bucket,
-        lon=options.lon,
-        lat=options.lat,
-        width_px=options.width,
-        height_px=options.height,
-        resolution=options.resolution,
-        tilesize=options.tilesize,
-        pad=options.pad,
-        product_id=product_id,
-    )
-    echo(f"    {len(plan.tile_keys)} tiles of {options.tilesize} px at {options.resolution:g} m; scenes:")
-    for scene_id in plan.scene_ids:
-        echo(f"      {scene_id}")
+    plan = _prepare(options, s3, product_id, echo)
     echo("2/5 saving the per-tile Function (builds its environment on first use)")
-    fn = gb.Function(
-        classify_tile,
-        name="landcover-kmeans",
-        requirements=DEMO_REQUIREMENTS,
-        cpus=LANDCOVER_CPUS,
-        memory=LANDCOVER_MEMORY_MB,
-        maximum_concurrency=options.concurrency,
-        retry_count=2,
-        timeout=600,
-        data_access=demo_data_access(plan),
-        client=client,
-    )
-    fn.save()
+    fn = _tile_function(options, plan, client)
     # The collection exists from the start (tiles join it as they land), naming what to compare it with.
     related = related_links(plan)
     write_collection(s3, bucket, product_id, extra_links=related)
     echo(f"3/5 mapping {len(plan.tile_keys)} jobs (one per tile), concurrency {options.concurrency}")
-    jobs = fn.map(plan.job_args(), tags=[product_id])
-    fn.wait_for_completion(timeout=options.timeout)
-    stats = fn.job_statistics or {}
-    if stats.get("success", 0) != len(jobs):
-        for job in fn.jobs.filter(gb.Job.status != gb.JobStatus.SUCCESS):
-            echo(f"    job {job.id} {job.status}: {job.error_reason}")
+    stats = _run_jobs(fn, plan, product_id, options.timeout, echo)
     echo("4/5 collecting results and writing the product's STAC collection")
-    summaries = [r for r in fn.results() if isinstance(r, dict)]
-    summary = summarize(summaries)
+    summary = summarize([r for r in fn.results() if isinstance(r, dict)])
     write_collection(s3, bucket, product_id, extra_links=related)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     preview = mosaic_preview(bucket, product_id, options.out_dir / "landcover-preview.png", s3_client=s3)
@@ -186,6 +146,69 @@ def _run_demo(
     }
     (options.out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _prepare(options: DemoOptions, s3: Any, product_id: str, echo: Any) -> Any:
+    """Stage 1: the synthetic archive, the tiles' scene index and the trained model in S3."""
+    from geobatch.landcover.pipeline import prepare_demo
+    from geobatch.landcover.synthetic import DEMO_ACQUISITIONS
+
+    size = f"{options.width}×{options.height} px"
+    dates = len(DEMO_ACQUISITIONS)
+    echo(
+        f"1/5 generating synthetic Sentinel-2 L2A scenes ({size}, {dates} dates, clouds), training KMeans(5)"
+    )
+    plan = prepare_demo(
+        s3,
+        options.bucket,
+        lon=options.lon,
+        lat=options.lat,
+        width_px=options.width,
+        height_px=options.height,
+        resolution=options.resolution,
+        tilesize=options.tilesize,
+        pad=options.pad,
+        product_id=product_id,
+    )
+    echo(f"    {len(plan.tile_keys)} tiles of {options.tilesize} px at {options.resolution:g} m; scenes:")
+    for scene_id in plan.scene_ids:
+        echo(f"      {scene_id}")
+    return plan
+
+
+def _tile_function(options: DemoOptions, plan: Any, client: Any) -> Any:
+    """Stage 2: the per-tile job saved as a Function, allowed the data it touches and no more."""
+    import geobatch as gb
+    from geobatch.landcover.job import classify_tile
+    from geobatch.landcover.plan import LANDCOVER_CPUS, LANDCOVER_MEMORY_MB
+
+    fn = gb.Function(
+        classify_tile,
+        name="landcover-kmeans",
+        requirements=DEMO_REQUIREMENTS,
+        cpus=LANDCOVER_CPUS,
+        memory=LANDCOVER_MEMORY_MB,
+        maximum_concurrency=options.concurrency,
+        retry_count=2,
+        timeout=600,
+        data_access=demo_data_access(plan),
+        client=client,
+    )
+    fn.save()
+    return fn
+
+
+def _run_jobs(fn: Any, plan: Any, product_id: str, timeout: float, echo: Any) -> dict[str, int]:
+    """Stage 3: one job per tile, waited for; the Function's job counts (the failures echoed)."""
+    import geobatch as gb
+
+    jobs = fn.map(plan.job_args(), tags=[product_id])
+    fn.wait_for_completion(timeout=timeout)
+    stats: dict[str, int] = fn.job_statistics or {}
+    if stats.get("success", 0) != len(jobs):
+        for job in fn.jobs.filter(gb.Job.status != gb.JobStatus.SUCCESS):
+            echo(f"    job {job.id} {job.status}: {job.error_reason}")
+    return stats
 
 
 def related_links(plan: Any) -> list[dict[str, str]]:

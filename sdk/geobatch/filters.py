@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, cast, overload
+from typing import Any, overload
 
 __all__ = [
     "And",
@@ -100,7 +100,7 @@ class _Group(Expression):
                     f"{part!r} is not a filter expression (build one like Job.status == 'failure')"
                 )
             # (a & b) & c is one AND of three terms, not a nested group.
-            flat.extend(cast(_Group, part).parts if type(part) is type(self) else [part])
+            flat.extend(part.parts if type(part) is type(self) else [part])
         self.parts: list[Expression] = flat
 
     def serialize(self) -> dict[str, Any]:
@@ -251,7 +251,8 @@ def keyword_filter(name: str, value: Any, fields: Iterable[str] | None = None) -
     attribute = Attribute(name, "tags" if name == "tags" else "date" if name.endswith("_date") else "value")
     if isinstance(value, list | tuple | set | frozenset):
         return attribute.in_(list(value))
-    return attribute == value
+    equal: Term = attribute == value  # (value is Any, so mypy would take the comparison as Any)
+    return equal
 
 
 _JOB_FIELDS = (

@@ -17,7 +17,7 @@ from geobatch.job import Job
 from geobatch.resource import Resource
 from geobatch.search import JobSearch
 from geobatch.submission import JobBulkCreateResult
-from geobatch.wire import codec
+from geobatch.wire import codec, models
 from geobatch.wire.models import JobStatus
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = ["FunctionJobs"]
 class FunctionJobs(Resource):
     """The job methods of :class:`~geobatch.Function` (a base class: use ``Function``)."""
 
+    _wire: models.Function | None
     _unanswered: dict[str, str]  # batch fingerprint -> reference_id sent without an answer
 
     if TYPE_CHECKING:

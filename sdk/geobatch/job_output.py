@@ -29,6 +29,7 @@ class JobResultError(errors.JobFailedError, ValueError):
 class JobOutput(Resource):
     """The result and log methods of :class:`~geobatch.Job` (a base class: use ``Job``)."""
 
+    _wire: models.Job | None
     _result_included: bool
 
     if TYPE_CHECKING:

@@ -18,18 +18,17 @@ meridian therefore appear once in each zone, with different keys.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import shapely
 from affine import Affine
-from pyproj import Transformer
-from shapely.geometry import MultiPolygon, Polygon, box, mapping
-from shapely.geometry import shape as shapely_shape
+from shapely.geometry import Polygon, mapping
+
+from geobatch.tile_cover import iter_cover_indices, to_polygonal
+from geobatch.utm import FALSE_EASTING, lonlat_to_utm, utm_to_lonlat, zone_for_lon
 
 __all__ = [
     "Tile",
@@ -44,64 +43,11 @@ __all__ = [
     "zone_for_lon",
 ]
 
-FALSE_EASTING = 500_000.0
-
-# Sampling step (degrees) used to densify lon/lat boundaries before projecting them: a straight
-# lon/lat segment is curved in UTM, so projecting only the vertices can underestimate the extent.
-_DENSIFY_DEG = 0.01
-
-
-def zone_for_lon(lon: float) -> int:
-    """UTM zone number (1..60) of a longitude, without Norway/Svalbard exceptions."""
-    zone = 1 + math.floor((lon + 180.0) / 6.0)
-    # lon == 180 (and wrapped inputs) must stay in the valid 1..60 range.
-    return min(max(zone, 1), 60)
-
 
 def format_resolution(resolution: float) -> str:
     """Resolution as printed in DL keys: trailing zeros stripped, but at least one decimal."""
     text = f"{float(resolution):.10f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
-
-
-def _proj_string(zone: int) -> str:
-    return (
-        f"+proj=tmerc +lat_0=0 +lon_0={6 * zone - 183} +k=0.9996 +x_0={FALSE_EASTING:.0f} "
-        "+y_0=0 +ellps=WGS84 +units=m +no_defs +type=crs"
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _forward(zone: int) -> Transformer:
-    """Cached lon/lat -> zone easting/northing transformer (building one costs ~ms)."""
-    return Transformer.from_crs("EPSG:4326", _proj_string(zone), always_xy=True)
-
-
-@functools.lru_cache(maxsize=64)
-def _inverse(zone: int) -> Transformer:
-    """Cached zone easting/northing -> lon/lat transformer."""
-    return Transformer.from_crs(_proj_string(zone), "EPSG:4326", always_xy=True)
-
-
-def lonlat_to_utm(zone: int, lon: Any, lat: Any) -> tuple[Any, Any]:
-    """Project lon/lat (scalars or arrays) to the DL UTM projection of ``zone`` (no false northing)."""
-    return _forward(zone).transform(lon, lat)
-
-
-def utm_to_lonlat(zone: int, x: Any, y: Any) -> tuple[Any, Any]:
-    """Inverse of :func:`lonlat_to_utm`.
-
-    Points on the false easting lie exactly on the zone's central meridian; PROJ returns it with a
-    rounding error (-123.00000000000001 in zone 10), which would drop tiles that only touch a shape
-    edge lying on that meridian (DL's client keeps them), so those longitudes are snapped to it.
-    """
-    lon, lat = _inverse(zone).transform(x, y)
-    on_meridian = np.asarray(x) == FALSE_EASTING
-    if np.any(on_meridian):
-        lon = np.where(on_meridian, float(6 * zone - 183), lon)
-        if np.ndim(lon) == 0:
-            lon = float(lon)
-    return lon, lat
 
 
 @dataclass(frozen=True, order=True)
@@ -171,7 +117,7 @@ class Tile:
         cls, shape: Any, resolution: float = 10.0, tilesize: int = 1024, pad: int = 0
     ) -> Iterator[Tile]:
         """Generator version of :meth:`from_shape`; zones are computed lazily, one at a time."""
-        for zone, ti, tj in _iter_cover_indices(to_polygonal(shape), resolution, tilesize):
+        for zone, ti, tj in iter_cover_indices(to_polygonal(shape), resolution, tilesize):
             yield cls(zone=zone, ti=ti, tj=tj, resolution=resolution, tilesize=tilesize, pad=pad)
 
     # ----- identity -----------------------------------------------------------------------------
@@ -302,100 +248,6 @@ class Tile:
 
     def __str__(self) -> str:
         return self.key
-
-
-# ----- shape cover ------------------------------------------------------------------------------
-
-
-def to_polygonal(obj: Any) -> Polygon | MultiPolygon:
-    """Normalise GeoJSON (geometry/Feature/FeatureCollection dict) or shapely input to a (multi)polygon."""
-    if isinstance(obj, shapely.Geometry):
-        geom = obj
-    elif hasattr(obj, "__geo_interface__") and not isinstance(obj, dict):
-        return to_polygonal(obj.__geo_interface__)
-    elif isinstance(obj, dict):
-        kind = obj.get("type")
-        if kind == "FeatureCollection":
-            parts = [to_polygonal(f) for f in obj.get("features", [])]
-            geom = shapely.union_all(parts) if parts else Polygon()
-        elif kind == "Feature":
-            geom = shapely_shape(obj["geometry"])
-        else:
-            geom = shapely_shape(obj)
-    else:
-        raise TypeError(f"cannot interpret {type(obj).__name__} as a shape")
-    return _polygonal_parts(geom)
-
-
-def _polygonal_parts(geom: shapely.Geometry) -> Polygon | MultiPolygon:
-    """Keep only polygon parts (clipping can leave points/lines where the shape touches a band edge)."""
-    if isinstance(geom, Polygon | MultiPolygon):
-        return geom
-    polys: list[Polygon] = []
-    for part in shapely.get_parts(geom):
-        if isinstance(part, Polygon):
-            polys.append(part)
-        elif isinstance(part, MultiPolygon | shapely.GeometryCollection):
-            sub = _polygonal_parts(part)
-            polys.extend(shapely.get_parts(sub).tolist())
-    polys = [p for p in polys if not p.is_empty]
-    if not polys:
-        return Polygon()
-    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
-
-
-def _projected_bounds(zone: int, geom: Polygon | MultiPolygon) -> tuple[float, float, float, float]:
-    """UTM bounds of a lon/lat shape, densifying edges first so curved projected edges are not missed."""
-    dense = shapely.segmentize(shapely.boundary(geom), _DENSIFY_DEG)
-    coords = shapely.get_coordinates(dense)
-    x, y = lonlat_to_utm(zone, coords[:, 0], coords[:, 1])
-    return float(np.min(x)), float(np.min(y)), float(np.max(x)), float(np.max(y))
-
-
-def _zone_cover(zone: int, clipped: Polygon | MultiPolygon, resolution: float, tilesize: int) -> np.ndarray:
-    """(n, 2) int array of (ti, tj) in ``zone`` whose lon/lat quads intersect ``clipped``; vectorised."""
-    step = tilesize * resolution
-    xmin, ymin, xmax, ymax = _projected_bounds(zone, clipped)
-    # Pad the candidate range by one tile: tile quads have straight lon/lat edges, not straight UTM edges.
-    ti0 = math.floor((xmin - FALSE_EASTING) / step) - 1
-    ti1 = math.floor((xmax - FALSE_EASTING) / step) + 1
-    tj0 = math.floor(ymin / step) - 1
-    tj1 = math.floor(ymax / step) + 1
-    nx, ny = ti1 - ti0 + 1, tj1 - tj0 + 1
-
-    # Corner lattice (nx+1) x (ny+1), transformed in one call.
-    cx = FALSE_EASTING + (ti0 + np.arange(nx + 1)) * step
-    cy = (tj0 + np.arange(ny + 1)) * step
-    gx, gy = np.meshgrid(cx, cy, indexing="ij")
-    lon, lat = utm_to_lonlat(zone, gx.ravel(), gy.ravel())
-    lon = lon.reshape(nx + 1, ny + 1)
-    lat = lat.reshape(nx + 1, ny + 1)
-
-    # Quad of tile (i, j): corners (i,j) (i+1,j) (i+1,j+1) (i,j+1), closed.
-    ring_x = np.stack([lon[:-1, :-1], lon[1:, :-1], lon[1:, 1:], lon[:-1, 1:], lon[:-1, :-1]], axis=-1)
-    ring_y = np.stack([lat[:-1, :-1], lat[1:, :-1], lat[1:, 1:], lat[:-1, 1:], lat[:-1, :-1]], axis=-1)
-    rings = np.stack([ring_x, ring_y], axis=-1).reshape(nx * ny, 5, 2)
-    quads = shapely.polygons(rings)
-
-    shapely.prepare(clipped)
-    hit = shapely.intersects(clipped, quads).reshape(nx, ny)
-    ii, jj = np.nonzero(hit)
-    return np.column_stack([ii + ti0, jj + tj0])
-
-
-def _iter_cover_indices(
-    geom: Polygon | MultiPolygon, resolution: float, tilesize: int
-) -> Iterator[tuple[int, int, int]]:
-    if geom.is_empty:
-        return
-    minx, _, maxx, _ = geom.bounds
-    for zone in range(zone_for_lon(minx), zone_for_lon(maxx) + 1):
-        band = box(6 * zone - 186, -90.0, 6 * zone - 180, 90.0)
-        clipped = _polygonal_parts(shapely.intersection(geom, band))
-        if clipped.is_empty:
-            continue
-        for ti, tj in _zone_cover(zone, clipped, resolution, tilesize).tolist():
-            yield zone, ti, tj
 
 
 # ----- module-level mirrors ---------------------------------------------------------------------

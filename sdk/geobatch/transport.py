@@ -112,7 +112,7 @@ def encode_params(params: Mapping[str, Any] | None) -> str:
 
 def backoff_seconds(attempt: int, retry_after: str | None) -> float:
     """How long to wait before retry ``attempt``: exponential with jitter, at least ``Retry-After``."""
-    delay = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * (0.5 + random.random())
+    delay: float = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt) * (0.5 + random.random())
     if retry_after:
         # An HTTP date is not parsed: the computed backoff is good enough then.
         with contextlib.suppress(ValueError):

@@ -107,7 +107,7 @@ def as_completed(
     while waiting:
         found = False
         for done in _finished(fn, builtins.list(waiting)):
-            if done.id in waiting:
+            if done.id in waiting and done._wire is not None:  # a listed job is always saved
                 found = True
                 yield waiting.pop(done.id)._update(done._wire)
         if not waiting:

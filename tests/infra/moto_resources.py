@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from moto import mock_aws
+
+# moto's Batch runs no containers (there is no Docker engine): jobs stay as submitted.
+NO_DOCKER = {"batch": {"use_docker": False}}
+
+
+@contextlib.contextmanager
+def moto_aws(monkeypatch: pytest.MonkeyPatch, region: str) -> Iterator[None]:
+    """``mock_aws`` (Batch without Docker) with test credentials and ``region`` in the environment."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws(config=NO_DOCKER):
+        yield
 
 
 def batch_job_queue(session: Any, name: str = "geobatch-queue") -> str:

@@ -10,7 +10,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from geobatch.wire import env, limits
 from geobatch.wire.errors import NotFoundError
@@ -40,14 +39,22 @@ FUNCTION: dict[str, Any] = {
 
 @pytest.fixture
 def aws(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_resources.moto_aws(monkeypatch, REGION):
         yield
+
+
+def stubbed_executor() -> tuple[BatchExecutor, Any]:
+    """An executor on a Batch client whose answers the test stubs (states moto cannot hold)."""
+    client = boto3.client("batch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    executor = BatchExecutor(
+        client,
+        job_queue="q",
+        job_definition_prefix="p",
+        worker_role_arn="r",
+        execution_role_arn="e",
+        environment={},
+    )
+    return executor, client
 
 
 @pytest.fixture
@@ -187,15 +194,7 @@ def test_start_one_worker_submits_a_plain_job(executor):
 
 def test_running_workers_counts_plain_jobs_and_active_array_children():
     """Batch states moto cannot hold (RUNNABLE, RUNNING...) come from a stubbed client."""
-    client = boto3.client("batch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    executor = BatchExecutor(
-        client,
-        job_queue="q",
-        job_definition_prefix="p",
-        worker_role_arn="r",
-        execution_role_arn="e",
-        environment={},
-    )
+    executor, client = stubbed_executor()
     name = "geobatch-fn-0123456789abcdef"
     summaries = [
         {"jobArn": "a1", "jobId": "plain-running", "jobName": name, "status": "RUNNING"},
@@ -262,15 +261,7 @@ def test_running_workers_counts_plain_jobs_and_active_array_children():
 
 
 def test_stop_workers_terminates_active_jobs():
-    client = boto3.client("batch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    executor = BatchExecutor(
-        client,
-        job_queue="q",
-        job_definition_prefix="p",
-        worker_role_arn="r",
-        execution_role_arn="e",
-        environment={},
-    )
+    executor, client = stubbed_executor()
     summaries = [
         {"jobArn": "a", "jobId": "running", "jobName": "n", "status": "RUNNING"},
         {"jobArn": "b", "jobId": "done", "jobName": "n", "status": "FAILED"},

@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from geobatch.wire import env
 from geobatch.wire.errors import ThrottledError
@@ -75,13 +74,7 @@ class ThrottlingBatch:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    with moto_resources.moto_aws(monkeypatch, REGION):
         session = boto3.session.Session(region_name=REGION)
         provision.create_tables(session.client("dynamodb"), "functions", "jobs")
         clock = FakeClock()

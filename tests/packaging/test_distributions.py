@@ -31,7 +31,7 @@ SDK_EXTRAS = {
     # The map view's renderer (the monitor imports it only when a map is asked for).
     "geo": [
         SDK / "landcover",
-        SDK / "tiles.py",
+        *(SDK / f for f in ("tiles.py", "tile_cover.py", "utm.py")),
         *(SDK / "ui" / f for f in ("tiles.py", "layers.py", "mapservice.py", "png.py")),
     ],
 }

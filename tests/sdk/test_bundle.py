@@ -195,3 +195,15 @@ def test_bundle_size_is_capped(project: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(limits, "MAX_BUNDLE_BYTES", 100)
     with pytest.raises(errors.PayloadTooLargeError, match="at most 100"):
         make_bundle(plain, include_data=["data/*.csv"])
+
+
+def test_the_demo_job_entry_point_imports_from_its_bundle_alone():
+    # The bundle holds the def's source, not its module: an annotation naming a module-level import
+    # (``Any``) would fail at the worker's import of __gbentry__ ("name 'Any' is not defined").
+    from geobatch.landcover.job import classify_tile
+
+    namespace: dict[str, object] = {}
+    # dont_inherit: not under this test module's `from __future__ import annotations`, as in the worker.
+    code = compile(entrypoint_source(classify_tile), "__gbentry__.py", "exec", dont_inherit=True)
+    exec(code, namespace)
+    assert callable(namespace["main"])

@@ -10,6 +10,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,27 +50,45 @@ def always_fails(x):
     raise RuntimeError(f"flaky upstream {x}")
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:  # noqa: F811
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
-    yield page
-    page.close()
+@dataclass
+class Screen:
+    """One test's monitor: a page, the monitor's URL, the client that checks what the API holds,
+    and the Functions the test made (deleted after it)."""
+
+    page: Any
+    url: str
+    client: gb.Client
+    made: list[gb.Function] = field(default_factory=list)
+
+    def function(self, code: Any, *, name: str | None = None, **settings: Any) -> gb.Function:
+        """A saved Function of ``code``, under a fresh name."""
+        name = name or f"{code.__name__}-{uuid.uuid4().hex[:6]}"
+        fn = gb.Function(code, name=name, client=self.client, **settings)
+        fn.save()
+        self.made.append(fn)
+        return fn
+
+    def open(self, fn: gb.Function) -> Any:
+        """The monitor loaded, ``fn``'s jobs shown; ``fn``'s row."""
+        self.page.goto(self.url)
+        row = self.page.locator(f'#functions tr[data-id="{fn.id}"]')
+        row.wait_for(timeout=30_000)
+        row.get_by_role("button", name=f"Show jobs of {fn.name}").click()
+        return row
+
+    def saved(self, fn: gb.Function) -> gb.Function:
+        """``fn`` as the API holds it now."""
+        return gb.Function.get(fn.id, client=self.client)
 
 
 @pytest.fixture
-def made(local_api: gb.Client) -> Iterator[list[gb.Function]]:
-    functions: list[gb.Function] = []
-    yield functions
-    for fn in functions:
+def ui(browser: Any, monitor: str, local_api: gb.Client) -> Iterator[Screen]:  # noqa: F811
+    screen = Screen(browser.new_page(viewport={"width": 1500, "height": 1000}), monitor, local_api)
+    yield screen
+    for fn in screen.made:
         with contextlib.suppress(gb.GeoBatchError):
             fn.delete(delete_results=True)
-
-
-def make(made: list[gb.Function], client: gb.Client, code: Any, **settings: Any) -> gb.Function:
-    fn = gb.Function(code, name=f"{code.__name__}-{uuid.uuid4().hex[:6]}", client=client, **settings)
-    fn.save()
-    made.append(fn)
-    return fn
+    screen.page.close()
 
 
 SLOW_FETCH = """([prefix, ms]) => {
@@ -128,25 +147,13 @@ def message(page: Any, text: str) -> None:
     page.locator("#message").filter(has_text=text).wait_for(timeout=20_000)
 
 
-def open_function(page: Any, monitor: str, fn: gb.Function) -> Any:  # noqa: F811
-    page.goto(monitor)
-    row = page.locator(f'#functions tr[data-id="{fn.id}"]')
-    row.wait_for(timeout=30_000)
-    row.get_by_role("button", name=f"Show jobs of {fn.name}").click()
-    return row
-
-
-def test_live_log_followed_then_every_attempt_and_its_statistics_chart(
-    page: Any,
-    monitor: str,  # noqa: F811
-    local_api: gb.Client,
-    made: list[gb.Function],
-) -> None:
+def test_live_log_followed_then_every_attempt_and_its_statistics_chart(ui: Screen) -> None:
     from playwright.sync_api import expect
 
-    fn = make(made, local_api, live_then_hold, retry_count=1, memory=2048)
+    page, local_api = ui.page, ui.client
+    fn = ui.function(live_then_hold, retry_count=1, memory=2048)
     job = fn(14, 300)
-    open_function(page, monitor, fn)
+    ui.open(fn)
     page.locator(f'#jobs tr[data-id="{job.id}"] td.status-running').wait_for(timeout=60_000)
     page.get_by_role("button", name=f"Open job {job.id}").click()
     follow = page.get_by_label("Follow (live log of the running attempt)")
@@ -184,36 +191,32 @@ def test_live_log_followed_then_every_attempt_and_its_statistics_chart(
     assert "first attempt fails" not in page.locator("#job-log").inner_text()
 
 
-def test_function_controls_timeout_enable_start_stop_build_log_and_delete(
-    page: Any,
-    monitor: str,  # noqa: F811
-    local_api: gb.Client,
-    made: list[gb.Function],
-) -> None:
-    fn = make(made, local_api, flaky, retry_count=0)
-    row = open_function(page, monitor, fn)
+def test_function_controls_timeout_enable_start_stop_build_log_and_delete(ui: Screen) -> None:
+    page = ui.page
+    fn = ui.function(flaky, retry_count=0)
+    row = ui.open(fn)
     row.locator("span.status-ready").wait_for(timeout=60_000)
 
     row.get_by_label(f"Timeout (s) of {fn.name}").fill("321")
     row.get_by_role("button", name=f"Save {fn.name}").click()
     message(page, "timeout=321")
-    assert gb.Function.get(fn.id, client=local_api).timeout == 321
+    assert ui.saved(fn).timeout == 321
     page.get_by_role("button", name="Refresh").click()
     assert row.get_by_label(f"Timeout (s) of {fn.name}").input_value() == "321"
 
     row.get_by_label(f"Enabled {fn.name}").uncheck()
     message(page, f"Disabled {fn.name}")
-    assert gb.Function.get(fn.id, client=local_api).enabled is False
+    assert ui.saved(fn).enabled is False
     row.get_by_label(f"Enabled {fn.name}").check()
     message(page, f"Enabled {fn.name}")
-    assert gb.Function.get(fn.id, client=local_api).enabled is True
+    assert ui.saved(fn).enabled is True
 
     row.get_by_role("button", name=f"Stop {fn.name}").click()
     message(page, f"Stopped {fn.name}: status stopped")
-    assert gb.Function.get(fn.id, client=local_api).status == "stopped"
+    assert ui.saved(fn).status == "stopped"
     row.get_by_role("button", name=f"Start {fn.name}").click()
     message(page, f"Started {fn.name}: status ready")
-    assert gb.Function.get(fn.id, client=local_api).status == "ready"
+    assert ui.saved(fn).status == "ready"
 
     row.get_by_role("button", name=f"Build log of {fn.name}").click()
     page.locator("#build-log-section").wait_for()
@@ -225,27 +228,23 @@ def test_function_controls_timeout_enable_start_stop_build_log_and_delete(
     page.once("dialog", lambda dialog: dialog.dismiss())
     row.get_by_role("button", name=f"Delete {fn.name}").click()
     message(page, f"Kept {fn.name}")
-    assert gb.Function.get(fn.id, client=local_api).id == fn.id
+    assert ui.saved(fn).id == fn.id
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name=f"Delete {fn.name}").click()
     message(page, f"Deleted Function {fn.name}")
     with pytest.raises(gb.NotFoundError):
-        gb.Function.get(fn.id, client=local_api)
+        ui.saved(fn)
     assert page.locator(f'#functions tr[data-id="{fn.id}"]').count() == 0
 
 
-def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(
-    page: Any,
-    monitor: str,  # noqa: F811
-    local_api: gb.Client,
-    made: list[gb.Function],
-) -> None:
+def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(ui: Screen) -> None:
     from playwright.sync_api import expect
 
-    fn = make(made, local_api, flaky, retry_count=0, maximum_concurrency=4)
+    page, local_api = ui.page, ui.client
+    fn = ui.function(flaky, retry_count=0, maximum_concurrency=4)
     fn.map([(-i if i % 5 == 0 else i,) for i in range(1, 26)])  # 5 failures of 25
     fn.wait_for_completion(interval=1)
-    open_function(page, monitor, fn)
+    ui.open(fn)
     info = page.locator("#page-info")
     expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2", timeout=20_000)
     page.get_by_role("button", name="Next page").click()
@@ -292,15 +291,11 @@ def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(
     expect(info).to_have_text("jobs 1–4 of 4 · page 1 of 1", timeout=20_000)
 
 
-def test_reason_column_says_backing_off_while_a_job_waits_to_retry(
-    page: Any,
-    monitor: str,  # noqa: F811
-    local_api: gb.Client,
-    made: list[gb.Function],
-) -> None:
-    fn = make(made, local_api, always_fails, retry_count=9)
+def test_reason_column_says_backing_off_while_a_job_waits_to_retry(ui: Screen) -> None:
+    page = ui.page
+    fn = ui.function(always_fails, retry_count=9)
     job = fn(1)
-    open_function(page, monitor, fn)
+    ui.open(fn)
     reason = page.locator(f'#jobs tr[data-id="{job.id}"] td.reason')
     # Backoff doubles per failed attempt (local mode starts at 1 s), so within a few attempts the
     # job waits long enough for the 2 s refresh to see it.
@@ -310,16 +305,12 @@ def test_reason_column_says_backing_off_while_a_job_waits_to_retry(
     job.cancel()
 
 
-def test_saved_values_are_not_repainted_by_an_older_answer(
-    page: Any,
-    monitor: str,  # noqa: F811
-    local_api: gb.Client,
-    made: list[gb.Function],
-) -> None:
+def test_saved_values_are_not_repainted_by_an_older_answer(ui: Screen) -> None:
     from playwright.sync_api import expect
 
-    fn = make(made, local_api, flaky, maximum_concurrency=3)
-    row = open_function(page, monitor, fn)
+    page = ui.page
+    fn = ui.function(flaky, maximum_concurrency=3)
+    row = ui.open(fn)
     field = row.get_by_label(f"Concurrency of {fn.name}")
     expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
     # As an eventually consistent index can (the cloud lists Functions from a GSI): the first list
@@ -336,31 +327,22 @@ def test_saved_values_are_not_repainted_by_an_older_answer(
     page.get_by_role("button", name="Refresh").click()  # a fresh answer agrees
     expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
     assert field.input_value() == "9"
-    assert gb.Function.get(fn.id, client=local_api).maximum_concurrency == 9
+    assert ui.saved(fn).maximum_concurrency == 9
 
 
-def test_polls_slowly_what_cannot_change_and_deletes_all_matching(
-    page: Any,
-    monitor: str,  # noqa: F811
-    local_api: gb.Client,
-    made: list[gb.Function],
-) -> None:
+def test_polls_slowly_what_cannot_change_and_deletes_all_matching(ui: Screen) -> None:
     from playwright.sync_api import expect
 
+    page, local_api = ui.page, ui.client
     # A Function whose build fails keeps its pending jobs for ever: nothing to poll every 2 s for.
-    broken = gb.Function(
-        flaky,
-        name=f"broken-{uuid.uuid4().hex[:6]}",
-        client=local_api,
-        requirements=["geobatch-no-such-package==0.0.1"],
+    broken = ui.function(
+        flaky, name=f"broken-{uuid.uuid4().hex[:6]}", requirements=["geobatch-no-such-package==0.0.1"]
     )
-    broken.save()
-    made.append(broken)
     jobs = broken.map([(i,) for i in range(3)])  # accepted while it builds; they wait
     with contextlib.suppress(gb.GeoBatchError):
         broken.wait_for_completion(interval=1)
-    assert gb.Function.get(broken.id, client=local_api).status == "build_failed"
-    row = open_function(page, monitor, broken)
+    assert ui.saved(broken).status == "build_failed"
+    row = ui.open(broken)
     row.locator("span.status-build_failed").wait_for(timeout=30_000)
     expect(row.locator(".counts")).to_contain_text("pending 3", timeout=20_000)
     expect(page.locator("#refresh-state")).to_contain_text("idle", timeout=20_000)

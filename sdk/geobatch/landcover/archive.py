@@ -95,7 +95,9 @@ def scene_folder(scene: SyntheticScene, root: str) -> str:
     return f"{root}/{ARCHIVE_PREFIX}/{scene.zone}/{band}/{square}/{when.year}/{when.month}/{scene.scene_id}"
 
 
-def _asset(href: str, title: str, shape: tuple[int, int], transform: Affine, raster: dict[str, Any]) -> dict:
+def _asset(
+    href: str, title: str, shape: tuple[int, int], transform: Affine, raster: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "href": href,
         "type": "image/tiff; application=geotiff; profile=cloud-optimized",

@@ -28,13 +28,15 @@ _V1_FEATURES = ("B08", "B04", "B03", "NDVI")
 
 def valid_mask(bands: np.ndarray) -> np.ndarray:
     """True where every band is a finite reflectance (NaN marks masked or nodata pixels)."""
-    return np.all(np.isfinite(bands), axis=0)
+    out: np.ndarray = np.all(np.isfinite(bands), axis=0)
+    return out
 
 
 def _ndi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Normalised difference (a - b) / (a + b), 0 where the sum is not positive."""
     denom = a + b
-    return np.divide(a - b, denom, out=np.zeros_like(a), where=denom > 0)
+    out: np.ndarray = np.divide(a - b, denom, out=np.zeros_like(a), where=denom > 0)
+    return out
 
 
 def features(bands: np.ndarray) -> np.ndarray:
@@ -179,7 +181,8 @@ class KMeansModel:
         lut = np.zeros(self.n_clusters + 1, dtype=np.uint8)
         for cluster, value in self.classes.items():
             lut[cluster] = value
-        return lut[self.predict_clusters(bands)]
+        out: np.ndarray = lut[self.predict_clusters(bands)]
+        return out
 
 
 def sample_features(bands: np.ndarray, sample_size: int, seed: int) -> np.ndarray:
@@ -252,7 +255,8 @@ def relabel(pred: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     lut = np.zeros(max([*mapping.keys(), int(np.max(pred)), 0]) + 1, dtype=np.uint8)
     for k, v in mapping.items():
         lut[k] = v
-    return lut[pred]
+    out: np.ndarray = lut[pred]
+    return out
 
 
 def agreement(pred: np.ndarray, truth: np.ndarray, mapping: dict[int, int] | None = None) -> float:

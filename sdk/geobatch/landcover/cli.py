@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 
-def _area(geojson: str | None, bbox: tuple[float, float, float, float] | None) -> dict:
+def _area(geojson: str | None, bbox: tuple[float, float, float, float] | None) -> dict[str, Any]:
     from shapely.geometry import box, mapping
 
     if (geojson is None) == (bbox is None):
@@ -19,7 +20,8 @@ def _area(geojson: str | None, bbox: tuple[float, float, float, float] | None) -
             raise click.UsageError("--bbox is W S E N with W < E and S < N (degrees)")
         return dict(mapping(box(west, south, east, north)))
     try:
-        return json.loads(Path(str(geojson)).read_text())
+        area: dict[str, Any] = json.loads(Path(str(geojson)).read_text())
+        return area
     except ValueError as exc:
         raise click.UsageError(f"{geojson} is not valid GeoJSON: {exc}") from None
 

@@ -82,7 +82,8 @@ def read_bytes(uri: str, client: Any = None) -> bytes:
         bucket, key = split_s3_uri(uri)
         s3 = client or s3_client()
         try:
-            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            data: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return data
         except s3.exceptions.NoSuchKey:
             raise FileNotFoundError(f"no such object: {uri}") from None
     return Path(uri.removeprefix("file://")).read_bytes()

@@ -11,7 +11,11 @@ import time
 from typing import Any
 
 
-def classify_tile(tile_key: str, product_id: str, model_uri: str, items_uri: str, bucket: str) -> dict:
+# Shipped as source (the Function's bundle holds this def, not this module): its annotations may name
+# builtins only, hence ``object`` and not ``Any``.
+def classify_tile(
+    tile_key: str, product_id: str, model_uri: str, items_uri: str, bucket: str
+) -> dict[str, object]:
     """GeoBatch job entry point: classify one DL tile and publish it (see :func:`run_tile`)."""
     from geobatch.landcover.job import run_tile
 

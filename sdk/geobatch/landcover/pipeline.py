@@ -147,7 +147,7 @@ def _clear_view(scene: Any) -> np.ndarray:
     from geobatch.landcover.imagery import SCL_MASKED
 
     scl10 = np.repeat(np.repeat(scene.scl, 2, axis=0), 2, axis=1)[: scene.shape[0], : scene.shape[1]]
-    out = scene.reflectance()
+    out: np.ndarray = scene.reflectance()
     out[:, np.isin(scl10, SCL_MASKED)] = np.nan
     return out
 
@@ -215,7 +215,8 @@ def compare_with_truth(
     from rasterio.warp import reproject
 
     from geobatch.landcover.classifier import confusion
-    from geobatch.landcover.imagery import gdal_path, rasterio_env
+    from geobatch.landcover.gdal_env import rasterio_env
+    from geobatch.landcover.imagery import gdal_path
     from geobatch.landcover.imagery import s3_client as make_client
     from geobatch.landcover.product import interior, list_tile_cogs, tile_from_id
 

@@ -287,7 +287,8 @@ def mosaic_preview(
     from rasterio.enums import Resampling
     from rasterio.warp import reproject, transform_bounds
 
-    from geobatch.landcover.imagery import gdal_path, rasterio_env
+    from geobatch.landcover.gdal_env import rasterio_env
+    from geobatch.landcover.imagery import gdal_path
     from geobatch.landcover.imagery import s3_client as make_client
 
     client = s3_client or make_client()

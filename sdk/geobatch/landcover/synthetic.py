@@ -81,7 +81,8 @@ class SyntheticScene:
 
     def band(self, name: str) -> np.ndarray:
         """One band's (H, W) DNs by common name."""
-        return self.dn[BANDS.index(name)]
+        out: np.ndarray = self.dn[BANDS.index(name)]
+        return out
 
     def reflectance(self) -> np.ndarray:
         """(3, H, W) float32 reflectance as a reader must decode it (DN/10000, -0.1 from baseline 04.00)."""
@@ -116,7 +117,8 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -
     """Spatially coherent noise in ~[-1, 1]: coarse white noise upsampled with cubic splines (fast)."""
     coarse = rng.standard_normal((shape[0] // cell + 4, shape[1] // cell + 4))
     fine = ndimage.zoom(coarse, cell, order=3)[: shape[0], : shape[1]]
-    return fine / (np.abs(fine).max() + 1e-9)
+    out: np.ndarray = fine / (np.abs(fine).max() + 1e-9)
+    return out
 
 
 def generate_landcover(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -210,7 +212,8 @@ def _observe(clear: np.ndarray, scl10: np.ndarray) -> np.ndarray:
 def encode_dn(reflectance: np.ndarray, has_offset: bool) -> np.ndarray:
     """uint16 L2A DNs of a reflectance array: ``R * 10000`` (+1000 from baseline 04.00); valid DNs >= 1."""
     shift = -BOA_ADD_OFFSET_DN if has_offset else 0
-    return np.clip(np.rint(reflectance * 10_000 + shift), 1, 65_535).astype(np.uint16)
+    out: np.ndarray = np.clip(np.rint(reflectance * 10_000 + shift), 1, 65_535).astype(np.uint16)
+    return out
 
 
 def scene_grid(

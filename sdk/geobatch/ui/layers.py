@@ -190,7 +190,7 @@ class LayerSource:
             kind, bbox, cmap = self.renderer.run(describe)
         except Exception as exc:  # rasterio's RasterioIOError: missing object, not a raster
             raise errors.NotFoundError(f"cannot open {uri} as a COG: {exc}") from None
-        layer = Layer(uri=uri, kind=kind, rasters=[RasterRef(uri, bbox)])  # type: ignore[arg-type]
+        layer = Layer(uri=uri, kind=kind, rasters=[RasterRef(uri, bbox)])
         if kind == "classes":
             layer.classes = _classes_of(cmap)
         return layer

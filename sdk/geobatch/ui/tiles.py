@@ -207,7 +207,8 @@ def _bilinear(
     # Element-wise (no matrix product: BLAS threads cost more than they save on arrays this small).
     (kr, tr), (kc, tc) = rows, cols
     along = coarse[kr] * (1 - tr)[:, None] + coarse[kr + 1] * tr[:, None]
-    return along[:, kc] * (1 - tc) + along[:, kc + 1] * tc
+    out: np.ndarray = along[:, kc] * (1 - tc) + along[:, kc + 1] * tc
+    return out
 
 
 def to_source_points(
@@ -221,7 +222,8 @@ def to_source_points(
     rows = np.unique(np.r_[np.arange(0, h, step), h - 1])
     cols = np.unique(np.r_[np.arange(0, w, step), w - 1])
     if len(rows) < 2 or len(cols) < 2:
-        return transformer.transform(xs, ys)
+        out: tuple[np.ndarray, np.ndarray] = transformer.transform(xs, ys)
+        return out
     kx, ky = transformer.transform(xs[np.ix_(rows, cols)], ys[np.ix_(rows, cols)])
     wr, wc = _lerp_weights(h, rows), _lerp_weights(w, cols)
     sx, sy = _bilinear(np.asarray(kx), wr, wc), _bilinear(np.asarray(ky), wr, wc)
@@ -230,7 +232,8 @@ def to_source_points(
     ex, ey = transformer.transform(xs[np.ix_(mr, mc)], ys[np.ix_(mr, mc)])
     err = np.hypot(np.asarray(ex) - sx[np.ix_(mr, mc)], np.asarray(ey) - sy[np.ix_(mr, mc)])
     if not np.all(np.isfinite(err)) or float(err.max()) > tolerance:
-        return transformer.transform(xs, ys)
+        everywhere: tuple[np.ndarray, np.ndarray] = transformer.transform(xs, ys)
+        return everywhere
     return sx, sy
 
 

@@ -11,10 +11,25 @@ from typing import Any, ClassVar
 
 
 class GeoBatchError(Exception):
-    """Base class of every error GeoBatch raises on purpose."""
+    """Base class of every error GeoBatch raises on purpose.
+
+    The wire taxonomy declares its status and code as class keywords
+    (``class NotFoundError(GeoBatchError, status=404, code="not_found")``): a class declared so is
+    registered in :data:`ERRORS_BY_CODE`, which turns an API error body back into the class. A
+    subclass that sets ``status`` / ``code`` as plain class attributes (an SDK-side error that never
+    crosses the wire) is not registered.
+    """
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+            ERRORS_BY_CODE[code] = cls
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None):
         super().__init__(message)
@@ -25,108 +40,57 @@ class GeoBatchError(Exception):
         return {"code": self.code, "message": self.message, "errors": self.errors}
 
 
-class BadRequestError(GeoBatchError):
+# In declaration order: error_from_body falls back to the first class with the response's status.
+ERRORS_BY_CODE: dict[str, type[GeoBatchError]] = {GeoBatchError.code: GeoBatchError}
+
+
+class BadRequestError(GeoBatchError, status=400, code="bad_request"):
     """The request is malformed or a value is invalid; the message says which and how to fix it."""
 
-    status = 400
-    code = "bad_request"
 
-
-class ValidationError(BadRequestError):
+class ValidationError(BadRequestError, status=422, code="validation_error"):
     """One or more fields failed validation; ``errors`` lists them with their location."""
 
-    status = 422
-    code = "validation_error"
 
-
-class NotFoundError(GeoBatchError):
+class NotFoundError(GeoBatchError, status=404, code="not_found"):
     """No such resource, or it belongs to another principal (which we do not reveal)."""
 
-    status = 404
-    code = "not_found"
 
-
-class ConflictError(GeoBatchError):
+class ConflictError(GeoBatchError, status=409, code="conflict"):
     """The resource is not in a state that allows the operation (e.g. deleting a running Function)."""
 
-    status = 409
-    code = "conflict"
 
-
-class RequestInProgressError(ConflictError):
+class RequestInProgressError(ConflictError, code="request_in_progress"):
     """A retry of a write arrived while its first execution still runs; retry in a few seconds."""
 
-    code = "request_in_progress"
 
-
-class PayloadTooLargeError(GeoBatchError):
+class PayloadTooLargeError(GeoBatchError, status=413, code="payload_too_large"):
     """A request, an argument list or a bundle is over its documented size limit."""
 
-    status = 413
-    code = "payload_too_large"
 
-
-class ThrottledError(GeoBatchError):
+class ThrottledError(GeoBatchError, status=429, code="throttled"):
     """AWS or GeoBatch throttled the request; retry with backoff."""
 
-    status = 429
-    code = "throttled"
 
-
-class AuthError(GeoBatchError):
+class AuthError(GeoBatchError, status=403, code="forbidden"):
     """The request carries no usable identity (missing or invalid SigV4 credentials)."""
 
-    status = 403
-    code = "forbidden"
 
-
-class ServiceError(GeoBatchError):
+class ServiceError(GeoBatchError, status=503, code="service_unavailable"):
     """A dependency (DynamoDB, SQS, S3, Batch, CodeBuild) failed; the request can be retried."""
 
-    status = 503
-    code = "service_unavailable"
 
-
-class ApiTimeoutError(ServiceError):
+class ApiTimeoutError(ServiceError, status=504, code="api_timeout"):
     """The API took the request but did not answer in time: it is slow, not down. Calling the same
     method again is safe (writes are idempotent)."""
 
-    status = 504
-    code = "api_timeout"
 
-
-class BuildFailedError(GeoBatchError):
+class BuildFailedError(GeoBatchError, status=409, code="build_failed"):
     """The Function's image failed to build; ``Function.build_log()`` says why."""
 
-    status = 409
-    code = "build_failed"
 
-
-class JobFailedError(GeoBatchError):
+class JobFailedError(GeoBatchError, status=409, code="job_not_successful"):
     """A job did not end in ``success`` where a result was asked for."""
-
-    status = 409
-    code = "job_not_successful"
-
-
-ERRORS_BY_CODE: dict[str, type[GeoBatchError]] = {
-    cls.code: cls
-    for cls in (
-        GeoBatchError,
-        BadRequestError,
-        ValidationError,
-        NotFoundError,
-        ConflictError,
-        RequestInProgressError,
-        PayloadTooLargeError,
-        ThrottledError,
-        AuthError,
-        ServiceError,
-        ApiTimeoutError,
-        BuildFailedError,
-        JobFailedError,
-    )
-}
 
 
 def plain_problem(problem: dict[str, Any]) -> str:

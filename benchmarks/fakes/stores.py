@@ -1,4 +1,4 @@
-"""In-memory fakes of the core ports (``geobatch_core.ports``), for benchmarks only.
+"""In-memory fakes of the table ports (Function and Job stores of ``geobatch_core.ports``).
 
 They keep the semantics the worker relies on (conditional job transitions with ABSENT / one-of
 expectations, Increment, appended / replaced attempt records, SQS visibility and receipts) but do
@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import bisect
 import copy
-import itertools
 import threading
-import time
-import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
 from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import apply_changes, holds, normalize
-from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key, Message
+from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
 from geobatch_core.store import Increment, expired, reference_item, resent_reference
 
 
@@ -269,153 +265,3 @@ class FakeJobStore:
                 if gone is not None:
                     self._count(key[0], key[1], gone.get("status"), None)
                 self._remove(key)
-
-
-class FakeQueue:
-    """A standard queue with visibility timeouts and per-receive receipt handles."""
-
-    def __init__(self) -> None:
-        self.queues: dict[str, dict[str, Any]] = {}
-        self.lock = threading.Lock()
-        self.calls = 0
-        self._ids = itertools.count()
-
-    def create(self, name: str, *, max_receive_count: int, visibility_seconds: int) -> tuple[str, str]:
-        self.calls += 1
-        url, dlq = f"fake://{name}", f"fake://{name}-dlq"
-        if url not in self.queues:
-            self.queues[dlq] = {"msgs": {}, "order": deque(), "max_receive": None, "dlq": None}
-            self.queues[url] = {"msgs": {}, "order": deque(), "max_receive": max_receive_count, "dlq": dlq}
-        return url, dlq
-
-    def delete(self, queue_url: str) -> None:
-        self.calls += 1
-        self.queues.pop(queue_url, None)
-
-    def _q(self, url: str) -> dict[str, Any]:
-        if url not in self.queues:
-            raise errors.NotFoundError("the job queue is gone")
-        return self.queues[url]
-
-    def send_batch(self, queue_url: str, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
-        self.calls += (len(bodies) + 9) // 10
-        now = time.monotonic()
-        with self.lock:
-            q = self._q(queue_url)
-            for body in bodies:
-                mid = str(uuid.UUID(int=next(self._ids)))
-                q["msgs"][mid] = {
-                    "body": body,
-                    "visible_at": now + delay_seconds,
-                    "receipt": None,
-                    "count": 0,
-                }
-                q["order"].append(mid)
-
-    def receive(
-        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_seconds: int
-    ) -> list[Message]:
-        self.calls += 1
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            now = time.monotonic()
-            out: list[Message] = []
-            with self.lock:
-                q = self._q(queue_url)
-                for _ in range(len(q["order"])):
-                    if len(out) >= min(10, max_messages):
-                        break
-                    mid = q["order"][0]
-                    q["order"].rotate(-1)
-                    m = q["msgs"].get(mid)
-                    if m is None or m["visible_at"] > now:
-                        continue
-                    if q["max_receive"] is not None and m["count"] >= q["max_receive"]:
-                        # SQS's redrive: a message received too often moves, id and count kept
-                        del q["msgs"][mid]
-                        dead = self.queues.get(q["dlq"])
-                        if dead is not None:
-                            dead["msgs"][mid] = {**m, "receipt": None, "visible_at": now}
-                            dead["order"].append(mid)
-                        continue
-                    m["count"] += 1
-                    m["receipt"] = f"{mid}#{m['count']}"
-                    m["visible_at"] = now + visibility_seconds
-                    out.append(Message(mid, m["receipt"], m["body"], m["count"]))
-                # drop deleted ids from the rotation
-                q["order"] = deque(i for i in q["order"] if i in q["msgs"])
-            if out or now >= deadline:
-                return out
-            time.sleep(min(0.05, max(0.0, deadline - now)))
-
-    def _by_receipt(self, q: dict[str, Any], receipt: str) -> tuple[str, dict[str, Any]] | None:
-        mid = receipt.split("#", 1)[0]
-        m = q["msgs"].get(mid)
-        return (mid, m) if m is not None and m["receipt"] == receipt else None
-
-    def delete_batch(self, queue_url: str, receipts: Sequence[str]) -> None:
-        self.calls += (len(receipts) + 9) // 10
-        with self.lock:
-            q = self._q(queue_url)
-            for r in receipts:
-                found = self._by_receipt(q, r)
-                if found:
-                    del q["msgs"][found[0]]
-
-    def change_visibility_batch(self, queue_url: str, entries: Sequence[tuple[str, int]]) -> None:
-        self.calls += (len(entries) + 9) // 10
-        now = time.monotonic()
-        with self.lock:
-            q = self._q(queue_url)
-            for r, seconds in entries:
-                found = self._by_receipt(q, r)
-                if found:
-                    found[1]["visible_at"] = now + seconds
-
-    def depth(self, queue_url: str) -> tuple[int, int]:
-        self.calls += 1
-        now = time.monotonic()
-        with self.lock:
-            msgs = self._q(queue_url)["msgs"].values()
-            visible = sum(1 for m in msgs if m["visible_at"] <= now)
-            in_flight = sum(1 for m in msgs if m["visible_at"] > now and m["receipt"] is not None)
-            return visible, in_flight  # delayed messages are neither, as in SQS
-
-
-class FakeBlobStore:
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-        self.calls = 0
-
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
-        self.calls += 1
-        self.blobs[key] = bytes(data)
-
-    def get(self, key: str) -> bytes:
-        self.calls += 1
-        if key not in self.blobs:
-            raise errors.NotFoundError(f"{key} does not exist")
-        return self.blobs[key]
-
-    def exists(self, key: str) -> bool:
-        self.calls += 1
-        return key in self.blobs
-
-    def size(self, key: str) -> int:
-        return len(self.get(key))
-
-    def delete(self, keys: Sequence[str]) -> None:
-        self.calls += 1
-        for k in keys:
-            self.blobs.pop(k, None)
-
-    def delete_prefix(self, prefix: str) -> None:
-        self.calls += 1
-        for k in [k for k in self.blobs if k.startswith(prefix)]:
-            del self.blobs[k]
-
-    def presign_put(self, key: str, *, seconds: int, max_bytes: int) -> str:
-        return f"fake://put/{key}"
-
-    def presign_get(self, key: str, *, seconds: int) -> str:
-        return f"fake://get/{key}"
