@@ -47,14 +47,7 @@ def run_tile(
     JSON-serialisable summary: tile key, output URIs, the scenes read and used, pixel counts and areas
     (km²) per class name over the unpadded tile, valid fraction and seconds per stage.
     """
-    import numpy as np
-
-    from geobatch.landcover.assets import acquired
-    from geobatch.landcover.classes import CLASS_NAMES
-    from geobatch.landcover.gdal_env import buckets_of, rasterio_env
-    from geobatch.landcover.imagery import read_tile
     from geobatch.landcover.imagery import s3_client as make_client
-    from geobatch.landcover.product import interior, publish_tile
     from geobatch.landcover.scenes import items_for_job
     from geobatch.tiles import Tile
 
@@ -70,30 +63,66 @@ def run_tile(
     timings["items"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    hrefs = [a.get("href", "") for it in items for a in it.get("assets", {}).values()]
-    with rasterio_env(read_buckets=buckets_of(hrefs)):
-        read = read_tile(tile, items, model.bands)
+    read = _read_scenes(tile, items, model.bands)
     timings["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = model.predict(read.reflectance)
-    # Areas count the unpadded tile only: a pad overlaps the neighbours, which count it themselves.
-    counts_arr = np.bincount(interior(tile, labels).ravel(), minlength=max(CLASS_NAMES) + 1)
+    labels, counts = _classify(tile, model, read)
     timings["classify"] = time.perf_counter() - t
 
-    counts = {int(k): int(v) for k, v in enumerate(counts_arr) if k > 0 and v > 0}
     used = read.scenes_used
-    when = [acquired(it) for it in items if it["id"] in used]
     t = time.perf_counter()
-    uris = publish_tile(
-        client, bucket, product_id, tile, labels, counts=counts,
-        acquired=[w for w in when if w is not None],
-        extra_properties={"geobatch:source_items": used, "geobatch:valid_fraction": read.valid_fraction},
-    )  # fmt: skip
+    uris = _publish(client, bucket, product_id, tile, labels, counts, items, read)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     return _summary(tile, product_id, uris, items, used, counts, timings)
+
+
+def _read_scenes(tile: Any, items: list[dict[str, Any]], bands: Any) -> Any:
+    """The tile's scenes read in one GDAL environment, for the buckets they live in."""
+    from geobatch.landcover.gdal_env import buckets_of, rasterio_env
+    from geobatch.landcover.imagery import read_tile
+
+    hrefs = [a.get("href", "") for it in items for a in it.get("assets", {}).values()]
+    with rasterio_env(read_buckets=buckets_of(hrefs)):
+        return read_tile(tile, items, bands)
+
+
+def _classify(tile: Any, model: Any, read: Any) -> tuple[Any, dict[int, int]]:
+    """Labels of the (padded) tile and the pixel count per class of its unpadded interior."""
+    import numpy as np
+
+    from geobatch.landcover.classes import CLASS_NAMES
+    from geobatch.landcover.product import interior
+
+    labels = model.predict(read.reflectance)
+    # Areas count the unpadded tile only: a pad overlaps the neighbours, which count it themselves.
+    counts_arr = np.bincount(interior(tile, labels).ravel(), minlength=max(CLASS_NAMES) + 1)
+    return labels, {int(k): int(v) for k, v in enumerate(counts_arr) if k > 0 and v > 0}
+
+
+def _publish(
+    client: Any,
+    bucket: str,
+    product_id: str,
+    tile: Any,
+    labels: Any,
+    counts: dict[int, int],
+    items: list[dict[str, Any]],
+    read: Any,
+) -> dict[str, str]:
+    """The tile's COG and STAC Item, with the acquisition times of the scenes it used."""
+    from geobatch.landcover.assets import acquired
+    from geobatch.landcover.product import publish_tile
+
+    used = read.scenes_used
+    when = [acquired(it) for it in items if it["id"] in used]
+    return publish_tile(
+        client, bucket, product_id, tile, labels, counts=counts,
+        acquired=[w for w in when if w is not None],
+        extra_properties={"geobatch:source_items": used, "geobatch:valid_fraction": read.valid_fraction},
+    )  # fmt: skip
 
 
 def _summary(

@@ -91,34 +91,12 @@ def prepare_demo(
     (:func:`~geobatch.landcover.training.train_from_tiles`: cloud-masked composites of sampled tiles
     read from S3 through GDAL), and names its clusters once.
     """
-    from geobatch.landcover.archive import archive_digest, publish_scenes
-    from geobatch.landcover.classifier import agreement
-    from geobatch.landcover.regions import demo_area
-    from geobatch.landcover.scenes import items_for_job, write_tile_index
-    from geobatch.landcover.synthetic import DEMO_ACQUISITIONS, make_scenes
-    from geobatch.landcover.training import train_from_tiles
-    from geobatch.tiles import Tile
-
-    area = demo_area(lon, lat, width_px * resolution, height_px * resolution)
-    tiles = Tile.from_shape(area, resolution, tilesize, pad)
-    if len({t.zone for t in tiles}) != 1:
-        raise ValueError("the demo area must lie in one UTM zone (its synthetic scenes are one grid)")
-    scene_lon, scene_lat, scene_w, scene_h = _scene_extent(tiles, resolution, margin_px)
-    root = "synthetic/" + archive_digest(
-        lon=scene_lon, lat=scene_lat, w=scene_w, h=scene_h, res=resolution, seed=seed, dates=DEMO_ACQUISITIONS
+    area, tiles = _demo_tiles(lon, lat, width_px, height_px, resolution, tilesize, pad)
+    index = f"{tilesize}-{pad}"
+    scenes, uris, items_uri = _publish_archive(s3_client, bucket, tiles, resolution, margin_px, seed, index)
+    model, train_agreement = _train_model(
+        s3_client, tiles, items_uri, scenes, seed=seed, n_tiles=train_tiles, pixels=train_pixels_per_tile
     )
-    scenes = make_scenes(scene_lon, scene_lat, scene_w, scene_h, resolution=resolution, seed=seed)
-    uris = publish_scenes(s3_client, bucket, scenes, root)
-    all_items = load_items_uri(uris["items"], s3_client)
-    items_uri = write_tile_index(s3_client, bucket, f"{root}/index/{tilesize}-{pad}", tiles, all_items)
-
-    run = train_from_tiles(
-        tiles, lambda t: items_for_job(items_uri, t, s3_client),
-        n_tiles=train_tiles, pixels_per_tile=train_pixels_per_tile, seed=seed,
-    )  # fmt: skip
-    model = run.model
-    # How well the trained model labels the clear pixels of one scene (fixed class values vs the truth).
-    train_agreement = agreement(model.predict(_clear_view(scenes[0])), scenes[0].truth)
     model.metadata.update({"archive": uris["items"], "scenes": [s.scene_id for s in scenes]})
     model_key = f"models/{product_id}/kmeans.json"
     s3_client.put_object(
@@ -140,6 +118,71 @@ def prepare_demo(
         train_agreement=train_agreement,
         archive_uri=uris["items"],
     )
+
+
+def _demo_tiles(
+    lon: float, lat: float, width_px: int, height_px: int, resolution: float, tilesize: int, pad: int
+) -> tuple[Any, list[Any]]:
+    """The demo area centred on (lon, lat) and its tiles, which must lie in one UTM zone."""
+    from geobatch.landcover.regions import demo_area
+    from geobatch.tiles import Tile
+
+    area = demo_area(lon, lat, width_px * resolution, height_px * resolution)
+    tiles = Tile.from_shape(area, resolution, tilesize, pad)
+    if len({t.zone for t in tiles}) != 1:
+        raise ValueError("the demo area must lie in one UTM zone (its synthetic scenes are one grid)")
+    return area, tiles
+
+
+def _publish_archive(
+    s3_client: Any,
+    bucket: str,
+    tiles: list[Any],
+    resolution: float,
+    margin_px: int,
+    seed: int,
+    index: str,
+) -> tuple[list[Any], dict[str, str], str]:
+    """The synthetic scenes over ``tiles`` (plus the margin) published to S3, and their per-tile index:
+    (scenes, the archive's URIs, the index's URI). The archive's key is a digest of what makes it; the
+    index is named ``index`` under it (the tiling, ``{tilesize}-{pad}``)."""
+    from geobatch.landcover.archive import archive_digest, publish_scenes
+    from geobatch.landcover.scenes import write_tile_index
+    from geobatch.landcover.synthetic import DEMO_ACQUISITIONS, make_scenes
+
+    scene_lon, scene_lat, scene_w, scene_h = _scene_extent(tiles, resolution, margin_px)
+    root = "synthetic/" + archive_digest(
+        lon=scene_lon, lat=scene_lat, w=scene_w, h=scene_h, res=resolution, seed=seed, dates=DEMO_ACQUISITIONS
+    )
+    scenes = make_scenes(scene_lon, scene_lat, scene_w, scene_h, resolution=resolution, seed=seed)
+    uris = publish_scenes(s3_client, bucket, scenes, root)
+    all_items = load_items_uri(uris["items"], s3_client)
+    items_uri = write_tile_index(s3_client, bucket, f"{root}/index/{index}", tiles, all_items)
+    return scenes, uris, items_uri
+
+
+def _train_model(
+    s3_client: Any,
+    tiles: list[Any],
+    items_uri: str,
+    scenes: list[Any],
+    *,
+    seed: int,
+    n_tiles: int,
+    pixels: int,
+) -> tuple[Any, float]:
+    """The model trained the way a real run trains it, and how well it labels one scene's clear pixels."""
+    from geobatch.landcover.classifier import agreement
+    from geobatch.landcover.scenes import items_for_job
+    from geobatch.landcover.training import train_from_tiles
+
+    run = train_from_tiles(
+        tiles, lambda t: items_for_job(items_uri, t, s3_client),
+        n_tiles=n_tiles, pixels_per_tile=pixels, seed=seed,
+    )  # fmt: skip
+    model = run.model
+    # How well the trained model labels the clear pixels of one scene (fixed class values vs the truth).
+    return model, agreement(model.predict(_clear_view(scenes[0])), scenes[0].truth)
 
 
 def _clear_view(scene: Any) -> np.ndarray:

@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import re
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -132,25 +131,32 @@ def tile_item(
         stac_extensions=[PROJECTION_EXT, RASTER_EXT, CLASSIFICATION_EXT],
         collection=product_id,
     )
+    item.add_asset("classification", _classification_asset(tile, href, counts))
+    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
+    doc["links"] = _item_links(self_href, root_href or "../collection.json")
+    return doc
+
+
+def _classification_asset(tile: Tile, href: str, counts: dict[int, int] | None) -> Any:
+    """The item's COG asset: the fixed classes, the raster band and the pixel count per class."""
+    import pystac
+
     extra: dict[str, Any] = {
         "classification:classes": stac_classes(),
         "raster:bands": [{"nodata": NODATA, "data_type": "uint8", "spatial_resolution": tile.resolution}],
     }
     if counts is not None:
         extra["geobatch:pixel_counts"] = {str(k): int(v) for k, v in counts.items()}
-    item.add_asset(
-        "classification",
-        pystac.Asset(href=href, media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra),
-    )
-    doc = item.to_dict(include_self_link=False, transform_hrefs=False)
-    collection = root_href or "../collection.json"
-    doc["links"] = [
+    return pystac.Asset(href=href, media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra)
+
+
+def _item_links(self_href: str | None, collection: str) -> list[dict[str, str]]:
+    return [
         *([{"rel": "self", "href": self_href, "type": "application/geo+json"}] if self_href else []),
         {"rel": "root", "href": collection, "type": "application/json"},
         {"rel": "parent", "href": collection, "type": "application/json"},
         {"rel": "collection", "href": collection, "type": "application/json"},
     ]
-    return doc
 
 
 def publish_tile(
@@ -201,25 +207,10 @@ def _item_times(props: dict[str, Any]) -> list[dt.datetime]:
     return [dt.datetime.fromisoformat(v.replace("Z", "+00:00")) for v in values if v]
 
 
-def write_collection(
-    s3_client: Any,
-    bucket: str,
-    product_id: str,
-    *,
-    description: str = "GeoBatch land-cover classification",
-    extra_links: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    """Build/refresh ``collection.json`` from the product's item JSONs.
-
-    Extent: union of the item bboxes and acquisition times. The classes are the items' fixed list
-    (``summaries`` carry the same ``classification:classes`` as every item's asset). ``extra_links``
-    name related data, e.g. the source imagery (``derived_from``) and a reference land cover
-    (``geobatch:reference``), which the map view offers for comparison.
-    """
-    import pystac
-
-    prefix = f"{product_prefix(product_id)}/tiles/"
-    item_keys = _list_keys(s3_client, bucket, prefix, ".json")
+def _extent(
+    s3_client: Any, bucket: str, item_keys: list[str]
+) -> tuple[list[float], list[dt.datetime | None]]:
+    """The union of the items' bboxes and of their acquisition times (open-ended from now if none)."""
     bboxes: list[list[float]] = []
     times: list[dt.datetime] = []
     for key in item_keys:
@@ -239,6 +230,29 @@ def write_collection(
     interval: list[dt.datetime | None] = (
         [min(times), max(times)] if times else [dt.datetime.now(dt.UTC), None]
     )
+    return bbox, interval
+
+
+def write_collection(
+    s3_client: Any,
+    bucket: str,
+    product_id: str,
+    *,
+    description: str = "GeoBatch land-cover classification",
+    extra_links: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Build/refresh ``collection.json`` from the product's item JSONs.
+
+    Extent: union of the item bboxes and acquisition times. The classes are the items' fixed list
+    (``summaries`` carry the same ``classification:classes`` as every item's asset). ``extra_links``
+    name related data, e.g. the source imagery (``derived_from``) and a reference land cover
+    (``geobatch:reference``), which the map view offers for comparison.
+    """
+    import pystac
+
+    prefix = f"{product_prefix(product_id)}/tiles/"
+    item_keys = _list_keys(s3_client, bucket, prefix, ".json")
+    bbox, interval = _extent(s3_client, bucket, item_keys)
     collection = pystac.Collection(
         id=product_id,
         description=description,
@@ -279,63 +293,17 @@ def mosaic_preview(
 ) -> Path:
     """Mosaic every tile of a product into one RGBA PNG (colour map applied), at most ``max_size`` px a side.
 
-    Tiles are warped (nearest) into the CRS of the first tile, so products spanning several UTM zones work.
+    Tiles are warped (nearest) into the CRS of the first tile, so products spanning several UTM zones work
+    (the steps: :mod:`geobatch.landcover.preview`).
     """
-    import rasterio
-    import rasterio.errors
-    from affine import Affine
-    from rasterio.enums import Resampling
-    from rasterio.warp import reproject, transform_bounds
-
     from geobatch.landcover.gdal_env import rasterio_env
-    from geobatch.landcover.imagery import gdal_path
     from geobatch.landcover.imagery import s3_client as make_client
+    from geobatch.landcover.preview import mosaic, mosaic_grid, write_rgba_png
 
     client = s3_client or make_client()
     uris = list_tile_cogs(client, bucket, product_id)
     if not uris:
         raise FileNotFoundError(f"no tiles under s3://{bucket}/{product_prefix(product_id)}/tiles/")
     with rasterio_env():
-        with rasterio.open(gdal_path(uris[0])) as first:
-            crs = first.crs
-            native = abs(first.transform.a)
-            cmap = colormap()  # class values are fixed, and so are their colours
-        bounds = []
-        for uri in uris:
-            with rasterio.open(gdal_path(uri)) as src:
-                bounds.append(
-                    transform_bounds(src.crs, crs, *src.bounds) if src.crs != crs else tuple(src.bounds)
-                )
-        b = np.asarray(bounds)
-        xmin, ymin, xmax, ymax = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
-        res = max(native, (xmax - xmin) / max_size, (ymax - ymin) / max_size)
-        width, height = int(np.ceil((xmax - xmin) / res)), int(np.ceil((ymax - ymin) / res))
-        transform = Affine(res, 0.0, float(xmin), 0.0, -res, float(ymax))
-        canvas = np.zeros((height, width), dtype=np.uint8)
-        for uri in uris:
-            scratch = np.zeros_like(canvas)
-            with rasterio.open(gdal_path(uri)) as src:
-                reproject(
-                    source=rasterio.band(src, 1),
-                    destination=scratch,
-                    src_nodata=NODATA,
-                    dst_transform=transform,
-                    dst_crs=crs,
-                    dst_nodata=NODATA,
-                    resampling=Resampling.nearest,
-                )
-            fill = canvas == NODATA
-            canvas[fill] = scratch[fill]
-    lut = np.zeros((256, 4), dtype=np.uint8)
-    for value, rgba in cmap.items():
-        lut[value] = rgba
-    lut[NODATA] = (0, 0, 0, 0)
-    rgba_img = np.moveaxis(lut[canvas], -1, 0)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # A PNG has no georeferencing by design; the preview is a picture, not a dataset.
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(out, "w", driver="PNG", width=width, height=height, count=4, dtype="uint8") as dst:
-            dst.write(rgba_img)
-    return out
+        canvas = mosaic(uris, mosaic_grid(uris, max_size))
+    return write_rgba_png(canvas, out_png)

@@ -116,38 +116,46 @@ class LocalImageBuilder:
             self._link_base(env_dir)
             requirements = [r for r in function.get("requirements", []) if r.strip()]
             if requirements:
-                req_file = env_dir / "requirements.txt"
-                req_file.write_text("\n".join(requirements) + "\n")
-                command = [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "--python",
-                    str(env_dir / "bin" / "python"),
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    *self._pip_args,
-                    "-r",
-                    str(req_file),
-                ]
-                log.append("$ " + " ".join(command))
-                result = subprocess.run(
-                    self._contained(command, env_dir),
-                    capture_output=True,
-                    text=True,
-                    timeout=1800,
-                    env=build_environ(os.environ),
-                    cwd=env_dir,
-                    start_new_session=True,
-                )
-                log.append(result.stdout + result.stderr)
-                if result.returncode:
-                    last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
-                    return False, "\n".join(log), f"pip could not install the requirements: {last}"
+                failure = self._pip_install(env_dir, requirements, log)
+                if failure:
+                    return False, "\n".join(log), failure
             (env_dir / ".complete").write_text(image_hash)
             log.append("build complete")
             return True, "\n".join(log), ""
+
+    def _pip_install(self, env_dir: Path, requirements: list[str], log: list[str]) -> str:
+        """Install ``requirements`` into ``env_dir`` (sealed, see :meth:`_contained`), appending the
+        command and its output to ``log``; the reason it failed, or "" if it did not."""
+        req_file = env_dir / "requirements.txt"
+        req_file.write_text("\n".join(requirements) + "\n")
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env_dir / "bin" / "python"),
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            *self._pip_args,
+            "-r",
+            str(req_file),
+        ]
+        log.append("$ " + " ".join(command))
+        result = subprocess.run(
+            self._contained(command, env_dir),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env=build_environ(os.environ),
+            cwd=env_dir,
+            start_new_session=True,
+        )
+        log.append(result.stdout + result.stderr)
+        if result.returncode:
+            last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+            return f"pip could not install the requirements: {last}"
+        return ""
 
     def _contained(self, command: list[str], env_dir: Path) -> list[str]:
         """``command`` sealed (geobatch_worker.contain): a requirement's setup.py runs with the
