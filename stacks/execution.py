@@ -50,9 +50,9 @@ class Execution(Construct):
         )
         self.job_queue = compute.job_queue(self, self.compute_environment)
         self._worker_logs_and_roles(config, stack, storage, state, image_build)
-        parts = {"storage": storage, "state": state, "image_build": image_build, "factory": factory}
-        self.scaler, self.schedule = ops_lambdas.scaler(self, **parts)
-        self.batch_events, self.batch_rule = ops_lambdas.batch_events(self, **parts)
+        parts = ops_lambdas.Parts(storage=storage, state=state, image_build=image_build, factory=factory)
+        self.scaler, self.schedule = ops_lambdas.scaler(self, parts)
+        self.batch_events, self.batch_rule = ops_lambdas.batch_events(self, parts)
 
     def _worker_logs_and_roles(
         self, config: GeoBatchConfig, stack: Stack, storage: Storage, state: State, image_build: ImageBuild

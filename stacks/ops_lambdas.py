@@ -4,7 +4,7 @@ job-state handler (a worker ended), each with its event rule; children of the ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
@@ -21,50 +21,41 @@ if TYPE_CHECKING:
     from stacks.execution import Execution
 
 
+class Parts(NamedTuple):
+    """What the operations Lambdas are wired to."""
+
+    storage: Storage
+    state: State
+    image_build: ImageBuild
+    factory: LambdaFactory
+
+
 def _ops_function(
-    execution: Execution,
-    factory: LambdaFactory,
-    construct_id: str,
-    *,
-    module: str,
-    service: str,
-    description: str,
-    state: State,
-    storage: Storage,
-    **options: Any,
+    execution: Execution, parts: Parts, construct_id: str, *, module: str, service: str, **options: Any
 ) -> lambda_.Function:
     """The Lambda of ``geobatch_ops.<module>.handler`` (60 s timeout) with the control plane's grants."""
-    function = factory.create(
+    function = parts.factory.create(
         execution,
         construct_id,
         handler=f"geobatch_ops.{module}.handler",
         service=service,
-        description=description,
         timeout=Duration.seconds(60),
         **options,
     )
-    execution.grant_control_plane(function, state=state, storage=storage)
+    execution.grant_control_plane(function, state=parts.state, storage=parts.storage)
     return function
 
 
-def scaler(
-    execution: Execution,
-    *,
-    storage: Storage,
-    state: State,
-    image_build: ImageBuild,
-    factory: LambdaFactory,
-) -> tuple[lambda_.Function, events.Rule]:
+def scaler(execution: Execution, parts: Parts) -> tuple[lambda_.Function, events.Rule]:
     """The scaler and its schedule: every minute and on submit (the API invokes it asynchronously)."""
+    storage, image_build = parts.storage, parts.image_build
     function = _ops_function(
         execution,
-        factory,
+        parts,
         "Scaler",
         module="scaler",
         service="geobatch-scaler",
         description="GeoBatch: starts workers up to min(concurrency, pending jobs); queue metrics",
-        state=state,
-        storage=storage,
         function_name=execution.scaler_function_name,
         reserved_concurrency=execution.config.scaler_reserved_concurrency or None,
     )
@@ -86,24 +77,16 @@ def scaler(
     return function, schedule
 
 
-def batch_events(
-    execution: Execution,
-    *,
-    storage: Storage,
-    state: State,
-    image_build: ImageBuild,
-    factory: LambdaFactory,
-) -> tuple[lambda_.Function, events.Rule]:
+def batch_events(execution: Execution, parts: Parts) -> tuple[lambda_.Function, events.Rule]:
     """A worker job ended: record lost workers and OOM kills on the jobs they held."""
+    image_build = parts.image_build
     function = _ops_function(
         execution,
-        factory,
+        parts,
         "BatchEvents",
         module="batch_events",
         service="geobatch-batch-events",
         description="GeoBatch: handles the end of a worker (Batch job state change)",
-        state=state,
-        storage=storage,
         dead_letter_queue=image_build.dead_letters,
     )
     function.add_to_role_policy(
