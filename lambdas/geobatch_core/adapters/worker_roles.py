@@ -125,60 +125,28 @@ class WorkerRoles:
         fid = str(function["id"])
         objects = f"arn:{self._partition}:s3:::{self.bucket}"
         own_items = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [fid]}}
+        queue = queue_arn(str(function["queue_url"]), self._region, self._partition)
+        receive = ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"]
+        namespace = {"StringEquals": {"cloudwatch:namespace": self.metrics_namespace}}
         return {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "OwnQueue",
-                    "Effect": "Allow",
-                    "Action": [
-                        "sqs:ReceiveMessage",
-                        "sqs:DeleteMessage",
-                        "sqs:ChangeMessageVisibility",
-                        "sqs:GetQueueAttributes",
-                    ],
-                    "Resource": queue_arn(str(function["queue_url"]), self._region, self._partition),
-                },
-                {
-                    "Sid": "OwnFunction",
-                    "Effect": "Allow",
-                    "Action": ["dynamodb:GetItem"],
-                    "Resource": self.functions_table_arn,
-                    "Condition": own_items,
-                },
-                {
-                    "Sid": "OwnJobs",
-                    "Effect": "Allow",
-                    "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                    "Resource": self.jobs_table_arn,
-                    "Condition": own_items,
-                },
-                {
-                    "Sid": "OwnInputs",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject"],
-                    "Resource": [f"{objects}/{layout.bundle_key(fid)}", f"{objects}/args/{fid}/*"],
-                },
-                {
-                    "Sid": "OwnOutputs",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject"],
-                    "Resource": [f"{objects}/results/{fid}/*", f"{objects}/logs/{fid}/*"],
-                },
-                {
-                    "Sid": "Metrics",
-                    "Effect": "Allow",
-                    "Action": ["cloudwatch:PutMetricData"],
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"cloudwatch:namespace": self.metrics_namespace}},
-                },
-                {
-                    # Only to hand its user code the data role (role chaining); nothing else of STS.
-                    "Sid": "DataRole",
-                    "Effect": "Allow",
-                    "Action": ["sts:AssumeRole"],
-                    "Resource": self.data_role_arn(fid),
-                },
+                _allow("OwnQueue", [f"sqs:{action}" for action in receive], queue),
+                _allow("OwnFunction", ["dynamodb:GetItem"], self.functions_table_arn, own_items),
+                _allow(
+                    "OwnJobs", ["dynamodb:GetItem", "dynamodb:UpdateItem"], self.jobs_table_arn, own_items
+                ),
+                _allow(
+                    "OwnInputs",
+                    ["s3:GetObject"],
+                    [f"{objects}/{layout.bundle_key(fid)}", f"{objects}/args/{fid}/*"],
+                ),
+                _allow(
+                    "OwnOutputs", ["s3:PutObject"], [f"{objects}/results/{fid}/*", f"{objects}/logs/{fid}/*"]
+                ),
+                _allow("Metrics", ["cloudwatch:PutMetricData"], "*", namespace),
+                # Only to hand its user code the data role (role chaining); nothing else of STS.
+                _allow("DataRole", ["sts:AssumeRole"], self.data_role_arn(fid)),
                 # No data_access statements: the worker parent reads and writes no user data; its
                 # user code does, with the data role.
             ],
@@ -261,3 +229,13 @@ class WorkerRoles:
         except ClientError as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise ERRORS.error(exc, f"deleting role {name} (Function {function_id})") from exc
+
+
+def _allow(
+    sid: str, actions: list[str], resource: str | list[str], condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One Allow statement of a worker role's policy."""
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
+    if condition is not None:
+        statement["Condition"] = condition
+    return statement
