@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,17 @@ os.environ.update(
         "POWERTOOLS_METRICS_NAMESPACE": "GeoBatchTest",
     }
 )
+# Nor the developer's own local mode (~/.geobatch): a test that starts local mode without a home of
+# its own gets this session's, and whatever runs there is stopped when the session ends.
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="geobatch-test-home-"))
+os.environ[env.LOCAL_HOME] = str(SESSION_HOME)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from geobatch.local import stop_background
+
+    stop_background(SESSION_HOME)
+    shutil.rmtree(SESSION_HOME, ignore_errors=True)
 
 
 def apigw_event(

@@ -278,14 +278,24 @@ def demo(
     if cloud:
         if not bucket:
             raise click.UsageError("--cloud needs --bucket: an S3 bucket the worker role can read and write")
-        if not os.environ.get("GEOBATCH_API_URL"):
-            raise click.UsageError("--cloud needs GEOBATCH_API_URL: the ApiUrl output of the deployed stack")
+        if not _api_url_given():
+            raise click.UsageError(
+                "--cloud needs --api-url or GEOBATCH_API_URL: the ApiUrl output of the deployed stack"
+            )
         report = run_demo(options, api_url=None, aws_env={})
     else:
         with local_mode() as aws:
             api_url = aws.pop("api_url")
             report = run_demo(options, api_url=api_url, aws_env=aws)
     print_report(report)
+
+
+def _api_url_given() -> bool:
+    """Whether the command line names a deployed API (``geobatch --api-url`` or GEOBATCH_API_URL, which
+    the group option reads): then AWS is configured and local mode is neither used nor started."""
+    context = click.get_current_context(silent=True)
+    given = context.find_root().params.get("api_url") if context is not None else None
+    return bool(given or os.environ.get("GEOBATCH_API_URL"))
 
 
 @click.command()
@@ -306,7 +316,7 @@ def preview(product_id: str, out_png: Path, bucket: str, max_size: int) -> None:
     if match := re.fullmatch(r"s3://([^/]+)/products/([^/]+)/collection\.json", product_id):
         bucket, product_id = match.groups()
     # Local mode (started if it is not running: its S3 objects are kept on disk) unless AWS is configured.
-    aws = {} if os.environ.get("GEOBATCH_API_URL") else dict(start_background()["aws_env"])
+    aws = {} if _api_url_given() else dict(start_background()["aws_env"])
     from botocore.exceptions import BotoCoreError, ClientError
 
     with environment(aws):

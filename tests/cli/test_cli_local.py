@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 
 import geobatch as gb
 from geobatch.cli import main
+from geobatch.local import stop_background
+from geobatch.wire import env
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 
@@ -313,9 +315,27 @@ def test_plan_refuses_negative_inputs() -> None:
         assert result.exit_code == 2 and "-5" in result.output and "$-" not in result.output, result.output
 
 
-def test_preview_of_a_missing_product_is_one_line(api_url: str, tmp_path: Path) -> None:
-    result = cli(
-        api_url, "preview", "no-such-product", str(tmp_path / "out.png"), "--bucket", "no-such-bucket"
-    )
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert "no-such-product" in result.stderr
+def test_preview_of_a_missing_product_is_one_line(
+    local_stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --api-url the preview reads the configured S3 (here the session's local mode, through
+    AWS_ENDPOINT_URL) and never starts a local mode of its own: it once started one in the user's
+    default home and left it running."""
+    home = tmp_path / "home"
+    monkeypatch.setenv(env.LOCAL_HOME, str(home))
+    for name, value in local_stack.aws_env().items():
+        monkeypatch.setenv(name, value)
+    try:
+        result = cli(
+            local_stack.api_url,
+            "preview",
+            "no-such-product",
+            str(tmp_path / "out.png"),
+            "--bucket",
+            "no-such-bucket",
+        )
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "no-such-product" in result.stderr
+        assert not home.exists(), "preview started a local mode although --api-url names an API"
+    finally:
+        stop_background(home)
