@@ -27,7 +27,7 @@ from geobatch.wire.fields import (
 from geobatch.wire.status import FunctionStatus
 
 S3Uri = Annotated[str, AfterValidator(data_access.normalise)]
-# The declared statements' share of the worker role's inline policy (IAM allows 10,240 characters).
+# The declared statements' share of the data role's inline policy (IAM allows 10,240 characters).
 DATA_POLICY_CHARS = 7000
 
 
