@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from geobatch.bundle import make_bundle
+from geobatch.wire import env
 from tests.conftest import apigw_event
 from tests.rehearsal import jobs
 from tests.rehearsal.cloud import REGION, MotoCloud
@@ -93,6 +94,16 @@ def save_function(
     return saved, finished
 
 
+def container_environment(definition: dict[str, Any]) -> dict[str, str]:
+    """A job definition's container environment, by name."""
+    return {e["name"]: e["value"] for e in definition["containerProperties"].get("environment", [])}
+
+
+def data_role(definition: dict[str, Any]) -> str:
+    """The role the Function's user code runs with (named in its job definition)."""
+    return container_environment(definition)[env.WORKER_DATA_ROLE_ARN]
+
+
 def job_definition(cloud: MotoCloud, name: str) -> dict[str, Any]:
     definitions = cloud.client("batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")
     active = sorted(definitions["jobDefinitions"], key=lambda d: d["revision"])
@@ -116,7 +127,7 @@ def run_worker(cloud: MotoCloud, definition: dict[str, Any], batch_job_id: str) 
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
-        **{e["name"]: e["value"] for e in container.get("environment", [])},
+        **container_environment(definition),
         "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
         "AWS_SESSION_TOKEN": credentials["aws_session_token"],
@@ -138,3 +149,40 @@ def run_worker(cloud: MotoCloud, definition: dict[str, Any], batch_job_id: str) 
         check=False,
     )
     return WorkerRun(completed.returncode, completed.stdout + completed.stderr)
+
+
+@dataclass
+class OneJob:
+    function: SavedFunction
+    submitted: dict[str, Any]
+    definition: dict[str, Any]
+    run: WorkerRun
+
+
+def run_one_job(
+    cloud: MotoCloud,
+    stack: Any,
+    lambdas: Any,
+    name: str,
+    *,
+    code: Any,
+    args: list[Any],
+    data_access: dict[str, list[str]] | None = None,
+) -> OneJob:
+    """Save a Function (built), submit one job through the API and run a worker for it, as Batch would."""
+    function, built = save_function(
+        lambdas.api,
+        lambdas.build_events,
+        stack.bridged_name("AWS::CodeBuild::Project"),
+        name,
+        code=code,
+        data_access=data_access,
+    )
+    built.ok()
+    status, submitted = api_call(
+        lambdas.api, "POST", "/jobs", body={"function_id": function.id, "args": args}
+    )
+    assert status == 201, submitted
+    prefix = lambdas.api.environment["GEOBATCH_BATCH_JOB_DEFINITION_PREFIX"]
+    definition = job_definition(cloud, f"{prefix}-{function.id}")
+    return OneJob(function, submitted, definition, run_worker(cloud, definition, f"{name}-job:0"))

@@ -18,35 +18,22 @@ DENIED = ("AccessDenied", "AccessDeniedException")
 DECLARED = {"read": [f"s3://{USER_BUCKET}/inputs/*"], "write": [f"s3://{USER_BUCKET}/products/v1/*"]}
 
 
-def data_role(definition):
-    """The role the Function's user code runs with (named in its job definition)."""
-    environment = {e["name"]: e["value"] for e in definition["containerProperties"]["environment"]}
-    return environment["GEOBATCH_WORKER_DATA_ROLE_ARN"]
-
-
 @pytest.fixture(scope="module")
 def tile_run(cloud, stack, lambdas):
     admin = cloud.client("s3")
     admin.create_bucket(Bucket=USER_BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     admin.put_object(Bucket=USER_BUCKET, Key="inputs/tile-7.txt", Body=b"red green nir")
     admin.put_object(Bucket=USER_BUCKET, Key="secret/notes.txt", Body=b"not declared")
-    function, built = flow.save_function(
-        lambdas.api,
-        lambdas.build_events,
-        stack.bridged_name("AWS::CodeBuild::Project"),
+    one = flow.run_one_job(
+        cloud,
+        stack,
+        lambdas,
         "rehearsal-tiles",
         code=jobs.upper_tile,
+        args=["tile-7.txt"],
         data_access=DECLARED,
     )
-    built.ok()
-    status, submitted = flow.api_call(
-        lambdas.api, "POST", "/jobs", body={"function_id": function.id, "args": ["tile-7.txt"]}
-    )
-    assert status == 201, submitted
-    prefix = lambdas.api.environment["GEOBATCH_BATCH_JOB_DEFINITION_PREFIX"]
-    definition = flow.job_definition(cloud, f"{prefix}-{function.id}")
-    run = flow.run_worker(cloud, definition, "rehearsal-tiles-job:0")
-    return function, submitted, definition, run
+    return one.function, one.submitted, one.definition, one.run
 
 
 def test_the_tile_job_reads_the_users_bucket_and_writes_its_product(tile_run, cloud, lambdas):
@@ -56,7 +43,7 @@ def test_the_tile_job_reads_the_users_bucket_and_writes_its_product(tile_run, cl
     product = cloud.client("s3").get_object(Bucket=USER_BUCKET, Key="products/v1/tile-7.txt")["Body"].read()
     assert product == b"RED GREEN NIR"
     # The job's code reads and writes with its Function's data role, which the worker assumed for it.
-    role = data_role(definition)
+    role = flow.data_role(definition)
     data_requests = [d for d in cloud.decisions() if d["principal"] == role and USER_BUCKET in d["resource"]]
     assert {d["action"] for d in data_requests} >= {"s3:GetObject", "s3:PutObject"}
     assert all(d["allowed"] for d in data_requests), data_requests
@@ -64,7 +51,7 @@ def test_the_tile_job_reads_the_users_bucket_and_writes_its_product(tile_run, cl
 
 def test_outside_the_declaration_the_role_denies_and_outside_the_bound_the_boundary(tile_run, cloud):
     _, _, definition, _ = tile_run
-    s3 = cloud.client("s3", cloud.assume(data_role(definition), "probe"))
+    s3 = cloud.client("s3", cloud.assume(flow.data_role(definition), "probe"))
     attempts = {
         "an undeclared key of the bound bucket": lambda: s3.get_object(
             Bucket=USER_BUCKET, Key="secret/notes.txt"
@@ -81,7 +68,7 @@ def test_outside_the_declaration_the_role_denies_and_outside_the_bound_the_bound
     reasons = {
         d["resource"].split(":::")[1]: d["reason"]
         for d in cloud.decisions()
-        if d["principal"] == data_role(definition) and not d["allowed"]
+        if d["principal"] == flow.data_role(definition) and not d["allowed"]
     }
     assert reasons[f"{USER_BUCKET}/secret/notes.txt"] == "no identity policy allows it"
     assert reasons["sentinel-cogs/x"] == "not allowed by the permissions boundary"

@@ -29,28 +29,16 @@ def hostile_run(cloud, stack, lambdas):
     with contextlib.suppress(admin.exceptions.BucketAlreadyOwnedByYou):  # test_data_access made it
         admin.create_bucket(Bucket=USER_BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     admin.put_object(Bucket=USER_BUCKET, Key="inputs/contained.txt", Body=b"blue swir")
-    function, built = flow.save_function(
-        lambdas.api,
-        lambdas.build_events,
-        stack.bridged_name("AWS::CodeBuild::Project"),
-        "rehearsal-contained",
-        code=jobs.contained,
-        data_access=DECLARED,
-    )
-    built.ok()
     args = [
         lambdas.api.environment["GEOBATCH_JOBS_TABLE"],
         lambdas.api.environment["GEOBATCH_BUCKET"],
         OTHER_FUNCTION,
         "contained.txt",
     ]
-    status, submitted = flow.api_call(
-        lambdas.api, "POST", "/jobs", body={"function_id": function.id, "args": args}
+    one = flow.run_one_job(
+        cloud, stack, lambdas, "rehearsal-contained", code=jobs.contained, args=args, data_access=DECLARED
     )
-    assert status == 201, submitted
-    prefix = lambdas.api.environment["GEOBATCH_BATCH_JOB_DEFINITION_PREFIX"]
-    definition = flow.job_definition(cloud, f"{prefix}-{function.id}")
-    run = flow.run_worker(cloud, definition, "rehearsal-contained-job:0")
+    function, submitted, definition, run = one.function, one.submitted, one.definition, one.run
     status, job = flow.api_call(lambdas.api, "GET", f"/jobs/{submitted['id']}")
     if job.get("status") != "success":
         log = flow.api_call(lambdas.api, "GET", f"/jobs/{submitted['id']}/log")[1]
@@ -64,10 +52,6 @@ def _value(result):
     """The job's return value, from the API's result body (inline base64 JSON)."""
     assert result.get("data") is not None, result
     return json.loads(base64.b64decode(result["data"]))
-
-
-def _environment(definition):
-    return {e["name"]: e["value"] for e in definition["containerProperties"]["environment"]}
 
 
 def test_user_code_cannot_forge_job_state_read_control_objects_or_write_alarm_metrics(hostile_run):
@@ -90,7 +74,7 @@ def test_user_code_reads_and_writes_its_declared_data_with_the_data_role(hostile
     function, definition, _, _ = hostile_run
     product = cloud.client("s3").get_object(Bucket=USER_BUCKET, Key="products/v1/contained.txt")
     assert product["Body"].read() == b"BLUE SWIR"
-    data_role = _environment(definition)["GEOBATCH_WORKER_DATA_ROLE_ARN"]
+    data_role = flow.data_role(definition)
     assert data_role.endswith(f"-data-{function.id}") and ":role/geobatch/" in data_role, data_role
     decisions = [d for d in cloud.decisions() if d["principal"] == data_role]
     user_bucket = [d for d in decisions if USER_BUCKET in d["resource"]]
@@ -129,7 +113,7 @@ def test_the_child_gets_only_the_data_roles_endpoint_and_cannot_read_the_parents
 
 def test_only_the_functions_worker_role_may_assume_its_data_role(hostile_run, cloud):
     _, definition, _, _ = hostile_run
-    data_role = _environment(definition)["GEOBATCH_WORKER_DATA_ROLE_ARN"]
+    data_role = flow.data_role(definition)
     iam = cloud.client("iam")
     trust = {
         "Version": "2012-10-17",

@@ -59,7 +59,7 @@ def test_the_worker_role_reaches_nothing_of_another_function(two_functions, clou
     s3, sqs = cloud.client("s3", credentials), cloud.client("sqs", credentials)
     dynamodb = cloud.client("dynamodb", credentials)
     bucket = lambdas.api.environment["GEOBATCH_BUCKET"]
-    other_env = {e["name"]: e["value"] for e in other_definition["containerProperties"]["environment"]}
+    other_env = flow.container_environment(other_definition)
     attempts = {
         "another Function's bundle": lambda: s3.get_object(Bucket=bucket, Key=second.bundle_key),
         "another Function's results": lambda: s3.put_object(
