@@ -72,9 +72,13 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
         staging = tmp_path_factory.mktemp("cdk-out")
         stack_name, _ = synth.synthesize(staging)
         (staging / "rehearsal.json").write_text(json.dumps({"stack_name": stack_name}))
-        shutil.rmtree(cached, ignore_errors=True)
+        # An entry without its meta is an old unfinished one (one with it, a parallel worker's: kept).
+        if not meta.exists():
+            shutil.rmtree(cached, ignore_errors=True)
         cached.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(staging, cached, symlinks=True)
+        entry = synth.staging_dir(cached)
+        shutil.copytree(staging, entry, symlinks=True)
+        synth.publish(entry, cached)
     stack_name = json.loads(meta.read_text())["stack_name"]
     template = json.loads((cached / f"{stack_name}.template.json").read_text())
     return Assembly(cached, stack_name, template)

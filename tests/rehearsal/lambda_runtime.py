@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.rehearsal import synth
 from tests.rehearsal.cloud import ACCOUNT, REGION, MotoCloud
 from tests.rehearsal.synth import CACHE
 
@@ -60,9 +61,11 @@ def runtime_python(runtime: str) -> Path:
     python = home / "bin" / "python"
     stamp = home / ".complete"
     if not stamp.exists():
-        shutil.rmtree(home, ignore_errors=True)
-        subprocess.run([str(base_python(version)), "-m", "venv", "--without-pip", str(home)], check=True)
-        site = next((home / "lib").glob(f"python{version}/site-packages"))
+        # Built beside the cache entry and published in one rename (a venv without scripts still runs
+        # when moved), so parallel test workers never see, or delete, each other's half-made one.
+        staging = synth.staging_dir(home)
+        subprocess.run([str(base_python(version)), "-m", "venv", "--without-pip", str(staging)], check=True)
+        site = next((staging / "lib").glob(f"python{version}/site-packages"))
         subprocess.run(
             [
                 sys.executable,
@@ -79,7 +82,10 @@ def runtime_python(runtime: str) -> Path:
             ],
             check=True,
         )
-        stamp.touch()
+        (staging / stamp.name).touch()
+        if not stamp.exists():  # without its stamp, an old unfinished one; with it, a parallel worker's
+            shutil.rmtree(home, ignore_errors=True)
+        synth.publish(staging, home)
     return python
 
 

@@ -38,6 +38,22 @@ def bundle_key(platform: str, requirements: tuple[str, ...]) -> str:
     return digest.hexdigest()[:24]
 
 
+def staging_dir(cached: Path) -> Path:
+    """An empty place beside a cache entry to build it in (this process's own)."""
+    staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def publish(staging: Path, cached: Path) -> None:
+    """Make a finished ``staging`` directory the cache entry in one rename: a reader never sees half
+    of it, and of two workers of a parallel run that built the same inputs, the first one wins."""
+    try:
+        staging.rename(cached)
+    except OSError:  # another worker got there first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def install_bundle_cache() -> None:
     """Wrap ``PipLocalBundling.try_bundle`` with the cache (test-side only; the product is unchanged)."""
     from stacks import lambda_factory
@@ -50,14 +66,10 @@ def install_bundle_cache() -> None:
     def try_bundle(self: Any, output_dir: str, *, image: Any, **kwargs: Any) -> bool:
         cached = CACHE / f"bundle-{bundle_key(self.platform, self.requirements)}"
         if not cached.exists():
-            staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
-            shutil.rmtree(staging, ignore_errors=True)
+            staging = staging_dir(cached)
             staging.mkdir(parents=True)
             original(self, str(staging), image=image, **kwargs)
-            try:
-                staging.rename(cached)
-            except OSError:  # another worker of a parallel run bundled the same inputs first
-                shutil.rmtree(staging, ignore_errors=True)
+            publish(staging, cached)
         shutil.copytree(cached, output_dir, dirs_exist_ok=True)
         return True
 
