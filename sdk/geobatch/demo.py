@@ -21,6 +21,8 @@ from typing import Any
 
 import click
 
+from geobatch.wire import env
+
 DEMO_BUCKET = "geobatch-demo"
 # What the per-tile job imports; in local mode they are already installed, so the build is quick.
 DEMO_REQUIREMENTS = ["scikit-learn", "rasterio", "numpy", "pyproj", "shapely", "pystac", "pystac-client"]
@@ -295,7 +297,7 @@ def _api_url_given() -> bool:
     the group option reads): then AWS is configured and local mode is neither used nor started."""
     context = click.get_current_context(silent=True)
     given = context.find_root().params.get("api_url") if context is not None else None
-    return bool(given or os.environ.get("GEOBATCH_API_URL"))
+    return bool(given or os.environ.get(env.API_URL))
 
 
 @click.command()
