@@ -18,7 +18,15 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import apply_changes, holds, normalize
 from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
-from geobatch_core.store import Increment, expired, reference_item, resent_reference
+from geobatch_core.records import FunctionRecord
+from geobatch_core.store import (
+    Increment,
+    TypedJobs,
+    expired,
+    function_item,
+    reference_item,
+    resent_reference,
+)
 
 
 def _apply(item: Item, changes: Mapping[str, Any]) -> None:
@@ -35,21 +43,22 @@ class FakeFunctionStore:
         self.items: dict[str, Item] = {}
         self.calls = 0
 
-    def put_new(self, item: Item) -> None:
+    def put_new(self, function: FunctionRecord) -> None:
+        item = function_item(function)
         self.calls += 1
         if item["id"] in self.items:
             raise errors.ConflictError(f"Function {item['id']} already exists")
         self.items[item["id"]] = normalize(copy.deepcopy(dict(item)))
 
-    def get(self, function_id: str) -> Item:
+    def get(self, function_id: str) -> FunctionRecord:
         self.calls += 1
         if function_id not in self.items:
             raise errors.NotFoundError(f"Function {function_id} does not exist")
-        return copy.deepcopy(self.items[function_id])
+        return FunctionRecord.from_item(copy.deepcopy(self.items[function_id]))
 
     def update(
         self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> Item:
+    ) -> FunctionRecord:
         self.calls += 1
         item = self.items.get(function_id)
         if item is None:
@@ -57,7 +66,7 @@ class FakeFunctionStore:
         if not holds(item, expect or {}):
             raise errors.ConflictError(f"Function {function_id}: expectation {dict(expect or {})} failed")
         _apply(item, changes)
-        return copy.deepcopy(item)
+        return FunctionRecord.from_item(copy.deepcopy(item))
 
     def delete(self, function_id: str) -> None:
         self.calls += 1
@@ -65,7 +74,7 @@ class FakeFunctionStore:
 
     def list_by_owner(
         self, owner: str | None, *, start: Key | None, limit: int
-    ) -> tuple[list[Item], Key | None]:
+    ) -> tuple[list[FunctionRecord], Key | None]:
         self.calls += 1
         if owner is None:  # a scan: id order
             rows = sorted(self.items.values(), key=lambda i: i["id"])
@@ -79,17 +88,17 @@ class FakeFunctionStore:
             if start:
                 bound = (start.get("creation_date", ""), start["id"])
                 rows = [i for i in rows if (i.get("creation_date", ""), i["id"]) < bound]
-        page = [copy.deepcopy(i) for i in rows[:limit]]
+        page = [FunctionRecord.from_item(copy.deepcopy(i)) for i in rows[:limit]]
         if len(rows) <= limit:
             return page, None
         last = page[-1]
-        key = {"id": last["id"]} if owner is None else {"id": last["id"], "owner": owner}
+        key = {"id": last.id} if owner is None else {"id": last.id, "owner": owner}
         if owner is not None:
-            key["creation_date"] = last.get("creation_date", "")
+            key["creation_date"] = last.creation_date or ""
         return page, key
 
 
-class FakeJobStore:
+class FakeJobStore(TypedJobs):
     """Jobs, and per-status counts kept as the DynamoDB adapter keeps them: counter items
     (``layout.count_key``) moved with every write, so a benchmark can size what a read returns."""
 
@@ -167,7 +176,7 @@ class FakeJobStore:
                 return now_ms, True
             return resent_reference(self.items[key], function_id, reference_id, fingerprint), False
 
-    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+    def put_rows(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         self.calls += (len(items) + 24) // 25
         created = []
         with self.lock:
@@ -179,7 +188,7 @@ class FakeJobStore:
                     self._count(key[0], key[1], None, item.get("status"))
         return created
 
-    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
+    def get_row(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
         self.calls += 1
         with self.lock:
             item = self.items.get((function_id, job_key))
@@ -187,7 +196,7 @@ class FakeJobStore:
                 raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
             return copy.deepcopy(item)
 
-    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
+    def update_row(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
         self.calls += 1
         append_attempt, replace_last_attempt = write.get("append_attempt"), write.get("replace_last_attempt")
         with self.lock:
@@ -209,7 +218,7 @@ class FakeJobStore:
                 attempts[index] = {k: v for k, v in replace_last_attempt.items() if v is not None}
             return copy.deepcopy(item)
 
-    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+    def query_rows(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
         start, limit, projection = page["start"], page["limit"], page.get("projection")
         self.calls += 1
         with self.lock:
@@ -223,12 +232,13 @@ class FakeJobStore:
                 keys = keys[begin : min(end, begin + limit + 1)]
             taken = keys[:limit]
             rows = [copy.deepcopy(self.items[(function_id, k)]) for k in taken]
-        if projection:
-            rows = [{k: r[k] for k in projection if k in r} for r in rows]
+        if projection:  # the key attributes too: a projected row is still a job's
+            wanted = ["function_id", "job_key", *projection]
+            rows = [{k: r[k] for k in wanted if k in r} for r in rows]
         last = {"function_id": function_id, "job_key": taken[-1]} if len(keys) > limit else None
         return rows, last
 
-    def query_index(
+    def query_index_rows(
         self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
     ) -> tuple[list[Item], Key | None]:
         """A GSI page; the fake sorts what the index holds (its cost is not what it measures: the

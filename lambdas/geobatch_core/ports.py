@@ -9,22 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Required, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, Unpack
+
+if TYPE_CHECKING:
+    from geobatch_core.records import FunctionRecord, JobRecord
 
 Item = dict[str, Any]
+"""A row of a table as its store holds it: what is not a Function or a job (an operation's record,
+a submission reference, an idempotency record), and the items the records map to and from."""
 Key = dict[str, Any]
 
 
 class FunctionStore(Protocol):
-    def put_new(self, item: Item) -> None:
+    def put_new(self, function: FunctionRecord) -> None:
         """Create a Function item; ``ConflictError`` if the id exists."""
 
-    def get(self, function_id: str) -> Item:
-        """The Function item; ``NotFoundError`` if there is none."""
+    def get(self, function_id: str) -> FunctionRecord:
+        """The Function; ``NotFoundError`` if there is none."""
 
     def update(
         self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> Item:
+    ) -> FunctionRecord:
         """Set ``changes`` (a value of None removes the attribute) when every ``expect`` attribute holds
         its value (a list value means "one of"); returns the new item. ``ConflictError`` when an
         expectation fails, ``NotFoundError`` when the item is gone."""
@@ -33,7 +38,7 @@ class FunctionStore(Protocol):
 
     def list_by_owner(
         self, owner: str | None, *, start: Key | None, limit: int
-    ) -> tuple[list[Item], Key | None]:
+    ) -> tuple[list[FunctionRecord], Key | None]:
         """Functions of one owner, newest first (all owners when ``owner`` is None)."""
 
 
@@ -72,7 +77,35 @@ class JobPage(TypedDict, total=False):
     consistent: bool
 
 
-class JobStore(Protocol):
+class JobRows(Protocol):
+    """The Jobs table row by row, as untyped items: jobs, and the rows kept beside them under
+    partitions of their own (``services.operations``' records and markers). What ``JobStore``'s
+    typed job methods are made of (``store.TypedJobs``)."""
+
+    def put_rows(self, rows: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+        """Create rows that do not exist yet; returns the keys created (existing ones are left alone).
+        ``check_existing=False`` when the caller knows none can exist (a first submission)."""
+
+    def get_row(self, partition: str, key: str, *, consistent: bool = False) -> Item:
+        """The row; ``NotFoundError`` if there is none."""
+
+    def update_row(self, partition: str, key: str, **write: Unpack[JobWrite]) -> Item | None:
+        """The conditional write ``write`` (see ``JobWrite``): the new row, or None when the
+        condition failed."""
+
+    def query_rows(self, partition: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+        """One page of a partition's rows in key order (see ``JobPage``). A projection keeps the key
+        attributes (``function_id``, ``job_key``) besides those it names."""
+
+    def query_index_rows(
+        self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[Item], Key | None]:
+        """One page of the Jobs index ``layout.JOB_INDEXES[sort]``: the jobs whose partition attribute
+        (owner, or function_id) is ``partition`` that have ``sort``, in ``sort`` order, after the
+        exclusive ``start`` (a key of the table's and the index's attributes, from an item)."""
+
+
+class JobStore(JobRows, Protocol):
     def reserve_reference(
         self, function_id: str, reference_id: str, now_ms: int, fingerprint: str = ""
     ) -> tuple[int, bool]:
@@ -92,17 +125,17 @@ class JobStore(Protocol):
     def release_request(self, scope: str, key: str) -> None:
         """Forget a claimed key whose execution failed transiently, so a retry executes again."""
 
-    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+    def put_new_batch(self, jobs: Sequence[JobRecord], *, check_existing: bool = True) -> list[str]:
         """Create jobs that do not exist yet; returns the keys created (existing ones are left alone).
         ``check_existing=False`` when the caller knows none can exist (a first submission)."""
 
-    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
+    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> JobRecord: ...
 
-    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
-        """The conditional write ``write`` (see ``JobWrite``): the new item, or None when the
+    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> JobRecord | None:
+        """The conditional write ``write`` (see ``JobWrite``): the job as written, or None when the
         condition failed."""
 
-    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[JobRecord], Key | None]:
         """One page of a Function's jobs in creation order (``consistent``: a strongly consistent read,
         which sees every write that was acknowledged before it)."""
 
@@ -119,10 +152,8 @@ class JobStore(Protocol):
 
     def query_index(
         self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
-    ) -> tuple[list[Item], Key | None]:
-        """One page of the Jobs index ``layout.JOB_INDEXES[sort]``: the jobs whose partition attribute
-        (owner, or function_id) is ``partition`` that have ``sort``, in ``sort`` order, after the
-        exclusive ``start`` (a key of the table's and the index's attributes, from an item)."""
+    ) -> tuple[list[JobRecord], Key | None]:
+        """``query_index_rows``' page as jobs."""
 
 
 @dataclass(frozen=True)
@@ -178,23 +209,23 @@ class BlobStore(Protocol):
 class Executor(Protocol):
     """Runs workers for a Function (AWS Batch array jobs, or local subprocesses)."""
 
-    def register(self, function: Item) -> Mapping[str, Any]:
+    def register(self, function: FunctionRecord) -> Mapping[str, Any]:
         """Prepare to run the Function's workers (e.g. register a job definition); returns attributes
         to store on the Function item."""
 
-    def running_workers(self, function: Item) -> int:
+    def running_workers(self, function: FunctionRecord) -> int:
         """Workers started and not yet finished (including those still being placed)."""
 
-    def worker_states(self, function: Item) -> Mapping[str, int]:
+    def worker_states(self, function: FunctionRecord) -> Mapping[str, int]:
         """Active workers by state; "RUNNING" for those running, other keys (e.g. RUNNABLE: waiting
         for capacity from AWS Batch) for those not yet started. Used to say why jobs wait."""
 
-    def start_workers(self, function: Item, count: int) -> None: ...
+    def start_workers(self, function: FunctionRecord, count: int) -> None: ...
 
-    def stop_workers(self, function: Item) -> None:
+    def stop_workers(self, function: FunctionRecord) -> None:
         """Best effort: ask the Function's workers to stop (they return unstarted messages)."""
 
-    def release(self, function: Item) -> None:
+    def release(self, function: FunctionRecord) -> None:
         """The Function is deleted: remove what ``register`` made for it (job definition, role)."""
 
 
@@ -205,7 +236,7 @@ class EventPublisher(Protocol):
 
 
 class ImageBuilder(Protocol):
-    def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
+    def start_build(self, function: FunctionRecord, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
         """Start building the Function's image; returns attributes to store on the Function item
         (e.g. build_id). The build's end reaches ``services.functions.finish_build``."""
 

@@ -3,12 +3,14 @@ the answers every adapter gives alike."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from geobatch.wire import errors
 from geobatch_core import layout
+from geobatch_core.ports import Item, JobPage, JobRows, JobWrite, Key
+from geobatch_core.records import JobRecord
 
 
 class _Absent:
@@ -73,3 +75,41 @@ def pending_request(
         "lease_until": now_s + lease_s,
         layout.JOB_TTL_ATTRIBUTE: now_s + ttl_s,
     }
+
+
+class TypedJobs:
+    """``JobStore``'s job methods, the same for every adapter: its rows (``ports.JobRows``) read as
+    ``JobRecord``s and written from them. An adapter implements the rows and inherits this."""
+
+    def put_new_batch(
+        self: JobRows, jobs: Sequence[JobRecord | Item], *, check_existing: bool = True
+    ) -> list[str]:
+        rows = [j.to_item() if isinstance(j, JobRecord) else dict(j) for j in jobs]  # TRANSITIONAL: Item
+        return self.put_rows(rows, check_existing=check_existing)
+
+    def get(self: JobRows, function_id: str, job_key: str, *, consistent: bool = False) -> JobRecord:
+        return JobRecord.from_item(self.get_row(function_id, job_key, consistent=consistent))
+
+    def transition(
+        self: JobRows, function_id: str, job_key: str, **write: Unpack[JobWrite]
+    ) -> JobRecord | None:
+        row = self.update_row(function_id, job_key, **write)
+        return None if row is None else JobRecord.from_item(row)
+
+    def query(self: JobRows, function_id: str, **page: Unpack[JobPage]) -> tuple[list[JobRecord], Key | None]:
+        rows, last = self.query_rows(function_id, **page)
+        return [JobRecord.from_item(r) for r in rows], last
+
+    def query_index(
+        self: JobRows, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
+    ) -> tuple[list[JobRecord], Key | None]:
+        rows, last = self.query_index_rows(sort, partition, start=start, limit=limit, descending=descending)
+        return [JobRecord.from_item(r) for r in rows], last
+
+
+def function_item(function: Any) -> Item:
+    """TRANSITIONAL: the item of a Function written as a record (or, until every writer builds
+    records, as an item)."""
+    from geobatch_core.records import FunctionRecord
+
+    return function.to_item() if isinstance(function, FunctionRecord) else dict(function)

@@ -15,7 +15,8 @@ from geobatch_core.adapters import dynamodb_requests as requests
 from geobatch_core.adapters.dynamodb_items import ERRORS, Update, deserialize, serialize
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
-from geobatch_core.store import reference_item, resent_reference
+from geobatch_core.records import FunctionRecord
+from geobatch_core.store import TypedJobs, function_item, reference_item, resent_reference
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -27,7 +28,8 @@ class DynamoFunctionStore:
         self._db = reachable(client, "DynamoDB")
         self._table = table
 
-    def put_new(self, item: Item) -> None:
+    def put_new(self, function: FunctionRecord) -> None:
+        item = function_item(function)
         try:
             self._db.put_item(
                 TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(id)"
@@ -37,7 +39,7 @@ class DynamoFunctionStore:
                 raise errors.ConflictError(f"Function {item['id']} already exists") from None
             raise ERRORS.error(exc, "create the Function") from None
 
-    def get(self, function_id: str) -> Item:
+    def get(self, function_id: str) -> FunctionRecord:
         try:
             raw = self._db.get_item(
                 TableName=self._table, Key=schema.FUNCTIONS.key(function_id), ConsistentRead=True
@@ -46,11 +48,11 @@ class DynamoFunctionStore:
             raise ERRORS.error(exc, "read the Function") from None
         if "Item" not in raw:
             raise errors.NotFoundError(f"Function {function_id} does not exist")
-        return deserialize(raw["Item"])
+        return FunctionRecord.from_item(deserialize(raw["Item"]))
 
     def update(
         self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> Item:
+    ) -> FunctionRecord:
         upd = Update()
         expression = upd.update_expression(changes)
         condition = upd.condition(expect or {}, "id")
@@ -67,11 +69,10 @@ class DynamoFunctionStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 current = self.get(function_id)  # raises NotFound when it is gone
                 raise errors.ConflictError(
-                    f"Function {function_id} is {current.get('status')}; "
-                    f"the change needs {dict(expect or {})}"
+                    f"Function {function_id} is {current.status}; the change needs {dict(expect or {})}"
                 ) from None
             raise ERRORS.error(exc, "update the Function") from None
-        return deserialize(raw["Attributes"])
+        return FunctionRecord.from_item(deserialize(raw["Attributes"]))
 
     def delete(self, function_id: str) -> None:
         try:
@@ -81,7 +82,7 @@ class DynamoFunctionStore:
 
     def list_by_owner(
         self, owner: str | None, *, start: Key | None, limit: int
-    ) -> tuple[list[Item], Key | None]:
+    ) -> tuple[list[FunctionRecord], Key | None]:
         kwargs: dict[str, Any] = {"TableName": self._table, "Limit": limit}
         if start:
             kwargs["ExclusiveStartKey"] = serialize(start)
@@ -99,12 +100,12 @@ class DynamoFunctionStore:
                 )
         except ClientError as exc:
             raise ERRORS.error(exc, "list Functions") from None
-        items = [deserialize(i) for i in raw.get("Items", [])]
+        items = [FunctionRecord.from_item(deserialize(i)) for i in raw.get("Items", [])]
         last = raw.get("LastEvaluatedKey")
         return items, (deserialize(last) if last else None)
 
 
-class DynamoJobStore:
+class DynamoJobStore(TypedJobs):
     """Jobs, and their per-status counts moved in the same transaction (``dynamodb_counts``)."""
 
     def __init__(self, client: DynamoDBClient, table: str):
@@ -138,7 +139,7 @@ class DynamoJobStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise ERRORS.error(exc, "record the submission") from None
-        first = self.get(function_id, f"ref#{reference_id}", consistent=True)
+        first = self.get_row(function_id, f"ref#{reference_id}", consistent=True)
         return resent_reference(first, function_id, reference_id, fingerprint), False
 
     # Records of write requests that carried an Idempotency-Key: ``dynamodb_requests``.
@@ -154,7 +155,7 @@ class DynamoJobStore:
     def release_request(self, scope: str, key: str) -> None:
         requests.release(self, scope, key)
 
-    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+    def put_rows(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """On a resent batch the existing keys are read first (one BatchGetItem per 100) and only new
         jobs are written, each on the condition that it does not exist, in the transactions that
         count them: nothing is created or counted twice. A first submission
@@ -174,7 +175,7 @@ class DynamoJobStore:
                 request = raw.get("UnprocessedKeys") or {}
         return counted.put_counted(self, [i for i in items if i["job_key"] not in existing])
 
-    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
+    def get_row(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
         try:
             raw = self._db.get_item(
                 TableName=self._table, Key=self._key(function_id, job_key), ConsistentRead=consistent
@@ -185,7 +186,7 @@ class DynamoJobStore:
             raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
         return deserialize(raw["Item"])
 
-    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
+    def update_row(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
         counted_write = layout.counted_partition(function_id)
         if write["changes"].get("status") is not None and counted_write:  # counts move in the same write
             return counted.counted_transition(self, function_id, job_key, write)
@@ -218,7 +219,7 @@ class DynamoJobStore:
             raise ERRORS.error(exc, "change the job's state") from None
         return deserialize(raw["Attributes"])
 
-    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+    def query_rows(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "ConsistentRead": page.get("consistent", False),
@@ -229,8 +230,9 @@ class DynamoJobStore:
             "Limit": page["limit"],
         }
         projection = page.get("projection")
-        if projection:
-            names = {f"#p{i}": p for i, p in enumerate(projection)}
+        if projection:  # the key attributes too: a projected row is still a job's
+            wanted = dict.fromkeys(["function_id", "job_key", *projection])
+            names = {f"#p{i}": p for i, p in enumerate(wanted)}
             kwargs["ExpressionAttributeNames"].update(names)
             kwargs["ProjectionExpression"] = ", ".join(names)
         return self._query_page(kwargs, page["start"])
@@ -247,7 +249,7 @@ class DynamoJobStore:
     def delete_counts(self, function_id: str) -> None:
         counts.delete_counts(self._db, self._table, function_id)
 
-    def query_index(
+    def query_index_rows(
         self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
     ) -> tuple[list[Item], Key | None]:
         name, partition_attr, _, _ = layout.JOB_INDEXES[sort]

@@ -40,7 +40,7 @@ class CountedStore(Protocol):
     @property
     def table(self) -> str: ...
 
-    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
+    def get_row(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item: ...
 
     def update_args(self, function_id: str, job_key: str, write: JobWrite) -> dict[str, Any]: ...
 
@@ -61,7 +61,7 @@ def counted_transition(store: CountedStore, function_id: str, job_key: str, writ
         old = None if several else wanted
         if several:
             try:
-                old = store.get(function_id, job_key, consistent=True).get("status")
+                old = store.get_row(function_id, job_key, consistent=True).get("status")
             except errors.NotFoundError:
                 return None
             if wanted is not None and not one_of(old, wanted):
@@ -82,7 +82,7 @@ def counted_transition(store: CountedStore, function_id: str, job_key: str, writ
         ]
         if transact(store.db, items, "change the job's state") is None:
             try:  # a transaction returns no item: read back what was written (strongly consistent)
-                return store.get(function_id, job_key, consistent=True)
+                return store.get_row(function_id, job_key, consistent=True)
             except errors.NotFoundError:
                 return None
         if not several:

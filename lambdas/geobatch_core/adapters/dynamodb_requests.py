@@ -49,7 +49,7 @@ def claim(
         if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise ERRORS.error(exc, "record the request") from None
     try:
-        return store.get(partition, key, consistent=True)
+        return store.get_row(partition, key, consistent=True)
     except errors.NotFoundError:  # released in between: the caller's retry will claim it
         return {"state": "pending", "fingerprint": fingerprint}
 

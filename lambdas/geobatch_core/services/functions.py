@@ -46,34 +46,36 @@ def create_function(svc: Services, principal: str, spec: FunctionCreate) -> Func
         max_receive_count=svc.settings.max_receive_count,
         visibility_seconds=svc.settings.lost_worker_seconds,
     )
-    item: Item = {
-        "id": function_id,
-        "owner": principal,
-        "name": spec.name,
-        "status": FunctionStatus.AWAITING_BUNDLE.value,
-        "creation_date": now,
-        "modified_date": now,
-        "entrypoint": spec.entrypoint,
-        "image": spec.image,
-        "requirements": spec.requirements,
-        "cpus": spec.cpus if spec.cpus is not None else limits.DEFAULT_CPUS,
-        "memory": spec.memory if spec.memory is not None else limits.DEFAULT_MEMORY_MB,
-        "maximum_concurrency": spec.maximum_concurrency or limits.DEFAULT_CONCURRENCY,
-        "timeout": spec.timeout or limits.DEFAULT_TIMEOUT_SECONDS,
-        "retry_count": spec.retry_count if spec.retry_count is not None else 0,
-        "environment": spec.environment or {},
-        "enabled": spec.enabled if spec.enabled is not None else True,
-        "auto_start": spec.auto_start if spec.auto_start is not None else True,
-        "data_access": access,
-        "queue_url": queue_url,
-        "dlq_url": dlq_url,
-        "bundle_key": layout.bundle_key(function_id),
-    }
-    svc.functions.put_new(item)
-    url = svc.blobs.presign_put(
-        item["bundle_key"], seconds=limits.PRESIGNED_URL_SECONDS, max_bytes=limits.MAX_BUNDLE_BYTES
+    record = FunctionRecord(
+        id=function_id,
+        owner=principal,
+        name=spec.name,
+        status=FunctionStatus.AWAITING_BUNDLE.value,
+        creation_date=now,
+        modified_date=now,
+        entrypoint=spec.entrypoint,
+        image=spec.image,
+        requirements=spec.requirements,
+        cpus=spec.cpus if spec.cpus is not None else limits.DEFAULT_CPUS,
+        memory=spec.memory if spec.memory is not None else limits.DEFAULT_MEMORY_MB,
+        maximum_concurrency=spec.maximum_concurrency or limits.DEFAULT_CONCURRENCY,
+        timeout=spec.timeout or limits.DEFAULT_TIMEOUT_SECONDS,
+        retry_count=spec.retry_count if spec.retry_count is not None else 0,
+        environment=spec.environment or {},
+        enabled=spec.enabled if spec.enabled is not None else True,
+        auto_start=spec.auto_start if spec.auto_start is not None else True,
+        data_access=access,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        bundle_key=layout.bundle_key(function_id),
     )
-    return FunctionCreated(function=to_wire(item), bundle_upload_url=url)
+    svc.functions.put_new(record)
+    url = svc.blobs.presign_put(
+        layout.bundle_key(function_id),
+        seconds=limits.PRESIGNED_URL_SECONDS,
+        max_bytes=limits.MAX_BUNDLE_BYTES,
+    )
+    return FunctionCreated(function=function_wire(record), bundle_upload_url=url)
 
 
 def check_bundle(data: bytes) -> None:

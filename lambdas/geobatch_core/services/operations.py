@@ -125,10 +125,8 @@ def _record(
         "pages": 0,
         layout.JOB_TTL_ATTRIBUTE: int(now.timestamp()) + UNFINISHED_TTL_SECONDS,
     }
-    svc.jobs.put_new_batch([record], check_existing=False)
-    svc.jobs.put_new_batch(
-        [{"function_id": ACTIVE, "job_key": op_id, "created": iso(now)}], check_existing=False
-    )
+    svc.jobs.put_rows([record], check_existing=False)
+    svc.jobs.put_rows([{"function_id": ACTIVE, "job_key": op_id, "created": iso(now)}], check_existing=False)
     if svc.on_submit and fids:
         svc.on_submit(pinned or fids[0])  # wakes a scaler pass now, not at the next tick
     return to_wire(record)
@@ -157,7 +155,7 @@ def get_operation(svc: Services, principal: str, operation_id: str) -> Operation
     if not (0 < len(operation_id) <= 64 and all(c in "0123456789abcdef" for c in operation_id)):
         raise missing
     try:
-        record = svc.jobs.get(RECORDS, operation_id, consistent=True)
+        record = svc.jobs.get_row(RECORDS, operation_id, consistent=True)
     except errors.NotFoundError:
         raise missing from None
     if record.get("principal") != principal and principal not in svc.settings.admins:
@@ -174,17 +172,17 @@ def run_operations(svc: Services, *, seconds: float, max_pages: int | None = Non
     (the scaler's passes): when work is left after this pass, wake the next pass at once
     rather than at the next scheduled tick, so a large operation runs pass after pass."""
     deadline = time.monotonic() + seconds
-    markers, _ = svc.jobs.query(ACTIVE, start=None, limit=50, newest_first=False)
+    markers, _ = svc.jobs.query_rows(ACTIVE, start=None, limit=50, newest_first=False)
     pages = 0
     for marker in markers:
         if time.monotonic() >= deadline:
             break
         pages += advance(svc, marker["job_key"], deadline, max_pages)
     if wake and pages and svc.on_submit:
-        left, _ = svc.jobs.query(ACTIVE, start=None, limit=1, newest_first=False)
+        left, _ = svc.jobs.query_rows(ACTIVE, start=None, limit=1, newest_first=False)
         if left:
             with contextlib.suppress(errors.NotFoundError):
-                record = svc.jobs.get(RECORDS, left[0]["job_key"])
+                record = svc.jobs.get_row(RECORDS, left[0]["job_key"])
                 scan = Scan.of(json.loads(record["scan"]))
                 if not scan.done:
                     svc.on_submit(scan.fids[scan.fi])  # a pass for the Function it is in, and the operations
@@ -201,7 +199,7 @@ def _claim(svc: Services, record: Item) -> str | None:
     if current is not None and float(str(current).split(":", 1)[0]) > svc.clock().timestamp():
         return None
     token = _lease(svc, uuid.uuid4().hex)
-    taken = svc.jobs.transition(
+    taken = svc.jobs.update_row(
         RECORDS,
         record["job_key"],
         changes={"lease": token},
@@ -221,7 +219,7 @@ def _total(svc: Services, record: Item, scan: Scan, terms: list[Any]) -> int | N
 def advance(svc: Services, op_id: str, deadline: float, max_pages: int | None = None) -> int:
     """Apply pages of one operation until it ends, the time is up or ``max_pages``; pages applied."""
     try:
-        record = svc.jobs.get(RECORDS, op_id, consistent=True)
+        record = svc.jobs.get_row(RECORDS, op_id, consistent=True)
     except errors.NotFoundError:
         record = None
     if record is None or OperationState(record["state"]).is_final:
@@ -250,7 +248,7 @@ def advance(svc: Services, op_id: str, deadline: float, max_pages: int | None = 
         first = {}
         if token is None or scan.done:
             return pages
-    svc.jobs.transition(RECORDS, op_id, changes={"lease": None}, expect={"lease": token})
+    svc.jobs.update_row(RECORDS, op_id, changes={"lease": None}, expect={"lease": token})
     return pages
 
 
@@ -276,7 +274,7 @@ def _record_page(
             lease=None,
             **{layout.JOB_TTL_ATTRIBUTE: int(now.timestamp()) + layout.OPERATION_TTL_SECONDS},
         )
-    if svc.jobs.transition(RECORDS, op_id, changes=changes, expect={"lease": token}) is None:
+    if svc.jobs.update_row(RECORDS, op_id, changes=changes, expect={"lease": token}) is None:
         return None  # overtaken: the new holder goes on from the last recorded page
     if scan.done:
         svc.jobs.delete_batch([(ACTIVE, op_id)])
@@ -290,7 +288,7 @@ def _stopped(svc: Services, op_id: str, token: str, exc: errors.GeoBatchError) -
     operation as failed, with the reason."""
     if isinstance(exc, errors.ThrottledError) or exc.status >= 500:
         log.warning("operation %s: a page failed; the next pass retries it", op_id, exc_info=exc)
-        svc.jobs.transition(RECORDS, op_id, changes={"lease": None}, expect={"lease": token})
+        svc.jobs.update_row(RECORDS, op_id, changes={"lease": None}, expect={"lease": token})
         return 0
     now = svc.clock()
     changes = {
@@ -301,6 +299,6 @@ def _stopped(svc: Services, op_id: str, token: str, exc: errors.GeoBatchError) -
         "lease": None,
         layout.JOB_TTL_ATTRIBUTE: int(now.timestamp()) + layout.OPERATION_TTL_SECONDS,
     }
-    if svc.jobs.transition(RECORDS, op_id, changes=changes, expect={"lease": token}) is not None:
+    if svc.jobs.update_row(RECORDS, op_id, changes=changes, expect={"lease": token}) is not None:
         svc.jobs.delete_batch([(ACTIVE, op_id)])
     return 0

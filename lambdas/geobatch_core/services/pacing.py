@@ -58,7 +58,7 @@ class SubmitPacer:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            return self._jobs.get(layout.PACING_PARTITION, _KEY, consistent=True)
+            return self._jobs.get_row(layout.PACING_PARTITION, _KEY, consistent=True)
         except errors.NotFoundError:
             return None
 
@@ -72,13 +72,13 @@ class SubmitPacer:
     def _write(self, item: dict[str, Any] | None, milli_tokens: int, now_ms: int) -> bool:
         changes = {"milli_tokens": milli_tokens, "at_ms": now_ms}
         if item is None:
-            created = self._jobs.put_new_batch(
+            created = self._jobs.put_rows(
                 [{"function_id": layout.PACING_PARTITION, "job_key": _KEY, **changes}]
             )
             return bool(created)
         expect = {"at_ms": item["at_ms"], "milli_tokens": item["milli_tokens"]}
         return (
-            self._jobs.transition(layout.PACING_PARTITION, _KEY, changes=changes, expect=expect) is not None
+            self._jobs.update_row(layout.PACING_PARTITION, _KEY, changes=changes, expect=expect) is not None
         )
 
     def acquire(self) -> None:

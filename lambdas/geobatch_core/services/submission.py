@@ -10,10 +10,10 @@ from geobatch.wire import errors, limits
 from geobatch.wire.codec import EncodingError, encode_args
 from geobatch.wire.models import FunctionStatus, Job, JobBulkCreate, JobPage, JobSpec, JobStatus, Meta
 from geobatch_core import layout
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services.access import owned_function
 from geobatch_core.services.context import Services, iso, new_id
-from geobatch_core.services.job_wire import job_id, message_body, to_wire
+from geobatch_core.services.job_wire import message_body, to_wire
 
 
 def _job_key(created_ms: int, reference_id: str, index: int) -> str:
@@ -55,23 +55,23 @@ def submit_jobs(svc: Services, principal: str, bulk: JobBulkCreate) -> JobPage:
     return JobPage(data=[submitted(i) for i in _create(svc, principal, bulk)], meta=Meta(total=bulk.count))
 
 
-def submitted(item: Item) -> Job:
+def submitted(job: JobRecord) -> Job:
     """A just-created job without what its submitter sent: a few hundred bytes whatever it carries."""
     return Job(
-        id=job_id(item),
-        function_id=item["function_id"],
-        creation_date=item["creation_date"],
-        status=JobStatus(item["status"]),
-        reference_id=item.get("reference_id"),
-        run=int(item.get("run", 0)),
+        id=job.id,
+        function_id=job.function_id,
+        creation_date=job.creation_date,
+        status=JobStatus(job.status),
+        reference_id=job.reference_id,
+        run=job.run or 0,
     )
 
 
-def _create(svc: Services, principal: str, bulk: JobBulkCreate) -> list[Item]:
+def _create(svc: Services, principal: str, bulk: JobBulkCreate) -> list[JobRecord]:
     function = owned_function(svc, principal, bulk.function_id)
-    if not function.get("enabled", True):
+    if function.enabled is False:
         raise errors.ConflictError(f"Function {bulk.function_id} is disabled: enable it to submit jobs")
-    if function["status"] == FunctionStatus.BUILD_FAILED.value:
+    if function.status == FunctionStatus.BUILD_FAILED.value:
         raise errors.ConflictError(
             f"Function {bulk.function_id} failed to build: fix it and save a new Function"
         )
@@ -82,42 +82,43 @@ def _create(svc: Services, principal: str, bulk: JobBulkCreate) -> list[Item]:
         bulk.function_id, bulk.reference_id, now_ms, bulk_fingerprint(bulk)
     )
     created = datetime.fromtimestamp(created_ms / 1000, now.tzinfo)
-    items: list[Item] = []
+    jobs: list[JobRecord] = []
     for index, payload in enumerate(payloads):
         env = bulk.bulk_environments[index] if bulk.bulk_environments is not None else None
         key = _job_key(created_ms, bulk.reference_id, index)
-        item: Item = {
-            "function_id": bulk.function_id,
-            "job_key": key,
-            "owner": function["owner"],
-            "status": JobStatus.PENDING.value,
-            "creation_date": iso(created),
-            "environment": env or None,
-            "tags": list(bulk.tags),
-            "reference_id": bulk.reference_id,
-            "run": 0,
-            "execution_count": 0,
-        }
-        if len(payload) > limits.INLINE_ARGS_BYTES:
-            item["args_key"] = layout.args_key(bulk.function_id, key)
-            svc.blobs.put(item["args_key"], payload.encode(), content_type="application/json")
-        else:
-            item["payload"] = payload
-        items.append(item)
-    svc.jobs.put_new_batch(items, check_existing=not fresh)
+        args_key = layout.args_key(bulk.function_id, key) if len(payload) > limits.INLINE_ARGS_BYTES else None
+        if args_key is not None:
+            svc.blobs.put(args_key, payload.encode(), content_type="application/json")
+        jobs.append(
+            JobRecord(
+                function_id=bulk.function_id,
+                job_key=key,
+                owner=function.owner,
+                status=JobStatus.PENDING.value,
+                creation_date=iso(created),
+                environment=env or None,
+                tags=list(bulk.tags),
+                reference_id=bulk.reference_id,
+                run=0,
+                execution_count=0,
+                args_key=args_key,
+                payload=None if args_key is not None else payload,
+            )
+        )
+    svc.jobs.put_new_batch(jobs, check_existing=not fresh)
     # On a resend some messages may already be queued: duplicates are harmless, workers drop them.
-    svc.queue.send_batch(function["queue_url"], [message_body(i) for i in items])
+    svc.queue.send_batch(function.queue_url or "", [message_body(j) for j in jobs])
     mark_active(svc, function)
     if svc.on_submit:
         svc.on_submit(bulk.function_id)
-    return items
+    return jobs
 
 
-def mark_active(svc: Services, function: Item) -> None:
+def mark_active(svc: Services, function: FunctionRecord) -> FunctionRecord:
     """Note that the Function has work, so its completion is announced when the work is done."""
-    if not function.get("active"):
-        svc.functions.update(function["id"], {"active": True})
-        function["active"] = True
+    if function.active:
+        return function
+    return svc.functions.update(function.id, {"active": True})
 
 
 def submit_job(svc: Services, principal: str, spec: JobSpec) -> Job:

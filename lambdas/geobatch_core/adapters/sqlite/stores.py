@@ -14,7 +14,15 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import VERSION_ROW, Database, apply_changes, dumps, field, holds, loads
 from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
-from geobatch_core.store import expired, pending_request, reference_item, resent_reference
+from geobatch_core.records import FunctionRecord
+from geobatch_core.store import (
+    TypedJobs,
+    expired,
+    function_item,
+    pending_request,
+    reference_item,
+    resent_reference,
+)
 
 _OLDEST_FIRST = (
     "SELECT item FROM jobs WHERE function_id = ? AND job_key < ? AND job_key > ? ORDER BY job_key LIMIT ?"
@@ -29,7 +37,8 @@ class SqliteFunctionStore:
     def __init__(self, db: Database):
         self._db = db
 
-    def put_new(self, item: Item) -> None:
+    def put_new(self, function: FunctionRecord) -> None:
+        item = function_item(function)
         with self._db.write(durable=True) as conn:
             if conn.execute("SELECT 1 FROM functions WHERE id = ?", (item["id"],)).fetchone():
                 raise errors.ConflictError(f"Function {item['id']} already exists")
@@ -38,15 +47,15 @@ class SqliteFunctionStore:
                 (item["id"], item.get("owner"), item.get("creation_date"), dumps(item)),
             )
 
-    def get(self, function_id: str) -> Item:
+    def get(self, function_id: str) -> FunctionRecord:
         row = self._db.read().execute("SELECT item FROM functions WHERE id = ?", (function_id,)).fetchone()
         if row is None:
             raise errors.NotFoundError(f"Function {function_id} does not exist")
-        return loads(row[0])
+        return FunctionRecord.from_item(loads(row[0]))
 
     def update(
         self, function_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> Item:
+    ) -> FunctionRecord:
         with self._db.write(durable=True) as conn:
             row = conn.execute("SELECT item FROM functions WHERE id = ?", (function_id,)).fetchone()
             if row is None:
@@ -62,7 +71,7 @@ class SqliteFunctionStore:
                 "UPDATE functions SET owner = ?, creation_date = ?, item = ? WHERE id = ?",
                 (item.get("owner"), item.get("creation_date"), dumps(item), function_id),
             )
-        return item
+        return FunctionRecord.from_item(item)
 
     def delete(self, function_id: str) -> None:
         with self._db.write(durable=True) as conn:
@@ -70,7 +79,7 @@ class SqliteFunctionStore:
 
     def list_by_owner(
         self, owner: str | None, *, start: Key | None, limit: int
-    ) -> tuple[list[Item], Key | None]:
+    ) -> tuple[list[FunctionRecord], Key | None]:
         conn = self._db.read()
         if owner is None:  # a scan: id order
             after = (start or {}).get("id", "")
@@ -88,16 +97,16 @@ class SqliteFunctionStore:
                 "SELECT item FROM functions WHERE owner = ? ORDER BY creation_date DESC, id DESC LIMIT ?",
                 (owner, limit),
             ).fetchall()
-        items = [loads(r[0]) for r in rows]
-        if len(items) < limit:
-            return items, None
-        last = items[-1]
+        functions = [FunctionRecord.from_item(loads(r[0])) for r in rows]
+        if len(functions) < limit:
+            return functions, None
+        last = functions[-1]
         if owner is None:
-            return items, {"id": last["id"]}
-        return items, {"id": last["id"], "owner": owner, "creation_date": last.get("creation_date", "")}
+            return functions, {"id": last.id}
+        return functions, {"id": last.id, "owner": owner, "creation_date": last.creation_date or ""}
 
 
-class SqliteJobStore:
+class SqliteJobStore(TypedJobs):
     def __init__(self, db: Database):
         self._db = db
 
@@ -155,7 +164,7 @@ class SqliteJobStore:
             return cursor.rowcount
 
     def complete_request(self, scope: str, key: str, fingerprint: str, response: Mapping[str, Any]) -> None:
-        self.transition(
+        self.update_row(
             f"{layout.REQUEST_PARTITION_PREFIX}{scope}",
             key,
             changes={"state": "done", "lease_until": None, **response},
@@ -174,7 +183,7 @@ class SqliteJobStore:
                     (f"{layout.REQUEST_PARTITION_PREFIX}{scope}", key),
                 )
 
-    def put_new_batch(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
+    def put_rows(self, items: Sequence[Item], *, check_existing: bool = True) -> list[str]:
         """One transaction per batch; ``INSERT OR IGNORE`` leaves existing jobs alone either way."""
         created: list[str] = []
         with self._db.write(durable=True) as conn:  # a submission survives even a power loss
@@ -187,7 +196,7 @@ class SqliteJobStore:
                     created.append(item["job_key"])
         return created
 
-    def get(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
+    def get_row(self, function_id: str, job_key: str, *, consistent: bool = False) -> Item:
         row = (
             self._db.read()
             .execute("SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, job_key))
@@ -197,7 +206,7 @@ class SqliteJobStore:
             raise errors.NotFoundError(f"job {function_id}-{job_key} does not exist")
         return loads(row[0])
 
-    def transition(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
+    def update_row(self, function_id: str, job_key: str, **write: Unpack[JobWrite]) -> Item | None:
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT item FROM jobs WHERE function_id = ? AND job_key = ?", (function_id, job_key)
@@ -215,7 +224,7 @@ class SqliteJobStore:
             )
         return loads(text)
 
-    def query(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
+    def query_rows(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:
         # Every SQLite read sees every committed write: ``consistent`` changes nothing.
         start, limit, projection = page["start"], page["limit"], page.get("projection")
         after = (start or {}).get("job_key")
@@ -226,8 +235,9 @@ class SqliteJobStore:
         rows = self._db.read().execute(sql, (function_id, layout.JOB_KEY_CEILING, bound, limit)).fetchall()
         items = [loads(r[0]) for r in rows]
         last = {"function_id": function_id, "job_key": items[-1]["job_key"]} if len(items) == limit else None
-        if projection:
-            items = [{k: i[k] for k in projection if k in i} for i in items]
+        if projection:  # the key attributes too: a projected row is still a job's
+            wanted = ["function_id", "job_key", *projection]
+            items = [{k: i[k] for k in wanted if k in i} for i in items]
         return items, last
 
     def delete_batch(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -271,7 +281,7 @@ class SqliteJobStore:
         with self._db.write() as conn:
             conn.execute("DELETE FROM job_counts WHERE function_id = ?", (function_id,))
 
-    def query_index(
+    def query_index_rows(
         self, sort: str, partition: str, *, start: Key | None, limit: int, descending: bool
     ) -> tuple[list[Item], Key | None]:
         _, partition_attr, sort_attr, _ = layout.JOB_INDEXES[sort]
