@@ -109,7 +109,7 @@ def test_a_cancel_of_100k_jobs_runs_in_pages_and_ends_every_job_once() -> None:
     assert progress == sorted(progress) and progress[-1] == N
     # Jobs claimed mid-cancel were asked to stop (cancel); their workers end them.
     for key in raced:
-        assert jobs.get(FID, key)["status"] == JobStatus.CANCEL.value
+        assert jobs.get(FID, key).status == JobStatus.CANCEL.value
         assert execution.mark_canceling(jobs, FID, key, jobs.tokens[key])
         job = jobs.get(FID, key, consistent=True)
         stopped = execution.Outcome(status=JobStatus.CANCELED)
