@@ -96,10 +96,10 @@ def run_jobs(svc: Any, args: list[list[Any]]) -> list[Any]:
 
     fn = _common.ready_function(svc, SOURCE, "work", timeout=120)
     page = job_service.submit_jobs(
-        svc, ALICE, JobBulkCreate(function_id=fn["id"], bulk_args=args, reference_id=uuid.uuid4().hex)
+        svc, ALICE, JobBulkCreate(function_id=fn.id, bulk_args=args, reference_id=uuid.uuid4().hex)
     )
     config = WorkerConfig(
-        function_id=fn["id"], queue_url=fn["queue_url"], worker_id="bench", idle_seconds=0.0, poll_seconds=0
+        function_id=fn.id, queue_url=fn.queue_url, worker_id="bench", idle_seconds=0.0, poll_seconds=0
     )
     Worker.for_services(config, svc).run()
     records = []

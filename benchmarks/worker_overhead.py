@@ -66,7 +66,7 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
             svc,
             ALICE,
             JobBulkCreate(
-                function_id=fn["id"],
+                function_id=fn.id,
                 bulk_args=[[i, ms] for i in range(start, min(jobs, start + 1000))],
                 reference_id=uuid.uuid4().hex,
             ),
@@ -111,7 +111,7 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
     user = 0.0
     items, start = [], None
     while True:
-        page, start = svc.jobs.query(fn["id"], start=start, limit=1000, newest_first=False)
+        page, start = svc.jobs.query(fn.id, start=start, limit=1000, newest_first=False)
         items.extend(page)
         if not start:
             break
