@@ -111,7 +111,7 @@ class FakeJobStore(TypedJobs):
         self.counters: dict[tuple[str, str], dict[str, int]] = {}
 
     def _count(self, function_id: str, job_key: str, old: str | None, new: str | None) -> None:
-        if old == new:
+        if old == new or not layout.counted_partition(function_id):  # operation rows: not jobs
             return
         counter = self.counters.setdefault((function_id, layout.count_key(job_key)), {"v": 0})
         counter["v"] += 1

@@ -15,6 +15,7 @@ import pytest
 from geobatch.wire.models import JobBulkCreate
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite import open_state
+from geobatch_core.records import JobRecord
 from geobatch_core.services import counters, jobs
 from geobatch_ops import recount as recount_cli
 from tests.core.helpers import ALICE
@@ -97,7 +98,7 @@ def test_the_recount_finds_corrects_and_then_agrees(moto_services: Any, monkeypa
 def test_local_mode_recount_runs_on_its_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     _, store, _ = open_state(path)
-    store.put_new_batch([{"function_id": "fn", "job_key": "01", "status": "pending"}], check_existing=False)
+    store.put_new_batch([JobRecord(function_id="fn", job_key="01", status="pending")], check_existing=False)
     out = io.StringIO()
     assert recount_cli.run(["fn"], {"GEOBATCH_LOCAL_STATE": str(path)}, out) == 0
     assert json.loads(out.getvalue())["counted"] == {"pending": 1}
