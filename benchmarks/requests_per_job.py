@@ -79,7 +79,7 @@ def measure(n: int) -> Run:
         fn = _common.ready_function(svc)
 
         meter.phase = "submit"
-        submit(meter, svc, fn["id"], n)
+        submit(meter, svc, fn.id, n)
 
         meter.phase = "run"
         worker = _common.bench_worker(svc, fn, metrics=JobMetrics(cloudwatch_client(session)))
@@ -88,11 +88,11 @@ def measure(n: int) -> Run:
         run_seconds = time.perf_counter() - t0
 
         meter.phase = "wait"
-        done = meter.api_call("wait", function_service.get_function, svc, ALICE, fn["id"], statistics=True)
+        done = meter.api_call("wait", function_service.get_function, svc, ALICE, fn.id, statistics=True)
         assert done.job_statistics[JobStatus.SUCCESS.value] == n, done.job_statistics
 
         meter.phase = "fetch"
-        fetched = fetch_results(meter, svc, fn["id"])
+        fetched = fetch_results(meter, svc, fn.id)
         assert fetched == n, fetched
     return Run(n, meter, scaler_invocations, run_seconds, stats.claimed)
 

@@ -59,14 +59,14 @@ def measured(jobs: int, job_seconds: float, flush_seconds: float) -> list[list[A
         )
         fn = _common.ready_function(svc, SOURCE, "nap")
         bulk = JobBulkCreate(
-            function_id=fn["id"], bulk_args=[[job_seconds]] * jobs, reference_id=uuid.uuid4().hex
+            function_id=fn.id, bulk_args=[[job_seconds]] * jobs, reference_id=uuid.uuid4().hex
         )
         job_service.submit_jobs(svc, ALICE, bulk)
         cloudwatch = cloudwatch_client(session)
         metrics = JobMetrics(cloudwatch, interval=flush_seconds)
         config = WorkerConfig(
-            function_id=fn["id"],
-            queue_url=fn["queue_url"],
+            function_id=fn.id,
+            queue_url=fn.queue_url,
             worker_id="bench",
             idle_seconds=0.0,
             poll_seconds=0,
@@ -78,7 +78,7 @@ def measured(jobs: int, job_seconds: float, flush_seconds: float) -> list[list[A
         points = cloudwatch.get_metric_statistics(
             Namespace=layout.WORKER_METRICS_NAMESPACE,
             MetricName=layout.JOB_ENDED_METRICS["success"],
-            Dimensions=[{"Name": layout.WORKER_METRICS_DIMENSION, "Value": fn["id"]}],
+            Dimensions=[{"Name": layout.WORKER_METRICS_DIMENSION, "Value": fn.id}],
             StartTime=now - datetime.timedelta(hours=1),
             EndTime=now + datetime.timedelta(minutes=5),
             Period=3600,
