@@ -20,6 +20,7 @@ from geobatch_core import layout
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.batch import BatchExecutor
 from geobatch_core.adapters.dynamodb import DynamoJobStore
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services import pacing
 from geobatch_core.services.pacing import SubmitPacer
 from tests.infra import moto_resources
@@ -100,16 +101,11 @@ def executor(aws: dict[str, Any]) -> BatchExecutor:
     )
 
 
-def function(executor: BatchExecutor, n: int) -> dict[str, Any]:
-    item = {
-        "id": f"fn-{n:04d}",
-        "image_uri": "img",
-        "cpus": 1.0,
-        "memory": 2048,
-        "timeout": 900,
-        "queue_url": "q",
-    }
-    return {**item, **executor.register(item)}
+def function(executor: BatchExecutor, n: int) -> FunctionRecord:
+    saved = FunctionRecord(
+        id=f"fn-{n:04d}", status="ready", image_uri="img", cpus=1.0, memory=2048, timeout=900, queue_url="q"
+    )
+    return FunctionRecord.from_item({**saved.to_item(), **executor.register(saved)})
 
 
 def busiest_second(times: list[datetime]) -> int:
