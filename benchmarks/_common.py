@@ -24,23 +24,21 @@ def noop(i):
 """
 
 
-def ready_function(
-    svc: Any, source: str = NOOP_SOURCE, name: str = "noop", **settings: Any
-) -> dict[str, Any]:
+def ready_function(svc: Any, source: str = NOOP_SOURCE, name: str = "noop", **settings: Any) -> Any:
     """A Function through the real services with its bundle uploaded, marked ready (the image build
-    is not what these benchmarks measure); the tests' helper (tests/support.py)."""
+    is not what these benchmarks measure); the tests' helper (tests/support.py): its record."""
     from tests.support import ready_function as ready
 
     return ready(svc, source, name, ALICE, build=False, image_uri="local", **settings)
 
 
-def bench_worker(svc: Any, fn: dict[str, Any], **options: Any) -> Any:
+def bench_worker(svc: Any, fn: Any, **options: Any) -> Any:
     """The real ``Worker`` for ``fn``'s queue, in this process: it exits as soon as the queue is empty
     (``options``: the worker's other collaborators, e.g. ``metrics``)."""
     from geobatch_worker.loop import Worker, WorkerConfig
 
     config = WorkerConfig(
-        function_id=fn["id"], queue_url=fn["queue_url"], worker_id="bench", idle_seconds=0.0, poll_seconds=0
+        function_id=fn.id, queue_url=fn.queue_url, worker_id="bench", idle_seconds=0.0, poll_seconds=0
     )
     return Worker.for_services(config, svc, **options)
 

@@ -34,28 +34,30 @@ from dynamo_size import item_size, read_units, write_units
 from prices import price
 from scaling_model import ITEM_BYTES  # the mean final job item, measured by requests_per_job.py
 
+from geobatch_core.records import JobRecord
+
 FID = "bench-fn"
 SIZES = [1_000, 10_000, 100_000, 1_000_000]
 
 
-def _job(i: int) -> dict[str, Any]:
-    return {
-        "function_id": FID,
-        "job_key": f"{i:011x}abcdef01{i % 4096:03x}",
-        "owner": "arn:aws:iam::123456789012:user/alice",
-        "status": "pending",
-        "creation_date": "2026-01-01T00:00:00.000Z",
-        "tags": ["tile", "landcover-v1"],
-        "reference_id": f"ref-{i // 1000}",
-        "run": 0,
-        "execution_count": 0,
-        "payload": f'{{"args":["{i}","landcover-v1"],"kwargs":{{}}}}',
-    }
+def _job(i: int) -> JobRecord:
+    return JobRecord(
+        function_id=FID,
+        job_key=f"{i:011x}abcdef01{i % 4096:03x}",
+        owner="arn:aws:iam::123456789012:user/alice",
+        status="pending",
+        creation_date="2026-01-01T00:00:00.000Z",
+        tags=["tile", "landcover-v1"],
+        reference_id=f"ref-{i // 1000}",
+        run=0,
+        execution_count=0,
+        payload=f'{{"args":["{i}","landcover-v1"],"kwargs":{{}}}}',
+    )
 
 
 def _move_some(store: Any, n: int) -> None:
     for i in range(0, n, 10):  # a tenth of the jobs run, half of those succeed
-        key = _job(i)["job_key"]
+        key = _job(i).job_key
         store.transition(FID, key, changes={"status": "running"}, expect={"status": "pending"})
         if i % 20 == 0:
             store.transition(
@@ -91,10 +93,11 @@ def moto_read(n: int) -> dict[str, Any]:
     return {"requests": len(calls), "bytes": returned, "rru": read_units(returned, consistent=True)}
 
 
-def _typed(item: dict[str, Any]) -> dict[str, Any]:
+def _typed(job: JobRecord) -> dict[str, Any]:
+    """The job's item as DynamoDB types it (what ``item_size`` sizes)."""
     from geobatch_core.adapters.dynamodb_items import serialize
 
-    return serialize(item)
+    return serialize(job.to_item())
 
 
 def fake_read(n: int) -> dict[str, Any]:
@@ -170,9 +173,9 @@ def write_cost(n: int = 500) -> list[list[str]]:
         ):
             meter.phase = phase
             for i in range(n):
-                store.transition(FID, _job(i)["job_key"], changes=changes, expect=expect)
+                store.transition(FID, _job(i).job_key, changes=changes, expect=expect)
             meter.phase = "measure"
-            sizes[phase] = [item_size(_typed(store.get(FID, _job(i)["job_key"]))) for i in range(n)]
+            sizes[phase] = [item_size(_typed(store.get(FID, _job(i).job_key))) for i in range(n)]
     rows = []
     previous = [0] * n
     for phase in ("submit", "claim", "success"):

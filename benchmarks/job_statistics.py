@@ -89,24 +89,24 @@ def services() -> Any:
     )
 
 
-def run_jobs(svc: Any, args: list[list[Any]]) -> list[dict[str, Any]]:
+def run_jobs(svc: Any, args: list[list[Any]]) -> list[Any]:
     from geobatch.wire.models import JobBulkCreate
     from geobatch_core.services import jobs as job_service
     from geobatch_worker.loop import Worker, WorkerConfig
 
     fn = _common.ready_function(svc, SOURCE, "work", timeout=120)
     page = job_service.submit_jobs(
-        svc, ALICE, JobBulkCreate(function_id=fn["id"], bulk_args=args, reference_id=uuid.uuid4().hex)
+        svc, ALICE, JobBulkCreate(function_id=fn.id, bulk_args=args, reference_id=uuid.uuid4().hex)
     )
     config = WorkerConfig(
-        function_id=fn["id"], queue_url=fn["queue_url"], worker_id="bench", idle_seconds=0.0, poll_seconds=0
+        function_id=fn.id, queue_url=fn.queue_url, worker_id="bench", idle_seconds=0.0, poll_seconds=0
     )
     Worker.for_services(config, svc).run()
-    items = []
+    records = []
     for job in page.data:
         function_id, _, key = job.id.rpartition("-")
-        items.append(svc.jobs.get(function_id, key, consistent=True))
-    return items
+        records.append(svc.jobs.get(function_id, key, consistent=True))
+    return records
 
 
 def cost_table(svc: Any) -> str:
@@ -114,11 +114,11 @@ def cost_table(svc: Any) -> str:
 
     lengths = [1.0, 6.0, 16.0]
     before = len(svc.blobs.puts)
-    items = run_jobs(svc, [["sleep", s] for s in lengths])
+    records = run_jobs(svc, [["sleep", s] for s in lengths])
     sizes = dict(svc.blobs.puts[before:])
     rows = []
-    for seconds, item in zip(lengths, items, strict=True):
-        attempt = item["attempts"][-1]
+    for seconds, record in zip(lengths, records, strict=True):
+        attempt = (record.attempts or [])[-1]
         key = attempt.get("statistics_key")
         extra = len(json.dumps(attempt["statistics"], separators=(",", ":"))) + len(key or "")
         puts = 1 if key else 0

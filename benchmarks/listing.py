@@ -11,6 +11,7 @@ eventually consistent (half a unit). Run: ``.venv/bin/python benchmarks/listing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from typing import Any
@@ -21,6 +22,7 @@ from dynamo_size import item_size, read_units
 from fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, FakeQueue
 
 from geobatch_core.adapters.dynamodb_items import serialize
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services import jobs as job_service
 from geobatch_core.services.context import Services
 from tests.support import compose_stores
@@ -47,10 +49,10 @@ class Counting:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _count(self, items: list[dict[str, Any]]) -> None:
+    def _count(self, jobs: list[JobRecord]) -> None:
         self.requests += 1
-        self.items += len(items)
-        self.rru += read_units(sum(item_size(serialize(i)) for i in items), consistent=False)
+        self.items += len(jobs)
+        self.rru += read_units(sum(item_size(serialize(j.to_item())) for j in jobs), consistent=False)
 
     def query(self, *args: Any, **kwargs: Any) -> Any:
         items, last = self._inner.query(*args, **kwargs)
@@ -63,32 +65,33 @@ class Counting:
         return items, last
 
 
-def job_items(n: int, seed: int = 7) -> list[dict[str, Any]]:
+def job_items(n: int, seed: int = 7) -> list[JobRecord]:
     """Jobs as submission writes them, nine in ten finished (with a runtime and a completion)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         created = f"2026-01-01T00:{(i // 60000) % 60:02d}:{(i // 1000) % 60:02d}.{i % 1000:03d}Z"
-        item: dict[str, Any] = {
-            "function_id": f"fn{i % FUNCTIONS}",
-            "job_key": f"{1_700_000_000_000 + i:011x}{i:011x}",
-            "owner": ALICE,
-            "status": "pending",
-            "creation_date": created,
-            "tags": ["tile", "landcover-v1"],
-            "reference_id": f"ref-{i // 1000}",
-            "run": 0,
-            "execution_count": 0,
-            "payload": json.dumps({"args": [f"tile-{i}", "landcover-v1"], "kwargs": {}}),
-        }
+        job = JobRecord(
+            function_id=f"fn{i % FUNCTIONS}",
+            job_key=f"{1_700_000_000_000 + i:011x}{i:011x}",
+            owner=ALICE,
+            status="pending",
+            creation_date=created,
+            tags=["tile", "landcover-v1"],
+            reference_id=f"ref-{i // 1000}",
+            run=0,
+            execution_count=0,
+            payload=json.dumps({"args": [f"tile-{i}", "landcover-v1"], "kwargs": {}}),
+        )
         if rng.random() < 0.9:
-            item.update(
+            job = dataclasses.replace(
+                job,
                 status="success",
                 execution_count=1,
                 runtime=round(rng.uniform(5, 900), 3),
                 last_completion_date=f"2026-01-02T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00.000Z",
             )
-        out.append(item)
+        out.append(job)
     return out
 
 
@@ -102,12 +105,9 @@ class NoWorkers:
 def services(jobs: Any, functions: Any) -> Services:
     for f in range(FUNCTIONS):
         functions.put_new(
-            {
-                "id": f"fn{f}",
-                "owner": ALICE,
-                "status": "ready",
-                "creation_date": f"2025-12-0{f + 1}T00:00:00Z",
-            }
+            FunctionRecord(
+                id=f"fn{f}", owner=ALICE, status="ready", creation_date=f"2025-12-0{f + 1}T00:00:00Z"
+            )
         )
     svc: Services = compose_stores(functions, jobs, FakeQueue(), FakeBlobStore(), executor=NoWorkers())
     return svc

@@ -53,10 +53,10 @@ def run_geobatch(fn: Any, plan: Any, stack: Any) -> dict[str, Any]:
     items, start = [], None
     while True:
         page, start = stack.services.jobs.query(fn.id, start=start, limit=1000, newest_first=False)
-        items.extend(i for i in page if i["job_key"] in ids)
+        items.extend(i for i in page if i.job_key in ids)
         if not start:
             break
-    attempts = [i["attempts"][-1] for i in items]
+    attempts = [(i.attempts or [])[-1] for i in items]
     started = sorted(_ts(a["started"]) for a in attempts)
     ended = sorted(_ts(a["ended"]) for a in attempts)
     return {

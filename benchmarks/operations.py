@@ -6,6 +6,7 @@ per job) from ``dynamo_size``. Run: ``.venv/bin/python benchmarks/operations.py`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import _common
@@ -16,20 +17,21 @@ from prices import price
 
 from geobatch.wire.models import JobQuery
 from geobatch_core.adapters.dynamodb_items import serialize
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services import operations
 from tests.support import compose_stores
 
 
 def run(n: int) -> list[str]:
     jobs = FakeJobStore()
-    items = [{**i, "function_id": "fn0", "status": "pending"} for i in job_items(n)]
-    for item in items:
-        for attr in ("runtime", "last_completion_date"):
-            item.pop(attr, None)
+    items = [
+        dataclasses.replace(j, function_id="fn0", status="pending", runtime=None, last_completion_date=None)
+        for j in job_items(n)
+    ]
     jobs.put_new_batch(items, check_existing=False)
     functions = FakeFunctionStore()
     functions.put_new(
-        {"id": "fn0", "owner": _common.ALICE, "status": "stopped", "creation_date": "2025-12-01"}
+        FunctionRecord(id="fn0", owner=_common.ALICE, status="stopped", creation_date="2025-12-01")
     )
     svc = compose_stores(functions, jobs, FakeQueue(), FakeBlobStore(), executor=NoWorkers())
     op = operations.start(svc, _common.ALICE, "cancel", JobQuery(function_id="fn0"))
@@ -41,7 +43,7 @@ def run(n: int) -> list[str]:
         pages += operations.run_operations(svc, seconds=600, max_pages=1)
     seconds = time.perf_counter() - started
     done = operations.get_operation(svc, _common.ALICE, op.id)
-    size = item_size(serialize(items[0]))
+    size = item_size(serialize(items[0].to_item()))
     rru_page = read_units(size * 1000, consistent=False)
     wru_page = 1000 * write_units(size) * 2  # the table's item and its owner-created index copy
     cost = (rru_page * price("dynamodb_rru") + wru_page * price("dynamodb_wru")) * pages

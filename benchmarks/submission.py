@@ -29,30 +29,32 @@ API_GATEWAY_MAX = 10 * 1024 * 1024
 LAMBDA_MAX = 6 * 1024 * 1024
 
 
-def _function_item() -> dict[str, Any]:
-    return {
-        "id": FUNCTION_ID,
-        "owner": ALICE,
-        "name": "kmeans-conus",
-        "status": "ready",
-        "creation_date": "2025-06-01T00:00:00.000Z",
-        "modified_date": "2025-06-01T00:00:00.000Z",
-        "entrypoint": "__gbentry__:main",
-        "image": "python3.11",
-        "requirements": ["scikit-learn"],
-        "cpus": 1.0,
-        "memory": 2048,
-        "maximum_concurrency": 500,
-        "timeout": 900,
-        "retry_count": 3,
-        "environment": {},
-        "enabled": True,
-        "auto_start": True,
-        "queue_url": "fake://q",
-        "dlq_url": "fake://q-dlq",
-        "bundle_key": f"bundles/{FUNCTION_ID}.zip",
-        "image_uri": "local",
-    }
+def _function() -> Any:
+    from geobatch_core.records import FunctionRecord
+
+    return FunctionRecord(
+        id=FUNCTION_ID,
+        owner=ALICE,
+        name="kmeans-conus",
+        status="ready",
+        creation_date="2025-06-01T00:00:00.000Z",
+        modified_date="2025-06-01T00:00:00.000Z",
+        entrypoint="__gbentry__:main",
+        image="python3.11",
+        requirements=["scikit-learn"],
+        cpus=1.0,
+        memory=2048,
+        maximum_concurrency=500,
+        timeout=900,
+        retry_count=3,
+        environment={},
+        enabled=True,
+        auto_start=True,
+        queue_url="fake://q",
+        dlq_url="fake://q-dlq",
+        bundle_key=f"bundles/{FUNCTION_ID}.zip",
+        image_uri="local",
+    )
 
 
 def serve(port_out: Any, stats: Any) -> None:
@@ -69,7 +71,7 @@ def serve(port_out: Any, stats: Any) -> None:
     queue.create("q", max_receive_count=5, visibility_seconds=60)
     stores = Stores(FakeFunctionStore(), FakeJobStore(), queue, FakeBlobStore())
     svc = wiring.compose(stores, executor=None, builder=None)  # type: ignore[arg-type]
-    svc.functions.put_new(_function_item())
+    svc.functions.put_new(_function())
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -119,7 +121,7 @@ def main() -> None:
     try:
         port = port_q.get(timeout=60)
         client = gb.Client(f"http://127.0.0.1:{port}", region="us-east-1")
-        fn = gb.Function._from_wire(to_wire(_function_item()).model_dump(mode="json"), client)
+        fn = gb.Function._from_wire(to_wire(_function()).model_dump(mode="json"), client)
         client._get_credentials()  # boto3 session + credential chain: once per program, not per request
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = fn.map(args)

@@ -12,7 +12,10 @@ import textwrap
 import time
 import zipfile
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from geobatch_core.records import FunctionRecord
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 # Where a product call takes a time limit (``geobatch.local.start_background``: 60 s), tests pass this
@@ -92,8 +95,9 @@ def ready_function(
     entry: str | None = None,
     image_uri: str | None = None,
     **settings: Any,
-) -> dict[str, Any]:
-    """A Function created through the real services with its bundle uploaded, once ready.
+) -> FunctionRecord:
+    """A Function created through the real services with its bundle uploaded, once ready (its
+    record, as the store reads it back).
 
     With ``build`` the image is built by the services' builder (the local builder in tests); without
     it the Function is simply marked ready (for tests and benchmarks that measure something else).
@@ -110,16 +114,16 @@ def ready_function(
         ready: dict[str, Any] = {"status": FunctionStatus.READY.value}
         if image_uri is not None:
             ready["image_uri"] = image_uri
-        return dict(svc.functions.update(function_id, ready))
+        return svc.functions.update(function_id, ready)
     functions.bundle_uploaded(svc, principal, function_id)
     return wait_status(svc, function_id, FunctionStatus.READY)
 
 
-def wait_status(svc: Any, function_id: str, *wanted: Any) -> dict[str, Any]:
-    """The Function's item once its status is one of ``wanted``."""
+def wait_status(svc: Any, function_id: str, *wanted: Any) -> FunctionRecord:
+    """The Function's record once its status is one of ``wanted``."""
 
-    def reached() -> dict[str, Any] | None:
-        item = svc.functions.get(function_id)
-        return item if item["status"] in {w.value for w in wanted} else None
+    def reached() -> FunctionRecord | None:
+        function: FunctionRecord = svc.functions.get(function_id)
+        return function if function.status in {w.value for w in wanted} else None
 
     return wait_until(reached, f"Function {function_id} to become {wanted}")

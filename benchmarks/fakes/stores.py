@@ -3,7 +3,8 @@
 They keep the semantics the worker relies on (conditional job transitions with ABSENT / one-of
 expectations, Increment, appended / replaced attempt records, SQS visibility and receipts) but do
 no I/O, so a benchmark against them measures the worker's own overhead. The state contract tests
-(tests/infra/test_state_contract.py) run them beside moto and SQLite, so they answer alike.
+(tests/infra/test_state_contract.py, test_records_contract.py: the records their typed methods
+answer, the plain rows of ``JobRows``) run them beside moto and SQLite, so they answer alike.
 """
 
 from __future__ import annotations

@@ -67,8 +67,9 @@ class JobWrite(TypedDict, total=False):
 class JobPage(TypedDict, total=False):
     """One page of a Function's jobs, as ``JobStore.query`` takes it (its keywords): after the
     exclusive ``start`` key (None: from the first), at most ``limit`` jobs, in creation order or
-    newest first; only the ``projection`` attributes if given; ``consistent``: a strongly
-    consistent read, which sees every write acknowledged before it."""
+    newest first; only the ``projection`` attributes if given (and the key attributes,
+    ``function_id`` and ``job_key``, always: a projected job is still a ``JobRecord``);
+    ``consistent``: a strongly consistent read, which sees every write acknowledged before it."""
 
     start: Required[Key | None]
     limit: Required[int]

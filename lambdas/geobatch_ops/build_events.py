@@ -21,7 +21,7 @@ from geobatch.wire import errors
 from geobatch.wire.models import FunctionStatus
 from geobatch_core import layout, wiring
 from geobatch_core.adapters.codebuild import BuildOutcome, CodeBuildImageBuilder, parse_build_event
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services.context import Services
 from geobatch_core.services.functions import finish_build
 
@@ -69,27 +69,25 @@ def apply_outcome(svc: Services, outcome: BuildOutcome) -> dict[str, Any]:
     return {"function_id": outcome.function_id, "status": outcome.status}
 
 
-def _started(function: Item) -> datetime:
-    return datetime.fromisoformat(str(function.get("build_started") or function["modified_date"]))
+def _started(function: FunctionRecord) -> datetime:
+    return datetime.fromisoformat(str(function.build_started or function.modified_date))
 
 
-def reconcile_builds(svc: Services, functions: Iterable[Item], now: datetime) -> int:
+def reconcile_builds(svc: Services, functions: Iterable[FunctionRecord], now: datetime) -> int:
     """Settle every Function still ``building`` after the grace period: apply its finished build's
     outcome (the event was lost), or fail it if its build never started; returns how many moved on."""
     if not isinstance(svc.builder, CodeBuildImageBuilder):
         return 0  # local mode reports builds in-process; nothing can be lost
     cutoff = now - timedelta(seconds=RECONCILE_AFTER_SECONDS)
-    stale = [
-        f for f in functions if f.get("status") == FunctionStatus.BUILDING.value and _started(f) < cutoff
-    ]
+    stale = [f for f in functions if f.status == FunctionStatus.BUILDING.value and _started(f) < cutoff]
     outcomes = [
-        *svc.builder.build_outcomes({str(f["build_id"]): f for f in stale if f.get("build_id")}).values(),
+        *svc.builder.build_outcomes({f.build_id: f for f in stale if f.build_id}).values(),
         *(
             BuildOutcome(
                 build_id="",
                 status="FAULT",
-                function_id=str(f["id"]),
-                image_tag=f.get("image_hash"),
+                function_id=f.id,
+                image_tag=f.image_hash,
                 project_name=svc.builder.project_name,
                 log_link=None,
                 log_group=None,
@@ -97,7 +95,7 @@ def reconcile_builds(svc: Services, functions: Iterable[Item], now: datetime) ->
                 phase_failure="the build never started (CodeBuild refused or did not answer StartBuild)",
             )
             for f in stale
-            if not f.get("build_id")
+            if not f.build_id
         ),
     ]
     moved = 0

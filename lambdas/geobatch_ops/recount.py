@@ -53,8 +53,8 @@ def stores(environ: Mapping[str, str]) -> tuple[FunctionStore, JobStore]:
 def every_function(functions: FunctionStore) -> Iterable[str]:
     start = None
     while True:
-        items, start = functions.list_by_owner(None, start=start, limit=500)
-        yield from (i["id"] for i in items if i.get("owner"))
+        records, start = functions.list_by_owner(None, start=start, limit=500)
+        yield from (f.id for f in records if f.owner)
         if not start:
             return
 

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from geobatch.wire import errors
 from geobatch.wire.models import FunctionStatus, JobStatus
 from geobatch_core import wiring
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services import operations, scaling
 from geobatch_core.services.context import Services
 from geobatch_core.services.dead_letters import drain_dead_letters
@@ -49,7 +49,7 @@ class PassReport:
     operation_pages: int = 0  # pages of background bulk operations applied
 
 
-def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[Item]:
+def functions_of_pass(svc: Services, function_id: str | None) -> Iterable[FunctionRecord]:
     if not function_id:
         return list(all_functions(svc, None))
     try:
@@ -75,8 +75,8 @@ def run_pass(
         try:
             step_function(svc, function, report)
         except Exception as exc:  # one Function's failure must not starve the others of workers
-            logger.exception("scaler pass failed for a Function", extra={"function_id": function.get("id")})
-            report.failed[str(function.get("id"))] = f"{type(exc).__name__}: {exc}"
+            logger.exception("scaler pass failed for a Function", extra={"function_id": function.id})
+            report.failed[function.id] = f"{type(exc).__name__}: {exc}"
     try:
         report.operation_pages = operations.run_operations(svc, seconds=operation_seconds, wake=True)
     except errors.GeoBatchError as exc:  # e.g. throttled: the operations resume next pass
@@ -84,7 +84,7 @@ def run_pass(
     return report
 
 
-def settle_builds(svc: Services, functions: Iterable[Item]) -> int:
+def settle_builds(svc: Services, functions: Iterable[FunctionRecord]) -> int:
     """The scheduled pass also settles builds whose end event was lost."""
     try:
         return reconcile_builds(svc, functions, svc.clock())
@@ -93,26 +93,26 @@ def settle_builds(svc: Services, functions: Iterable[Item]) -> int:
         return 0
 
 
-def step_function(svc: Services, function: Item, report: PassReport) -> None:
+def step_function(svc: Services, function: FunctionRecord, report: PassReport) -> None:
     """The pass's steps for one Function, in order."""
-    if function.get("status") == FunctionStatus.READY.value:
+    if function.status == FunctionStatus.READY.value:
         # One pass per Function at a time: overlapping passes would both start the same shortfall.
         with scaling_lease(svc, function) as held:
             if not held:
                 return
             report.dead_letters += drain_dead_letters(svc, function)
-            report.started[function["id"]] = scaling.scale_function(svc, function)
+            report.started[function.id] = scaling.scale_function(svc, function)
         report.running += svc.executor.running_workers(function)
         return
     # Not ready (stopped, rebuilding): no workers to scale, but a dead letter still ends its job
     # (conditional writes make a concurrent drain harmless), and a busy period that ended (every
     # job cancelled) still gets its one completion event.
     report.dead_letters += drain_dead_letters(svc, function)
-    if function.get("active") and not any_outstanding(svc, function):
+    if function.active and not any_outstanding(svc, function):
         report.completed += scaling.announce_completion(svc, function)
 
 
-def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
+def any_outstanding(svc: Services, function: FunctionRecord, page: int = 200) -> bool:
     """Whether a job of the Function is still outstanding: newest first, where outstanding jobs
     are, stopping at the first one. A stopped Function holding a whole map of pending jobs costs
     one small read per pass, not a count of every job (which is what slowed submission to a
@@ -120,10 +120,10 @@ def any_outstanding(svc: Services, function: Item, page: int = 200) -> bool:
     outstanding = {s.value for s in JobStatus.outstanding()}
     start = None
     while True:
-        items, start = svc.jobs.query(
-            function["id"], start=start, limit=page, newest_first=True, projection=["status"]
+        jobs, start = svc.jobs.query(
+            function.id, start=start, limit=page, newest_first=True, projection=["status"]
         )
-        if any(i.get("status") in outstanding for i in items):
+        if any(j.status in outstanding for j in jobs):
             return True
         if not start:
             return False

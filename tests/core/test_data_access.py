@@ -7,6 +7,7 @@ import pytest
 
 from geobatch.wire import data_access, errors
 from geobatch.wire.models import FunctionCreate, S3Access
+from geobatch_core.records import FunctionRecord
 
 pytestmark = pytest.mark.unit
 
@@ -94,11 +95,12 @@ def test_the_largest_declaration_fits_in_a_data_role_policy() -> None:
         jobs_table_arn="arn:aws:dynamodb:us-west-2:123456789012:table/GeoBatch-prod-StateJobs-ABCDEFGHIJKL",
         bucket="geobatch-prod-storagedata6bb23f4e-abcdefghijkl",
     )
-    function = {
-        "id": "0123456789ab",
-        "queue_url": "https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-prod-0123456789ab",
-        "data_access": largest,
-    }
+    function = FunctionRecord(
+        id="0123456789ab",
+        status="ready",
+        queue_url="https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-prod-0123456789ab",
+        data_access=largest,
+    )
     # The declaration is the data role's policy (with its denials); the worker role names none of it.
     size = data_access.policy_chars([roles.data_policy(function)])
     assert len(largest["read"]) + len(largest["write"]) > 10

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from geobatch_core.services import paging
+from geobatch_core.services.job_wire import to_wire
 from tests.core.helpers import ALICE, BOB, ready_function
 from tests.core.test_api import SQUARE, make_ready, submit
 
@@ -29,7 +30,7 @@ def listed(api: Any, principal: str = ALICE, **query: Any) -> list[str]:
 
 def test_jobs_of_every_function_list_in_one_time_order(api: Any) -> None:
     first = make_ready(api, name="first")
-    second = ready_function(api.services, SQUARE, "square")["id"]  # the same image: ready at once
+    second = ready_function(api.services, SQUARE, "square").id  # the same image: ready at once
     batches = [submit(api, first, 2, "a"), submit(api, second, 3, "b"), submit(api, first, 1, "c")]
     status, _ = api("POST", "/functions", body={"name": "bobs"}, principal=BOB)
     assert status == 201
@@ -50,12 +51,11 @@ def test_runtime_and_completion_order_match_the_in_memory_sort(api: Any) -> None
         done = f"2026-01-0{index + 1}T00:00:00.000Z"
         changes = {"status": "success", "runtime": runtime, "last_completion_date": done}
         assert svc.jobs.transition(function_id, key, changes=changes, expect={"status": "pending"})
-    items = [svc.jobs.get(function_id, j.id.rsplit("-", 1)[1]) for j in jobs]
+    stored = [svc.jobs.get(function_id, j.id.rsplit("-", 1)[1]) for j in jobs]
     for sort in ("runtime", "-runtime", "last_completion_date", "-last_completion_date"):
         order = [(sort.lstrip("-"), sort.startswith("-"))]
-        expected = [
-            f"{i['function_id']}-{i['job_key']}" for i in paging.sort_items(items, order, key_of=dict)
-        ]
+        in_memory = paging.sort_items(stored, order, key_of=lambda j: to_wire(j).model_dump())
+        expected = [j.id for j in in_memory]
         assert listed(api, function_id=function_id, sort=sort) == expected, sort
     filtered = listed(
         api, function_id=function_id, sort="-runtime", filter='[{"op":"eq","name":"status","val":"pending"}]'

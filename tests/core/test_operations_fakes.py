@@ -12,6 +12,7 @@ from benchmarks.fakes import FakeBlobStore, FakeFunctionStore, FakeJobStore, Fak
 from geobatch.wire.models import JobBulkCreate, JobQuery, JobStatus
 from geobatch.wire.operations import Operation, OperationState
 from geobatch_core.ports import Message
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services import execution, operations
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.functions import job_statistics
@@ -34,7 +35,7 @@ class RacingJobStore(FakeJobStore):
         self.claim_first: set[str] = set()
         self.finish_first: set[str] = set()
         self.tokens: dict[str, str] = {}
-        self.function: dict[str, Any] = {}
+        self.function: FunctionRecord  # the Function as the store read it back (see services())
 
     def transition(self, function_id: str, job_key: str, **kwargs: Any) -> Any:
         canceling = kwargs["changes"].get("status") == JobStatus.CANCELED.value
@@ -62,19 +63,19 @@ def services() -> tuple[Services, RacingJobStore]:
     jobs = RacingJobStore()
     queue = FakeQueue()
     url, dlq = queue.create("q", max_receive_count=50, visibility_seconds=60)
-    function = {
-        "id": FID,
-        "owner": ALICE,
-        "name": "big",
-        "status": "stopped",  # no scaler starts workers; the racing "workers" are the store's
-        "creation_date": "2026-01-01T00:00:00.000Z",
-        "maximum_concurrency": 500,
-        "timeout": 900,
-        "retry_count": 0,
-        "enabled": True,
-        "queue_url": url,
-        "dlq_url": dlq,
-    }
+    function = FunctionRecord(
+        id=FID,
+        owner=ALICE,
+        name="big",
+        status="stopped",  # no scaler starts workers; the racing "workers" are the store's
+        creation_date="2026-01-01T00:00:00.000Z",
+        maximum_concurrency=500,
+        timeout=900,
+        retry_count=0,
+        enabled=True,
+        queue_url=url,
+        dlq_url=dlq,
+    )
     svc = compose_stores(FakeFunctionStore(), jobs, queue, FakeBlobStore())  # no executor or builder
     svc.functions.put_new(function)
     jobs.function = svc.functions.get(FID)
@@ -109,7 +110,7 @@ def test_a_cancel_of_100k_jobs_runs_in_pages_and_ends_every_job_once() -> None:
     assert progress == sorted(progress) and progress[-1] == N
     # Jobs claimed mid-cancel were asked to stop (cancel); their workers end them.
     for key in raced:
-        assert jobs.get(FID, key)["status"] == JobStatus.CANCEL.value
+        assert jobs.get(FID, key).status == JobStatus.CANCEL.value
         assert execution.mark_canceling(jobs, FID, key, jobs.tokens[key])
         job = jobs.get(FID, key, consistent=True)
         stopped = execution.Outcome(status=JobStatus.CANCELED)

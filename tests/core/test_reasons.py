@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from geobatch.wire.models import FunctionCreate, JobBulkCreate
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services import functions, jobs
 from geobatch_core.services.context import Settings
 from geobatch_core.services.failures import cause_of
@@ -37,10 +38,10 @@ def test_a_backing_off_job_says_when_it_retries(api):
     svc = api.services
     svc.settings = Settings(queue_prefix="test", lost_worker_seconds=5, retry_base_seconds=60.0)
     function = ready_function(svc, FAILING, "always_fails", retry_count=2)
-    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1]], reference_id=str(uuid.uuid4()))
+    bulk = JobBulkCreate(function_id=function.id, bulk_args=[[1]], reference_id=str(uuid.uuid4()))
     job = jobs.submit_jobs(svc, ALICE, bulk).data[0]
     worker = Worker.for_services(
-        WorkerConfig(function["id"], function["queue_url"], "w1", idle_seconds=0.5, poll_seconds=0), svc
+        WorkerConfig(function.id, function.queue_url, "w1", idle_seconds=0.5, poll_seconds=0), svc
     )
     worker.run()  # one attempt; the retry is 30-60 s away, so the worker goes idle and stops
     status, body = api("GET", f"/jobs/{job.id}")
@@ -49,24 +50,25 @@ def test_a_backing_off_job_says_when_it_retries(api):
     seconds = int(body["status_reason"].rsplit(" in ", 1)[1].split()[0])
     assert 25 <= seconds <= 60
     assert body["attempts"][0]["reason"] == "RuntimeError: no"
-    status, body = api("GET", "/jobs", query={"function_id": function["id"]})
+    status, body = api("GET", "/jobs", query={"function_id": function.id})
     assert body["data"][0]["status_reason"].startswith("backing off")
 
 
 def test_building_reason_counts_minutes():
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     started = (now - timedelta(minutes=2, seconds=5)).isoformat().replace("+00:00", "Z")
-    item = {"status": "pending", "function_id": "f", "job_key": "k"}
-    function = {"status": "building", "build_started": started, "maximum_concurrency": 5}
+    item = JobRecord(status="pending", function_id="f", job_key="k")
+    function = FunctionRecord(id="f", status="building", build_started=started, maximum_concurrency=5)
     assert jobs.pending_reason(item, function, now) == "waiting: function image is building (2 min so far)"
-    ready = {"status": "ready", "maximum_concurrency": 3}
+    ready = FunctionRecord(id="f", status="ready", maximum_concurrency=3)
     assert jobs.pending_reason(item, ready, now, {"RUNNING": 3}) == (
         "waiting: 3 of 3 concurrent jobs running (maximum_concurrency=3)"
     )
     assert jobs.pending_reason(item, ready, now, {"RUNNABLE": 2, "RUNNING": 1}) == (
         "waiting: AWS Batch has not yet started 2 workers (2 RUNNABLE); 1 running"
     )
-    assert jobs.pending_reason(item, {"status": "stopped"}, now).startswith("waiting: function is stopped")
+    stopped = FunctionRecord(id="f", status="stopped")
+    assert jobs.pending_reason(item, stopped, now).startswith("waiting: function is stopped")
 
 
 @pytest.mark.parametrize(

@@ -9,40 +9,43 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
+import boto3
 import pytest
 
-from geobatch.wire.models import Function
+from geobatch.wire.models import Function, JobBulkCreate
+from geobatch_core.adapters.dynamodb_items import deserialize, serialize
 from geobatch_core.records import FunctionRecord, JobRecord, function_wire
-from geobatch_core.services import functions
-from tests.core.helpers import ready_function
-from tests.core.test_worker import SOURCE, job_item, submit, worker
+from geobatch_core.services import jobs
+from tests.core.helpers import ALICE, ready_function
+from tests.core.test_worker import SOURCE, worker
 
 
 @pytest.mark.moto
 def test_records_map_what_the_services_and_the_worker_write(moto_services):
     svc = moto_services
     function = ready_function(svc, SOURCE, "work", retry_count=1, timeout=20)
-    submitted = submit(svc, function, ["a", "boom", "big"])
+    bulk = JobBulkCreate(function_id=function.id, bulk_args=[["a"], ["boom"], ["big"]], reference_id="r")
+    submitted = jobs.submit_jobs(svc, ALICE, bulk).data
     worker(svc, function).run()
-    item = svc.functions.get(function["id"])
-    record = FunctionRecord.from_item(item)
-    assert record.to_item() == item
+    record = svc.functions.get(function.id)
+    assert isinstance(record, FunctionRecord)
+    item = _stored(svc, "functions", {"id": function.id})
+    assert record.to_item() == item and FunctionRecord.from_item(item).to_item() == item
     assert dict(record.extra) == {}, "a Function attribute the record does not name"
     assert record.status == "ready" and record.attempts_allowed == 2 and record.queue_url == item["queue_url"]
-    wire = functions.to_wire(item, {"success": 2})
-    assert (
-        function_wire(record, {"success": 2})
-        == wire
-        == Function.model_validate({**item, "job_statistics": {"success": 2}})
+    assert function_wire(record, {"success": 2}) == Function.model_validate(
+        {**item, "job_statistics": {"success": 2}}
     )
     for job in submitted:
-        stored = job_item(svc, job)
-        job_record = JobRecord.from_item(stored)
-        assert job_record.to_item() == stored
+        function_id, _, key = job.id.rpartition("-")
+        job_record = svc.jobs.get(function_id, key, consistent=True)
+        assert isinstance(job_record, JobRecord) and job_record.id == job.id
+        stored = _stored(svc, "jobs", {"function_id": function_id, "job_key": key})
+        assert job_record.to_item() == stored and JobRecord.from_item(stored).to_item() == stored
         assert dict(job_record.extra) == {}, f"job attributes the record does not name: {job_record.extra}"
-        assert job_record.id == job.id
-    a, boom, big = (JobRecord.from_item(job_item(svc, j)) for j in submitted)
+    a, boom, big = (svc.jobs.get(function.id, j.id.rpartition("-")[2], consistent=True) for j in submitted)
     assert a.status == "success" and a.result is not None and json.loads(a.result)["x"] == "a"
     assert (
         boom.execution_count == 2
@@ -50,6 +53,13 @@ def test_records_map_what_the_services_and_the_worker_write(moto_services):
         and len(boom.attempts or []) == 2
     )
     assert big.result is None and (big.result_key or "").startswith("results/")
+
+
+def _stored(svc: Any, table: str, key: dict[str, str]) -> dict[str, Any]:
+    """The item as DynamoDB (moto) holds it, read past the store adapters (the tables of
+    ``environment.provisioned_stores``)."""
+    client = boto3.session.Session(region_name="us-east-1").client("dynamodb")
+    return deserialize(client.get_item(TableName=table, Key=serialize(key), ConsistentRead=True)["Item"])
 
 
 @pytest.mark.unit

@@ -50,29 +50,29 @@ def test_workers_never_exceed_concurrency_and_completion_is_announced_once(moto_
     function = ready_function(svc, SOURCE, "noop", maximum_concurrency=3)
     svc.executor = CountingExecutor()
     svc.events = LogPublisher()
-    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[i] for i in range(12)], reference_id="r1")
+    bulk = JobBulkCreate(function_id=function.id, bulk_args=[[i] for i in range(12)], reference_id="r1")
     jobs.submit_jobs(svc, ALICE, bulk)
-    function = svc.functions.get(function["id"])
-    assert function["active"] is True
+    function = svc.functions.get(function.id)
+    assert function.active is True
     assert scaling.scale_function(svc, function) == 3
     assert scaling.scale_function(svc, function) == 0  # already at maximum_concurrency
     assert svc.executor.started == 3
     assert svc.events.published == []  # work outstanding: nothing to announce
 
     Worker.for_services(
-        WorkerConfig(function["id"], function["queue_url"], "w", idle_seconds=0.5, poll_seconds=0), svc
+        WorkerConfig(function.id, function.queue_url, "w", idle_seconds=0.5, poll_seconds=0), svc
     ).run()
-    scaling.scale_function(svc, svc.functions.get(function["id"]))
-    scaling.scale_function(svc, svc.functions.get(function["id"]))
+    scaling.scale_function(svc, svc.functions.get(function.id))
+    scaling.scale_function(svc, svc.functions.get(function.id))
     assert len(svc.events.published) == 1
     detail_type, detail = svc.events.published[0]
     assert detail_type == scaling.COMPLETED
-    assert detail["function_id"] == function["id"] and detail["job_statistics"]["success"] == 12
+    assert detail["function_id"] == function.id and detail["job_statistics"]["success"] == 12
 
     # A new batch starts a new busy period, announced again when it is done.
-    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1]], reference_id=str(uuid.uuid4()))
+    bulk = JobBulkCreate(function_id=function.id, bulk_args=[[1]], reference_id=str(uuid.uuid4()))
     jobs.submit_jobs(svc, ALICE, bulk)
-    assert svc.functions.get(function["id"])["active"] is True
+    assert svc.functions.get(function.id).active is True
 
 
 def test_overlapping_scaler_passes_never_exceed_maximum_concurrency(api):
@@ -86,7 +86,7 @@ def test_overlapping_scaler_passes_never_exceed_maximum_concurrency(api):
     function = ready_function(svc, SOURCE, "noop", maximum_concurrency=3)
     executor = CountingExecutor()
     svc.executor = executor
-    bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[i] for i in range(12)], reference_id="r1")
+    bulk = JobBulkCreate(function_id=function.id, bulk_args=[[i] for i in range(12)], reference_id="r1")
     jobs.submit_jobs(svc, ALICE, bulk)
     counted = executor.running_workers
     overlapped = []
@@ -94,18 +94,16 @@ def test_overlapping_scaler_passes_never_exceed_maximum_concurrency(api):
     def running_workers(fn):
         running = counted(fn)
         if not overlapped:
-            overlapped.append(scaler.handler({"function_id": fn["id"]}, FakeLambdaContext()))
+            overlapped.append(scaler.handler({"function_id": fn.id}, FakeLambdaContext()))
         return running
 
     executor.running_workers = running_workers  # type: ignore[method-assign]
-    first = scaler.handler({"function_id": function["id"]}, FakeLambdaContext())
+    first = scaler.handler({"function_id": function.id}, FakeLambdaContext())
     assert overlapped == [{"started": {}, "dead_letters": 0}]  # the overlapping pass kept out
-    assert first["started"] == {function["id"]: 3}
+    assert first["started"] == {function.id: 3}
     assert executor.started == 3
     # The lease is released: the next pass scales again (nothing missing now).
-    assert scaler.handler({"function_id": function["id"]}, FakeLambdaContext())["started"] == {
-        function["id"]: 0
-    }
+    assert scaler.handler({"function_id": function.id}, FakeLambdaContext())["started"] == {function.id: 0}
 
 
 class BrokenFor(CountingExecutor):
@@ -118,12 +116,12 @@ class BrokenFor(CountingExecutor):
         self.by_function: dict[str, int] = {}
 
     def running_workers(self, function):
-        return self.by_function.get(function["id"], 0)
+        return self.by_function.get(function.id, 0)
 
     def start_workers(self, function, count):
-        if function["id"] == self.broken_id:
+        if function.id == self.broken_id:
             raise FileNotFoundError("no such file or directory: .../envs/gone/bin/python")
-        self.by_function[function["id"]] = self.running_workers(function) + count
+        self.by_function[function.id] = self.running_workers(function) + count
 
 
 def test_one_functions_failure_does_not_starve_the_others(moto_services):
@@ -134,9 +132,9 @@ def test_one_functions_failure_does_not_starve_the_others(moto_services):
     broken = ready_function(svc, SOURCE, "noop", maximum_concurrency=2)
     healthy = ready_function(svc, SOURCE, "noop", maximum_concurrency=2)
     for function in (broken, healthy):
-        bulk = JobBulkCreate(function_id=function["id"], bulk_args=[[1], [2]], reference_id="r")
+        bulk = JobBulkCreate(function_id=function.id, bulk_args=[[1], [2]], reference_id="r")
         jobs.submit_jobs(svc, ALICE, bulk)
-    svc.executor = BrokenFor(broken["id"])
+    svc.executor = BrokenFor(broken.id)
     report = scaler.run_pass(svc)
-    assert report.started.get(healthy["id"]) == 2  # scaled whichever came first in the pass
-    assert list(report.failed) == [broken["id"]] and "FileNotFoundError" in report.failed[broken["id"]]
+    assert report.started.get(healthy.id) == 2  # scaled whichever came first in the pass
+    assert list(report.failed) == [broken.id] and "FileNotFoundError" in report.failed[broken.id]

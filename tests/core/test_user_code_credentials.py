@@ -5,6 +5,7 @@ provider reads it, the child's environment, and the worker parent's ``/proc`` af
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError, CredentialRetrievalError
 from moto import mock_aws
 
 from geobatch_core.adapters.worker_roles import WorkerRoles, data_trust
+from geobatch_core.records import FunctionRecord
 from geobatch_worker import credentials
 from geobatch_worker.contain import Containment
 from tests.rehearsal.policy_eval import Check, decide, evaluate, statements
@@ -27,11 +29,12 @@ ACCOUNT = "123456789012"
 FID = "0123456789ab"
 BUCKET = "geobatch-state"
 JOBS = f"arn:aws:dynamodb:us-west-2:{ACCOUNT}:table/jobs"
-FUNCTION = {
-    "id": FID,
-    "queue_url": f"https://sqs.us-west-2.amazonaws.com/{ACCOUNT}/geobatch-dev-{FID}",
-    "data_access": {"read": ["s3://user-data/inputs/*"], "write": ["s3://user-data/products/*"]},
-}
+FUNCTION = FunctionRecord(
+    id=FID,
+    status="ready",
+    queue_url=f"https://sqs.us-west-2.amazonaws.com/{ACCOUNT}/geobatch-dev-{FID}",
+    data_access={"read": ["s3://user-data/inputs/*"], "write": ["s3://user-data/products/*"]},
+)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,7 +86,9 @@ def test_the_data_role_allows_exactly_the_declared_data() -> None:
     assert decide(data, Check("s3:GetObject", "arn:aws:s3:::user-data/secret.txt")) == "neutral"
     assert decide(data, Check("s3:PutObject", "arn:aws:s3:::user-data/inputs/forged.tif")) == "neutral"
     # A bound that named the stack bucket would still not reach the control plane's objects.
-    wide = {**FUNCTION, "data_access": {"read": [f"s3://{BUCKET}/*"], "write": [f"s3://{BUCKET}/*"]}}
+    wide = dataclasses.replace(
+        FUNCTION, data_access={"read": [f"s3://{BUCKET}/*"], "write": [f"s3://{BUCKET}/*"]}
+    )
     wide_data = statements([_roles().data_policy(wide)])
     assert decide(wide_data, Check("s3:GetObject", f"arn:aws:s3:::{BUCKET}/shared/x")) == "allow"
     assert decide(wide_data, ATTEMPTS["read its args"]) == "deny"

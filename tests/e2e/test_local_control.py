@@ -70,7 +70,7 @@ def test_a_job_whose_message_reaches_the_dead_letter_queue_ends_in_failure(saved
     fn = saved(identity, auto_start=False)  # stopped: no worker takes the message
     job = fn(1)
     _, _, queue = open_state(local_stack.state_path)
-    url = local_stack.services.functions.get(fn.id)["queue_url"]
+    url = local_stack.services.functions.get(fn.id).queue_url
     # A message that keeps killing its workers: received, never acknowledged, again and again,
     # until SQS's redrive policy (the same in local mode) moves it to the dead-letter queue.
     for _ in range(local_stack.services.settings.max_receive_count):

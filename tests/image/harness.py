@@ -19,6 +19,7 @@ import boto3
 
 from geobatch.wire import env
 from geobatch_core.adapters.codebuild import encode_requirements
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services import functions, jobs
 from geobatch_core.services.context import Services
 from tests.image import containers
@@ -28,17 +29,18 @@ REPOSITORY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/geobatch-images"
 LOCAL_REPOSITORY = "localhost/geobatch-worker"
 
 
-def play_codebuild(svc: Services, item: dict[str, Any], workdir: Path) -> tuple[str, float]:
+def play_codebuild(svc: Services, function: FunctionRecord, workdir: Path) -> tuple[str, float]:
     """Build the image CodeBuild was asked for; returns the local image it made and the seconds taken."""
-    tag = item["image_uri"].rpartition(":")[2]
-    assert tag == item["image_hash"]  # the ECR tag is the recipe's hash
+    image_uri = function.image_uri or ""
+    tag = image_uri.rpartition(":")[2]
+    assert tag == function.image_hash  # the ECR tag is the recipe's hash
     requirements = workdir / "requirements.txt"
-    requirements.write_bytes(base64.b64decode(encode_requirements(item["requirements"])))
+    requirements.write_bytes(base64.b64decode(encode_requirements(function.requirements or [])))
     image = f"{LOCAL_REPOSITORY}:{tag}"
     started = time.monotonic()
     log = containers.build(image, requirements)
     seconds = time.monotonic() - started
-    functions.finish_build(svc, item["id"], succeeded=True, image_uri=item["image_uri"], log=log)
+    functions.finish_build(svc, function.id, succeeded=True, image_uri=image_uri, log=log)
     return image, seconds
 
 

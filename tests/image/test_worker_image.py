@@ -91,13 +91,13 @@ def test_kmeans_tile_job_runs_inside_the_built_image(
         data_access=demo_data_access(plan),  # what its data role allows (the demo's declaration)
     )
     function_id = functions.create_function(svc, ALICE, spec).function.id
-    item = svc.functions.get(function_id)
-    svc.blobs.put(item["bundle_key"], make_bundle(classify_tile, requirements=requirements).data)
+    created = svc.functions.get(function_id)
+    svc.blobs.put(str(created.bundle_key), make_bundle(classify_tile, requirements=requirements).data)
     assert functions.bundle_uploaded(svc, ALICE, function_id).status == "building"
 
     image, build_seconds = play_codebuild(svc, svc.functions.get(function_id), tmp_path)
-    item = svc.functions.get(function_id)
-    assert item["status"] == "ready" and item["job_definition_arn"]
+    ready = svc.functions.get(function_id)
+    assert ready.status == "ready" and ready.job_definition_arn
 
     tile_key = plan.tile_keys[0]
     args = [tile_key, plan.product_id, plan.model_uri, plan.items_uri, plan.bucket]
@@ -106,7 +106,7 @@ def test_kmeans_tile_job_runs_inside_the_built_image(
     )
     assert scaling.scale_function(svc, svc.functions.get(function_id)) == 1
 
-    output, uid = play_batch(image, item["job_definition_arn"], stack[env.BATCH_JOB_QUEUE], moto_endpoint)
+    output, uid = play_batch(image, ready.job_definition_arn, stack[env.BATCH_JOB_QUEUE], moto_endpoint)
     assert uid == "1000"
     job = jobs.get_job(svc, ALICE, page.data[0].id)
     assert job.status == "success", (job.status_reason, output[-4000:])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import pytest
@@ -37,6 +37,7 @@ from geobatch.wire import env
 from geobatch.wire.codec import decode_result
 from geobatch.wire.models import FunctionCreate, JobBulkCreate, S3Access
 from geobatch_core.adapters.batch import WORKER_COMMAND
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services import functions, jobs, scaling
 from geobatch_core.services.context import Services
 from geobatch_core.wiring import services_from_env
@@ -48,6 +49,13 @@ from tests.support import wait_until
 pytestmark = [pytest.mark.image, pytest.mark.timeout(containers.GUARD_SECONDS * 2)]
 
 PROBES = "probe-data"  # the probe jobs' bucket: started/<key> and release/<key> markers
+
+
+class Probe(NamedTuple):
+    """The probe Function as the store reads it back, and the local image it runs on."""
+
+    function: FunctionRecord
+    local_image: str
 
 
 def probe(action: str, key: str = "") -> dict:  # (shipped as source: no typing names)
@@ -107,8 +115,8 @@ def svc(stack: dict[str, str]) -> Services:
 
 
 @pytest.fixture(scope="module")
-def probe_function(svc: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The probe Function, ready, on the worker-only image it was built (its item + ``local_image``)."""
+def probe_function(svc: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
+    """The probe Function, ready, on the worker-only image it was built (its record + ``local_image``)."""
     spec = FunctionCreate(
         name="probe",
         cpus=1,
@@ -119,18 +127,18 @@ def probe_function(svc: Services, tmp_path_factory: pytest.TempPathFactory) -> I
         data_access=S3Access(read=[f"s3://{PROBES}/*"], write=[f"s3://{PROBES}/*"]),  # its data role
     )
     function_id = functions.create_function(svc, ALICE, spec).function.id
-    item = svc.functions.get(function_id)
-    svc.blobs.put(item["bundle_key"], make_bundle(probe).data)
+    created = svc.functions.get(function_id)
+    svc.blobs.put(str(created.bundle_key), make_bundle(probe).data)
     assert functions.bundle_uploaded(svc, ALICE, function_id).status == "building"
     image, _ = play_codebuild(svc, svc.functions.get(function_id), tmp_path_factory.mktemp("probe"))
-    ready = dict(svc.functions.get(function_id))
-    assert ready["status"] == "ready" and ready["job_definition_arn"]
-    yield {**ready, "local_image": image}
+    ready = svc.functions.get(function_id)
+    assert ready.status == "ready" and ready.job_definition_arn
+    yield Probe(ready, image)
 
 
 @pytest.fixture(scope="module")
-def container(probe_function: dict[str, Any]) -> Iterator[containers.Container]:
-    image = probe_function["local_image"]
+def container(probe_function: Probe) -> Iterator[containers.Container]:
+    image = probe_function.local_image
     user = containers.image_user(image)
     assert user == "geobatch"
     with containers.Container(image, user) as running:
@@ -154,12 +162,10 @@ def test_the_image_holds_exactly_the_worker_closure(container: containers.Contai
     assert check.returncode == 0, check.stdout
 
 
-def test_batch_starts_the_worker_once(
-    container: containers.Container, probe_function: dict[str, Any]
-) -> None:
+def test_batch_starts_the_worker_once(container: containers.Container, probe_function: Probe) -> None:
     """Batch's ``command`` replaces the image's CMD and follows its ENTRYPOINT (Docker's rules)."""
     definition = boto3.client("batch").describe_job_definitions(
-        jobDefinitions=[probe_function["job_definition_arn"]]
+        jobDefinitions=[str(probe_function.function.job_definition_arn)]
     )["jobDefinitions"][0]
     command = definition["containerProperties"]["command"]
     assert containers.container_argv(container.config, command) == WORKER_COMMAND
@@ -205,12 +211,12 @@ def _result(svc: Services, job_id: str) -> Any:
 def test_sigterm_finishes_the_running_job_and_hands_back_the_rest(
     svc: Services,
     stack: dict[str, str],
-    probe_function: dict[str, Any],
+    probe_function: Probe,
     container: containers.Container,
     moto_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    function_id = probe_function["id"]
+    function_id = probe_function.function.id
     bulk = JobBulkCreate(
         function_id=function_id, bulk_args=[["hold", "a"], ["hold", "b"]], reference_id="held"
     )
@@ -218,8 +224,10 @@ def test_sigterm_finishes_the_running_job_and_hands_back_the_rest(
     held = {job.args[1]: job.id for job in submitted if job.args}
     assert set(held) == {"a", "b"}, submitted
     assert scaling.scale_function(svc, svc.functions.get(function_id)) == 1
-    definition, batch_job_id = worker_job(probe_function["job_definition_arn"], stack[env.BATCH_JOB_QUEUE])
-    image_of(definition, probe_function["local_image"])
+    definition, batch_job_id = worker_job(
+        str(probe_function.function.job_definition_arn), stack[env.BATCH_JOB_QUEUE]
+    )
+    image_of(definition, probe_function.local_image)
     environment = batch_environment(definition, batch_job_id, moto_endpoint)
 
     worker = container.start(definition["command"], environment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,21 +21,23 @@ from geobatch_core.adapters.batch import (
 )
 from geobatch_core.adapters.batch_events import parse_batch_job_event
 from geobatch_core.adapters.codebuild import CodeBuildImageBuilder, parse_build_event
+from geobatch_core.records import FunctionRecord
 from tests.infra import moto_resources
 
 pytestmark = pytest.mark.moto  # the adapters against moto (no synthesis)
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-west-2"
-FUNCTION: dict[str, Any] = {
-    "id": "fn-0123456789abcdef",
-    "image_uri": "123456789012.dkr.ecr.us-west-2.amazonaws.com/geobatch:py311-abc",
-    "cpus": 1.0,
-    "memory": 2048,
-    "timeout": 900,
-    "queue_url": "https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-dev-fn-0123456789abcdef",
-    "requirements": ["scikit-learn==1.9.1", "rasterio"],
-    "image": "python3.11",
-}
+FUNCTION = FunctionRecord(
+    id="fn-0123456789abcdef",
+    status="building",
+    image_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/geobatch:py311-abc",
+    cpus=1.0,
+    memory=2048,
+    timeout=900,
+    queue_url="https://sqs.us-west-2.amazonaws.com/123456789012/geobatch-dev-fn-0123456789abcdef",
+    requirements=["scikit-learn==1.9.1", "rasterio"],
+    image="python3.11",
+)
 
 
 @pytest.fixture
@@ -80,15 +83,15 @@ def test_register_creates_the_job_definition(executor):
         jobDefinitionName="geobatch-dev-fn-0123456789abcdef"
     )["jobDefinitions"]
     container = definition["containerProperties"]
-    assert container["image"] == FUNCTION["image_uri"]
+    assert container["image"] == FUNCTION.image_uri
     assert container["command"] == ["python", "-m", "geobatch_worker"]
     assert {r["type"]: r["value"] for r in container["resourceRequirements"]} == {
         "VCPU": "1",
         "MEMORY": "2048",
     }
     environment = {e["name"]: e["value"] for e in container["environment"]}
-    assert environment[env.WORKER_FUNCTION_ID] == FUNCTION["id"]
-    assert environment[env.WORKER_QUEUE_URL] == FUNCTION["queue_url"]
+    assert environment[env.WORKER_FUNCTION_ID] == FUNCTION.id
+    assert environment[env.WORKER_QUEUE_URL] == FUNCTION.queue_url
     assert environment[env.FUNCTIONS_TABLE] == "functions"
     assert container["jobRoleArn"].endswith("role/worker")
     assert container["networkConfiguration"] == {"assignPublicIp": "ENABLED"}
@@ -102,7 +105,7 @@ def test_workers_stop_claiming_before_batch_kills_them(executor):
     """The lifetime budget is in the worker's environment, and the attempt timeout leaves room for the
     last job a worker claims just before its budget runs out, at any job timeout."""
     for timeout in (1, 900, 3600, limits.MAX_TIMEOUT_SECONDS):
-        request = executor.job_definition({**FUNCTION, "timeout": timeout})
+        request = executor.job_definition(dataclasses.replace(FUNCTION, timeout=timeout))
         environment = {e["name"]: e["value"] for e in request["containerProperties"]["environment"]}
         lifetime = int(environment[env.WORKER_LIFETIME_SECONDS])
         assert lifetime == WORKER_LIFETIME_SECONDS
@@ -156,7 +159,7 @@ def test_ec2_platform_rounds_vcpus_up(executor):
         environment={},
         platform="EC2",
     )
-    request = ec2.job_definition({**FUNCTION, "cpus": 0.5})
+    request = ec2.job_definition(dataclasses.replace(FUNCTION, cpus=0.5))
     assert {r["type"]: r["value"] for r in request["containerProperties"]["resourceRequirements"]}[
         "VCPU"
     ] == "1"
@@ -165,7 +168,7 @@ def test_ec2_platform_rounds_vcpus_up(executor):
 
 
 def test_start_workers_submits_one_array_job(executor):
-    function = {**FUNCTION, **executor.register(FUNCTION)}
+    function = dataclasses.replace(FUNCTION, **executor.register(FUNCTION))
     executor.start_workers(function, 3)
     jobs = executor._batch.list_jobs(
         jobQueue=executor.job_queue,
@@ -180,7 +183,7 @@ def test_start_workers_submits_one_array_job(executor):
 
 
 def test_start_one_worker_submits_a_plain_job(executor):
-    function = {**FUNCTION, **executor.register(FUNCTION)}
+    function = dataclasses.replace(FUNCTION, **executor.register(FUNCTION))
     executor.start_workers(function, 1)
     executor.start_workers(function, 0)
     jobs = executor._batch.list_jobs(
@@ -248,15 +251,15 @@ def test_running_workers_counts_plain_jobs_and_active_array_children():
         stub.add_response("list_jobs", {"jobSummaryList": []})
         stub.add_response("describe_jobs", {"jobs": described}, {"jobs": ["array-1", "array-2"]})
         # 1 plain running + (1 + 1 + 2) active children of array-1 + 4 not-yet-created children of array-2
-        assert executor.running_workers({"id": "fn-0123456789abcdef"}) == 1 + 4 + 4
+        assert executor.running_workers(FunctionRecord(id="fn-0123456789abcdef", status="ready")) == 1 + 4 + 4
 
         # The states behind a pending job's reason: by Batch status, and asked of Batch once per
         # few seconds however often jobs are read (a second call here has no stubbed response).
         stub.add_response("list_jobs", {"jobSummaryList": summaries})
         stub.add_response("describe_jobs", {"jobs": described}, {"jobs": ["array-1", "array-2"]})
         states = {"RUNNING": 1 + 2, "RUNNABLE": 1, "STARTING": 1, "SUBMITTED": 4}
-        assert executor.worker_states({"id": "fn-0123456789abcdef"}) == states
-        assert executor.worker_states({"id": "fn-0123456789abcdef"}) == states
+        assert executor.worker_states(FunctionRecord(id="fn-0123456789abcdef", status="ready")) == states
+        assert executor.worker_states(FunctionRecord(id="fn-0123456789abcdef", status="ready")) == states
         stub.assert_no_pending_responses()
 
 
@@ -269,7 +272,7 @@ def test_stop_workers_terminates_active_jobs():
     with Stubber(client) as stub:
         stub.add_response("list_jobs", {"jobSummaryList": summaries})
         stub.add_response("terminate_job", {}, {"jobId": "running", "reason": "GeoBatch: Function stopped"})
-        executor.stop_workers({"id": "f"})
+        executor.stop_workers(FunctionRecord(id="f", status="ready"))
         stub.assert_no_pending_responses()
 
 
@@ -325,7 +328,7 @@ def test_start_build_passes_the_requirements(builder):
     assert request["projectName"] == "geobatch-builder"
     variables = {v["name"]: v["value"] for v in request["environmentVariablesOverride"]}
     assert variables["GEOBATCH_IMAGE_TAG"] == "py311-abc"
-    assert variables["GEOBATCH_FUNCTION_ID"] == FUNCTION["id"]
+    assert variables["GEOBATCH_FUNCTION_ID"] == FUNCTION.id
     assert variables["GEOBATCH_PYTHON"] == "python3.11"
     assert (
         base64.b64decode(variables["GEOBATCH_REQUIREMENTS_B64"]).decode() == "scikit-learn==1.9.1\nrasterio\n"
@@ -402,7 +405,7 @@ def test_each_function_gets_its_own_worker_role_under_the_boundary(executor):
     )
     executor.roles = roles
     attributes = executor.register(FUNCTION)
-    role = iam.get_role(RoleName=f"geobatch-dev-fn-{FUNCTION['id']}")["Role"]
+    role = iam.get_role(RoleName=f"geobatch-dev-fn-{FUNCTION.id}")["Role"]
     assert role["Path"] == "/geobatch/"
     assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
     (definition,) = executor._batch.describe_job_definitions(
@@ -412,7 +415,7 @@ def test_each_function_gets_its_own_worker_role_under_the_boundary(executor):
 
     policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="function-scope")["PolicyDocument"]
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    fid = FUNCTION["id"]
+    fid = FUNCTION.id
     assert by_sid["OwnQueue"]["Resource"] == f"arn:aws:sqs:us-west-2:123456789012:geobatch-dev-{fid}"
     assert by_sid["OwnInputs"]["Resource"] == [
         f"arn:aws:s3:::data/bundles/{fid}.zip",
@@ -426,7 +429,7 @@ def test_each_function_gets_its_own_worker_role_under_the_boundary(executor):
         assert by_sid[sid]["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [fid]}}
 
     executor.register(FUNCTION)  # a re-registration (new cpus/memory) reuses the role
-    executor.release({**FUNCTION, **attributes})
+    executor.release(dataclasses.replace(FUNCTION, **attributes))
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role["RoleName"])
-    executor.release({**FUNCTION, **attributes})  # releasing twice is fine
+    executor.release(dataclasses.replace(FUNCTION, **attributes))  # releasing twice is fine

@@ -14,6 +14,7 @@ import pytest
 
 from geobatch_core import layout
 from geobatch_core.adapters.worker_roles import WorkerRoles
+from geobatch_core.records import FunctionRecord
 
 pytestmark = pytest.mark.infra
 
@@ -63,7 +64,11 @@ def test_no_worker_role_can_write_the_metrics_alarms_read(default: Any) -> None:
         bucket="bucket",
     )
     worker_statements += _statements(
-        roles.policy({"id": "fn1", "queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q"})
+        roles.policy(
+            FunctionRecord(
+                id="fn1", status="ready", queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/q"
+            )
+        )
     )
     writable = _metric_namespaces(worker_statements)
     assert writable == {layout.WORKER_METRICS_NAMESPACE}

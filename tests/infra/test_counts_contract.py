@@ -20,6 +20,7 @@ from geobatch_core import layout
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.dynamodb import DynamoJobStore
 from geobatch_core.adapters.sqlite import open_state
+from geobatch_core.records import JobRecord
 from geobatch_core.store import ABSENT
 
 pytestmark = pytest.mark.moto
@@ -37,8 +38,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield DynamoJobStore(dynamodb, "jobs")
 
 
-def job(key: str, status: str = "pending", fid: str = FID) -> dict[str, Any]:
-    return {"function_id": fid, "job_key": key, "status": status, "execution_count": 0, "tags": ["t"]}
+def job(key: str, status: str = "pending", fid: str = FID) -> JobRecord:
+    return JobRecord(function_id=fid, job_key=key, status=status, execution_count=0, tags=["t"])
 
 
 def statuses(store: Any, fid: str = FID) -> dict[str, int]:
@@ -47,7 +48,7 @@ def statuses(store: Any, fid: str = FID) -> dict[str, int]:
     start = None
     while True:
         items, start = store.query(fid, start=start, limit=100, newest_first=False)
-        counted.update(i["status"] for i in items)
+        counted.update(i.status for i in items)
         if start is None:
             return dict(counted)
 
@@ -70,14 +71,14 @@ def test_counts_follow_creates_transitions_and_deletes(store):
     done = store.transition(
         FID, keys[1], changes={"status": "success"}, expect={"status": ["running", "cancel"]}
     )
-    assert done is not None and done["status"] == "success" and done["tags"] == ["t"]
+    assert done is not None and done.status == "success" and done.tags == ["t"]
     assert (
         store.transition(FID, keys[2], changes={"status": "failure"}, expect={"status": ["cancel"]}) is None
     )
     assert store.transition(FID, keys[3], changes={"status": "canceled"}, expect={}) is not None
     assert store.transition(FID, "0fff", changes={"status": "running"}, expect={"status": "pending"}) is None
     # A write that leaves the status alone moves nothing.
-    assert store.transition(FID, keys[4], changes={"tags": ["u"]}, expect={})["tags"] == ["u"]
+    assert store.transition(FID, keys[4], changes={"tags": ["u"]}, expect={}).tags == ["u"]
     store.delete_batch([(FID, k) for k in keys[100:]] + [(FID, "0ffe")])  # 0ffe does not exist
     assert stored(store) == statuses(store) == {"pending": 81, "running": 18, "success": 1, "canceled": 1}
 
@@ -110,9 +111,10 @@ def test_references_and_idempotency_records_are_not_counted(store):
     assert store.claim_request("alice", "0abc", "fp", now_s=1, lease_s=60, ttl_s=600) is None
     store.complete_request("alice", "0abc", "fp", {"status": 201})
     assert stored(store) == {} and stored(store, f"{layout.REQUEST_PARTITION_PREFIX}alice") == {}
-    # The service's own records (background operations, pacing) carry a status too: not counted.
-    store.put_new_batch([job("0a01", "running", fid=layout.OPERATION_RECORDS)], check_existing=False)
-    store.transition(
+    # The service's own rows (background operations, pacing) may carry a status too: not counted.
+    row = {**job("0a01", "running", fid=layout.OPERATION_RECORDS).to_item(), "kind": "operation"}
+    store.put_rows([row], check_existing=False)
+    store.update_row(
         layout.OPERATION_RECORDS, "0a01", changes={"status": "done"}, expect={"status": "running"}
     )
     store.delete_batch([(layout.OPERATION_RECORDS, "0a01")])

@@ -204,12 +204,12 @@ def test_batch_oom_event_names_the_cause_on_the_job(deployed):
         "POST", "/jobs/bulk", body={"function_id": function["id"], "bulk_args": [[1]], "reference_id": "r1"}
     )
     svc = services()
-    item = svc.functions.get(function["id"])
-    message = svc.queue.receive(item["queue_url"], max_messages=1, wait_seconds=0, visibility_seconds=120)[0]
+    record = svc.functions.get(function["id"])
+    message = svc.queue.receive(record.queue_url, max_messages=1, wait_seconds=0, visibility_seconds=120)[0]
     oom = event("batch_job_child_oom.json")
     worker_id = oom["detail"]["jobId"]
     job_key, _ = parse_message(message.body)
-    claimed = claim(svc.jobs, svc.settings, item, job_key, message, worker_id)
+    claimed = claim(svc.jobs, svc.settings, record, job_key, message, worker_id)
     assert claimed.attempt == 1
     for variable in oom["detail"]["container"].get("environment", []):
         if variable["name"] == env.WORKER_FUNCTION_ID:
@@ -217,7 +217,7 @@ def test_batch_oom_event_names_the_cause_on_the_job(deployed):
     result = batch_events.handler(oom, FakeLambdaContext())
     assert result == {"function_id": function["id"], "jobs_noted": 1}
     job = svc.jobs.get(function["id"], job_key, consistent=True)
-    assert job["lost_reason"].startswith("out of memory")
+    assert (job.lost_reason or "").startswith("out of memory")
 
 
 @pytest.mark.parametrize(
@@ -290,6 +290,7 @@ def test_scheduled_scaler_fails_a_build_that_never_started(deployed):
 
 def test_build_outcome_from_batch_get_builds_shape():
     from geobatch_core.adapters.codebuild import outcome_from_build
+    from geobatch_core.records import FunctionRecord
 
     build = {  # BatchGetBuilds' build, as the CodeBuild API reference documents it
         "id": "ImageBuildBuilder-abc123:8745a7a9",
@@ -309,7 +310,7 @@ def test_build_outcome_from_batch_get_builds_shape():
         ],
         "logs": {"groupName": "/aws/codebuild/x", "streamName": "8745a7a9", "deepLink": "https://console"},
     }
-    outcome = outcome_from_build(build, {"id": "fn-1", "image_hash": "py311-abc"})
+    outcome = outcome_from_build(build, FunctionRecord(id="fn-1", status="building", image_hash="py311-abc"))
     assert outcome.finished and not outcome.succeeded
     assert outcome.function_id == "fn-1" and outcome.image_tag == "py311-abc"
     assert outcome.failure_reason.startswith("the image build timed out") and "Build has timed out" in (

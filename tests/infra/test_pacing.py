@@ -155,7 +155,7 @@ def test_throttling_backs_off_for_every_invocation_and_submits_once(aws: dict[st
     # A throttle empties the shared bucket: at once, every other invocation waits for a token too.
     clock = aws["clock"]
     SubmitPacer(aws["jobs"], clock=clock, sleep=lambda _: None, jitter=lambda: 0.0).throttled(0)
-    bucket = aws["jobs"].get(layout.PACING_PARTITION, "batch-submit", consistent=True)
+    bucket = aws["jobs"].get_row(layout.PACING_PARTITION, "batch-submit", consistent=True)  # a row: no job
     assert int(bucket["milli_tokens"]) == 0
     second.start_workers(function(second, 2), 1)
     assert second.pacer is not None and second.pacer.waited > 0

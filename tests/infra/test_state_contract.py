@@ -7,6 +7,7 @@ each test here runs once per backend.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,41 +19,18 @@ from moto import mock_aws
 from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters import provision
-from geobatch_core.adapters.dynamodb import DynamoFunctionStore, DynamoJobStore
 from geobatch_core.adapters.sqlite import open_state
-from geobatch_core.adapters.sqs import SqsQueue
+from geobatch_core.records import FunctionRecord
 from geobatch_core.store import ABSENT, Increment
+from tests.infra.state_backends import BACKENDS, backend, function, job
 
 pytestmark = pytest.mark.moto
 
 
-@pytest.fixture(params=["aws", "sqlite", "fakes"])
+@pytest.fixture(params=BACKENDS)
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any, Any]]:
-    if request.param == "sqlite":
-        yield open_state(tmp_path / "state.sqlite")
-        return
-    if request.param == "fakes":  # the benchmarks' in-memory stores must behave as these do too
-        from benchmarks.fakes import FakeFunctionStore, FakeJobStore, FakeQueue
-
-        yield FakeFunctionStore(), FakeJobStore(), FakeQueue()
-        return
-    with mock_aws():
-        session = boto3.session.Session(region_name="us-east-1")
-        dynamodb = session.client("dynamodb")
-        provision.create_tables(dynamodb, "functions", "jobs")
-        yield (
-            DynamoFunctionStore(dynamodb, "functions"),
-            DynamoJobStore(dynamodb, "jobs"),
-            SqsQueue(session.client("sqs")),
-        )
-
-
-def function(fid: str, owner: str = "alice", created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
-    return {"id": fid, "owner": owner, "creation_date": created, "status": "building", "cpus": 1.0}
-
-
-def job(key: str, fid: str = "fn-1", **extra: Any) -> dict[str, Any]:
-    return {"function_id": fid, "job_key": key, "status": "pending", "execution_count": 0, **extra}
+    with backend(request.param, tmp_path) as stores:
+        yield stores
 
 
 # ------------------------------------------------------------------------------ Functions
@@ -60,24 +38,30 @@ def job(key: str, fid: str = "fn-1", **extra: Any) -> dict[str, Any]:
 
 def test_function_create_is_once_and_reads_back_as_dynamodb_would(state):
     functions, _, _ = state
-    functions.put_new({**function("fn-1"), "note": None, "args": [1, 2.5], "nested": {"a": None}})
+    # Attributes the record does not name ride along in its extra ones, and read back as DynamoDB
+    # keeps them: a None value is no attribute, in a map too.
+    unnamed = {"note": None, "args": [1, 2.5], "nested": {"a": None}}
+    functions.put_new(FunctionRecord.from_item({**function("fn-1").to_item(), **unnamed}))
     with pytest.raises(errors.ConflictError):
         functions.put_new(function("fn-1"))
-    assert functions.get("fn-1") == {**function("fn-1"), "cpus": 1, "args": [1, 2.5], "nested": {}}
+    read = functions.get("fn-1")
+    assert isinstance(read, FunctionRecord) and read == function("fn-1")
+    assert dict(read.extra) == {"args": [1, 2.5], "nested": {}}
+    assert read.to_item() == {**function("fn-1").to_item(), "cpus": 1, "args": [1, 2.5], "nested": {}}
     with pytest.raises(errors.NotFoundError):
         functions.get("fn-2")
 
 
 def test_function_update_is_conditional(state):
     functions, _, _ = state
-    functions.put_new({**function("fn-1"), "active": True})
+    functions.put_new(dataclasses.replace(function("fn-1"), active=True))
     new = functions.update("fn-1", {"status": "ready", "active": None}, expect={"status": ["building", "x"]})
-    assert new["status"] == "ready" and "active" not in new
+    assert new.status == "ready" and new.active is None and "active" not in new.to_item()
     with pytest.raises(errors.ConflictError):
         functions.update("fn-1", {"status": "stopped"}, expect={"status": "building"})
     with pytest.raises(errors.ConflictError):
         functions.update("fn-1", {"active": None}, expect={"active": True})
-    assert functions.update("fn-1", {"n": Increment(2)})["n"] == 2
+    assert functions.update("fn-1", {"n": Increment(2)}).extra["n"] == 2
     with pytest.raises(errors.NotFoundError):
         functions.update("fn-9", {"status": "ready"})
     functions.delete("fn-1")
@@ -93,14 +77,14 @@ def test_functions_of_an_owner_page_newest_first(state):
     seen, start = [], None
     while True:
         items, start = functions.list_by_owner("alice", start=start, limit=2)
-        seen += [i["id"] for i in items]
+        seen += [i.id for i in items]
         if start is None:
             break
     assert seen == ["fn-4", "fn-3", "fn-2", "fn-1", "fn-0"]
     everyone, start = [], None
     while True:
         items, start = functions.list_by_owner(None, start=start, limit=4)
-        everyone += [i["id"] for i in items]
+        everyone += [i.id for i in items]
         if start is None:
             break
     assert sorted(everyone) == sorted([*seen, "fn-bob"])
@@ -149,7 +133,7 @@ def test_sqlite_purges_expired_records_and_nothing_else(tmp_path):
     assert jobs.purge_expired(now_s=800) == 1  # only "old"
     assert jobs.claim_request("alice", "new", "fp2", now_s=901, lease_s=30, ttl_s=600) is not None
     assert jobs.purge_expired(now_s=1 + layout.REFERENCE_TTL_SECONDS + 1000) == 2  # "new", "ref-a"
-    assert jobs.get("fn-1", "a0")["status"] == "pending"  # jobs carry no TTL: never purged
+    assert jobs.get("fn-1", "a0").status == "pending"  # jobs carry no TTL: never purged
 
 
 def test_put_new_batch_never_creates_a_job_twice(state):
@@ -157,13 +141,13 @@ def test_put_new_batch_never_creates_a_job_twice(state):
     assert jobs.put_new_batch([job("a0"), job("a1")], check_existing=False) == ["a0", "a1"]
     jobs.transition("fn-1", "a0", changes={"status": "running"}, expect={"status": "pending"})
     assert jobs.put_new_batch([job("a0"), job("a2")]) == ["a2"]
-    assert jobs.get("fn-1", "a0")["status"] == "running"
+    assert jobs.get("fn-1", "a0").status == "running"
 
 
 def test_transition_is_a_compare_and_set(state):
     _, jobs, _ = state
     jobs.put_new_batch([job("a0")])
-    claim = {"status": "running", "execution_count": Increment(1), "lease": 5}
+    claim = {"status": "running", "execution_count": Increment(1), "lease": 5}  # lease: not named
     first = jobs.transition(
         "fn-1",
         "a0",
@@ -173,8 +157,9 @@ def test_transition_is_a_compare_and_set(state):
     )
     assert (
         first is not None
-        and first["execution_count"] == 1
-        and first["attempts"] == [{"number": 1, "status": "running"}]
+        and first.execution_count == 1
+        and first.attempts == [{"number": 1, "status": "running"}]
+        and first.extra == {"lease": 5}
     )
     assert jobs.transition("fn-1", "a0", changes=claim, expect={"status": "pending"}) is None
     assert jobs.transition("fn-1", "zz", changes=claim, expect={"status": "pending"}) is None
@@ -185,9 +170,9 @@ def test_transition_is_a_compare_and_set(state):
         expect={"status": "running", "execution_count": 1},
         replace_last_attempt={"number": 1, "status": "success", "ended": "t"},
     )
-    assert done is not None and "lease" not in done
-    assert done["attempts"] == [{"number": 1, "status": "success", "ended": "t"}]
-    assert jobs.get("fn-1", "a0", consistent=True) == done
+    assert done is not None and done.status == "success" and dict(done.extra) == {}
+    assert done.attempts == [{"number": 1, "status": "success", "ended": "t"}]
+    assert jobs.get("fn-1", "a0", consistent=True).to_item() == done.to_item()
 
 
 def test_job_pages_in_key_order_with_projection(state):
@@ -203,14 +188,16 @@ def test_job_pages_in_key_order_with_projection(state):
             items, start = jobs.query(
                 "fn-1", start=start, limit=3, newest_first=newest_first, projection=["job_key", "status"]
             )
-            assert all(set(i) == {"job_key", "status"} for i in items)
-            seen += [i["job_key"] for i in items]
+            # The key attributes come along: a projected row is still a job's record.
+            assert all(set(i.to_item()) == {"function_id", "job_key", "status"} for i in items)
+            assert all(i.payload is None and i.function_id == "fn-1" for i in items)
+            seen += [i.job_key for i in items]
             if start is None:
                 break
         assert seen == expected
     jobs.delete_batch([("fn-1", f"a{i}") for i in range(7)])
     assert jobs.query("fn-1", start=None, limit=10, newest_first=False)[0] == []
-    assert jobs.get("fn-2", "b0")["status"] == "pending"
+    assert jobs.get("fn-2", "b0").status == "pending"
 
 
 def test_job_indexes_page_in_sort_order_and_hold_only_jobs_with_the_field(state):
@@ -230,7 +217,7 @@ def test_job_indexes_page_in_sort_order_and_hold_only_jobs_with_the_field(state)
         seen, start = [], None
         while True:
             items, start = jobs.query_index(sort, partition, start=start, limit=2, descending=descending)
-            seen += [i["job_key"] for i in items]
+            seen += [i.job_key for i in items]
             if start is None:
                 return seen
 

@@ -64,8 +64,9 @@ def alice(api: Any) -> dict[str, Any]:
 
 
 def snapshot(api: Any, function_id: str) -> list[dict[str, Any]]:
+    """Every job item of the Function (whole items: a record's equality leaves its extra out)."""
     items, _ = api.services.jobs.query(function_id, start=None, limit=100, newest_first=False)
-    return sorted(items, key=lambda i: i["job_key"])
+    return [i.to_item() for i in sorted(items, key=lambda i: i.job_key)]
 
 
 def assert_not_found(status: int, body: Any, what: str) -> None:
@@ -76,7 +77,7 @@ def assert_not_found(status: int, body: Any, what: str) -> None:
 def test_bob_gets_404_on_every_route_of_alices_function_and_jobs(api: Any, alice: dict[str, Any]) -> None:
     fid, jid = alice["function_id"], alice["job_ids"][0]
     before = snapshot(api, fid)
-    function_before = api.services.functions.get(fid)
+    function_before = api.services.functions.get(fid).to_item()
     routes: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/functions/{fid}", {}),
         ("PATCH", f"/functions/{fid}", {"body": {"maximum_concurrency": 1}}),
@@ -111,7 +112,7 @@ def test_bob_gets_404_on_every_route_of_alices_function_and_jobs(api: Any, alice
         status_ghost, _ = api(method, ghost, principal=BOB, **kwargs)
         assert status_ghost in (404, 422), (method, ghost)
     assert snapshot(api, fid) == before
-    assert api.services.functions.get(fid) == function_before
+    assert api.services.functions.get(fid).to_item() == function_before
     assert jid  # alice's jobs are still hers
     status, body = api("GET", f"/jobs/{jid}", principal=ALICE)
     assert status == 200 and body["tags"] in (None, [])
@@ -208,7 +209,7 @@ def test_unsafe_bundles_are_refused_with_a_400(api: Any, data: bytes, fragment: 
     status, body = api("POST", f"/functions/{fid}/bundle", principal=ALICE)
     assert status == 400, body
     assert body["code"] == "bad_request" and fragment in body["message"], body
-    assert api.services.functions.get(fid)["status"] == "awaiting_bundle"  # nothing was built
+    assert api.services.functions.get(fid).status == "awaiting_bundle"  # nothing was built
 
 
 def test_oversize_bundle_is_a_413(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from geobatch.wire.errors import BadRequestError, NotFoundError
 from geobatch_core import layout
 from geobatch_core.adapters.aws_errors import ErrorMap, error_code
 from geobatch_core.adapters.worker_roles import WorkerRoles
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services.pacing import SubmitPacer, submit_paced
 
 if TYPE_CHECKING:
@@ -111,9 +111,9 @@ class BatchExecutor:
 
     # ------------------------------------------------------------------ Executor protocol
 
-    def register(self, function: Item) -> Mapping[str, Any]:
+    def register(self, function: FunctionRecord) -> Mapping[str, Any]:
         """Register (a new revision of) the Function's job definition; returns its ARN."""
-        name = layout.job_definition_name(self.job_definition_prefix, function["id"])
+        name = layout.job_definition_name(self.job_definition_prefix, function.id)
         roles = self.roles.ensure(function) if self.roles is not None else None
         request = self.job_definition(
             function,
@@ -126,11 +126,11 @@ class BatchExecutor:
             raise BATCH_ERRORS.error(exc, f"registering job definition {name}") from exc
         return {"job_definition_arn": response["jobDefinitionArn"]}
 
-    def running_workers(self, function: Item) -> int:
+    def running_workers(self, function: FunctionRecord) -> int:
         """Workers submitted and not finished: plain jobs count 1, array jobs count their active children."""
         return sum(self._current_states(function).values())
 
-    def worker_states(self, function: Item) -> dict[str, int]:
+    def worker_states(self, function: FunctionRecord) -> dict[str, int]:
         """Active workers by AWS Batch status (RUNNABLE = waiting for capacity, RUNNING, ...).
 
         Pending jobs' reasons are read on every GET of a pending job (a monitor polls every few
@@ -138,17 +138,17 @@ class BatchExecutor:
         APIs are rate-limited per account. The scaler counts with ``running_workers``, never cached.
         """
         now = time.monotonic()
-        cached = self._states_cache.get(str(function["id"]))
+        cached = self._states_cache.get(function.id)
         if cached is not None and now - cached[0] < STATES_CACHE_SECONDS:
             return dict(cached[1])
         states = self._current_states(function)
-        self._states_cache[str(function["id"])] = (now, states)
+        self._states_cache[function.id] = (now, states)
         return dict(states)
 
-    def _current_states(self, function: Item) -> dict[str, int]:
+    def _current_states(self, function: FunctionRecord) -> dict[str, int]:
         states: dict[str, int] = {}
         array_parents: list[str] = []
-        for summary in self._list_worker_jobs(function["id"]):
+        for summary in self._list_worker_jobs(function.id):
             array = summary.get("arrayProperties") or {}
             if "index" in array:  # a child listed on its own: its parent is counted instead
                 continue
@@ -163,19 +163,19 @@ class BatchExecutor:
             states[child_status] = states.get(child_status, 0) + count
         return states
 
-    def start_workers(self, function: Item, count: int) -> None:
+    def start_workers(self, function: FunctionRecord, count: int) -> None:
         """Submit ``count`` workers: one array job, or a plain job when ``count`` is 1."""
         if count <= 0:
             return
-        definition = function.get("job_definition_arn") or layout.job_definition_name(
-            self.job_definition_prefix, function["id"]
+        definition = function.job_definition_arn or layout.job_definition_name(
+            self.job_definition_prefix, function.id
         )
         request: dict[str, Any] = {
-            "jobName": worker_job_name(function["id"]),
+            "jobName": worker_job_name(function.id),
             "jobQueue": self.job_queue,
             "jobDefinition": definition,
             "propagateTags": True,
-            "tags": {"geobatch:function": str(function["id"])},
+            "tags": {"geobatch:function": function.id},
         }
         remaining = count
         try:
@@ -188,11 +188,11 @@ class BatchExecutor:
                 submit_paced(self.pacer, functools.partial(self._batch.submit_job, **request), _is_throttle)
                 remaining -= size
         except (ClientError, BotoCoreError) as exc:
-            raise BATCH_ERRORS.error(exc, f"submitting {count} workers of Function {function['id']}") from exc
+            raise BATCH_ERRORS.error(exc, f"submitting {count} workers of Function {function.id}") from exc
 
-    def stop_workers(self, function: Item) -> None:
+    def stop_workers(self, function: FunctionRecord) -> None:
         """Best effort: terminate every active worker job (terminating an array parent stops its children)."""
-        for summary in self._list_worker_jobs(function["id"]):
+        for summary in self._list_worker_jobs(function.id):
             if summary.get("status") not in ACTIVE_STATUSES or "index" in (
                 summary.get("arrayProperties") or {}
             ):
@@ -202,15 +202,15 @@ class BatchExecutor:
             except ClientError:
                 continue  # already finished or gone: nothing to stop
 
-    def release(self, function: Item) -> None:
+    def release(self, function: FunctionRecord) -> None:
         """The Function is deleted: its job definition and its worker role go too."""
         self.deregister(function)
         if self.roles is not None:
-            self.roles.delete(str(function["id"]))
+            self.roles.delete(function.id)
 
-    def deregister(self, function: Item) -> None:
+    def deregister(self, function: FunctionRecord) -> None:
         """Deregister the Function's job definition (when the Function is deleted); missing is fine."""
-        arn = function.get("job_definition_arn")
+        arn = function.job_definition_arn
         if not arn:
             return
         try:
@@ -223,32 +223,32 @@ class BatchExecutor:
     # ------------------------------------------------------------------ helpers
 
     def job_definition(
-        self, function: Item, *, role_arn: str | None = None, data_role_arn: str | None = None
+        self, function: FunctionRecord, *, role_arn: str | None = None, data_role_arn: str | None = None
     ) -> dict[str, Any]:
         """The ``register_job_definition`` request of a Function (pure; the tests check it).
         ``data_role_arn``: the role the worker assumes for its user code (``WorkerRoles``)."""
-        function_id = str(function["id"])
+        function_id = function.id
         region = str(self._batch.meta.region_name)
         environment = {
             **dict.fromkeys(REGION_VARIABLES, region),
             **self.environment,
             env.WORKER_FUNCTION_ID: function_id,
             env.WORKER_LIFETIME_SECONDS: str(WORKER_LIFETIME_SECONDS),
-            env.WORKER_QUEUE_URL: str(function["queue_url"]),
-            env.WORKER_MEMORY_LIMIT_MB: str(int(function["memory"])),
+            env.WORKER_QUEUE_URL: function.queue_url or "",
+            env.WORKER_MEMORY_LIMIT_MB: str(int(function.memory or 0)),
         }
         if data_role_arn:
             environment[env.WORKER_DATA_ROLE_ARN] = data_role_arn
-        cpus = float(function["cpus"])
+        cpus = float(function.cpus or 0)
         vcpu = f"{cpus:g}" if self.platform == "FARGATE" else str(max(1, math.ceil(cpus)))
         container: dict[str, Any] = {
-            "image": function["image_uri"],
+            "image": function.image_uri,
             "command": WORKER_COMMAND,
             "jobRoleArn": role_arn or self.worker_role_arn,
             "executionRoleArn": self.execution_role_arn,
             "resourceRequirements": [
                 {"type": "VCPU", "value": vcpu},
-                {"type": "MEMORY", "value": str(int(function["memory"]))},
+                {"type": "MEMORY", "value": str(int(function.memory or 0))},
             ],
             "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
             "logConfiguration": self._log_configuration(region),
@@ -266,7 +266,7 @@ class BatchExecutor:
             "containerProperties": container,
             # SQS re-delivers the GeoBatch jobs of a failed worker; a Batch retry would only duplicate it.
             "retryStrategy": {"attempts": 1},
-            "timeout": {"attemptDurationSeconds": attempt_timeout_seconds(function.get("timeout"))},
+            "timeout": {"attemptDurationSeconds": attempt_timeout_seconds(function.timeout)},
             "propagateTags": True,
             "tags": {"geobatch:function": function_id},
         }

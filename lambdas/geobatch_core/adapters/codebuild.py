@@ -26,7 +26,7 @@ from geobatch_core.build_names import (  # the buildspec in stacks/image_build.p
     VAR_PYTHON,
     VAR_REQUIREMENTS,
 )
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -83,13 +83,13 @@ class CodeBuildImageBuilder:
             raise ECR_ERRORS.error(exc, f"looking up image {image_hash}") from exc
         return self.image_uri(image_hash) if response.get("imageDetails") else None
 
-    def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
+    def start_build(self, function: FunctionRecord, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
         """Start the image build; returns ``build_id`` and the ``image_uri`` it will push."""
         variables = {
             VAR_IMAGE_TAG: image_hash,
-            VAR_REQUIREMENTS: encode_requirements(function.get("requirements")),
-            VAR_FUNCTION_ID: str(function["id"]),
-            VAR_PYTHON: str(function.get("image") or "python3.11"),
+            VAR_REQUIREMENTS: encode_requirements(function.requirements),
+            VAR_FUNCTION_ID: function.id,
+            VAR_PYTHON: function.image or "python3.11",
             VAR_BUNDLE_KEY: bundle_key,
         }
         try:
@@ -100,12 +100,10 @@ class CodeBuildImageBuilder:
                 ],
             )
         except (ClientError, BotoCoreError) as exc:
-            raise CODEBUILD_ERRORS.error(
-                exc, f"starting the image build of Function {function['id']}"
-            ) from exc
+            raise CODEBUILD_ERRORS.error(exc, f"starting the image build of Function {function.id}") from exc
         return {"build_id": response["build"]["id"], "image_uri": self.image_uri(image_hash)}
 
-    def build_outcomes(self, builds: Mapping[str, Item]) -> dict[str, BuildOutcome]:
+    def build_outcomes(self, builds: Mapping[str, FunctionRecord]) -> dict[str, BuildOutcome]:
         """The outcome of each build (build id → Function), as BatchGetBuilds reports it now.
 
         For reconciling Functions whose build event never arrived: a build CodeBuild no longer knows
@@ -129,8 +127,8 @@ class CodeBuildImageBuilder:
                     outcomes[str(missing)] = BuildOutcome(
                         build_id=str(missing),
                         status="FAULT",
-                        function_id=str(function["id"]),
-                        image_tag=function.get("image_hash"),
+                        function_id=function.id,
+                        image_tag=function.image_hash,
                         project_name=self.project_name,
                         log_link=None,
                         log_group=None,
@@ -190,7 +188,7 @@ _STATUS_REASONS = {
 }
 
 
-def outcome_from_build(build: Mapping[str, Any], function: Item) -> BuildOutcome:
+def outcome_from_build(build: Mapping[str, Any], function: FunctionRecord) -> BuildOutcome:
     """A ``BuildOutcome`` from a BatchGetBuilds build (camelCase, unlike the event's detail)."""
     logs = build.get("logs") or {}
     failure = next(
@@ -205,8 +203,8 @@ def outcome_from_build(build: Mapping[str, Any], function: Item) -> BuildOutcome
     return BuildOutcome(
         build_id=str(build.get("id", "")),
         status=str(build.get("buildStatus", "")),
-        function_id=str(function["id"]),
-        image_tag=function.get("image_hash"),
+        function_id=function.id,
+        image_tag=function.image_hash,
         project_name=str(build.get("projectName", "")),
         log_link=logs.get("deepLink"),
         log_group=logs.get("groupName"),

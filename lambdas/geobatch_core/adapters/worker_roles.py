@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from geobatch.wire import data_access
 from geobatch_core import layout
 from geobatch_core.adapters.aws_errors import ErrorMap, error_code
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 
 ERRORS = ErrorMap("IAM")
 
@@ -108,24 +108,24 @@ class WorkerRoles:
         name = self.data_role_name(function_id)
         return f"arn:{self._partition}:iam::{self._account}:role{ROLE_PATH}{name}"
 
-    def data_policy(self, function: Mapping[str, Any]) -> dict[str, Any]:
+    def data_policy(self, function: FunctionRecord) -> dict[str, Any]:
         """The data role's inline policy: the Function's declared data, nothing of the control plane's
         (pure; tested). Public locations need nothing: they are read unsigned."""
         return {
             "Version": "2012-10-17",
             "Statement": [
                 *data_access.denials(self.bucket, self._partition),
-                *data_access.statements(function.get("data_access"), self._partition),
+                *data_access.statements(function.data_access, self._partition),
             ],
         }
 
-    def policy(self, function: Mapping[str, Any]) -> dict[str, Any]:
+    def policy(self, function: FunctionRecord) -> dict[str, Any]:
         """The worker role's inline policy: this Function's resources and its data role, nothing else
         (pure; tested)."""
-        fid = str(function["id"])
+        fid = function.id
         objects = f"arn:{self._partition}:s3:::{self.bucket}"
         own_items = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [fid]}}
-        queue = queue_arn(str(function["queue_url"]), self._region, self._partition)
+        queue = queue_arn(function.queue_url or "", self._region, self._partition)
         receive = ["ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"]
         namespace = {"StringEquals": {"cloudwatch:namespace": self.metrics_namespace}}
         return {
@@ -152,10 +152,10 @@ class WorkerRoles:
             ],
         }
 
-    def ensure(self, function: Item) -> FunctionRoles:
+    def ensure(self, function: FunctionRecord) -> FunctionRoles:
         """Create (or update) the Function's worker role, then its data role (whose trust names the
         worker role, which must exist first); returns both ARNs."""
-        fid = str(function["id"])
+        fid = function.id
         try:
             worker = self._create(self.role_name(fid), ECS_TASKS_TRUST, self.permissions_boundary_arn, fid)
             self._iam.put_role_policy(
@@ -168,8 +168,8 @@ class WorkerRoles:
             raise ERRORS.error(exc, f"preparing the worker roles of Function {fid}") from exc
         return FunctionRoles(worker=worker, data=data)
 
-    def _ensure_data_role(self, function: Item, worker_arn: str) -> str:
-        fid = str(function["id"])
+    def _ensure_data_role(self, function: FunctionRecord, worker_arn: str) -> str:
+        fid = function.id
         name, trust = self.data_role_name(fid), data_trust(worker_arn)
         for attempt in range(TRUST_ATTEMPTS):
             try:

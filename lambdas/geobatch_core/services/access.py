@@ -6,22 +6,22 @@ Another tenant's resources answer 404, exactly like missing ones, so ids cannot 
 from __future__ import annotations
 
 from geobatch.wire import errors
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services.context import Services
 
 
-def can_access(svc: Services, principal: str, item: Item) -> bool:
-    return item.get("owner") == principal or principal in svc.settings.admins
+def can_access(svc: Services, principal: str, function: FunctionRecord) -> bool:
+    return function.owner == principal or principal in svc.settings.admins
 
 
-def owned_function(svc: Services, principal: str, function_id: str) -> Item:
+def owned_function(svc: Services, principal: str, function_id: str) -> FunctionRecord:
     try:
-        item = svc.functions.get(function_id)
+        function = svc.functions.get(function_id)
     except errors.NotFoundError:
         raise errors.NotFoundError(f"Function {function_id} does not exist") from None
-    if not can_access(svc, principal, item):
+    if not can_access(svc, principal, function):
         raise errors.NotFoundError(f"Function {function_id} does not exist")
-    return item
+    return function
 
 
 def split_job_id(job_id: str) -> tuple[str, str]:
@@ -31,8 +31,8 @@ def split_job_id(job_id: str) -> tuple[str, str]:
     return function_id, job_key
 
 
-def owned_job(svc: Services, principal: str, job_id: str) -> tuple[Item, Item]:
-    """The job item and its Function item, if the principal may see them."""
+def owned_job(svc: Services, principal: str, job_id: str) -> tuple[JobRecord, FunctionRecord]:
+    """The job and its Function, if the principal may see them."""
     function_id, job_key = split_job_id(job_id)
     try:
         function = owned_function(svc, principal, function_id)
@@ -42,7 +42,7 @@ def owned_job(svc: Services, principal: str, job_id: str) -> tuple[Item, Item]:
 
 
 class OwnedFunctions:
-    """The Function items one request touches, each read once and each checked for ownership.
+    """The Functions one request touches, each read once and each checked for ownership.
 
     Cursors are opaque but not signed, so every Function a cursor names is checked again here:
     a cursor edited to name another tenant's Function gets 404 like any other request.
@@ -51,14 +51,14 @@ class OwnedFunctions:
     def __init__(self, svc: Services, principal: str):
         self._svc = svc
         self._principal = principal
-        self._items: dict[str, Item] = {}
+        self._functions: dict[str, FunctionRecord] = {}
 
     @property
     def principal(self) -> str:
         """Whose request this is."""
         return self._principal
 
-    def get(self, function_id: str) -> Item:
-        if function_id not in self._items:
-            self._items[function_id] = owned_function(self._svc, self._principal, function_id)
-        return self._items[function_id]
+    def get(self, function_id: str) -> FunctionRecord:
+        if function_id not in self._functions:
+            self._functions[function_id] = owned_function(self._svc, self._principal, function_id)
+        return self._functions[function_id]

@@ -15,7 +15,8 @@ from typing import Any
 from geobatch.wire import errors
 from geobatch.wire.models import RERUNNABLE, TERMINAL, JobQuery, JobStatus
 from geobatch_core import filters
-from geobatch_core.ports import Item, Key
+from geobatch_core.ports import Key
+from geobatch_core.records import JobRecord
 from geobatch_core.services.access import OwnedFunctions, owned_function, split_job_id
 from geobatch_core.services.context import Services
 from geobatch_core.services.iterate import all_functions
@@ -71,13 +72,13 @@ def function_ids(svc: Services, principal: str, function_id: str | None) -> list
         owned_function(svc, principal, function_id)
         return [function_id]
     owner = None if principal in svc.settings.admins else principal
-    return [i["id"] for i in sorted(all_functions(svc, owner), key=lambda i: (i["creation_date"], i["id"]))]
+    return [f.id for f in sorted(all_functions(svc, owner), key=lambda f: (f.creation_date or "", f.id))]
 
 
 def next_matches(
     svc: Services, scan: Scan, predicate: Predicate, functions: OwnedFunctions, limit: int | None = None
-) -> list[Item]:
-    """Read one store page of the scan (advancing it) and return the items the filter matches."""
+) -> list[JobRecord]:
+    """Read one store page of the scan (advancing it) and return the jobs the filter matches."""
     limit = limit or STORE_PAGE
     if scan.done:
         return []
@@ -87,20 +88,20 @@ def next_matches(
     except errors.NotFoundError:  # deleted since the scan began: its jobs went with it
         scan.fi, scan.key = scan.fi + 1, None
         return []
-    items, last = svc.jobs.query(fid, start=scan.key, limit=limit, newest_first=False)
-    scan.read += len(items)
+    jobs, last = svc.jobs.query(fid, start=scan.key, limit=limit, newest_first=False)
+    scan.read += len(jobs)
     if last:
         scan.key = last
     else:
         scan.fi, scan.key = scan.fi + 1, None
     now = svc.clock()
-    return [i for i in items if predicate(to_wire(i, function=function, now=now).model_dump())]
+    return [j for j in jobs if predicate(to_wire(j, function=function, now=now).model_dump())]
 
 
 def apply(
-    svc: Services, action: str, items: list[Item], functions: OwnedFunctions, *, delete_results: bool
+    svc: Services, action: str, jobs: list[JobRecord], functions: OwnedFunctions, *, delete_results: bool
 ) -> list[str]:
-    """Carry out ``action`` on matched items; the ids of the jobs it changed.
+    """Carry out ``action`` on matched jobs; the ids of the jobs it changed.
 
     Cancel and rerun write conditionally on the state they read, so a stale listing cannot move a
     job wrongly: the write fails, the job is read again and decided again. Delete reads each job
@@ -108,32 +109,34 @@ def apply(
     """
     changed: list[str] = []
     if action == "cancel":
-        for item in items:
-            new = cancel_item(svc, item)
+        for job in jobs:
+            new = cancel_item(svc, job)
             # Canceled now or being stopped (a job that finished meanwhile is not counted).
-            if new["status"] != item["status"] and new["status"] in _CANCELED:
+            if new.status != job.status and new.status in _CANCELED:
                 changed.append(job_id(new))
     elif action == "rerun":
-        for item in items:
-            new = rerun_item(svc, item, functions.get(item["function_id"]))
-            if new.get("run", 0) != item.get("run", 0):
+        for job in jobs:
+            new = rerun_item(svc, job, functions.get(job.function_id))
+            if (new.run or 0) != (job.run or 0):
                 changed.append(job_id(new))
     elif action == "delete":
         fresh = []
-        for item in items:
+        for job in jobs:
             try:
-                current = svc.jobs.get(item["function_id"], item["job_key"], consistent=True)
+                current = svc.jobs.get(job.function_id, job.job_key, consistent=True)
             except errors.NotFoundError:
                 continue  # deleted already (a retried page)
-            if current["status"] in TERMINAL or current["status"] == JobStatus.PENDING.value:
+            if current.status in TERMINAL or current.status == JobStatus.PENDING.value:
                 fresh.append(current)
-        changed = [job_id(i) for i in delete_items(svc, fresh, delete_results=delete_results)]
+        changed = [job_id(j) for j in delete_items(svc, fresh, delete_results=delete_results)]
     else:
         raise errors.BadRequestError(f"unknown bulk action {action!r}: use one of {', '.join(ACTIONS)}")
     return changed
 
 
-def by_ids(svc: Services, job_ids: list[str], predicate: Predicate, functions: OwnedFunctions) -> list[Item]:
+def by_ids(
+    svc: Services, job_ids: list[str], predicate: Predicate, functions: OwnedFunctions
+) -> list[JobRecord]:
     """The jobs named by id that the filter matches (ids of other tenants' or missing jobs match none)."""
     now = svc.clock()
     found = []
@@ -141,11 +144,11 @@ def by_ids(svc: Services, job_ids: list[str], predicate: Predicate, functions: O
         fid, key = split_job_id(jid)
         try:
             function = functions.get(fid)
-            item = svc.jobs.get(fid, key, consistent=True)
+            job = svc.jobs.get(fid, key, consistent=True)
         except errors.NotFoundError:
             continue
-        if predicate(to_wire(item, function=function, now=now).model_dump()):
-            found.append(item)
+        if predicate(to_wire(job, function=function, now=now).model_dump()):
+            found.append(job)
     return found
 
 

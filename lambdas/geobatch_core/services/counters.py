@@ -51,10 +51,10 @@ def recount(jobs: JobStore, function_id: str, *, correct: bool = False) -> Recou
     counted: Counter[str] = Counter()
     start: Key | None = None
     while True:
-        items, start = jobs.query(
+        page, start = jobs.query(
             function_id, start=start, limit=5000, newest_first=False, projection=["status"], consistent=True
         )
-        counted.update(i["status"] for i in items)
+        counted.update(j.status for j in page)
         if not start:
             break
     after = jobs.counts(function_id)

@@ -38,19 +38,19 @@ def failure_summary(svc: Services, principal: str, function_id: str) -> FailureS
     groups: dict[str, FailureGroup] = {}
     total = 0
     projection = ["function_id", "job_key", "status", "error_reason"]
-    for item in all_jobs(svc, function_id, projection=projection):
-        if item["status"] not in failed:
+    for job in all_jobs(svc, function_id, projection=projection):
+        if job.status not in failed:
             continue
         total += 1
-        kind, cause = cause_of(item["status"], item.get("error_reason"))
+        kind, cause = cause_of(job.status, job.error_reason)
         group = groups.get(cause)
         if group is None:
             groups[cause] = FailureGroup(
                 cause=cause,
                 kind=kind,
                 count=1,
-                example_job_id=f"{function_id}-{item['job_key']}",
-                example_reason=item.get("error_reason"),
+                example_job_id=job.id,
+                example_reason=job.error_reason,
             )
         else:
             group.count += 1

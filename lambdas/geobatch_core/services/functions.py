@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import stat
@@ -22,7 +23,6 @@ from geobatch.wire.models import (
     check_resources,
 )
 from geobatch_core import filters, layout
-from geobatch_core.ports import Item
 from geobatch_core.records import FunctionRecord, function_wire
 from geobatch_core.services import counters, paging
 from geobatch_core.services.access import can_access, owned_function
@@ -32,8 +32,8 @@ from geobatch_core.services.iterate import all_functions
 DISPATCHABLE = (FunctionStatus.READY.value,)
 
 
-def to_wire(item: Item, statistics: dict[str, int] | None = None) -> Function:
-    return function_wire(FunctionRecord.from_item(item), statistics)
+def to_wire(function: FunctionRecord, statistics: dict[str, int] | None = None) -> Function:
+    return function_wire(function, statistics)
 
 
 def create_function(svc: Services, principal: str, spec: FunctionCreate) -> FunctionCreated:
@@ -94,20 +94,24 @@ def check_bundle(data: bytes) -> None:
         raise errors.PayloadTooLargeError("the bundle unpacks to more than 200 MB")
 
 
-def image_hash(svc: Services, item: Item) -> str:
-    recipe = "\n".join([item["image"], svc.settings.runtime_version, *sorted(item["requirements"])])
+def image_hash(svc: Services, function: FunctionRecord) -> str:
+    # create_function writes both (its spec defaults them): never absent.
+    recipe = "\n".join(
+        [function.image or "", svc.settings.runtime_version, *sorted(function.requirements or [])]
+    )
     return hashlib.sha256(recipe.encode()).hexdigest()[:32]
 
 
 def bundle_uploaded(svc: Services, principal: str, function_id: str) -> Function:
     """The zip is in S3: check it, then build the image (or reuse one with the same recipe)."""
-    item = owned_function(svc, principal, function_id)
-    if item["status"] not in (FunctionStatus.AWAITING_BUNDLE, FunctionStatus.BUILD_FAILED):
+    function = owned_function(svc, principal, function_id)
+    if function.status not in (FunctionStatus.AWAITING_BUNDLE, FunctionStatus.BUILD_FAILED):
         raise errors.ConflictError(
-            f"Function {function_id} is {item['status']}: its bundle was already built"
+            f"Function {function_id} is {function.status}: its bundle was already built"
         )
+    bundle_key = function.bundle_key or ""  # create_function writes it: never absent
     try:
-        size = svc.blobs.size(item["bundle_key"])
+        size = svc.blobs.size(bundle_key)
     except errors.NotFoundError:
         raise errors.BadRequestError(
             "no bundle was uploaded: PUT the zip to bundle_upload_url first"
@@ -116,16 +120,16 @@ def bundle_uploaded(svc: Services, principal: str, function_id: str) -> Function
         raise errors.PayloadTooLargeError(
             f"the bundle is {size} bytes; at most {limits.MAX_BUNDLE_BYTES} allowed"
         )
-    check_bundle(svc.blobs.get(item["bundle_key"]))
-    digest = image_hash(svc, item)
+    check_bundle(svc.blobs.get(bundle_key))
+    digest = image_hash(svc, function)
     existing = svc.builder.existing_image(digest)
     expect = {"status": [FunctionStatus.AWAITING_BUNDLE.value, FunctionStatus.BUILD_FAILED.value]}
     if existing:
-        item = svc.functions.update(
+        svc.functions.update(
             function_id, {"status": FunctionStatus.BUILDING.value, "image_hash": digest}, expect=expect
         )
         return to_wire(finish_build(svc, function_id, succeeded=True, image_uri=existing, log="image reused"))
-    item = svc.functions.update(
+    function = svc.functions.update(
         function_id,
         {
             "status": FunctionStatus.BUILDING.value,
@@ -136,10 +140,10 @@ def bundle_uploaded(svc: Services, principal: str, function_id: str) -> Function
         },
         expect=expect,
     )
-    started = svc.builder.start_build(item, bundle_key=item["bundle_key"], image_hash=digest)
+    started = svc.builder.start_build(function, bundle_key=function.bundle_key or "", image_hash=digest)
     if started:
-        item = svc.functions.update(function_id, dict(started))
-    return to_wire(item)
+        function = svc.functions.update(function_id, dict(started))
+    return to_wire(function)
 
 
 def finish_build(
@@ -150,7 +154,7 @@ def finish_build(
     image_uri: str | None,
     log: str | None,
     reason: str = "",
-) -> Item:
+) -> FunctionRecord:
     """The end of an image build (CodeBuild event in AWS, the local builder locally)."""
     if log is not None:
         svc.blobs.put(
@@ -167,11 +171,10 @@ def finish_build(
             },
             expect=building,
         )
-    item = svc.functions.get(function_id)
-    ready = FunctionStatus.READY if item.get("auto_start", True) else FunctionStatus.STOPPED
-    item = {**item, "image_uri": image_uri}
-    registered = svc.executor.register(item)
-    item = svc.functions.update(
+    function = svc.functions.get(function_id)
+    ready = FunctionStatus.STOPPED if function.auto_start is False else FunctionStatus.READY
+    registered = svc.executor.register(dataclasses.replace(function, image_uri=image_uri))
+    function = svc.functions.update(
         function_id,
         {
             "status": ready.value,
@@ -184,7 +187,7 @@ def finish_build(
     )
     if svc.on_submit:
         svc.on_submit(function_id)
-    return item
+    return function
 
 
 def build_reporter(svc: Services) -> Callable[[str, bool, str | None, str, str], None]:
@@ -202,8 +205,8 @@ def job_statistics(svc: Services, function_id: str) -> dict[str, int]:
 
 
 def get_function(svc: Services, principal: str, function_id: str, *, statistics: bool = False) -> Function:
-    item = owned_function(svc, principal, function_id)
-    return to_wire(item, job_statistics(svc, function_id) if statistics else None)
+    function = owned_function(svc, principal, function_id)
+    return to_wire(function, job_statistics(svc, function_id) if statistics else None)
 
 
 def list_functions(
@@ -227,7 +230,7 @@ def list_functions(
     predicate, _ = filters.parse(state.get("filter"), filters.FUNCTION_FIELDS)
     order = filters.parse_sort(state.get("sort"), filters.FUNCTION_FIELDS) or [("creation_date", True)]
     owner = None if principal in svc.settings.admins else principal
-    rows = [to_wire(i).model_dump() for i in all_functions(svc, owner) if can_access(svc, principal, i)]
+    rows = [to_wire(f).model_dump() for f in all_functions(svc, owner) if can_access(svc, principal, f)]
     rows = paging.sort_items([r for r in rows if predicate(r)], order, key_of=lambda r: r)
     total = len(rows) if state.get("limit") is None else min(len(rows), int(state["limit"]))
     offset = int(state.get("offset", 0))
@@ -242,34 +245,37 @@ def list_functions(
 
 
 def update_function(svc: Services, principal: str, function_id: str, update: FunctionUpdate) -> Function:
-    item = owned_function(svc, principal, function_id)
+    function = owned_function(svc, principal, function_id)
     changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     if not changes:
-        return to_wire(item)
-    check_resources(float(changes.get("cpus") or item["cpus"]), int(changes.get("memory") or item["memory"]))
+        return to_wire(function)
+    check_resources(
+        float(changes.get("cpus") or function.cpus or 0), int(changes.get("memory") or function.memory or 0)
+    )
     if "data_access" in changes:
         svc.settings.data_bound.check(changes["data_access"])
     expect: dict[str, Any] = {}
     if "status" in changes:
         allowed = [FunctionStatus.READY.value, FunctionStatus.STOPPED.value]
-        if item["status"] not in allowed:
+        if function.status not in allowed:
             raise errors.ConflictError(
-                f"Function {function_id} is {item['status']}: only a built Function can be started or stopped"
+                f"Function {function_id} is {function.status}: "
+                "only a built Function can be started or stopped"
             )
         expect["status"] = allowed
     changes["modified_date"] = iso(svc.clock())
     # Registering again also rewrites the worker role's policy (the executor's roles.ensure).
     runtime_changed = any(k in changes for k in ("cpus", "memory", "timeout", "environment", "data_access"))
-    item = svc.functions.update(function_id, changes, expect=expect or None)
-    if runtime_changed and item.get("image_uri"):
-        registered = svc.executor.register(item)
+    function = svc.functions.update(function_id, changes, expect=expect or None)
+    if runtime_changed and function.image_uri:
+        registered = svc.executor.register(function)
         if registered:
-            item = svc.functions.update(function_id, dict(registered))
+            function = svc.functions.update(function_id, dict(registered))
     if changes.get("status") == FunctionStatus.STOPPED.value:
-        svc.executor.stop_workers(item)
+        svc.executor.stop_workers(function)
     elif svc.on_submit:
         svc.on_submit(function_id)
-    return to_wire(item)
+    return to_wire(function)
 
 
 def build_log(svc: Services, principal: str, function_id: str) -> str:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from geobatch_core.ports import Item, Key
+from geobatch_core.ports import Key
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services.context import Services
 
 
-def all_functions(svc: Services, owner: str | None) -> Iterator[Item]:
+def all_functions(svc: Services, owner: str | None) -> Iterator[FunctionRecord]:
     """Functions of ``owner`` (every owner's when None), newest first."""
     start: Key | None = None
     while True:
-        items, start = svc.functions.list_by_owner(owner, start=start, limit=500)
-        yield from (i for i in items if i.get("owner"))  # only Function items carry an owner
+        functions, start = svc.functions.list_by_owner(owner, start=start, limit=500)
+        yield from (f for f in functions if f.owner)  # only Function items carry an owner
         if not start:
             return
 
@@ -25,11 +26,11 @@ def all_jobs(
     projection: Sequence[str] | None = None,
     newest_first: bool = False,
     consistent: bool = False,
-) -> Iterator[Item]:
-    """A Function's job items in creation order (``projection`` reads fewer attributes)."""
+) -> Iterator[JobRecord]:
+    """A Function's jobs in creation order (``projection`` reads fewer attributes)."""
     start: Key | None = None
     while True:
-        items, start = svc.jobs.query(
+        jobs, start = svc.jobs.query(
             function_id,
             start=start,
             limit=5000,
@@ -37,6 +38,6 @@ def all_jobs(
             projection=projection,
             consistent=consistent,
         )
-        yield from items
+        yield from jobs
         if not start:
             return

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from typing import Any
 
 from geobatch.wire import errors, limits
 from geobatch.wire.models import JobStatus, LogLine, ResultBody
 from geobatch_core import layout
-from geobatch_core.ports import Item
+from geobatch_core.records import JobRecord
 from geobatch_core.services import live_logs
 from geobatch_core.services.access import owned_function, owned_job, split_job_id
 from geobatch_core.services.context import Services
@@ -21,8 +22,8 @@ def job_log(
 ) -> tuple[list[LogLine], int | None]:
     """The lines of one attempt's log from character ``offset`` on, as many as fit one answer, and
     the offset of the rest (None when this is the end)."""
-    item, _ = owned_job(svc, principal, job_id_)
-    attempts = all_attempts(item)
+    job, _ = owned_job(svc, principal, job_id_)
+    attempts = all_attempts(job)
     if not attempts:
         return [], None
     if attempt is None:
@@ -31,7 +32,7 @@ def job_log(
         if not 1 <= attempt <= len(attempts):
             raise errors.NotFoundError(f"job {job_id_} has attempts 1 to {len(attempts)}, not {attempt}")
         record = attempts[attempt - 1]
-    text, record = _log_text(svc, item, record)
+    text, record = _log_text(svc, job, record)
     lines: list[LogLine] = []
     used, position = 0, offset
     for line in text[offset:].splitlines(keepends=True):
@@ -43,17 +44,17 @@ def job_log(
     return lines, None
 
 
-def _log_text(svc: Services, item: Item, record: Item) -> tuple[str, Item]:
+def _log_text(svc: Services, job: JobRecord, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """An attempt's log text (and its record, re-read if the attempt ended while we read it)."""
     if record.get("live_log_parts"):
         # A running attempt: the parts of its log shipped so far (numbered within its run).
-        number = int(record.get("number") or int(item.get("execution_count", 0)))
-        text = live_logs.live_text(svc.blobs, item, number, record)
+        number = int(record.get("number") or int(job.execution_count or 0))
+        text = live_logs.live_text(svc.blobs, job, number, record)
         if text is not None:
             return text, record
         # It ended while we read them: its whole log is stored now.
-        fresh = svc.jobs.get(item["function_id"], item["job_key"], consistent=True) or {}
-        record = {**(fresh.get("attempts") or [{}])[number - 1], "run": record.get("run")}
+        fresh = svc.jobs.get(job.function_id, job.job_key, consistent=True)
+        record = {**(fresh.attempts or [{}])[number - 1], "run": record.get("run")}
     if record.get("log_key"):
         return svc.blobs.get(record["log_key"]).decode("utf-8", "replace"), record
     return record.get("log") or "", record
@@ -73,17 +74,17 @@ def parse_log_line(line: str, fallback: str | None) -> LogLine:
 
 def job_result(svc: Services, principal: str, job_id_: str) -> ResultBody:
     try:
-        item, _ = owned_job(svc, principal, job_id_)
+        job, _ = owned_job(svc, principal, job_id_)
     except errors.NotFoundError:
         return _kept_result(svc, principal, job_id_)
-    if item["status"] != JobStatus.SUCCESS.value:
-        raise errors.JobFailedError(f"job {job_id_} is {item['status']}, not success: it has no result")
-    if "result" in item:
-        data = item["result"]
+    if job.status != JobStatus.SUCCESS.value:
+        raise errors.JobFailedError(f"job {job_id_} is {job.status}, not success: it has no result")
+    if job.result is not None:
+        data = job.result
         return ResultBody(job_id=job_id_, size=len(data), data=base64.b64encode(data).decode())
-    if "result_key" in item:
-        size = int(item.get("result_size") or svc.blobs.size(item["result_key"]))
-        url = svc.blobs.presign_get(item["result_key"], seconds=limits.PRESIGNED_URL_SECONDS)
+    if job.result_key is not None:
+        size = int(job.result_size or svc.blobs.size(job.result_key))
+        url = svc.blobs.presign_get(job.result_key, seconds=limits.PRESIGNED_URL_SECONDS)
         return ResultBody(job_id=job_id_, size=size, url=url)
     raise errors.NotFoundError(f"job {job_id_} returned None: no result was stored")
 

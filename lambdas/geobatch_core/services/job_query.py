@@ -20,7 +20,7 @@ from typing import Any
 from geobatch.wire import errors, limits
 from geobatch.wire.models import Job, JobPage, JobStatus, Meta
 from geobatch_core import filters
-from geobatch_core.ports import Item
+from geobatch_core.records import JobRecord
 from geobatch_core.services import listing, paging
 from geobatch_core.services.access import OwnedFunctions, owned_function
 from geobatch_core.services.context import Services
@@ -131,20 +131,20 @@ def _count(svc: Services, plan: QueryPlan, functions: OwnedFunctions) -> JobPage
 
 def _streamed_page(
     svc: Services, plan: QueryPlan, functions: OwnedFunctions, want: int, include_result: bool
-) -> tuple[list[Item], dict[str, Any] | None]:
+) -> tuple[list[JobRecord], dict[str, Any] | None]:
     """Up to ``want`` jobs in key order from the plan's position, and the state after the last."""
-    page: list[Item] = []
+    page: list[JobRecord] = []
     if not want:
         return page, None
     # Read about a page at a time: a page of 100 should not read 1,000 items.
     batch = max(100, min(1000, 2 * want))
     used, last_resume = 0, None
     matching = _iter_matching(svc, plan.state, plan.predicate, plan.newest_first, functions, batch)
-    for item, resume in matching:
-        cost = wire_bytes(item, with_result=include_result)
+    for job, resume in matching:
+        cost = wire_bytes(job, with_result=include_result)
         if page and used + cost > limits.MAX_PAGE_BYTES:
             return page, last_resume  # a shorter page, not an answer over Lambda's limit
-        page.append(item)
+        page.append(job)
         used, last_resume = used + cost, resume
         if len(page) == want:
             return page, resume
@@ -153,7 +153,7 @@ def _streamed_page(
 
 def _indexed_page(
     svc: Services, plan: QueryPlan, functions: OwnedFunctions, want: int, include_result: bool
-) -> tuple[list[Item], dict[str, Any] | None]:
+) -> tuple[list[JobRecord], dict[str, Any] | None]:
     """Up to ``want`` jobs from an index (``services.listing``), and the state after them."""
     state = {**plan.state, "ix": listing.checked(svc, functions.principal, plan.state["ix"], functions)}
     return listing.page(svc, state, plan.predicate, want, include_result, functions)
@@ -161,17 +161,17 @@ def _indexed_page(
 
 def _sorted_page(
     svc: Services, plan: QueryPlan, functions: OwnedFunctions, want: int, include_result: bool
-) -> tuple[list[Item], dict[str, Any] | None]:
+) -> tuple[list[JobRecord], dict[str, Any] | None]:
     """Up to ``want`` jobs at the plan's offset of all matches sorted in memory, and the next state."""
-    rows = []
-    for item, _ in _iter_matching(svc, plan.from_start(), plan.predicate, False, functions):
-        rows.append(item)
+    rows: list[JobRecord] = []
+    for job, _ in _iter_matching(svc, plan.from_start(), plan.predicate, False, functions):
+        rows.append(job)
         if len(rows) > limits.MAX_IN_MEMORY_SORT:
             raise errors.BadRequestError(
                 f"sorting by {plan.order[0][0]} works on at most {limits.MAX_IN_MEMORY_SORT} jobs: "
                 "narrow the filter, or sort by creation_date"
             )
-    rows = paging.sort_items(rows, plan.order, key_of=lambda i: to_wire(i).model_dump())
+    rows = paging.sort_items(rows, plan.order, key_of=lambda j: to_wire(j).model_dump())
     offset = int(plan.state.get("offset", 0))
     page = _within_bytes(rows[offset : offset + want], include_result)
     if offset + len(page) < len(rows):
@@ -180,22 +180,22 @@ def _sorted_page(
 
 
 def _page_wire(
-    svc: Services, page: list[Item], functions: OwnedFunctions, now: datetime, include_result: bool
+    svc: Services, page: list[JobRecord], functions: OwnedFunctions, now: datetime, include_result: bool
 ) -> list[Job]:
     workers: dict[str, Mapping[str, int]] = {}
-    for item in page:  # only pages with pending jobs ask the executor, once per Function
-        fid = item["function_id"]
-        if item["status"] == JobStatus.PENDING.value and fid not in workers:
+    for job in page:  # only pages with pending jobs ask the executor, once per Function
+        fid = job.function_id
+        if job.status == JobStatus.PENDING.value and fid not in workers:
             workers[fid] = svc.executor.worker_states(functions.get(fid))
     return [
         to_wire(
-            i,
-            function=functions.get(i["function_id"]),
+            j,
+            function=functions.get(j.function_id),
             now=now,
             with_result=include_result,
-            workers=workers.get(i["function_id"]),
+            workers=workers.get(j.function_id),
         )
-        for i in page
+        for j in page
     ]
 
 
@@ -204,7 +204,7 @@ def _function_ids(svc: Services, principal: str, function_id: str | None) -> lis
         owned_function(svc, principal, function_id)
         return [function_id]
     owner = None if principal in svc.settings.admins else principal
-    return [fid for _, fid in sorted((i["creation_date"], i["id"]) for i in all_functions(svc, owner))]
+    return [fid for _, fid in sorted((f.creation_date or "", f.id) for f in all_functions(svc, owner))]
 
 
 def _iter_matching(
@@ -214,32 +214,32 @@ def _iter_matching(
     newest_first: bool,
     functions: OwnedFunctions,
     batch: int = 1000,
-) -> Iterator[tuple[Item, dict[str, Any]]]:
-    """Matching job items with the cursor state that resumes right after each one."""
+) -> Iterator[tuple[JobRecord, dict[str, Any]]]:
+    """Matching jobs with the cursor state that resumes right after each one."""
     fids: list[str] = state["fids"]
     fi, key = state.get("fi", 0), state.get("key")
     now = svc.clock()
     while fi < len(fids):
         fid = fids[fi]
         function = functions.get(fid)  # 404 for a Function the caller does not own
-        items, last = svc.jobs.query(fid, start=key, limit=batch, newest_first=newest_first)
-        for item in items:
-            wire = to_wire(item, function=function, now=now).model_dump()
+        jobs, last = svc.jobs.query(fid, start=key, limit=batch, newest_first=newest_first)
+        for job in jobs:
+            wire = to_wire(job, function=function, now=now).model_dump()
             if predicate(wire):
-                yield item, {**state, "fi": fi, "key": {"function_id": fid, "job_key": item["job_key"]}}
+                yield job, {**state, "fi": fi, "key": {"function_id": fid, "job_key": job.job_key}}
         if last:
             key = last
         else:
             fi, key = fi + 1, None
 
 
-def _within_bytes(items: list[Item], with_result: bool) -> list[Item]:
+def _within_bytes(jobs: list[JobRecord], with_result: bool) -> list[JobRecord]:
     used = 0
-    for count, item in enumerate(items):
-        used += wire_bytes(item, with_result=with_result)
+    for count, job in enumerate(jobs):
+        used += wire_bytes(job, with_result=with_result)
         if count and used > limits.MAX_PAGE_BYTES:
-            return items[:count]
-    return items
+            return jobs[:count]
+    return jobs
 
 
 def _cursor_state(cursor: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from geobatch.wire import errors
 from geobatch.wire.statistics import SUMMARY_FIELDS, AttemptStatistics, JobStatistics, from_document
 from geobatch_core import layout
-from geobatch_core.ports import BlobStore, Item
+from geobatch_core.ports import BlobStore
 from geobatch_core.services.access import owned_job
 from geobatch_core.services.context import Services
 from geobatch_core.services.job_wire import all_attempts
@@ -21,8 +21,8 @@ MAX_ATTEMPTS_PER_ANSWER = 10
 def job_statistics(svc: Services, principal: str, job_id_: str, attempt: int | None = None) -> JobStatistics:
     """The series of one attempt (1-based over all runs, as in the job's ``attempts``), or of the
     newest attempts that have one. Attempts that are running or were lost have none yet."""
-    item, _ = owned_job(svc, principal, job_id_)
-    attempts = all_attempts(item)
+    job, _ = owned_job(svc, principal, job_id_)
+    attempts = all_attempts(job)
     if attempt is not None:
         if not 1 <= attempt <= len(attempts):
             raise errors.NotFoundError(f"job {job_id_} has attempts 1 to {len(attempts)}, not {attempt}")
@@ -33,11 +33,11 @@ def job_statistics(svc: Services, principal: str, job_id_: str, attempt: int | N
     return JobStatistics(job_id=job_id_, attempts=[_series(svc, n, a) for n, a in chosen if _has(a)])
 
 
-def _has(record: Item) -> bool:
+def _has(record: dict[str, Any]) -> bool:
     return bool(record.get("statistics_key") or record.get("statistics"))
 
 
-def _series(svc: Services, number: int, record: Item) -> AttemptStatistics:
+def _series(svc: Services, number: int, record: dict[str, Any]) -> AttemptStatistics:
     run = int(record.get("run", 0))
     summary = dict(record.get("statistics") or {})
     if record.get("statistics_key"):

@@ -21,7 +21,8 @@ from typing import Any
 
 from geobatch.wire import errors, limits
 from geobatch_core import layout
-from geobatch_core.ports import Item, Key
+from geobatch_core.ports import Key
+from geobatch_core.records import JobRecord
 from geobatch_core.services import paging
 from geobatch_core.services.access import OwnedFunctions
 from geobatch_core.services.context import Services
@@ -101,22 +102,24 @@ def _next_phase(ix: dict[str, Any]) -> str:
     return "done" if ix["phase"] == order[1] else order[1]
 
 
-def _key_of(ix: dict[str, Any], item: Item) -> Key:
-    key = {"function_id": item["function_id"], "job_key": item["job_key"]}
+def _key_of(ix: dict[str, Any], job: JobRecord) -> Key:
+    key = {"function_id": job.function_id, "job_key": job.job_key}
     if ix["phase"] == "index":
+        # The layout names the index's attributes: the record's attributes of those names (a job
+        # the index returned has both: the index is sparse).
         _, part_attr, sort_attr, _ = layout.JOB_INDEXES[ix["sort"]]
-        key.update({part_attr: item[part_attr], sort_attr: item[sort_attr]})
+        key.update({part_attr: getattr(job, part_attr), sort_attr: getattr(job, sort_attr)})
     return key
 
 
-def _fetch(svc: Services, ix: dict[str, Any], limit: int) -> tuple[list[Item], Key | None]:
+def _fetch(svc: Services, ix: dict[str, Any], limit: int) -> tuple[list[JobRecord], Key | None]:
     if ix["phase"] == "index":
         return svc.jobs.query_index(
             ix["sort"], ix["part"], start=ix["key"], limit=limit, descending=ix["desc"]
         )
     # The jobs without the field, in key order (they are the ones the sparse index leaves out).
-    items, last = svc.jobs.query(ix["part"], start=ix["key"], limit=limit, newest_first=False)
-    return [i for i in items if i.get(ix["sort"]) is None], last
+    jobs, last = svc.jobs.query(ix["part"], start=ix["key"], limit=limit, newest_first=False)
+    return [j for j in jobs if getattr(j, ix["sort"]) is None], last
 
 
 def page(
@@ -126,36 +129,36 @@ def page(
     want: int,
     include_result: bool,
     functions: OwnedFunctions,
-) -> tuple[list[Item], dict[str, Any] | None]:
+) -> tuple[list[JobRecord], dict[str, Any] | None]:
     """Up to ``want`` matching jobs from the cursor's index position; the state to resume from."""
     ix = dict(state["ix"])
-    found: list[Item] = []
+    found: list[JobRecord] = []
     used = read = 0
     now = svc.clock()
     full = False
     growth = 1  # a page reads about what it returns; more, page by page, while a filter skips jobs
     while ix["phase"] != "done" and not full and read < READ_BUDGET and want:
-        items, last = _fetch(svc, ix, limit=min(1000, max(10, want - len(found)) * growth))
+        jobs, last = _fetch(svc, ix, limit=min(1000, max(10, want - len(found)) * growth))
         growth *= 2
-        read += max(1, len(items))
-        for item in items:
+        read += max(1, len(jobs))
+        for job in jobs:
             try:
-                function = functions.get(item["function_id"])
+                function = functions.get(job.function_id)
             except errors.NotFoundError:  # a Function being deleted: its jobs are going too
-                ix["key"] = _key_of(ix, item)
+                ix["key"] = _key_of(ix, job)
                 continue
-            if predicate(to_wire(item, function=function, now=now).model_dump()):
-                cost = wire_bytes(item, with_result=include_result)
+            if predicate(to_wire(job, function=function, now=now).model_dump()):
+                cost = wire_bytes(job, with_result=include_result)
                 if found and used + cost > limits.MAX_PAGE_BYTES:
                     full = True  # a shorter page, not an answer over Lambda's limit
                     break
-                found.append(item)
+                found.append(job)
                 used += cost
-            ix["key"] = _key_of(ix, item)
+            ix["key"] = _key_of(ix, job)
             if len(found) == want:
                 full = True
                 break
-        if not full:  # every item of the store page was looked at: go on after it
+        if not full:  # every job of the store page was looked at: go on after it
             if last is None:
                 ix["phase"], ix["key"] = _next_phase(ix), None
             else:

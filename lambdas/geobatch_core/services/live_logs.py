@@ -14,7 +14,8 @@ from typing import Any
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
 from geobatch_core import layout
-from geobatch_core.ports import BlobStore, Item, JobStore
+from geobatch_core.ports import BlobStore, JobStore
+from geobatch_core.records import JobRecord
 
 FIRST_SECONDS = 5.0  # a job that ends sooner ships no part at all
 MAX_PARTS = 40
@@ -27,19 +28,19 @@ def interval(parts: int) -> float:
     return FIRST_SECONDS * (1 + parts // 10)
 
 
-def part_keys(function_id: str, job: Item, attempt: int, parts: int) -> list[str]:
-    run = int(job.get("run", 0))
-    return [layout.live_log_key(function_id, job["job_key"], run, attempt, i) for i in range(parts)]
+def part_keys(function_id: str, job: JobRecord, attempt: int, parts: int) -> list[str]:
+    run = int(job.run or 0)
+    return [layout.live_log_key(function_id, job.job_key, run, attempt, i) for i in range(parts)]
 
 
 def ship_part(
-    jobs: JobStore, blobs: BlobStore, job: Item, attempt: int, token: str, part: int, data: bytes
+    jobs: JobStore, blobs: BlobStore, job: JobRecord, attempt: int, token: str, part: int, data: bytes
 ) -> bool:
     """Store part ``part`` and count it on the running attempt; False if the job is not ours any more."""
-    function_id = job["function_id"]
+    function_id = job.function_id
     (key,) = part_keys(function_id, job, attempt, part + 1)[part:]
     blobs.put(key, data, content_type="text/plain; charset=utf-8")
-    attempts = job.get("attempts") or []
+    attempts = job.attempts or []
     record: dict[str, Any] = {
         **(attempts[-1] if attempts else {}),
         "number": attempt,
@@ -47,7 +48,7 @@ def ship_part(
     }
     done = jobs.transition(
         function_id,
-        job["job_key"],
+        job.job_key,
         changes={},
         expect={"status": ACTIVE, "claim_token": token, "execution_count": attempt},
         replace_last_attempt=record,
@@ -55,9 +56,9 @@ def ship_part(
     return done is not None
 
 
-def live_text(blobs: BlobStore, item: Item, number: int, record: Item) -> str | None:
+def live_text(blobs: BlobStore, job: JobRecord, number: int, attempt: dict[str, Any]) -> str | None:
     """The parts shipped so far, joined; None if they are gone (the attempt just ended)."""
-    keys = part_keys(item["function_id"], item, number, int(record.get("live_log_parts") or 0))
+    keys = part_keys(job.function_id, job, number, int(attempt.get("live_log_parts") or 0))
     try:
         return b"".join(blobs.get(k) for k in keys).decode("utf-8", "replace")
     except NotFoundError:

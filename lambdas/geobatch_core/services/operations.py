@@ -30,6 +30,7 @@ from geobatch.wire.models import JobIds, JobQuery
 from geobatch.wire.operations import Operation, OperationState
 from geobatch_core import filters, layout
 from geobatch_core.ports import Item
+from geobatch_core.records import JobRecord
 from geobatch_core.services import bulk_scan
 from geobatch_core.services.access import OwnedFunctions, split_job_id
 from geobatch_core.services.bulk_scan import Scan
@@ -55,13 +56,13 @@ def start(svc: Services, principal: str, action: str, query: JobQuery) -> JobIds
     if query.page_cursor:
         return _cursor_page(svc, principal, action, query, terms, functions)
     if query.job_ids is not None and len(query.job_ids) <= limits.SYNC_BULK_JOBS:
-        items = bulk_scan.by_ids(svc, list(query.job_ids), predicate, functions)
+        jobs = bulk_scan.by_ids(svc, list(query.job_ids), predicate, functions)
         return JobIds(
-            job_ids=bulk_scan.apply(svc, action, items, functions, delete_results=query.delete_results)
+            job_ids=bulk_scan.apply(svc, action, jobs, functions, delete_results=query.delete_results)
         )
     pinned = query.function_id or filters.equality_value(terms, "function_id")
     fids = bulk_scan.function_ids(svc, principal, pinned)
-    scan, matched = Scan(fids), list[Item]()
+    scan, matched = Scan(fids), list[JobRecord]()
     while not scan.done and scan.read < limits.SYNC_BULK_SCAN and len(matched) <= limits.SYNC_BULK_JOBS:
         limit = min(bulk_scan.STORE_PAGE, limits.SYNC_BULK_SCAN - scan.read)
         matched += bulk_scan.next_matches(svc, scan, predicate, functions, limit=limit)
@@ -85,14 +86,14 @@ def _cursor_page(
         page_size=limits.SYNC_BULK_JOBS,
         cursor=query.page_cursor,
     )
-    items = []
-    for job in page.data:
-        fid, key = split_job_id(job.id)
+    jobs: list[JobRecord] = []
+    for listed in page.data:
+        fid, key = split_job_id(listed.id)
         try:
-            items.append(svc.jobs.get(fid, key, consistent=True))
+            jobs.append(svc.jobs.get(fid, key, consistent=True))
         except errors.NotFoundError:
             continue
-    changed = bulk_scan.apply(svc, action, items, functions, delete_results=query.delete_results)
+    changed = bulk_scan.apply(svc, action, jobs, functions, delete_results=query.delete_results)
     return JobIds(job_ids=changed, page_cursor=page.meta.page_cursor)
 
 

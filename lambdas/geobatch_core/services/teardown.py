@@ -18,14 +18,14 @@ def delete_function(svc: Services, principal: str, function_id: str, *, delete_r
     caller repeats until it gets True. Results are kept unless ``delete_results``.
     """
     function = owned_function(svc, principal, function_id)
-    if function.get("enabled", True):
+    if function.enabled is not False:
         function = svc.functions.update(function_id, {"enabled": False})  # no new jobs while we delete
-    items, _ = svc.jobs.query(function_id, start=None, limit=PAGE, newest_first=False)
-    if items:
-        for item in items:
-            if item["status"] not in TERMINAL and item["status"] != JobStatus.PENDING.value:
-                cancel_item(svc, item)
-        delete_items(svc, items, delete_results=delete_results)
+    jobs, _ = svc.jobs.query(function_id, start=None, limit=PAGE, newest_first=False)
+    if jobs:
+        for job in jobs:
+            if job.status not in TERMINAL and job.status != JobStatus.PENDING.value:
+                cancel_item(svc, job)
+        delete_items(svc, jobs, delete_results=delete_results)
         remaining, _ = svc.jobs.query(
             function_id, start=None, limit=1, newest_first=False, projection=["status"]
         )
@@ -33,10 +33,10 @@ def delete_function(svc: Services, principal: str, function_id: str, *, delete_r
             return False
     svc.executor.stop_workers(function)
     svc.executor.release(function)
-    for url in (function.get("queue_url"), function.get("dlq_url")):
+    for url in (function.queue_url, function.dlq_url):
         if url:
             svc.queue.delete(url)
-    svc.blobs.delete([function["bundle_key"], layout.build_log_key(function_id)])
+    svc.blobs.delete([function.bundle_key or "", layout.build_log_key(function_id)])
     svc.blobs.delete_prefix(f"logs/{function_id}/")
     svc.blobs.delete_prefix(f"args/{function_id}/")
     if delete_results:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 
 BuildDone = Callable[[str, bool, str | None, str, str], None]  # function_id, ok, image_uri, log, reason
 
@@ -70,18 +70,18 @@ class LocalImageBuilder:
         env_dir = self._env_dir(image_hash)
         return self.image_uri(image_hash) if (env_dir / ".complete").exists() else None
 
-    def start_build(self, function: Item, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
+    def start_build(self, function: FunctionRecord, *, bundle_key: str, image_hash: str) -> Mapping[str, Any]:
         build_id = f"local-{image_hash[:12]}-{int(time.time())}"
         thread = threading.Thread(
             target=self._build_and_report,
-            args=(dict(function), image_hash),
+            args=(function, image_hash),
             name=f"build-{build_id}",
             daemon=True,
         )
         thread.start()
         return {"build_id": build_id}
 
-    def _build_and_report(self, function: Item, image_hash: str) -> None:
+    def _build_and_report(self, function: FunctionRecord, image_hash: str) -> None:
         ok, log, reason = False, "", ""
         try:
             ok, log, reason = self.build(function, image_hash)
@@ -89,16 +89,16 @@ class LocalImageBuilder:
             log, reason = f"{log}\nbuild crashed: {exc!r}", f"the build crashed: {exc}"
         if self.on_done is not None:
             uri = self.image_uri(image_hash) if ok else None
-            self.on_done(function["id"], ok, uri, log, reason)
+            self.on_done(function.id, ok, uri, log, reason)
 
-    def build(self, function: Item, image_hash: str) -> tuple[bool, str, str]:
+    def build(self, function: FunctionRecord, image_hash: str) -> tuple[bool, str, str]:
         """Build (or wait for a concurrent build of) the environment; returns (ok, log, reason)."""
         with self._guard:
             lock = self._locks.setdefault(image_hash, threading.Lock())
         with lock:
             if self.existing_image(image_hash):
                 return True, "image reused: identical requirements were built before\n", ""
-            wanted = function.get("image", "python3.11")
+            wanted = function.image if function.image is not None else "python3.11"
             here = f"python{sys.version_info.major}.{sys.version_info.minor}"
             if wanted != here:
                 reason = f"local mode runs {here}; the Function asks for {wanted}"
@@ -114,7 +114,7 @@ class LocalImageBuilder:
             if result.returncode:
                 return False, "\n".join(log), "could not create the virtualenv"
             self._link_base(env_dir)
-            requirements = [r for r in function.get("requirements", []) if r.strip()]
+            requirements = [r for r in function.requirements or [] if r.strip()]
             if requirements:
                 failure = self._pip_install(env_dir, requirements, log)
                 if failure:

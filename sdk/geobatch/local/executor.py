@@ -14,7 +14,7 @@ from typing import Any
 from geobatch.local.builder import python_of
 from geobatch.local.objects import die_with_parent
 from geobatch.wire import env
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 
 
 class LocalExecutor:
@@ -27,7 +27,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._counter = 0
 
-    def register(self, function: Item) -> Mapping[str, Any]:
+    def register(self, function: FunctionRecord) -> Mapping[str, Any]:
         return {}  # nothing to register: a subprocess needs no job definition
 
     def _alive(self, function_id: str) -> list[subprocess.Popen[bytes]]:
@@ -35,32 +35,32 @@ class LocalExecutor:
         self._workers[function_id] = alive
         return alive
 
-    def running_workers(self, function: Item) -> int:
+    def running_workers(self, function: FunctionRecord) -> int:
         with self._lock:
-            return len(self._alive(function["id"]))
+            return len(self._alive(function.id))
 
-    def worker_states(self, function: Item) -> Mapping[str, int]:
+    def worker_states(self, function: FunctionRecord) -> Mapping[str, int]:
         running = self.running_workers(function)
         return {"RUNNING": running} if running else {}
 
-    def start_workers(self, function: Item, count: int) -> None:
+    def start_workers(self, function: FunctionRecord, count: int) -> None:
         with self._lock:
             for _ in range(count):
                 self._counter += 1
-                worker_id = f"local-{function['id']}-{self._counter}"
+                worker_id = f"local-{function.id}-{self._counter}"
                 environ = {
                     **self._base_env,
-                    env.WORKER_FUNCTION_ID: function["id"],
-                    env.WORKER_QUEUE_URL: function["queue_url"],
+                    env.WORKER_FUNCTION_ID: function.id,
+                    env.WORKER_QUEUE_URL: function.queue_url or "",
                     env.WORKER_ID: worker_id,
                     env.WORKER_IDLE_SECONDS: str(self._idle_seconds),
                     env.WORKER_POLL_SECONDS: "1",
                     # Enforce the Function's memory as a container limit would in the cloud.
-                    env.WORKER_MEMORY_LIMIT_MB: str(function["memory"]),
+                    env.WORKER_MEMORY_LIMIT_MB: str(function.memory),
                 }
                 log = open(self._logs / f"{worker_id}.log", "ab")  # noqa: SIM115 (owned by the child)
                 process = subprocess.Popen(
-                    [python_of(function.get("image_uri", "")), "-m", "geobatch_worker"],
+                    [python_of(function.image_uri or ""), "-m", "geobatch_worker"],
                     env=environ,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -69,14 +69,14 @@ class LocalExecutor:
                     preexec_fn=functools.partial(die_with_parent, os.getpid(), signal.SIGKILL),
                 )
                 log.close()
-                self._workers.setdefault(function["id"], []).append(process)
+                self._workers.setdefault(function.id, []).append(process)
 
-    def stop_workers(self, function: Item) -> None:
+    def stop_workers(self, function: FunctionRecord) -> None:
         with self._lock:
-            for process in self._alive(function["id"]):
+            for process in self._alive(function.id):
                 process.send_signal(signal.SIGTERM)
 
-    def release(self, function: Item) -> None:
+    def release(self, function: FunctionRecord) -> None:
         pass  # a subprocess leaves nothing registered behind
 
     def worker_pids(self, function_id: str) -> list[int]:

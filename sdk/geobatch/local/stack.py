@@ -202,15 +202,16 @@ class LocalStack:
         up to ``LEASE_SECONDS`` (the home's lock says no other pass can be running)."""
         assert self.services is not None
         for function in all_functions(self.services, None):
-            if (lease := function.get(LEASE_ATTRIBUTE)) is not None:
+            # The lease is the scaler's attribute (services.lease), not one the record names.
+            if (lease := function.extra.get(LEASE_ATTRIBUTE)) is not None:
                 with contextlib.suppress(errors.ConflictError, errors.NotFoundError):
                     self.services.functions.update(
-                        function["id"], {LEASE_ATTRIBUTE: None}, expect={LEASE_ATTRIBUTE: lease}
+                        function.id, {LEASE_ATTRIBUTE: None}, expect={LEASE_ATTRIBUTE: lease}
                     )
-            if function.get("status") == FunctionStatus.BUILDING.value and function.get("image_hash"):
-                log.info("resuming the build of %s", function["id"])
+            if function.status == FunctionStatus.BUILDING.value and function.image_hash:
+                log.info("resuming the build of %s", function.id)
                 self.services.builder.start_build(
-                    function, bundle_key=function["bundle_key"], image_hash=function["image_hash"]
+                    function, bundle_key=function.bundle_key or "", image_hash=function.image_hash
                 )
 
     def _spawn(self, target: Any, name: str) -> None:
