@@ -102,10 +102,11 @@ def executor(aws: dict[str, Any]) -> BatchExecutor:
 
 
 def function(executor: BatchExecutor, n: int) -> FunctionRecord:
-    saved = FunctionRecord(
+    """A ready Function registered with the executor (its job definition), as the store keeps it."""
+    built = FunctionRecord(
         id=f"fn-{n:04d}", status="ready", image_uri="img", cpus=1.0, memory=2048, timeout=900, queue_url="q"
     )
-    return FunctionRecord.from_item({**saved.to_item(), **executor.register(saved)})
+    return FunctionRecord.from_item({**built.to_item(), **executor.register(built)})
 
 
 def busiest_second(times: list[datetime]) -> int:
