@@ -109,20 +109,20 @@ def run_case(svc: Any, jobs: int, ms: float) -> dict[str, Any]:
         runner_mod.Runner.run = original_run
     # Σ user time: each job returned its own duration.
     user = 0.0
-    items, start = [], None
+    records, start = [], None
     while True:
         page, start = svc.jobs.query(fn.id, start=start, limit=1000, newest_first=False)
-        items.extend(page)
+        records.extend(page)
         if not start:
             break
     ok = 0
     first_runtime = None
-    for item in sorted(items, key=lambda i: i.get("last_execution_date", "")):
-        if item["status"] == "success":
+    for job in sorted(records, key=lambda j: j.last_execution_date or ""):
+        if job.status == "success":
             ok += 1
-            user += float(decode_result(item["result"]))
+            user += float(decode_result(job.result))
             if first_runtime is None:
-                first_runtime = float(item.get("runtime", 0))
+                first_runtime = float(job.runtime or 0)
     return {
         "stats": stats,
         "wall": wall,

@@ -27,9 +27,9 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from geobatch.wire import env
+from geobatch_core.records import FunctionRecord
 from geobatch_worker import credentials
 from geobatch_worker.s3gate import S3Gate
 
@@ -93,7 +93,7 @@ class Containment:
     their AWS requests (local mode: the S3 gate; AWS: the data role's credentials endpoint)."""
 
     def __init__(
-        self, function: Mapping[str, Any], environ: Mapping[str, str], *, workdir: str, worker_id: str = ""
+        self, function: FunctionRecord, environ: Mapping[str, str], *, workdir: str, worker_id: str = ""
     ):
         home = local_home(environ)
         self.gate: S3Gate | None = None
@@ -102,13 +102,13 @@ class Containment:
             undumpable()  # this worker's environment names local S3 and the state file
         if home is not None and environ.get(env.AWS_ENDPOINT_URL):
             self.gate = S3Gate(
-                environ[env.AWS_ENDPOINT_URL], function.get("data_access"), environ.get(env.BUCKET, "")
+                environ[env.AWS_ENDPOINT_URL], function.data_access, environ.get(env.BUCKET, "")
             )
         self.environ = child_environ(environ, gate_url=self.gate.url if self.gate else None)
         if home is None:  # AWS: the data role in place of the task role (credentials.py)
             self.environ = credentials.child_environ(self.environ)
             self.credentials, names = credentials.serve_data_role(
-                environ.get(env.WORKER_DATA_ROLE_ARN), str(function.get("id", "")), worker_id
+                environ.get(env.WORKER_DATA_ROLE_ARN), function.id, worker_id
             )
             self.environ.update(names)
         self.environ["HOME"] = workdir if home is not None else self.environ.get("HOME", workdir)

@@ -62,9 +62,9 @@ class Heartbeat:
         if current is None:
             return
         job_key, message = current
-        item = self.jobs.get(self.config.function_id, job_key)
+        status = self.jobs.get(self.config.function_id, job_key).status
         if (
-            item["status"] == JobStatus.CANCEL.value
+            status == JobStatus.CANCEL.value
             and mark_canceling(self.jobs, self.config.function_id, job_key, claim_token(message))
-        ) or item["status"] == JobStatus.CANCELING.value:
+        ) or status == JobStatus.CANCELING.value:
             self._cancel.set()

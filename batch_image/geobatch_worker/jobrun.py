@@ -10,7 +10,8 @@ from typing import Any
 from geobatch.wire import data_access, errors
 from geobatch.wire.env import UNSIGNED_S3
 from geobatch.wire.models import JobStatus
-from geobatch_core.ports import Item, Queue
+from geobatch_core.ports import Queue
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services.execution import Outcome
 from geobatch_worker.held import HeldMessages
 from geobatch_worker.runner import RunResult
@@ -19,13 +20,13 @@ from geobatch_worker.support import TRANSIENT
 log = logging.getLogger("geobatch.worker")
 
 
-def job_environment(function: Item, job: Item, attempt: int) -> dict[str, str]:
+def job_environment(function: FunctionRecord, job: JobRecord, attempt: int) -> dict[str, str]:
     """The environment of one job on top of the child's: the Function's and the job's own names,
     who the job is, and the Function's public locations (read unsigned, see env.UNSIGNED_S3)."""
-    environ = {**(function.get("environment") or {}), **(job.get("environment") or {})}
-    environ["GEOBATCH_JOB_ID"] = f"{job['function_id']}-{job['job_key']}"
+    environ = {**(function.environment or {}), **(job.environment or {})}
+    environ["GEOBATCH_JOB_ID"] = job.id
     environ["GEOBATCH_ATTEMPT"] = str(attempt)
-    environ[UNSIGNED_S3] = data_access.unsigned_value(function.get("data_access"))
+    environ[UNSIGNED_S3] = data_access.unsigned_value(function.data_access)
     return environ
 
 

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from geobatch.wire import errors
-from geobatch_core.ports import BlobStore, Item, JobStore
+from geobatch_core.ports import BlobStore, JobStore
+from geobatch_core.records import JobRecord
 from geobatch_core.services import live_logs
 
 log = logging.getLogger("geobatch.worker")
@@ -17,7 +18,7 @@ log = logging.getLogger("geobatch.worker")
 class LiveLog:
     """Called by the runner between polls: now and then, the new whole lines of the job's log."""
 
-    def __init__(self, jobs: JobStore, blobs: BlobStore, job: Item, attempt: int, token: str):
+    def __init__(self, jobs: JobStore, blobs: BlobStore, job: JobRecord, attempt: int, token: str):
         self._jobs, self._blobs = jobs, blobs
         self._job, self._attempt, self._token = job, attempt, token
         self._due = time.monotonic() + live_logs.interval(0)
@@ -53,6 +54,6 @@ class LiveLog:
         """Delete the parts once the whole log is stored (best effort: a part left behind is under
         the Function's log prefix, which deleting the Function clears)."""
         if self.parts:
-            keys = live_logs.part_keys(self._job["function_id"], self._job, self._attempt, self.parts)
+            keys = live_logs.part_keys(self._job.function_id, self._job, self._attempt, self.parts)
             with contextlib.suppress(errors.GeoBatchError):
                 self._blobs.delete(keys)

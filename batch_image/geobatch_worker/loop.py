@@ -24,7 +24,8 @@ from typing import Any
 
 from geobatch.wire import errors, limits
 from geobatch.wire.models import FunctionStatus
-from geobatch_core.ports import BlobStore, FunctionStore, Item, JobStore, Message, Queue
+from geobatch_core.ports import BlobStore, FunctionStore, JobStore, Message, Queue
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services.context import Services, Settings
 from geobatch_core.services.execution import (
     Ack,
@@ -45,12 +46,14 @@ from geobatch_worker.lease import NO_LEASE
 from geobatch_worker.livelog import LiveLog
 from geobatch_worker.metrics import JobMetrics
 from geobatch_worker.runner import LOST, Runner
-from geobatch_worker.support import TRANSIENT, retry, unpack_bundle
+from geobatch_worker.support import TRANSIENT, required, retry, unpack_bundle
 
 log = logging.getLogger("geobatch.worker")
 
 
 class Worker(Heartbeat):
+    _function: FunctionRecord  # read first thing by run(), again by each Function check
+
     def __init__(
         self,
         config: WorkerConfig,
@@ -75,7 +78,6 @@ class Worker(Heartbeat):
         self._held = HeldMessages(queue, config.queue_url, settings.lost_worker_seconds)
         self._current: tuple[str, Message] | None = None
         self._cancel = threading.Event()
-        self._function: Item = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="geobatch-worker-")
         self._runner: Runner | None = None
         self._born = time.monotonic()
@@ -118,7 +120,7 @@ class Worker(Heartbeat):
         )
         self._runner = Runner(
             self._unpack_bundle(),
-            self._function["entrypoint"],
+            required(self._function.entrypoint, "entrypoint"),
             memory_limit_mb=self.config.memory_limit_mb,
             log_dir=self._workdir.name,
             startup_seconds=self.config.startup_seconds,
@@ -142,7 +144,7 @@ class Worker(Heartbeat):
         return self.stats
 
     def _unpack_bundle(self) -> str:
-        data = self._retry(self.blobs.get, self._function["bundle_key"])
+        data = self._retry(self.blobs.get, required(self._function.bundle_key, "bundle_key"))
         return unpack_bundle(data, Path(self._workdir.name) / "bundle")
 
     def _retry(self, call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -155,7 +157,7 @@ class Worker(Heartbeat):
             return False
         except TRANSIENT:
             return True  # cannot tell now: keep going, the next check will know
-        return self._function["status"] == FunctionStatus.READY.value
+        return self._function.status == FunctionStatus.READY.value
 
     # ------------------------------------------------------------------ loop
 
@@ -201,10 +203,13 @@ class Worker(Heartbeat):
         lifetime = self.config.lifetime_seconds
         return lifetime is not None and time.monotonic() - self._born >= lifetime * self._lifetime_share
 
+    def _timeout(self) -> float:
+        return float(required(self._function.timeout, "timeout"))
+
     def _lease_covers_a_job(self, received: float) -> bool:
         """Whether a message received at ``received`` can still stay invisible for a whole job."""
         # min(): a Function saved before the cap would otherwise hand back even fresh messages forever.
-        timeout = min(float(self._function["timeout"]), limits.MAX_TIMEOUT_SECONDS)
+        timeout = min(self._timeout(), limits.MAX_TIMEOUT_SECONDS)
         needed = time.monotonic() - received + timeout + SETTLE_SECONDS
         return needed <= limits.SQS_MAX_LEASE_SECONDS
 
@@ -277,22 +282,22 @@ class Worker(Heartbeat):
     def _run_job(self, claimed: Claimed, message: Message) -> Any:
         job = claimed.job
         assert self._runner is not None
-        if "payload" in job:
-            payload = job["payload"]
+        if job.payload is not None:
+            payload = job.payload
         else:
-            payload = self._retry(self.blobs.get, job["args_key"]).decode()
+            payload = self._retry(self.blobs.get, required(job.args_key, "args_key")).decode()
         env = job_environment(self._function, job, claimed.attempt)
         self._cancel.clear()
-        self._current = (job["job_key"], message)
+        self._current = (job.job_key, message)
         self._publish_lease()
         live = LiveLog(self.jobs, self.blobs, job, claimed.attempt, claim_token(message))
         try:
             result = self._runner.run(
                 payload,
                 env,
-                timeout=float(self._function["timeout"]),
+                timeout=self._timeout(),
                 cancel=self._cancel,
-                log_name=f"{job['job_key']}.{claimed.attempt}",
+                log_name=f"{job.job_key}.{claimed.attempt}",
                 tick=live,
             )
         finally:
@@ -301,7 +306,7 @@ class Worker(Heartbeat):
         if result.status == LOST:
             # Our lease ran out (we were stopped or cut off): another worker may own the job now, so
             # this worker neither records nor settles anything about it.
-            log.warning("lost the lease on job %s; leaving it to its next receive", job["job_key"])
+            log.warning("lost the lease on job %s; leaving it to its next receive", job.job_key)
             self.stats.outcomes[LOST] = self.stats.outcomes.get(LOST, 0) + 1
             return Stale("lease lost")
         outcome = outcome_of(result)

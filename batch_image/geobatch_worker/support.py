@@ -1,4 +1,5 @@
-"""What the worker loop leans on: retries of transient AWS errors, and unpacking the code bundle."""
+"""What the worker loop leans on: retries of transient AWS errors, unpacking the code bundle, and
+reading the attributes every saved Function or job has."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from geobatch.wire import errors
 
@@ -19,6 +20,8 @@ log = logging.getLogger("geobatch.worker")
 # (never dies of them, never loses a job to them).
 TRANSIENT = (errors.ThrottledError, errors.ServiceError)
 TRANSIENT_TRIES = 5
+
+T = TypeVar("T")
 
 
 def retry(call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -47,3 +50,11 @@ def unpack_bundle(data: bytes, target: Path) -> str:
                 raise errors.BadRequestError(f"unsafe path in bundle: {info.filename}")
         archive.extractall(target)
     return str(target)
+
+
+def required(value: T | None, name: str) -> T:
+    """A record's attribute that every saved item has (``services.functions.create_function`` and
+    ``services.submission`` write it); ``KeyError`` naming it, as reading the item did, if absent."""
+    if value is None:
+        raise KeyError(name)
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -43,8 +44,8 @@ def worker(svc, function, **config):
     config.setdefault("idle_seconds", 1.5)
     return Worker.for_services(
         WorkerConfig(
-            function_id=function["id"],
-            queue_url=function["queue_url"],
+            function_id=function.id,
+            queue_url=function.queue_url,
             worker_id=f"w-{uuid.uuid4().hex[:4]}",
             poll_seconds=0,
             **config,
@@ -55,7 +56,7 @@ def worker(svc, function, **config):
 
 def submit(svc, function, args):
     bulk = JobBulkCreate(
-        function_id=function["id"], bulk_args=[[a] for a in args], reference_id=str(uuid.uuid4())
+        function_id=function.id, bulk_args=[[a] for a in args], reference_id=str(uuid.uuid4())
     )
     return jobs.submit_jobs(svc, ALICE, bulk).data
 
@@ -72,14 +73,14 @@ def test_runs_jobs_stores_results_logs_and_retries(moto_services):
     stats = worker(svc, function).run()
     assert stats.outcomes == {"success": 2, "failure": 2}
     a, boom, big = (job_item(svc, j) for j in submitted)
-    assert a["status"] == "success" and json.loads(a["result"]) == {"x": "a", "attempt": 1}
-    assert "working on a" in a["attempts"][0]["log"]
-    assert boom["status"] == "failure" and boom["execution_count"] == 2
-    assert boom["error_reason"] == "KeyError: 'boom'"
-    assert big["status"] == "success" and "result" not in big and big["result_key"].startswith("results/")
-    assert len(svc.blobs.get(big["result_key"])) == 10_002
-    assert functions.job_statistics(svc, function["id"])["success"] == 2
-    visible, in_flight = svc.queue.depth(function["queue_url"])
+    assert a.status == "success" and json.loads(a.result) == {"x": "a", "attempt": 1}
+    assert "working on a" in a.attempts[0]["log"]
+    assert boom.status == "failure" and boom.execution_count == 2
+    assert boom.error_reason == "KeyError: 'boom'"
+    assert big.status == "success" and big.result is None and big.result_key.startswith("results/")
+    assert len(svc.blobs.get(big.result_key)) == 10_002
+    assert functions.job_statistics(svc, function.id)["success"] == 2
+    visible, in_flight = svc.queue.depth(function.queue_url)
     assert (visible, in_flight) == (0, 0)  # every terminal job's message is gone
 
 
@@ -88,11 +89,11 @@ def test_duplicate_messages_run_a_job_once(moto_services):
     function = ready_function(svc, SOURCE, "work")
     (job,) = submit(svc, function, ["once"])
     body = json.dumps({"j": job.id.rpartition("-")[2], "r": 0})
-    svc.queue.send_batch(function["queue_url"], [body, body])  # e.g. a resent submission
+    svc.queue.send_batch(function.queue_url, [body, body])  # e.g. a resent submission
     stats = worker(svc, function).run()
     assert stats.claimed == 1 and stats.dropped == 2
     item = job_item(svc, job)
-    assert item["status"] == "success" and item["execution_count"] == 1
+    assert item.status == "success" and item.execution_count == 1
 
 
 def test_a_lost_worker_is_detected_and_its_job_retried(moto_services):
@@ -100,20 +101,18 @@ def test_a_lost_worker_is_detected_and_its_job_retried(moto_services):
     function = ready_function(svc, SOURCE, "work", retry_count=1)
     (job,) = submit(svc, function, ["survivor"])
     # A worker claims the job and dies before finishing: no outcome, no ack, no more heartbeats.
-    message = svc.queue.receive(function["queue_url"], max_messages=1, wait_seconds=0, visibility_seconds=1)[
-        0
-    ]
+    message = svc.queue.receive(function.queue_url, max_messages=1, wait_seconds=0, visibility_seconds=1)[0]
     from geobatch_core.services.execution import claim
 
     claimed = claim(svc.jobs, svc.settings, function, job.id.rpartition("-")[2], message, "dead")
-    assert job_item(svc, job)["status"] == "running"
+    assert job_item(svc, job).status == "running"
     # Its message reappears after the lease; the next worker records the loss and runs attempt 2.
     stats = worker(svc, function, idle_seconds=3).run()
     item = job_item(svc, job)
     assert claimed.attempt == 1 and stats.claimed == 1
-    assert item["status"] == "success" and item["execution_count"] == 2
-    assert item["attempts"][0]["reason"].startswith("worker lost: no heartbeat")
-    assert json.loads(item["result"])["attempt"] == 2
+    assert item.status == "success" and item.execution_count == 2
+    assert item.attempts[0]["reason"].startswith("worker lost: no heartbeat")
+    assert json.loads(item.result)["attempt"] == 2
 
 
 def test_sigterm_finishes_current_job_and_returns_the_rest(moto_services):
@@ -132,9 +131,9 @@ def test_sigterm_finishes_current_job_and_returns_the_rest(moto_services):
     thread = threading.Thread(target=w.run)
     thread.start()
     thread.join(timeout=60)
-    statuses = sorted(job_item(svc, j)["status"] for j in submitted)
+    statuses = sorted(job_item(svc, j).status for j in submitted)
     assert statuses == ["pending"] * 5 + ["success"]
-    visible, _ = svc.queue.depth(function["queue_url"])
+    visible, _ = svc.queue.depth(function.queue_url)
     assert visible == 5  # handed back at once, not after the lease
 
 
@@ -166,7 +165,7 @@ def work(x):
 def wait_terminal(svc, submitted):
     def ended():
         items = [job_item(svc, j) for j in submitted]
-        done = all(i["status"] in ("success", "failure", "timeout", "canceled") for i in items)
+        done = all(i.status in ("success", "failure", "timeout", "canceled") for i in items)
         return items if done else None
 
     return wait_until(ended, "the jobs to end", poll=0.1)
@@ -188,12 +187,12 @@ def test_each_result_belongs_to_its_job_after_a_fork(moto_services, first):
         w.stopping.set()
         thread.join(timeout=60)
     if first == "fork":
-        assert forked["status"] == "success" and json.loads(forked["result"]) == "forked"
+        assert forked.status == "success" and json.loads(forked.result) == "forked"
     else:
-        assert forked["status"] == "failure" and "wrote on the runner's channel" in forked["error_reason"]
-    assert [i["status"] for i in items] == ["success"] * 8
-    assert [json.loads(i["result"]) for i in items] == [{"x": f"job{i}"} for i in range(8)]
-    assert [i["execution_count"] for i in items] == [1] * 8
+        assert forked.status == "failure" and "wrote on the runner's channel" in forked.error_reason
+    assert [i.status for i in items] == ["success"] * 8
+    assert [json.loads(i.result) for i in items] == [{"x": f"job{i}"} for i in range(8)]
+    assert [i.execution_count for i in items] == [1] * 8
 
 
 HOLD = """
@@ -226,9 +225,7 @@ class PauseAfterReceive(FaultyQueue):
 def pausable_worker(svc, function, switch, queue_type=FaultyQueue, **config):
     plan = FaultPlan(seed=1)
     return Worker(
-        WorkerConfig(
-            function["id"], function["queue_url"], "paused", idle_seconds=600, poll_seconds=1, **config
-        ),
+        WorkerConfig(function.id, function.queue_url, "paused", idle_seconds=600, poll_seconds=1, **config),
         functions=FaultyFunctionStore(svc.functions, plan, switch),
         jobs=FaultyJobStore(svc.jobs, plan, switch),
         queue=queue_type(svc.queue, plan, switch),
@@ -257,7 +254,7 @@ def stop_workers(workers, threads):
 
 def claimed_by(svc, job, worker_id):
     item = job_item(svc, job)
-    return item["status"] == "running" and item["attempts"][-1]["worker_id"] == worker_id
+    return item.status == "running" and item.attempts[-1]["worker_id"] == worker_id
 
 
 @pytest.mark.parametrize("retry_count", [0, 1])
@@ -270,7 +267,7 @@ def test_a_resumed_worker_cannot_judge_a_job_another_worker_runs(moto_services, 
         svc,
         ALICE,
         JobBulkCreate(
-            function_id=function["id"], bulk_args=[[str(tmp_path / "j.lock"), 3]], reference_id="resume"
+            function_id=function.id, bulk_args=[[str(tmp_path / "j.lock"), 3]], reference_id="resume"
         ),
     ).data
     switch = KillSwitch()
@@ -285,8 +282,8 @@ def test_a_resumed_worker_cannot_judge_a_job_another_worker_runs(moto_services, 
         (item,) = wait_terminal(svc, [job])
     finally:
         stop_workers([stopped, live], threads)
-    assert item["status"] == "success", item["attempts"]
-    assert json.loads(item["result"]) == "alone" and item["execution_count"] == 1
+    assert item.status == "success", item.attempts
+    assert json.loads(item.result) == "alone" and item.execution_count == 1
     assert stopped.stats.claimed == 0 and stopped.stats.outcomes == {}
 
 
@@ -299,7 +296,7 @@ def test_a_stopped_worker_s_job_never_runs_twice_at_once(moto_services, tmp_path
         svc,
         ALICE,
         JobBulkCreate(
-            function_id=function["id"], bulk_args=[[str(tmp_path / "j.lock"), 30]], reference_id="stop"
+            function_id=function.id, bulk_args=[[str(tmp_path / "j.lock"), 30]], reference_id="stop"
         ),
     ).data
     switch = KillSwitch()
@@ -310,15 +307,15 @@ def test_a_stopped_worker_s_job_never_runs_twice_at_once(moto_services, tmp_path
     live = worker(svc, function, idle_seconds=600)
     threads += run_workers(live)
     try:
-        until(lambda: job_item(svc, job)["execution_count"] == 2, "the takeover")
+        until(lambda: job_item(svc, job).execution_count == 2, "the takeover")
         switch.resume()
         (item,) = wait_terminal(svc, [job])
     finally:
         stop_workers([stopped, live], threads)
-    assert item["status"] == "success" and json.loads(item["result"]) == "alone"
-    assert item["execution_count"] == 2
-    assert item["attempts"][0]["reason"].startswith("worker lost")
-    assert item["attempts"][1]["worker_id"] == live.config.worker_id
+    assert item.status == "success" and json.loads(item.result) == "alone"
+    assert item.execution_count == 2
+    assert item.attempts[0]["reason"].startswith("worker lost")
+    assert item.attempts[1]["worker_id"] == live.config.worker_id
     assert stopped.stats.outcomes == {"lost": 1}
 
 
@@ -338,14 +335,14 @@ def test_start_up_does_not_count_as_run_time_and_has_its_own_limit(moto_services
     function = ready_function(svc, SLOW_IMPORT, "work", timeout=2)
     submitted = submit(svc, function, ["a", "b"])
     worker(svc, function).run()
-    assert [job_item(svc, j)["status"] for j in submitted] == ["success", "success"]
+    assert [job_item(svc, j).status for j in submitted] == ["success", "success"]
     # Start-up over its own limit: a failure that says so, not a timeout of the job.
     function = ready_function(svc, SLOW_IMPORT, "work", timeout=2)
     (job,) = submit(svc, function, ["c"])
     worker(svc, function, startup_seconds=1).run()
     item = job_item(svc, job)
-    assert item["status"] == "failure"
-    assert item["error_reason"] == "start-up: the function's module was not imported within 1 s"
+    assert item.status == "failure"
+    assert item.error_reason == "start-up: the function's module was not imported within 1 s"
 
 
 HANG = """
@@ -371,9 +368,9 @@ def test_a_hang_past_the_timeout_with_retries_never_ends_as_a_lost_worker(moto_s
         items = wait_terminal(svc, submitted)
     finally:
         stop_workers([first, second], threads)
-    assert [i["status"] for i in items] == ["timeout", "timeout"], [i["attempts"] for i in items]
-    assert [i["execution_count"] for i in items] == [2, 2]
-    reasons = [a["reason"] for i in items for a in i["attempts"]]
+    assert [i.status for i in items] == ["timeout", "timeout"], [i.attempts for i in items]
+    assert [i.execution_count for i in items] == [2, 2]
+    reasons = [a["reason"] for i in items for a in i.attempts]
     assert reasons == ["timeout: still running after 6 s"] * 4
 
 
@@ -392,11 +389,11 @@ def test_the_memory_limit_counts_the_whole_process_tree_and_names_the_culprit(mo
     (job,) = submit(svc, function, [300])
     worker(svc, function, memory_limit_mb=150).run()
     item = job_item(svc, job)
-    assert item["status"] == "failure", item["attempts"]
-    reason = item["error_reason"]
+    assert item.status == "failure", item.attempts
+    reason = item.error_reason
     assert reason.startswith("out of memory: peak") and "of 150 MiB limit" in reason
     assert "biggest: subprocess" in reason and "bytearray(300" in reason
-    assert item["attempts"][0]["peak_memory_mb"] > 150
+    assert item.attempts[0]["peak_memory_mb"] > 150
 
 
 ORPHANS = """
@@ -430,10 +427,10 @@ def test_nothing_a_job_started_outlives_it(moto_services):
     submitted = submit(svc, function, ["session", "double-fork", "then-die"])
     worker(svc, function).run()
     session, double, die = (job_item(svc, j) for j in submitted)
-    assert session["status"] == double["status"] == "success"
-    assert die["status"] == "failure" and die["exit_code"] == 3
-    pids = json.loads(session["result"]) + json.loads(double["result"])
-    pids.append(int(die["attempts"][0]["log"].split("\t")[1].split()[0]))
+    assert session.status == double.status == "success"
+    assert die.status == "failure" and die.exit_code == 3
+    pids = json.loads(session.result) + json.loads(double.result)
+    pids.append(int(die.attempts[0]["log"].split("\t")[1].split()[0]))
     assert [running(p) for p in pids] == [False, False, False], pids
 
 
@@ -461,17 +458,17 @@ def test_the_log_of_a_running_job_can_be_read_while_it_runs(moto_services, tmp_p
     try:
         until(lambda: jobs.job_log(svc, ALICE, job.id)[0], "a live log")
         lines, _ = jobs.job_log(svc, ALICE, job.id)  # (lines, offset of the next part)
-        assert job_item(svc, job)["status"] == "running"
+        assert job_item(svc, job).status == "running"
         assert lines[0].log == "tick 0"
         stop.write_text("")
         (item,) = wait_terminal(svc, [job])
     finally:
         stop_workers([w], threads)
-    assert item["status"] == "success"
+    assert item.status == "success"
     final = [line.log for line in jobs.job_log(svc, ALICE, job.id)[0]]
     assert final[: len(lines)] == [line.log for line in lines]
-    assert len(final) == json.loads(item["result"])
-    assert not svc.blobs.exists(layout.live_log_key(function["id"], item["job_key"], 0, 1, 0))
+    assert len(final) == json.loads(item.result)
+    assert not svc.blobs.exists(layout.live_log_key(function.id, item.job_key, 0, 1, 0))
 
 
 def test_a_spent_lifetime_stops_claiming_and_returns_the_rest(moto_services):
@@ -491,9 +488,9 @@ def test_a_spent_lifetime_stops_claiming_and_returns_the_rest(moto_services):
     w._run_job = run_then_age  # type: ignore[method-assign]
     stats = w.run()
     assert stats.claimed == 1
-    statuses = sorted(job_item(svc, j)["status"] for j in submitted)
+    statuses = sorted(job_item(svc, j).status for j in submitted)
     assert statuses == ["pending"] * 5 + ["success"]
-    visible, _ = svc.queue.depth(function["queue_url"])
+    visible, _ = svc.queue.depth(function.queue_url)
     assert visible == 5  # handed back at once, for the replacement worker
 
 
@@ -504,7 +501,7 @@ def test_a_worker_without_lifetime_left_claims_nothing(moto_services, monkeypatc
     monkeypatch.setenv("GEOBATCH_WORKER_LIFETIME_SECONDS", "0")  # as the job definition sets it
     stats = worker(svc, function).run()
     assert stats.received == 0 and stats.claimed == 0
-    assert [job_item(svc, j)["status"] for j in submitted] == ["pending", "pending"]
+    assert [job_item(svc, j).status for j in submitted] == ["pending", "pending"]
 
 
 def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_services):
@@ -524,7 +521,7 @@ def test_held_messages_whose_lease_cannot_cover_a_job_are_not_claimed(moto_servi
     assert w._lease_covers_a_job(now - (margin - 700))
     assert not w._lease_covers_a_job(now - margin)
     # A Function saved before the cap (24 h allowed then) still runs fresh messages, never spins.
-    w._function = {**function, "timeout": 86_400}
+    w._function = dataclasses.replace(function, timeout=86_400)
     assert w._lease_covers_a_job(time.monotonic())
 
 
@@ -538,7 +535,7 @@ def test_an_older_receive_can_neither_claim_judge_nor_record(moto_services):
     function = ready_function(svc, SOURCE, "work", retry_count=1)
     (job,) = submit(svc, function, ["fenced"])
     key = job.id.rpartition("-")[2]
-    url = function["queue_url"]
+    url = function.queue_url
     first = svc.queue.receive(url, max_messages=1, wait_seconds=0, visibility_seconds=1)[0]
     assert claim(svc.jobs, svc.settings, function, key, first, "stopped").attempt == 1
     second = []
@@ -563,5 +560,5 @@ def test_an_older_receive_can_neither_claim_judge_nor_record(moto_services):
     done = Outcome(status=JobStatus.SUCCESS, result=b'"ok"')
     record_outcome(svc.jobs, svc.blobs, svc.settings, function, taken.job, 2, claim_token(second), done)
     item = job_item(svc, job)
-    assert item["status"] == "success" and item["execution_count"] == 2
-    assert item["attempts"][0]["reason"].startswith("worker lost")
+    assert item.status == "success" and item.execution_count == 2
+    assert item.attempts[0]["reason"].startswith("worker lost")

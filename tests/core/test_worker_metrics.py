@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 
 from geobatch.wire.models import JobBulkCreate
 from geobatch_core import layout
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services import jobs
 from geobatch_worker.loop import Worker, WorkerConfig
 from geobatch_worker.metrics import JobMetrics, cloudwatch_client
@@ -37,19 +38,19 @@ def work(x):
 NAMESPACE = layout.WORKER_METRICS_NAMESPACE
 
 
-def submit(svc: Any, args: list, source: str = SOURCE, name: str = "work", **settings: Any) -> dict:
+def submit(svc: Any, args: list, source: str = SOURCE, name: str = "work", **settings: Any) -> FunctionRecord:
     function = ready_function(svc, source, name, **settings)
     bulk = JobBulkCreate(
-        function_id=function["id"], bulk_args=[[a] for a in args], reference_id=uuid.uuid4().hex
+        function_id=function.id, bulk_args=[[a] for a in args], reference_id=uuid.uuid4().hex
     )
     jobs.submit_jobs(svc, ALICE, bulk)
     return function
 
 
-def worker(svc: Any, function: dict, metrics: JobMetrics) -> Worker:
+def worker(svc: Any, function: FunctionRecord, metrics: JobMetrics) -> Worker:
     config = WorkerConfig(
-        function_id=function["id"],
-        queue_url=function["queue_url"],
+        function_id=function.id,
+        queue_url=function.queue_url,
         worker_id="w-1",
         poll_seconds=0,
         idle_seconds=1.5,
@@ -73,15 +74,15 @@ def statistics(cloudwatch: Any, function_id: str, metric: str) -> dict[str, floa
     return {k: points[0][k] for k in ("SampleCount", "Sum", "Minimum", "Maximum")}
 
 
-def job_items(svc: Any, function_id: str) -> list[dict[str, Any]]:
-    items, _ = svc.jobs.query(function_id, start=None, limit=100, newest_first=False, consistent=True)
-    return items
+def job_records(svc: Any, function_id: str) -> list[JobRecord]:
+    records, _ = svc.jobs.query(function_id, start=None, limit=100, newest_first=False, consistent=True)
+    return records
 
 
 def job_runtimes(svc: Any, function_id: str) -> list[float]:
     """The last runtime of each of the Function's jobs that ended (what the job records)."""
     ended = ("success", "failure", "timeout")
-    return [float(j["runtime"]) for j in job_items(svc, function_id) if j.get("status") in ended]
+    return [float(j.runtime) for j in job_records(svc, function_id) if j.status in ended]
 
 
 def published(cloudwatch: Any) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -100,7 +101,7 @@ def test_ended_jobs_are_published_per_function_with_their_statistics(moto_servic
     function = submit(svc, ["a", "b", "boom"], retry_count=1, timeout=20)
     metrics = JobMetrics(cloudwatch)
     worker(svc, function, metrics).run()
-    fid = function["id"]
+    fid = function.id
     dimension = ((layout.WORKER_METRICS_DIMENSION, fid),)
     assert published(cloudwatch) == {
         ("JobsSucceeded", dimension),
@@ -134,8 +135,8 @@ def test_a_timed_out_job_is_counted_as_timed_out(moto_services, cloudwatch) -> N
     slow = "def slow(x):\n    import time\n    time.sleep(30)\n"
     function = submit(moto_services, [1], slow, "slow", timeout=1)
     worker(moto_services, function, JobMetrics(cloudwatch)).run()
-    assert statistics(cloudwatch, function["id"], "JobsTimedOut")["Sum"] == 1
-    assert statistics(cloudwatch, function["id"], "JobDuration")["Minimum"] >= 1
+    assert statistics(cloudwatch, function.id, "JobsTimedOut")["Sum"] == 1
+    assert statistics(cloudwatch, function.id, "JobDuration")["Minimum"] >= 1
 
 
 def test_a_minute_of_jobs_is_one_request_of_statistic_sets(cloudwatch) -> None:
@@ -183,13 +184,13 @@ def test_sigterm_publishes_the_jobs_that_ended_before_the_worker_exits(moto_serv
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    items = {json.loads(j["payload"])["args"][0]: j for j in job_items(svc, function["id"])}
-    ended = [j for j in items.values() if j["status"] == "success"]
-    assert {j["status"] for j in items.values()} <= {"success", "pending"}
+    records = {json.loads(j.payload)["args"][0]: j for j in job_records(svc, function.id)}
+    ended = [j for j in records.values() if j.status == "success"]
+    assert {j.status for j in records.values()} <= {"success", "pending"}
     # "stop" ended, and no job started after it: the worker stopped on its signal.
-    assert items["stop"]["status"] == "success"
-    assert max(ended, key=lambda j: j["last_execution_date"]) is items["stop"]
-    assert statistics(cloudwatch, function["id"], "JobsSucceeded")["Sum"] == len(ended)
+    assert records["stop"].status == "success"
+    assert max(ended, key=lambda j: j.last_execution_date) is records["stop"]
+    assert statistics(cloudwatch, function.id, "JobsSucceeded")["Sum"] == len(ended)
 
 
 def refusing(client: Any, code: str, status: int, times: int) -> Stubber:
@@ -224,7 +225,7 @@ def test_an_unreachable_cloudwatch_fails_no_job(moto_services, caplog) -> None:
     metrics = JobMetrics(unreachable, backoff_seconds=0.001)
     with caplog.at_level(logging.WARNING, logger="geobatch.worker"):
         stats = worker(svc, function, metrics).run()
-    statuses = sorted(j["status"] for j in job_items(svc, function["id"]))
+    statuses = sorted(j.status for j in job_records(svc, function.id))
     assert statuses == ["failure", "success", "success"]
     assert stats.acked == 3 and stats.retried == 0
     assert metrics.dropped == 3 and metrics.requests == 3  # the exit flush, tried three times

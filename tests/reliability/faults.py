@@ -12,12 +12,13 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from geobatch.wire import errors
 from geobatch.wire.models import JobStatus
+from geobatch_core.records import JobRecord
 
 
 class WorkerKilled(BaseException):
@@ -197,8 +198,8 @@ class HalfWritingJobStore(_Wrapper):
         super().__init__(wrapped, plan, None, "jobs")
         self._written = written
 
-    def put_new_batch(self, items: Any, *, check_existing: bool = True) -> list[str]:
-        self._wrapped.put_new_batch(items[: self._written], check_existing=check_existing)
+    def put_new_batch(self, jobs: Sequence[JobRecord], *, check_existing: bool = True) -> list[str]:
+        self._wrapped.put_new_batch(jobs[: self._written], check_existing=check_existing)
         self._plan.count("API timed out after writing part of a bulk submission")
         raise errors.ServiceError("injected: Lambda timed out mid-submission")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from geobatch.wire import limits
 from geobatch.wire.models import TERMINAL, JobBulkCreate, JobStatus
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services import counters, dead_letters, functions, jobs
 from geobatch_core.services.context import Services
 from geobatch_core.services.execution import parse_message
@@ -78,25 +78,27 @@ def main(kind, key, n=0):
 """
 
 
-def ready_function(svc: Services, name: str, *, timeout: int, retry_count: int) -> Item:
+def ready_function(svc: Services, name: str, *, timeout: int, retry_count: int) -> FunctionRecord:
     """A Function with its bundle in S3, marked ready (the image build is tested elsewhere)."""
     return support.ready_function(
         svc, name=name, principal=OWNER, build=False, entry=ENTRY, timeout=timeout, retry_count=retry_count
     )
 
 
-def submit(svc: Services, function: Item, kinds: list[tuple[str, int]], reference: str) -> list[Item]:
-    """Submit jobs with the given (kind, n) and return their items."""
+def submit(
+    svc: Services, function: FunctionRecord, kinds: list[tuple[str, int]], reference: str
+) -> list[JobRecord]:
+    """Submit jobs with the given (kind, n) and return their records."""
     page = jobs.submit_jobs(
         svc,
         OWNER,
         JobBulkCreate(
-            function_id=function["id"],
+            function_id=function.id,
             bulk_kwargs=[{"kind": k, "key": f"{reference}-{i}", "n": n} for i, (k, n) in enumerate(kinds)],
             reference_id=reference,
         ),
     )
-    return [svc.jobs.get(function["id"], j.id.rpartition("-")[2]) for j in page.data]
+    return [svc.jobs.get(function.id, j.id.rpartition("-")[2]) for j in page.data]
 
 
 class KillableWorker(Worker):
@@ -107,7 +109,7 @@ class KillableWorker(Worker):
         self._plan, self._switch = plan, switch
 
     def _run_job(self, claimed: Any, message: Any) -> Any:
-        key = claimed.job["job_key"]
+        key = claimed.job.job_key
         kind = self._plan.kinds.get(key)
         if kind == "stop_mid" and self._plan.first_time(key):
             # kill -STOP: every thread of this worker stops at its next AWS call while the job's child
@@ -128,15 +130,15 @@ class KillableWorker(Worker):
         job = claimed.job
         end = time.monotonic() + most_seconds
         while time.monotonic() < end:
-            item = store.get(job["function_id"], job["job_key"], consistent=True)
-            if item["status"] in TERMINAL_VALUES or int(item.get("execution_count", 0)) > claimed.attempt:
+            now = store.get(job.function_id, job.job_key, consistent=True)
+            if now.status in TERMINAL_VALUES or int(now.execution_count or 0) > claimed.attempt:
                 break
             time.sleep(0.2)
         else:
             # Nobody took over (e.g. the Function's other worker was stopped too, as kill -STOP on
             # both containers would leave it): this worker resumes still holding a live claim, and
             # the timeout it then records is the true outcome.
-            self._plan.resumed_unclaimed.add(job["job_key"])
+            self._plan.resumed_unclaimed.add(job.job_key)
             self._plan.count("worker resumed before any takeover")
         self._switch.resume()
 
@@ -162,7 +164,7 @@ class Fleet:
         worker = KillableWorker(
             WorkerConfig(
                 fid,
-                self.svc.functions.get(fid)["queue_url"],
+                self.svc.functions.get(fid).queue_url,
                 f"w{self.started}",
                 idle_seconds=600,  # the test decides when the fleet is done
                 poll_seconds=1,
@@ -228,23 +230,23 @@ class Fleet:
     def _progress(self) -> tuple[tuple[str, int, str], ...]:
         """Each job's (key, attempts, status): what changes while the fleet works."""
         return tuple(
-            (str(i.get("job_key")), int(i.get("execution_count", 0)), str(i.get("status")))
+            (j.job_key, int(j.execution_count or 0), j.status)
             for fid in self.function_ids
-            for i in all_jobs(self.svc, fid)
+            for j in all_jobs(self.svc, fid)
         )
 
     def diagnose(self) -> str:
         """What is still open, for the failure message."""
         lines = [f"crashes={self.crashes}"]
         for fid in self.function_ids:
-            items = all_jobs(self.svc, fid)
-            open_items = [i for i in items if i["status"] not in TERMINAL_VALUES]
-            depth = self.svc.queue.depth(self.svc.functions.get(fid)["queue_url"])
-            lines.append(f"{fid}: {Counter(i['status'] for i in items)} depth={depth}")
+            records = all_jobs(self.svc, fid)
+            still_open = [j for j in records if j.status not in TERMINAL_VALUES]
+            depth = self.svc.queue.depth(self.svc.functions.get(fid).queue_url)
+            lines.append(f"{fid}: {Counter(j.status for j in records)} depth={depth}")
             lines += [
-                f"  {i['job_key']} {self.plan.kinds.get(i['job_key'])} {i['status']} "
-                f"x{i.get('execution_count')} {i.get('error_reason')}"
-                for i in open_items[:10]
+                f"  {j.job_key} {self.plan.kinds.get(j.job_key)} {j.status} "
+                f"x{j.execution_count} {j.error_reason}"
+                for j in still_open[:10]
             ]
         for ts in self._threads.values():
             for t, w in ts:
@@ -276,12 +278,12 @@ class Fleet:
 # --------------------------------------------------------------------------- invariants
 
 
-def all_jobs(svc: Services, fid: str) -> list[Item]:
-    out: list[Item] = []
+def all_jobs(svc: Services, fid: str) -> list[JobRecord]:
+    out: list[JobRecord] = []
     start = None
     while True:
-        items, start = svc.jobs.query(fid, start=start, limit=500, newest_first=False)
-        out.extend(items)
+        page, start = svc.jobs.query(fid, start=start, limit=500, newest_first=False)
+        out.extend(page)
         if not start:
             return out
 
@@ -289,35 +291,36 @@ def all_jobs(svc: Services, fid: str) -> list[Item]:
 def queue_settled(svc: Services, fid: str) -> bool:
     """Every job terminal and the job queue empty (visible and in flight)."""
     function = svc.functions.get(fid)
-    if any(j["status"] not in TERMINAL_VALUES for j in all_jobs(svc, fid)):
+    if any(j.status not in TERMINAL_VALUES for j in all_jobs(svc, fid)):
         return False
-    return svc.queue.depth(function["queue_url"]) == (0, 0)
+    return svc.queue.depth(function.queue_url) == (0, 0)
 
 
-def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> list[str]:
+def check_invariants(svc: Services, function: FunctionRecord, checked: Counter[str]) -> list[str]:
     """The invariants of docs/architecture.md over one Function's jobs; the violations (empty: all hold)."""
     problems: list[str] = []
-    fid = function["id"]
-    items = all_jobs(svc, fid)
-    by_key = {i["job_key"]: i for i in items}
-    max_attempts = int(function["retry_count"]) + 1
-    for item in items:
-        jid = f"{fid}-{item['job_key']}"
-        status = item["status"]
+    fid = function.id
+    records = all_jobs(svc, fid)
+    by_key = {j.job_key: j for j in records}
+    allowed = function.attempts_allowed
+    for job in records:
+        jid = job.id
+        status = job.status
         checked[status] += 1
         if status not in TERMINAL_VALUES:
             problems.append(f"{jid} is {status}, not terminal")
-        if int(item.get("execution_count", 0)) > max_attempts:
-            problems.append(f"{jid} ran {item['execution_count']} times; at most {max_attempts} allowed")
-        attempts = item.get("attempts") or []
-        if len(attempts) != int(item.get("execution_count", 0)):
-            problems.append(f"{jid} has {len(attempts)} attempt records for {item['execution_count']} runs")
+        runs = int(job.execution_count or 0)
+        if runs > allowed:
+            problems.append(f"{jid} ran {runs} times; at most {allowed} allowed")
+        attempts = job.attempts or []
+        if len(attempts) != runs:
+            problems.append(f"{jid} has {len(attempts)} attempt records for {job.execution_count} runs")
         if any(a.get("status") == JobStatus.RUNNING.value for a in attempts) and status in TERMINAL_VALUES:
             problems.append(f"{jid} is {status} but an attempt record still says running")
         if status == JobStatus.SUCCESS.value:
-            if "result" not in item and "result_key" not in item:
+            if job.result is None and job.result_key is None:
                 problems.append(f"{jid} succeeded without a result")
-            if "result_key" in item and len(svc.blobs.get(item["result_key"])) != item["result_size"]:
+            if job.result_key is not None and len(svc.blobs.get(job.result_key)) != job.result_size:
                 problems.append(f"{jid}: the stored result is not the recorded size")
             if not attempts or attempts[-1].get("status") != JobStatus.SUCCESS.value:
                 problems.append(f"{jid} succeeded without a success attempt record")
@@ -325,7 +328,7 @@ def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> li
                 if a.get("log_key") and not svc.blobs.exists(a["log_key"]):
                     problems.append(f"{jid}: log {a['log_key']} is missing")
     # The counts (moved with every job write, read in one request) against a recount of the jobs.
-    counted = Counter(i["status"] for i in items)
+    counted = Counter(j.status for j in records)
     stats = {k: v for k, v in functions.job_statistics(svc, fid).items() if v}
     if stats != dict(counted):
         problems.append(f"job_statistics {stats} != statuses {dict(counted)}")
@@ -333,16 +336,18 @@ def check_invariants(svc: Services, function: Item, checked: Counter[str]) -> li
     if not report.exact or report.counted != dict(counted):
         problems.append(f"recount: {report}")
     # Messages left in the queue: none may belong to a terminal job once the workers drained it.
-    for message in drain(svc, function["queue_url"]):
+    for message in drain(svc, function.queue_url):
         key, _ = parse_message(message.body)
-        item = by_key.get(key)
-        if item is None or item["status"] in TERMINAL_VALUES:
-            problems.append(f"a message for {'deleted' if item is None else 'terminal'} job {key} is left")
+        left = by_key.get(key)
+        if left is None or left.status in TERMINAL_VALUES:
+            problems.append(f"a message for {'deleted' if left is None else 'terminal'} job {key} is left")
     # The DLQ may hold only jobs the table shows as failed (the scaler drains it and fails them).
-    for message in drain(svc, function["dlq_url"]):
+    for message in drain(svc, function.dlq_url):
         key, _ = parse_message(message.body)
-        if by_key.get(key, {}).get("status") != JobStatus.FAILURE.value:
-            problems.append(f"the DLQ holds job {key}, which is {by_key.get(key, {}).get('status')}")
+        dead = by_key.get(key)
+        status_now = dead.status if dead is not None else None
+        if status_now != JobStatus.FAILURE.value:
+            problems.append(f"the DLQ holds job {key}, which is {status_now}")
     return problems
 
 

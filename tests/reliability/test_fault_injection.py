@@ -90,16 +90,16 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     for function in fns:
         mix = rng.choices(list(MIX), weights=list(MIX.values()), k=100)
         spec = [(k, rng.randint(1, 3) if k == "flaky" else 0) for k in mix]
-        submitted = submit(svc, function, spec, f"mix-{function['name']}")
+        submitted = submit(svc, function, spec, f"mix-{function.name}")
         for index, (item, ks) in enumerate(zip(submitted, spec, strict=True)):
-            kinds_of[item["job_key"]] = ks
-            own_key[item["job_key"]] = f"mix-{function['name']}-{index}"
+            kinds_of[item.job_key] = ks
+            own_key[item.job_key] = f"mix-{function.name}-{index}"
     for item, ks in zip(
         submit(svc, dlq_fn, [("die_always", 0)] * 3 + [("ok", 0)] * 7, "poison"),
         [("die_always", 0)] * 3 + [("ok", 0)] * 7,
         strict=True,
     ):
-        kinds_of[item["job_key"]] = ks
+        kinds_of[item.job_key] = ks
     plan.kinds.update({key: kind for key, (kind, _) in kinds_of.items()})
     plan.count("job calls os.fork(), both copies return", sum(k == "fork" for k, _ in kinds_of.values()))
 
@@ -107,9 +107,9 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     # which two workers may well receive at the same time.
     duplicated = 0
     for function in fns:
-        items = all_jobs(svc, function["id"])
+        items = all_jobs(svc, function.id)
         dupes = [i for i in items if rng.random() < 0.1]
-        svc.queue.send_batch(function["queue_url"], [jobs.message_body(i) for i in dupes])
+        svc.queue.send_batch(function.queue_url, [jobs.message_body(i) for i in dupes])
         duplicated += len(dupes)
     plan.count("duplicate message sent", duplicated)
 
@@ -123,27 +123,27 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     def race() -> None:
         elapsed = time.monotonic() - started
         target = fns[1]
-        items = all_jobs(svc, target["id"])
+        items = all_jobs(svc, target.id)
         if elapsed > 2 and rounds["cancel"] < 4:
             rounds["cancel"] += 1
-            live = [i for i in items if i["status"] in ("pending", "running")]
+            live = [i for i in items if i.status in ("pending", "running")]
             for item in racer_rng.sample(live, min(4, len(live))):
                 jobs.cancel_item(api_svc, item)
-                raced.add(item["job_key"])
-                plan.count(f"cancel raced a {item['status']} job")
+                raced.add(item.job_key)
+                plan.count(f"cancel raced a {item.status} job")
         if elapsed > 6 and rounds["rerun"] < 3:
-            failed = [i for i in items if i["status"] in ("failure", "timeout", "canceled")]
+            failed = [i for i in items if i.status in ("failure", "timeout", "canceled")]
             if failed:
                 rounds["rerun"] += 1
                 for item in racer_rng.sample(failed, min(3, len(failed))):
                     jobs.rerun_item(api_svc, item, target)
-                    raced.add(item["job_key"])
+                    raced.add(item.job_key)
                     plan.count("rerun of a finished job while workers run")
 
-    fleet = Fleet(svc, plan, [f["id"] for f in all_fns], per_function=2, memory_limit_mb=200)
+    fleet = Fleet(svc, plan, [f.id for f in all_fns], per_function=2, memory_limit_mb=200)
     try:
         fleet.run_until(
-            lambda: all(queue_settled(svc, f["id"]) for f in all_fns),
+            lambda: all(queue_settled(svc, f.id) for f in all_fns),
             tick=race,
         )
     finally:
@@ -153,43 +153,41 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
     problems: list[str] = []
     for function in all_fns:
         problems += check_invariants(svc, function, checked)
-        retry_count = int(function["retry_count"])
-        for item in all_jobs(svc, function["id"]):
-            kind, n = kinds_of[item["job_key"]]
-            if item["job_key"] in raced:
+        retry_count = int(function.retry_count)
+        for item in all_jobs(svc, function.id):
+            kind, n = kinds_of[item.job_key]
+            if item.job_key in raced:
                 continue
             if kind == "die_always":
                 # Killed on every attempt: the job ends failed, by attempts or by the dead-letter queue.
-                if item["status"] != "failure" or "worker lost" not in (item.get("error_reason") or ""):
-                    problems.append(
-                        f"poison job {item['job_key']} is {item['status']}: {item.get('error_reason')}"
-                    )
+                if item.status != "failure" or "worker lost" not in (item.error_reason or ""):
+                    problems.append(f"poison job {item.job_key} is {item.status}: {item.error_reason}")
                 continue
             want = expected(kind, n, retry_count)
-            if kind == "stop_mid" and item["job_key"] in plan.resumed_unclaimed and retry_count == 0:
+            if kind == "stop_mid" and item.job_key in plan.resumed_unclaimed and retry_count == 0:
                 want = JobStatus.TIMEOUT.value  # resumed with its claim intact: its own timeout stands
-            if item["status"] != want:
+            if item.status != want:
                 problems.append(
-                    f"{kind}(n={n}) job {item['job_key']} of {function['name']} is {item['status']}, "
-                    f"expected {want}: {item.get('error_reason')}"
+                    f"{kind}(n={n}) job {item.job_key} of {function.name} is {item.status}, "
+                    f"expected {want}: {item.error_reason}"
                 )
-            if kind in ("raise", "exit") and item["execution_count"] != retry_count + 1:
+            if kind in ("raise", "exit") and item.execution_count != retry_count + 1:
                 problems.append(
-                    f"{kind} job {item['job_key']} ran {item['execution_count']}x, not {retry_count + 1}"
+                    f"{kind} job {item.job_key} ran {item.execution_count}x, not {retry_count + 1}"
                 )
-            if item["status"] == "success" and item["job_key"] in own_key and kind not in ("big", "chatty"):
+            if item.status == "success" and item.job_key in own_key and kind not in ("big", "chatty"):
                 # Each result is its own job's, whatever forks and stopped workers did on the way.
-                result = json.loads(item["result"])
-                if result.get("key") != own_key[item["job_key"]]:
-                    problems.append(f"{kind} job {item['job_key']} has another job's result: {result}")
-            if any("overlap" in (a.get("reason") or "") for a in item.get("attempts") or []):
-                problems.append(f"{kind} job {item['job_key']} ran twice at the same time")
-            if kind == "oom" and "out of memory" not in (item.get("error_reason") or ""):
-                problems.append(f"oom job {item['job_key']}: {item.get('error_reason')}")
-            if kind == "big" and item["status"] == "success" and "result_key" not in item:
-                problems.append(f"big result of {item['job_key']} was not stored in S3")
-            if kind == "chatty" and item["status"] == "success" and not item["attempts"][-1].get("log_key"):
-                problems.append(f"chatty log of {item['job_key']} was not stored in S3")
+                result = json.loads(item.result)
+                if result.get("key") != own_key[item.job_key]:
+                    problems.append(f"{kind} job {item.job_key} has another job's result: {result}")
+            if any("overlap" in (a.get("reason") or "") for a in item.attempts or []):
+                problems.append(f"{kind} job {item.job_key} ran twice at the same time")
+            if kind == "oom" and "out of memory" not in (item.error_reason or ""):
+                problems.append(f"oom job {item.job_key}: {item.error_reason}")
+            if kind == "big" and item.status == "success" and item.result_key is None:
+                problems.append(f"big result of {item.job_key} was not stored in S3")
+            if kind == "chatty" and item.status == "success" and not item.attempts[-1].get("log_key"):
+                problems.append(f"chatty log of {item.job_key} was not stored in S3")
     extra = {
         "workers started": fleet.started,
         "workers killed (simulated)": fleet.kills,
@@ -213,33 +211,31 @@ def test_half_written_bulk_submission_is_completed_by_resending(fast_services: A
     plan = FaultPlan(seed=SEED + 2)
     function = ready_function(svc, "resend", timeout=5, retry_count=0)
     body = JobBulkCreate(
-        function_id=function["id"],
+        function_id=function.id,
         bulk_kwargs=[{"kind": "ok", "key": f"r{i}"} for i in range(60)],
         reference_id="resend-1",
     )
     with pytest.raises(errors.ServiceError):
         jobs.submit_jobs(dataclasses.replace(svc, jobs=HalfWritingJobStore(svc.jobs, plan, 25)), OWNER, body)
-    assert len(all_jobs(svc, function["id"])) == 25
-    assert svc.queue.depth(function["queue_url"]) == (0, 0)  # it died before queueing anything
+    assert len(all_jobs(svc, function.id)) == 25
+    assert svc.queue.depth(function.queue_url) == (0, 0)  # it died before queueing anything
     with pytest.raises(errors.ServiceError):
         jobs.submit_jobs(dataclasses.replace(svc, queue=HalfSendingQueue(svc.queue, plan)), OWNER, body)
     page = jobs.submit_jobs(svc, OWNER, body)  # the SDK's retry of the same request
-    items = all_jobs(svc, function["id"])
-    assert len(items) == 60 and {f"{function['id']}-{i['job_key']}" for i in items} == {
-        j.id for j in page.data
-    }
-    assert svc.queue.depth(function["queue_url"])[0] == 70  # 10 duplicate messages from the half send
+    items = all_jobs(svc, function.id)
+    assert len(items) == 60 and {f"{function.id}-{i.job_key}" for i in items} == {j.id for j in page.data}
+    assert svc.queue.depth(function.queue_url)[0] == 70  # 10 duplicate messages from the half send
 
-    fleet = Fleet(svc, plan, [function["id"]], per_function=2)
+    fleet = Fleet(svc, plan, [function.id], per_function=2)
     try:
-        fleet.run_until(lambda: queue_settled(svc, function["id"]))
+        fleet.run_until(lambda: queue_settled(svc, function.id))
     finally:
         fleet.stop()
     checked: Counter[str] = Counter()
     problems = check_invariants(svc, function, checked)
-    items = all_jobs(svc, function["id"])
-    assert [i["status"] for i in items] == ["success"] * 60
-    assert [i["execution_count"] for i in items] == [1] * 60  # the duplicates were dropped, not run
+    items = all_jobs(svc, function.id)
+    assert [i.status for i in items] == ["success"] * 60
+    assert [i.execution_count for i in items] == [1] * 60  # the duplicates were dropped, not run
     write_table(
         ARTIFACT,
         "half-written bulk submission, resent",
@@ -255,13 +251,13 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     plan = FaultPlan(seed=SEED + 3)
     function = ready_function(svc, "stop-delete", timeout=5, retry_count=0)
     submit(svc, function, [("slow", 0)] * 30, "stop-1")
-    fid = function["id"]
+    fid = function.id
 
     # Stop: the workers notice within function_check_seconds and exit; nothing is left running.
     fleet = Fleet(svc, plan, [fid], per_function=2)
     fleet.tend()
     deadline = time.monotonic() + 120  # bounds here are generous: the suite runs beside others
-    while sum(i["status"] == "success" for i in all_jobs(svc, fid)) < 3:
+    while sum(i.status == "success" for i in all_jobs(svc, fid)) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     functions.update_function(svc, OWNER, fid, FunctionUpdate(status="stopped"))
@@ -269,9 +265,9 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
         thread.join(timeout=60)
         assert not thread.is_alive(), "a worker kept running jobs of a stopped Function"
     time.sleep(svc.settings.lost_worker_seconds + 0.5)
-    statuses = Counter(i["status"] for i in all_jobs(svc, fid))
+    statuses = Counter(i.status for i in all_jobs(svc, fid))
     assert set(statuses) <= {"success", "pending"} and statuses["pending"] > 0, statuses
-    waiting = next(i for i in all_jobs(svc, fid) if i["status"] == "pending")
+    waiting = next(i for i in all_jobs(svc, fid) if i.status == "pending")
     assert jobs.pending_reason(waiting, svc.functions.get(fid), svc.clock()) == (
         "waiting: function is stopped; start it to run pending jobs"
     )
@@ -284,13 +280,13 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
         fleet.stop()
     checked: Counter[str] = Counter()
     problems = check_invariants(svc, function, checked)
-    assert {i["status"] for i in all_jobs(svc, fid)} == {"success"}
+    assert {i.status for i in all_jobs(svc, fid)} == {"success"}
 
     # Delete while jobs run: running jobs are canceled, then everything goes; the workers exit cleanly.
     submit(svc, function, [("slow", 0)] * 20, "delete-1")
     fleet = Fleet(svc, plan, [fid], per_function=2)
     fleet.tend()
-    while not any(i["status"] == "running" for i in all_jobs(svc, fid)):
+    while not any(i.status == "running" for i in all_jobs(svc, fid)):
         time.sleep(0.05)
     plan.count("Function deleted while its jobs run")
     deadline = time.monotonic() + 240
@@ -305,7 +301,7 @@ def test_stop_and_delete_a_function_while_its_jobs_run(fast_services: Any) -> No
     assert svc.jobs.query(fid, start=None, limit=10, newest_first=False)[0] == []
     assert svc.jobs.counts(fid).by_status == {}  # no counter item outlives its Function
     with pytest.raises(errors.NotFoundError):
-        svc.queue.depth(function["queue_url"])
+        svc.queue.depth(function.queue_url)
     write_table(
         ARTIFACT,
         "stop, restart and delete while running",

@@ -135,22 +135,22 @@ def test_aws_unreachable_mid_run(gated_services: tuple[Services, Gate]) -> None:
     svc, gate = gated_services
     function = ready_function(svc, "outage", timeout=30, retry_count=1)
     submit(svc, function, [("slow", 0)] * 24, "outage")
-    fleet = Fleet(svc, FaultPlan(seed=7), [function["id"]], per_function=2)
+    fleet = Fleet(svc, FaultPlan(seed=7), [function.id], per_function=2)
     fleet.tend()
     try:
         deadline = time.monotonic() + 240  # generous: the suite runs beside others on 2 cores
-        while Counter(i["status"] for i in _jobs(svc, function))["success"] < 4:
+        while Counter(i.status for i in _jobs(svc, function))["success"] < 4:
             assert time.monotonic() < deadline, "the fleet never started"
             time.sleep(0.2)
         gate.shut()  # moto is gone for longer than a lease
         outage_ends = time.monotonic() + 2.5 * svc.settings.lost_worker_seconds
         statuses = []
         while time.monotonic() < outage_ends:
-            statuses.append(api_status(svc, "GET", f"/functions/{function['id']}"))
+            statuses.append(api_status(svc, "GET", f"/functions/{function.id}"))
             time.sleep(1)
         gate.open()
         alive = [t.is_alive() for ts in fleet._threads.values() for t, _ in ts]
-        fleet.run_until(lambda: queue_settled(svc, function["id"]))
+        fleet.run_until(lambda: queue_settled(svc, function.id))
     finally:
         fleet.stop()
     # The first call may still get through on a connection made as the gate shut; after that,
@@ -160,10 +160,10 @@ def test_aws_unreachable_mid_run(gated_services: tuple[Services, Gate]) -> None:
     checked: Counter[str] = Counter()
     assert check_invariants(svc, function, checked) == []
     assert checked == {"success": 24}
-    assert api_status(svc, "GET", f"/functions/{function['id']}") == 200
+    assert api_status(svc, "GET", f"/functions/{function.id}") == 200
 
 
 def _jobs(svc: Services, function: Any) -> list[Any]:
     from tests.reliability.harness import all_jobs
 
-    return all_jobs(svc, function["id"])
+    return all_jobs(svc, function.id)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from geobatch.wire import errors
 from geobatch.wire.models import TERMINAL, JobStatus
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services.context import Services, iso
 from geobatch_core.services.execution import parse_message
 from geobatch_core.services.iterate import all_jobs
 
 
-def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) -> int:
+def drain_dead_letters(svc: Services, function: FunctionRecord, *, max_batches: int = 10) -> int:
     """End the jobs behind dead-lettered messages; returns how many jobs were ended."""
-    dlq = function.get("dlq_url")
+    dlq = function.dlq_url
     if not dlq:
         return 0
     ended = 0
@@ -30,24 +30,24 @@ def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) 
         for message in messages:
             try:
                 job_key, _ = parse_message(message.body)
-                item = svc.jobs.get(function["id"], job_key, consistent=True)
+                job = svc.jobs.get(function.id, job_key, consistent=True)
             except (errors.NotFoundError, ValueError, KeyError):
                 continue
-            if item["status"] in TERMINAL:
+            if job.status in TERMINAL:
                 continue
             reason = (
                 f"worker lost repeatedly: the job's message was received {message.receive_count} times "
                 "without the job finishing"
             )
             now = iso(svc.clock())
-            attempts = item.get("attempts") or []
+            attempts = job.attempts or []
             # Close the attempt the lost worker left open, so no record of a failed job says running.
             last = None
             if attempts and attempts[-1].get("status") == JobStatus.RUNNING.value:
                 last = {**attempts[-1], "number": len(attempts), "ended": now, "status": "failure"}
                 last["reason"] = reason
             done = svc.jobs.transition(
-                function["id"],
+                function.id,
                 job_key,
                 changes={
                     "status": JobStatus.FAILURE.value,
@@ -55,7 +55,7 @@ def drain_dead_letters(svc: Services, function: Item, *, max_batches: int = 10) 
                     "status_reason": reason,
                     "last_completion_date": now,
                 },
-                expect={"status": item["status"], "execution_count": item.get("execution_count", 0)},
+                expect={"status": job.status, "execution_count": job.execution_count or 0},
                 replace_last_attempt=last,
             )
             ended += done is not None
@@ -67,18 +67,14 @@ def note_worker_death(svc: Services, function_id: str, worker_id: str, reason: s
     """AWS Batch says a worker container died: remember why on the job it was running, so the
     lost-worker path names the cause (e.g. out of memory) when the job's lease runs out."""
     noted = 0
-    for item in all_jobs(svc, function_id, newest_first=True):
-        attempts = item.get("attempts") or []
-        if (
-            item["status"] == JobStatus.RUNNING.value
-            and attempts
-            and attempts[-1].get("worker_id") == worker_id
-        ):
+    for job in all_jobs(svc, function_id, newest_first=True):
+        attempts = job.attempts or []
+        if job.status == JobStatus.RUNNING.value and attempts and attempts[-1].get("worker_id") == worker_id:
             svc.jobs.transition(
                 function_id,
-                item["job_key"],
+                job.job_key,
                 changes={"lost_reason": reason},
-                expect={"status": JobStatus.RUNNING.value, "execution_count": item["execution_count"]},
+                expect={"status": JobStatus.RUNNING.value, "execution_count": job.execution_count},
             )
             noted += 1
     return noted

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geobatch.wire.models import JobStatus
-from geobatch_core.ports import Item
+from geobatch_core.records import JobRecord
 from geobatch_core.services.context import Settings
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "Stale",
     "backoff_seconds",
     "last_attempt",
-    "max_attempts",
 ]
 
 # The statuses of a job some worker is running (or stopping).
@@ -35,7 +34,7 @@ ACTIVE = [JobStatus.RUNNING.value, JobStatus.CANCEL.value, JobStatus.CANCELING.v
 class Claimed:
     """Run this job now as attempt ``attempt``."""
 
-    job: Item
+    job: JobRecord
     attempt: int
 
 
@@ -77,10 +76,6 @@ class Outcome:
     statistics: dict[str, Any] | None = None  # the series document (geobatch.wire.statistics)
 
 
-def max_attempts(function: Item) -> int:
-    return int(function.get("retry_count", 0)) + 1
-
-
 def backoff_seconds(settings: Settings, failed_attempt: int, rng: random.Random | None = None) -> int:
     """Exponential backoff with jitter: base·2^(n−1), capped, scaled by a random 0.5–1.0."""
     rng = rng or random.Random()
@@ -88,7 +83,7 @@ def backoff_seconds(settings: Settings, failed_attempt: int, rng: random.Random 
     return max(1, round(ceiling * rng.uniform(0.5, 1.0)))
 
 
-def last_attempt(item: Item) -> dict[str, Any]:
+def last_attempt(job: JobRecord) -> dict[str, Any]:
     """The job's current attempt record (empty before the first)."""
-    attempts = item.get("attempts") or []
+    attempts = job.attempts or []
     return dict(attempts[-1]) if attempts else {}

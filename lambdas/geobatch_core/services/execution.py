@@ -25,7 +25,8 @@ from typing import Any
 
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
-from geobatch_core.ports import Item, JobStore, Message
+from geobatch_core.ports import JobStore, Message
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.services.decisions import (
     Ack,
@@ -34,7 +35,6 @@ from geobatch_core.services.decisions import (
     Outcome,
     Stale,
     last_attempt,
-    max_attempts,
 )
 from geobatch_core.services.outcome import record_outcome
 from geobatch_core.store import ABSENT, Increment
@@ -79,16 +79,16 @@ class _Receive:
 
     jobs: JobStore
     settings: Settings
-    function: Item
+    function: FunctionRecord
     message: Message
     token: str
     worker_id: str
     now_iso: str
 
-    def start_attempt(self, job_key: str, held: Any) -> Item | None:
+    def start_attempt(self, job_key: str, held: Any) -> JobRecord | None:
         """PENDING → RUNNING under this receive, when the job's claim token is still ``held``."""
         return self.jobs.transition(
-            self.function["id"],
+            self.function.id,
             job_key,
             changes={
                 "status": JobStatus.RUNNING.value,
@@ -114,7 +114,7 @@ class _Receive:
 def claim(
     jobs: JobStore,
     settings: Settings,
-    function: Item,
+    function: FunctionRecord,
     job_key: str,
     message: Message,
     worker_id: str,
@@ -126,61 +126,66 @@ def claim(
     # The common case in one write: a job never claimed before.
     new = rx.start_attempt(job_key, ABSENT)
     if new is not None:
-        return Claimed(new, int(new["execution_count"]))
+        return Claimed(new, _attempt_of(new))
     for _ in range(3):
         try:
-            item = jobs.get(function["id"], job_key, consistent=True)
+            job = jobs.get(function.id, job_key, consistent=True)
         except NotFoundError:
             return Ack("job deleted")
-        decision = _judge(rx, item)
+        decision = _judge(rx, job)
         if decision is not None:
             return decision
     return Defer(settings.lost_worker_seconds, "job changed while claiming")
 
 
-def _judge(rx: _Receive, item: Item) -> Claimed | Ack | Defer | Stale | None:
+def _attempt_of(job: JobRecord) -> int:
+    """The number of the job's current attempt (0 before the first)."""
+    return int(job.execution_count or 0)
+
+
+def _judge(rx: _Receive, job: JobRecord) -> Claimed | Ack | Defer | Stale | None:
     """What this receive does with a job someone claimed before; None: it changed, read again."""
-    status = item["status"]
+    status = job.status
     if status in (s.value for s in JobStatus.terminal()):
         return Ack(f"job is {status}")
-    owner = item.get("claim_msg")
+    owner = job.claim_msg
     if owner is not None and owner != rx.message.message_id:
         return Ack("duplicate message")
-    held = item.get("claim_token")
+    held = job.claim_token
     if held == rx.token and status == JobStatus.RUNNING.value:
         # Our own claim, whose answer was lost (a retried write): the job is ours.
-        return Claimed(item, int(item.get("execution_count", 0)))
+        return Claimed(job, _attempt_of(job))
     if held == rx.token and status != JobStatus.PENDING.value:
         return Stale("the job is being canceled")
     if owner is not None and held != rx.token and rx.message.receive_count <= _receive_of(held):
         # Both receives are of this message and ours is not the later one: our lease ran out.
         return Stale("a later receive of this message owns the job")
     if status == JobStatus.PENDING.value:
-        new = rx.start_attempt(item["job_key"], held or ABSENT)
-        return Claimed(new, int(new["execution_count"])) if new is not None else None
+        new = rx.start_attempt(job.job_key, held or ABSENT)
+        return Claimed(new, _attempt_of(new)) if new is not None else None
     # The receive that claimed this job is older than ours: its lease ran out, so its worker is gone.
-    return _lost_worker(rx, item)
+    return _lost_worker(rx, job)
 
 
-def _lost_worker(rx: _Receive, item: Item) -> Claimed | Ack | None:
-    attempt = int(item.get("execution_count", 0))
-    cause = f" ({item['lost_reason']})" if item.get("lost_reason") else ""
+def _lost_worker(rx: _Receive, job: JobRecord) -> Claimed | Ack | None:
+    attempt = _attempt_of(job)
+    cause = f" ({job.lost_reason})" if job.lost_reason else ""
     reason = f"worker lost: no heartbeat for {rx.settings.lost_worker_seconds} s on attempt {attempt}{cause}"
     lost = {
-        **last_attempt(item),
+        **last_attempt(job),
         "number": attempt,
         "ended": rx.now_iso,
         "status": "failure",
         "reason": reason,
     }
     expect = {
-        "status": item["status"],
+        "status": job.status,
         "claim_msg": rx.message.message_id,
-        "claim_token": item.get("claim_token", ABSENT),
+        "claim_token": ABSENT if job.claim_token is None else job.claim_token,
         "execution_count": attempt,
     }
-    if item["status"] != JobStatus.RUNNING.value or attempt >= max_attempts(rx.function):
-        final = JobStatus.CANCELED if item["status"] != JobStatus.RUNNING.value else JobStatus.FAILURE
+    if job.status != JobStatus.RUNNING.value or attempt >= rx.function.attempts_allowed:
+        final = JobStatus.CANCELED if job.status != JobStatus.RUNNING.value else JobStatus.FAILURE
         changes = {
             "status": final.value,
             "error_reason": reason if final is JobStatus.FAILURE else None,
@@ -190,14 +195,14 @@ def _lost_worker(rx: _Receive, item: Item) -> Claimed | Ack | None:
             "claim_token": rx.token,
         }
         done = rx.jobs.transition(
-            rx.function["id"], item["job_key"], changes=changes, expect=expect, replace_last_attempt=lost
+            rx.function.id, job.job_key, changes=changes, expect=expect, replace_last_attempt=lost
         )
         return Ack(reason) if done is not None else None
     # Two writes (a list item cannot be replaced and appended to at once): back to pending under our
     # token, then a new attempt that only our token may start.
     back = rx.jobs.transition(
-        rx.function["id"],
-        item["job_key"],
+        rx.function.id,
+        job.job_key,
         changes={
             "status": JobStatus.PENDING.value,
             "error_reason": reason,
@@ -209,8 +214,8 @@ def _lost_worker(rx: _Receive, item: Item) -> Claimed | Ack | None:
     )
     if back is None:
         return None
-    new = rx.start_attempt(item["job_key"], rx.token)
-    return Claimed(new, int(new["execution_count"])) if new is not None else None
+    new = rx.start_attempt(job.job_key, rx.token)
+    return Claimed(new, _attempt_of(new)) if new is not None else None
 
 
 def mark_canceling(jobs: JobStore, function_id: str, job_key: str, token: str) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from geobatch.wire import errors
-from geobatch_core.ports import Item
+from geobatch_core.records import FunctionRecord
 from geobatch_core.services.context import Services
 from geobatch_core.store import ABSENT
 
@@ -32,12 +32,13 @@ def _expiry(value: object) -> float:
 
 
 @contextmanager
-def scaling_lease(svc: Services, function: Item) -> Iterator[bool]:
+def scaling_lease(svc: Services, function: FunctionRecord) -> Iterator[bool]:
     """Hold the Function's scaling lease for the ``with`` block; yields False if another pass has it."""
-    function_id = str(function["id"])
+    function_id = function.id
     now = svc.clock().timestamp()
     try:
-        current = svc.functions.get(function_id).get(LEASE_ATTRIBUTE)
+        # Not an attribute of the record: the scaler's own, it rides in the record's extra ones.
+        current = svc.functions.get(function_id).extra.get(LEASE_ATTRIBUTE)
     except errors.NotFoundError:
         yield False
         return

@@ -14,7 +14,8 @@ from typing import Any
 from geobatch.wire import limits
 from geobatch.wire.models import JobStatus
 from geobatch_core import layout
-from geobatch_core.ports import BlobStore, Item, JobStore
+from geobatch_core.ports import BlobStore, JobStore
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.services.decisions import (
     ACTIVE,
@@ -24,7 +25,6 @@ from geobatch_core.services.decisions import (
     Stale,
     backoff_seconds,
     last_attempt,
-    max_attempts,
 )
 from geobatch_core.services.job_statistics import store_statistics
 
@@ -36,11 +36,13 @@ _TAKEN_OVER = "the job was taken over by another worker"
 class _Write:
     """One job's final write: the changes, the fence and the attempt record it replaces."""
 
-    def __init__(self, jobs: JobStore, function_id: str, job_key: str, expect: dict[str, Any], record: Item):
+    def __init__(
+        self, jobs: JobStore, function_id: str, job_key: str, expect: dict[str, Any], record: dict[str, Any]
+    ):
         self.jobs, self.function_id, self.job_key = jobs, function_id, job_key
         self.expect, self.record = expect, record
 
-    def apply(self, changes: dict[str, Any], expect: dict[str, Any] | None = None) -> Item | None:
+    def apply(self, changes: dict[str, Any], expect: dict[str, Any] | None = None) -> JobRecord | None:
         return self.jobs.transition(
             self.function_id,
             self.job_key,
@@ -59,8 +61,8 @@ def record_outcome(
     jobs: JobStore,
     blobs: BlobStore,
     settings: Settings,
-    function: Item,
-    job: Item,
+    function: FunctionRecord,
+    job: JobRecord,
     attempt: int,
     token: str,
     outcome: Outcome,
@@ -69,12 +71,12 @@ def record_outcome(
     rng: random.Random | None = None,
 ) -> Ack | Defer | Stale:
     """Store the attempt's log and result and move the job on: terminal (Ack) or retry (Defer)."""
-    function_id, job_key = function["id"], job["job_key"]
+    function_id, job_key = function.id, job.job_key
     now_iso = iso(utcnow())
     record = _attempt_record(job, attempt, outcome, worker_id, now_iso)
-    _store_log(blobs, record, outcome, layout.log_key(function_id, job_key, int(job.get("run", 0)), attempt))
+    _store_log(blobs, record, outcome, layout.log_key(function_id, job_key, int(job.run or 0), attempt))
     if outcome.statistics:
-        run = int(job.get("run", 0))
+        run = int(job.run or 0)
         record.update(store_statistics(blobs, outcome.statistics, function_id, job_key, run, attempt))
     expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}
     write = _Write(jobs, function_id, job_key, expect, record)
@@ -90,14 +92,16 @@ def record_outcome(
     if outcome.status is JobStatus.CANCELED:
         return write.end({**changes, "status_reason": "canceled while running"}, JobStatus.CANCELED)
     changes["error_reason"] = outcome.error_reason
-    if attempt < max_attempts(function):
+    if attempt < function.attempts_allowed:
         return _retry(write, settings, function, attempt, changes, rng)
     final = outcome.status if outcome.status is JobStatus.TIMEOUT else JobStatus.FAILURE
     changes["status_reason"] = final_reason(outcome.error_reason, attempt, function)
     return write.end(changes, final)
 
 
-def _attempt_record(job: Item, attempt: int, outcome: Outcome, worker_id: str, now_iso: str) -> Item:
+def _attempt_record(
+    job: JobRecord, attempt: int, outcome: Outcome, worker_id: str, now_iso: str
+) -> dict[str, Any]:
     return {
         **last_attempt(job),
         "number": attempt,
@@ -113,7 +117,7 @@ def _attempt_record(job: Item, attempt: int, outcome: Outcome, worker_id: str, n
     }
 
 
-def _store_log(blobs: BlobStore, record: Item, outcome: Outcome, log_key: str) -> None:
+def _store_log(blobs: BlobStore, record: dict[str, Any], outcome: Outcome, log_key: str) -> None:
     """A long log goes to the blob store at ``log_key``; a short one into the attempt record."""
     log_bytes = outcome.log.encode()
     if len(log_bytes) > limits.INLINE_LOG_BYTES:
@@ -141,7 +145,7 @@ def _stored_result(blobs: BlobStore, outcome: Outcome, function_id: str, job_key
 def _retry(
     write: _Write,
     settings: Settings,
-    function: Item,
+    function: FunctionRecord,
     attempt: int,
     changes: dict[str, Any],
     rng: random.Random | None,
@@ -156,18 +160,18 @@ def _retry(
         "last_completion_date": None,
     }
     if write.apply(pending, expect={**write.expect, "status": JobStatus.RUNNING.value}) is not None:
-        return Defer(delay, f"attempt {attempt} of {max_attempts(function)} failed; retry in {delay} s")
+        return Defer(delay, f"attempt {attempt} of {function.attempts_allowed} failed; retry in {delay} s")
     # Not running any more: a cancel arrived meanwhile, so the job ends canceled.
     return write.end({**changes, "status_reason": "canceled while running"}, JobStatus.CANCELED)
 
 
-def final_reason(error: str | None, attempt: int, function: Item) -> str | None:
+def final_reason(error: str | None, attempt: int, function: FunctionRecord) -> str | None:
     """The status reason of a job that ran out of attempts, with the advice that applies."""
     if not error:
         return None
-    reason = f"{error} on attempt {attempt} of {max_attempts(function)}"
+    reason = f"{error} on attempt {attempt} of {function.attempts_allowed}"
     if error.startswith("out of memory"):
         reason += "; raise memory"
     elif error.startswith("timeout"):
-        reason += f"; raise timeout (now {function.get('timeout')} s)"
+        reason += f"; raise timeout (now {function.timeout} s)"
     return reason

@@ -21,7 +21,7 @@ from typing import Any
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.ports import JobStore
+from geobatch_core.ports import Item, JobRows
 
 SUBMITS_PER_SECOND = 40.0  # under Batch's 50 TPS, leaving room for the account's other callers
 BURST = 10  # at most: then no second sees more than BURST + rate = 50 calls
@@ -37,7 +37,7 @@ class SubmitPacer:
 
     def __init__(
         self,
-        jobs: JobStore,
+        jobs: JobRows,
         *,
         clock: Callable[[], datetime],
         rate: float = SUBMITS_PER_SECOND,
@@ -56,20 +56,20 @@ class SubmitPacer:
     def _now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
 
-    def _read(self) -> dict[str, Any] | None:
+    def _read(self) -> Item | None:
         try:
             return self._jobs.get_row(layout.PACING_PARTITION, _KEY, consistent=True)
         except errors.NotFoundError:
             return None
 
-    def _level(self, item: dict[str, Any] | None, now_ms: int) -> int:
+    def _level(self, item: Item | None, now_ms: int) -> int:
         """Milli-tokens in the bucket now (refilled since the item was last written)."""
         if item is None:
             return self.burst * MILLI
         refill = max(0, now_ms - int(item["at_ms"])) * self.rate  # ms × tokens/s = milli-tokens
         return int(min(self.burst * MILLI, int(item["milli_tokens"]) + refill))
 
-    def _write(self, item: dict[str, Any] | None, milli_tokens: int, now_ms: int) -> bool:
+    def _write(self, item: Item | None, milli_tokens: int, now_ms: int) -> bool:
         changes = {"milli_tokens": milli_tokens, "at_ms": now_ms}
         if item is None:
             created = self._jobs.put_rows(
