@@ -24,7 +24,6 @@ from geobatch_core.store import (
     Increment,
     TypedJobs,
     expired,
-    function_item,
     reference_item,
     resent_reference,
 )
@@ -45,7 +44,7 @@ class FakeFunctionStore:
         self.calls = 0
 
     def put_new(self, function: FunctionRecord) -> None:
-        item = function_item(function)
+        item = function.to_item()
         self.calls += 1
         if item["id"] in self.items:
             raise errors.ConflictError(f"Function {item['id']} already exists")

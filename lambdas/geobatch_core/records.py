@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from typing_extensions import deprecated
-
 from geobatch.wire.models import Function
 from geobatch_core.ports import Item
 
@@ -57,38 +55,6 @@ def _join(record: object, names: _Names, extra: Mapping[str, Any]) -> Item:
     return item
 
 
-class _ItemView:
-    """TRANSITIONAL (removed once every reader uses attributes): a record read as the item it was.
-
-    Each method is marked deprecated, so ``mypy --enable-error-code deprecated`` lists every reader
-    still using string keys."""
-
-    __slots__ = ()
-
-    def to_item(self) -> Item:
-        raise NotImplementedError
-
-    @deprecated("read the record's attribute")
-    def __getitem__(self, name: str) -> Any:
-        return self.to_item()[name]
-
-    @deprecated("read the record's attribute")
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.to_item().get(name, default)
-
-    @deprecated("read the record's attribute")
-    def __contains__(self, name: object) -> bool:
-        return name in self.to_item()
-
-    @deprecated("read the record's attributes, or to_item()")
-    def keys(self) -> Any:
-        return self.to_item().keys()
-
-    @deprecated("read the record's attributes, or to_item()")
-    def items(self) -> Any:
-        return self.to_item().items()
-
-
 @dataclass(frozen=True)
 class _Names:
     order: tuple[str, ...]
@@ -103,7 +69,7 @@ class _Names:
 
 
 @dataclass(frozen=True, slots=True)
-class FunctionRecord(_ItemView):
+class FunctionRecord:
     """A Function item (``services.functions.create_function`` writes every required attribute)."""
 
     id: str
@@ -153,7 +119,7 @@ class FunctionRecord(_ItemView):
 
 
 @dataclass(frozen=True, slots=True)
-class JobRecord(_ItemView):
+class JobRecord:
     """A job item: its key, its state-machine attributes and what the worker and listings read."""
 
     function_id: str

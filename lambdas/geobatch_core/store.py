@@ -9,7 +9,7 @@ from typing import Any, Unpack
 
 from geobatch.wire import errors
 from geobatch_core import layout
-from geobatch_core.ports import Item, JobPage, JobRows, JobWrite, Key
+from geobatch_core.ports import JobPage, JobRows, JobWrite, Key
 from geobatch_core.records import JobRecord
 
 
@@ -81,11 +81,8 @@ class TypedJobs:
     """``JobStore``'s job methods, the same for every adapter: its rows (``ports.JobRows``) read as
     ``JobRecord``s and written from them. An adapter implements the rows and inherits this."""
 
-    def put_new_batch(
-        self: JobRows, jobs: Sequence[JobRecord | Item], *, check_existing: bool = True
-    ) -> list[str]:
-        rows = [j.to_item() if isinstance(j, JobRecord) else dict(j) for j in jobs]  # TRANSITIONAL: Item
-        return self.put_rows(rows, check_existing=check_existing)
+    def put_new_batch(self: JobRows, jobs: Sequence[JobRecord], *, check_existing: bool = True) -> list[str]:
+        return self.put_rows([j.to_item() for j in jobs], check_existing=check_existing)
 
     def get(self: JobRows, function_id: str, job_key: str, *, consistent: bool = False) -> JobRecord:
         return JobRecord.from_item(self.get_row(function_id, job_key, consistent=consistent))
@@ -105,11 +102,3 @@ class TypedJobs:
     ) -> tuple[list[JobRecord], Key | None]:
         rows, last = self.query_index_rows(sort, partition, start=start, limit=limit, descending=descending)
         return [JobRecord.from_item(r) for r in rows], last
-
-
-def function_item(function: Any) -> Item:
-    """TRANSITIONAL: the item of a Function written as a record (or, until every writer builds
-    records, as an item)."""
-    from geobatch_core.records import FunctionRecord
-
-    return function.to_item() if isinstance(function, FunctionRecord) else dict(function)

@@ -25,7 +25,9 @@ def test_local_workers_publish_the_job_metrics_on_their_way_out(saved, local_sta
     fn.wait_for_completion(timeout=200)
     # A worker publishes at least once a minute and when it exits (idle): wait for the exit.
     wait_until(
-        lambda: local_stack.executor.running_workers(local_stack.services.functions.get(fn.id)) == 0, "the workers to exit", poll=0.2
+        lambda: local_stack.executor.running_workers(local_stack.services.functions.get(fn.id)) == 0,
+        "the workers to exit",
+        poll=0.2,
     )
     aws = local_stack.aws_env()
     cloudwatch = boto3.client(

@@ -16,7 +16,7 @@ from geobatch_core.adapters.dynamodb_items import ERRORS, Update, deserialize, s
 from geobatch_core.adapters.reachable import reachable
 from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
 from geobatch_core.records import FunctionRecord
-from geobatch_core.store import TypedJobs, function_item, reference_item, resent_reference
+from geobatch_core.store import TypedJobs, reference_item, resent_reference
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,7 +29,7 @@ class DynamoFunctionStore:
         self._table = table
 
     def put_new(self, function: FunctionRecord) -> None:
-        item = function_item(function)
+        item = function.to_item()
         try:
             self._db.put_item(
                 TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(id)"

@@ -18,7 +18,6 @@ from geobatch_core.records import FunctionRecord
 from geobatch_core.store import (
     TypedJobs,
     expired,
-    function_item,
     pending_request,
     reference_item,
     resent_reference,
@@ -38,7 +37,7 @@ class SqliteFunctionStore:
         self._db = db
 
     def put_new(self, function: FunctionRecord) -> None:
-        item = function_item(function)
+        item = function.to_item()
         with self._db.write(durable=True) as conn:
             if conn.execute("SELECT 1 FROM functions WHERE id = ?", (item["id"],)).fetchone():
                 raise errors.ConflictError(f"Function {item['id']} already exists")
