@@ -24,6 +24,7 @@ import pytest
 import geobatch as gb
 from geobatch.local.builder import LocalImageBuilder
 from geobatch_core import layout
+from geobatch_core.records import FunctionRecord
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 BUCKET = "geobatch-local"
@@ -178,11 +179,12 @@ def test_a_file_requirement_builds_apart_from_the_daemon(
     )
     builder = LocalImageBuilder(home, pip_args="--no-index --no-build-isolation")
     ok, log, reason = builder.build(
-        {
-            "id": "fn-1",
-            "image": f"python{sys.version_info.major}.{sys.version_info.minor}",
-            "requirements": [f"hostile-build @ file://{package}"],
-        },
+        FunctionRecord(
+            id="fn-1",
+            status="building",
+            image=f"python{sys.version_info.major}.{sys.version_info.minor}",
+            requirements=[f"hostile-build @ file://{package}"],
+        ),
         "hostile",
     )
     assert not ok and "pip could not install" in reason, log
