@@ -206,16 +206,18 @@ class FakeJobStore(TypedJobs):
             old = item.get("status")
             _apply(item, write["changes"])
             self._count(function_id, job_key, old, item.get("status"))
+            if replace_last_attempt is not None:
+                index = int(replace_last_attempt["number"]) - 1
+                attempts = item.setdefault("attempts", [])
+                entry = {k: v for k, v in replace_last_attempt.items() if v is not None}
+                if 0 <= index < len(attempts):
+                    attempts[index] = entry
+                else:  # DynamoDB's SET on a list index past the end appends (as SQLite does)
+                    attempts.append(entry)
             if append_attempt is not None:
                 item.setdefault("attempts", []).append(
                     {k: v for k, v in append_attempt.items() if v is not None}
                 )
-            if replace_last_attempt is not None:
-                index = int(replace_last_attempt["number"]) - 1
-                attempts = item.get("attempts", [])
-                if not 0 <= index < len(attempts):
-                    return None  # DynamoDB fails a SET on a list index past the end
-                attempts[index] = {k: v for k, v in replace_last_attempt.items() if v is not None}
             return copy.deepcopy(item)
 
     def query_rows(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:

@@ -100,6 +100,9 @@ class FunctionRecord:
     status_reason: str | None = None
     job_definition_arn: str | None = None
     active: bool | None = None  # jobs submitted since the last completion event (services.scaling)
+    scaling_lease: str | None = (
+        None  # "<expiry epoch s>:<holder>" while a scaler pass holds it (services.lease)
+    )
     extra: Mapping[str, Any] = field(default_factory=_empty, compare=False)
 
     @classmethod

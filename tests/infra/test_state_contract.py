@@ -316,3 +316,23 @@ def test_both_backends_key_their_tables_as_the_schema_says(tmp_path: Path) -> No
         assert [k["AttributeName"] for k in index["KeySchema"]] == ["owner", "creation_date"]
         ttl = dynamodb.describe_time_to_live(TableName="jobs")["TimeToLiveDescription"]
         assert ttl["AttributeName"] == schema.JOBS.ttl
+
+
+def test_an_attempt_replaced_past_the_end_is_appended(state):
+    """DynamoDB's SET on a list index past the end appends (moto and SQLite do the same): a loss
+    recorded for an attempt the list does not hold yet is kept, after the attempts it holds."""
+    _, jobs, _ = state
+    jobs.put_new_batch([job("a0", attempts=[{"number": 1, "status": "failure"}])])
+    lost = jobs.transition(
+        "fn-1",
+        "a0",
+        changes={"status": "failure"},
+        expect={"status": "pending"},
+        replace_last_attempt={"number": 3, "status": "failure", "reason": "worker lost"},
+    )
+    assert lost is not None and lost.status == "failure"
+    assert lost.attempts == [
+        {"number": 1, "status": "failure"},
+        {"number": 3, "status": "failure", "reason": "worker lost"},
+    ]
+    assert jobs.get("fn-1", "a0", consistent=True).attempts == lost.attempts

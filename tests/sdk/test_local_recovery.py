@@ -58,6 +58,6 @@ def test_a_restarted_daemon_releases_the_old_lease_and_resumes_the_build(tmp_pat
     stack._recover_after_restart()
 
     for function_id in ("b1", "r1"):
-        assert LEASE_ATTRIBUTE not in functions.get(function_id).extra, function_id
+        assert functions.get(function_id).scaling_lease is None, function_id
     ((function, bundle_key, image_hash),) = builder.started
     assert (function.id, bundle_key, image_hash) == ("b1", "bundles/b1.zip", "h1")

@@ -38,7 +38,7 @@ def scaling_lease(svc: Services, function: FunctionRecord) -> Iterator[bool]:
     now = svc.clock().timestamp()
     try:
         # Not an attribute of the record: the scaler's own, it rides in the record's extra ones.
-        current = svc.functions.get(function_id).extra.get(LEASE_ATTRIBUTE)
+        current = svc.functions.get(function_id).scaling_lease
     except errors.NotFoundError:
         yield False
         return

@@ -203,7 +203,7 @@ class LocalStack:
         assert self.services is not None
         for function in all_functions(self.services, None):
             # The lease is the scaler's attribute (services.lease), not one the record names.
-            if (lease := function.extra.get(LEASE_ATTRIBUTE)) is not None:
+            if (lease := function.scaling_lease) is not None:
                 with contextlib.suppress(errors.ConflictError, errors.NotFoundError):
                     self.services.functions.update(
                         function.id, {LEASE_ATTRIBUTE: None}, expect={LEASE_ATTRIBUTE: lease}
