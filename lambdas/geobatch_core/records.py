@@ -1,8 +1,9 @@
 """Typed records of the two tables: a Function and a job as the services read them.
 
-The stores keep items (``ports.Item``: plain JSON-like mappings, as DynamoDB and SQLite hold them);
-``FunctionRecord`` and ``JobRecord`` name their attributes and types, and this module is the one
-place that maps between the two: ``from_item`` reads an item as any store returns it (the DynamoDB
+The stores keep items (``ports.Item``: plain JSON-like mappings, as DynamoDB and SQLite hold them)
+and answer records: every Function and job crosses the store boundary (``ports.FunctionStore``,
+``ports.JobStore``) as a ``FunctionRecord`` or ``JobRecord``, which name their attributes and
+types. This module is the one place that maps between the two: ``from_item`` reads an item as any store returns it (the DynamoDB
 adapter after deserializing, SQLite after decoding its JSON, the in-memory fakes), ``to_item``
 gives back exactly that item. The mapping is lossless: an attribute the record does not name (one
 the executor or the image builder stored, see ``ports.Executor.register``) rides along in
