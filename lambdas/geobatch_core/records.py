@@ -3,12 +3,13 @@
 The stores keep items (``ports.Item``: plain JSON-like mappings, as DynamoDB and SQLite hold them)
 and answer records: every Function and job crosses the store boundary (``ports.FunctionStore``,
 ``ports.JobStore``) as a ``FunctionRecord`` or ``JobRecord``, which name their attributes and
-types. This module is the one place that maps between the two: ``from_item`` reads an item as any store returns it (the DynamoDB
-adapter after deserializing, SQLite after decoding its JSON, the in-memory fakes), ``to_item``
-gives back exactly that item. The mapping is lossless: an attribute the record does not name (one
-the executor or the image builder stored, see ``ports.Executor.register``) rides along in
-``extra``, and an optional attribute the item lacks stays absent rather than becoming a default
-(a value of None counts as absent, as in every store: DynamoDB never stores one).
+types. This module is the one place that maps between the two: ``from_item`` reads an item as any
+store returns it (the DynamoDB adapter after deserializing, SQLite after decoding its JSON, the
+in-memory fakes), ``to_item`` gives back exactly that item. The mapping is lossless: an attribute
+the record does not name (one the executor or the image builder stored, see
+``ports.Executor.register``) rides along in ``extra``, and an optional attribute the item lacks
+stays absent rather than becoming a default (a value of None counts as absent, as in every store:
+DynamoDB never stores one).
 
 Frozen dataclasses with slots, not pydantic models: the worker and the scaler read many records,
 and building one is a dict walk with no validation (the items were validated on their way in, by
