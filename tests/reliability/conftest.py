@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from geobatch_core.services.context import Settings
-from tests.reliability.faults import Serialized
+from tests.reliability.faults import Serialized, SerializedQueue
 
 
 @pytest.fixture
@@ -21,6 +21,7 @@ def fast_services(moto_services: Any) -> Any:
     lock = threading.RLock()  # DynamoDB semantics on moto: see faults.Serialized
     moto_services.jobs = Serialized(moto_services.jobs, lock)
     moto_services.functions = Serialized(moto_services.functions, lock)
+    moto_services.queue = SerializedQueue(moto_services.queue, threading.Lock())  # see SerializedQueue
     return moto_services
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +175,24 @@ class Serialized:
                 return target(*args, **kwargs)
 
         return call
+
+
+class SerializedQueue(Serialized):
+    """One call at a time into moto's in-process SQS, which is not thread-safe either: a receive
+    iterates the queue's set of in-flight messages while another thread's receive or delete changes
+    it ("Set changed size during iteration", seen in the fault mix). SQS answers each call
+    atomically, so serialising calls keeps its semantics. A long poll is not held under the lock (it
+    would stall every other worker's deletes): it is short polls, outside the lock between them,
+    until a message is there or the wait is over, as SQS's long poll answers."""
+
+    def receive(self, queue_url: str, *, wait_seconds: int, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            with self._lock:
+                got = self._wrapped.receive(queue_url, wait_seconds=0, **kwargs)
+            if got or time.monotonic() >= deadline:
+                return got
+            time.sleep(0.05)
 
 
 class FaultyQueue(_Wrapper):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,7 +188,11 @@ class Fleet:
             except WorkerKilled:
                 self.kills += 1
             except BaseException as exc:
-                self.crashes.append(f"{worker.config.worker_id}: {type(exc).__name__}: {exc}")
+                where = traceback.extract_tb(exc.__traceback__)[-1]  # which code raised it
+                self.crashes.append(
+                    f"{worker.config.worker_id}: {type(exc).__name__}: {exc} "
+                    f"(at {where.filename}:{where.lineno})"
+                )
 
         thread = threading.Thread(target=run, name=worker.config.worker_id, daemon=True)
         thread.start()
