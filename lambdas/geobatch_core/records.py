@@ -20,7 +20,7 @@ the wire models). The wire forms (``geobatch.wire.models``) are built from recor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -172,6 +172,15 @@ class JobRecord:
     def id(self) -> str:
         """The job's id as the API shows it."""
         return f"{self.function_id}-{self.job_key}"
+
+    @classmethod
+    def check_names(cls, kind: str, names: Iterable[str]) -> None:
+        """``ValueError`` for an attribute name no ``JobRecord`` has: a job write (its changes, its
+        expectations) names only the record's attributes, so a misspelt one fails at once instead
+        of landing in ``extra``."""
+        unknown = sorted(set(names) - _JOB.all)
+        if unknown:
+            raise ValueError(f"a job write {kind} {', '.join(unknown)}, which JobRecord does not name")
 
 
 _FUNCTION = _Names.of(FunctionRecord)

@@ -90,6 +90,8 @@ class TypedJobs:
     def transition(
         self: JobRows, function_id: str, job_key: str, **write: Unpack[JobWrite]
     ) -> JobRecord | None:
+        JobRecord.check_names("changes", write["changes"])
+        JobRecord.check_names("expects", write["expect"])
         row = self.update_row(function_id, job_key, **write)
         return None if row is None else JobRecord.from_item(row)
 

@@ -84,7 +84,7 @@ def test_counts_follow_creates_transitions_and_deletes(store):
 def test_a_status_absent_expectation_and_other_functions_are_kept_apart(store):
     store.put_new_batch([job("0001"), job("0002", fid="fn-2")], check_existing=False)
     store.transition(
-        FID, "0001", changes={"status": "running"}, expect={"status": "pending", "claim": ABSENT}
+        FID, "0001", changes={"status": "running"}, expect={"status": "pending", "claim_msg": ABSENT}
     )
     assert stored(store) == {"running": 1}
     assert stored(store, "fn-2") == {"pending": 1}

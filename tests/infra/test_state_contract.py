@@ -20,7 +20,7 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.sqlite import open_state
-from geobatch_core.records import FunctionRecord
+from geobatch_core.records import FunctionRecord, JobRecord
 from geobatch_core.store import ABSENT, Increment
 from tests.infra.state_backends import BACKENDS, backend, function, job
 
@@ -146,8 +146,8 @@ def test_put_new_batch_never_creates_a_job_twice(state):
 
 def test_transition_is_a_compare_and_set(state):
     _, jobs, _ = state
-    jobs.put_new_batch([job("a0")])
-    claim = {"status": "running", "execution_count": Increment(1), "lease": 5}  # lease: not named
+    jobs.put_new_batch([JobRecord.from_item({**job("a0").to_item(), "lease": 5})])  # lease: not named
+    claim = {"status": "running", "execution_count": Increment(1)}
     first = jobs.transition(
         "fn-1",
         "a0",
@@ -166,13 +166,24 @@ def test_transition_is_a_compare_and_set(state):
     done = jobs.transition(
         "fn-1",
         "a0",
-        changes={"status": "success", "lease": None},
+        changes={"status": "success"},
         expect={"status": "running", "execution_count": 1},
         replace_last_attempt={"number": 1, "status": "success", "ended": "t"},
     )
-    assert done is not None and done.status == "success" and dict(done.extra) == {}
+    assert done is not None and done.status == "success" and dict(done.extra) == {"lease": 5}
     assert done.attempts == [{"number": 1, "status": "success", "ended": "t"}]
     assert jobs.get("fn-1", "a0", consistent=True).to_item() == done.to_item()
+
+
+def test_a_job_write_names_only_the_record_s_attributes(state):
+    """A misspelt attribute in a job write fails before anything is written, on every store."""
+    _, jobs, _ = state
+    jobs.put_new_batch([job("a0")])
+    with pytest.raises(ValueError, match="changes statuss, which JobRecord does not name"):
+        jobs.transition("fn-1", "a0", changes={"statuss": "running"}, expect={"status": "pending"})
+    with pytest.raises(ValueError, match="expects claim_message"):
+        jobs.transition("fn-1", "a0", changes={"status": "running"}, expect={"claim_message": ABSENT})
+    assert jobs.get("fn-1", "a0", consistent=True).to_item() == job("a0").to_item()
 
 
 def test_job_pages_in_key_order_with_projection(state):
