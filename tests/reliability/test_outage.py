@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from geobatch_core.services.context import Services, Settings
 from tests.conftest import FakeLambdaContext, apigw_event
@@ -106,8 +107,13 @@ def gated_services(tmp_path: Path) -> Iterator[tuple[Services, Gate]]:
     gate = Gate(moto_port)
     gate.open()
     endpoint = f"http://127.0.0.1:{gate.port}"
+    session = boto3.session.Session(region_name="us-east-1")
+    # A request left unanswered through the gate (moto's server, loaded, has left one hanging) would
+    # hold its worker for botocore's 60 s read timeout, past the fleet's stop; real DynamoDB answers
+    # or resets. A shorter read timeout keeps the outage (refused, reset) what the test is about.
+    session._session.set_default_client_config(Config(read_timeout=10, connect_timeout=5))
     svc = wiring.compose(
-        provisioned_stores(boto3.session.Session(region_name="us-east-1"), endpoint),
+        provisioned_stores(session, endpoint),
         executor=LocalExecutor(tmp_path / "home", {}),
         builder=LocalImageBuilder(tmp_path / "home", pip_args="--no-index"),
         settings=Settings(queue_prefix="outage", lost_worker_seconds=5, retry_base_seconds=0.5),
