@@ -102,9 +102,8 @@ class FunctionRecord:
     status_reason: str | None = None
     job_definition_arn: str | None = None
     active: bool | None = None  # jobs submitted since the last completion event (services.scaling)
-    scaling_lease: str | None = (
-        None  # "<expiry epoch s>:<holder>" while a scaler pass holds it (services.lease)
-    )
+    # "<expiry epoch s>:<holder>" while a scaler pass holds it (services.lease)
+    scaling_lease: str | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty, compare=False)
 
     @classmethod
