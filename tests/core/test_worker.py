@@ -145,7 +145,11 @@ def work(x):
         return "forked"
     if x == "forge":
         import ctypes, json, stat, struct
-        pid = ctypes.CDLL(None).fork()  # no at-fork hooks: this copy keeps the runner's channel open
+        # No at-fork hooks: this copy keeps the runner's channel open. PyDLL keeps the GIL across the
+        # call: CDLL drops it, and if the runner's log pump or watchdog thread held it at the fork,
+        # the copy would wait forever for a GIL owned by a thread it does not have (then the runner
+        # waits on it and the job times out instead of showing the breach).
+        pid = ctypes.PyDLL(None).fork()
         if pid == 0:
             head = json.dumps({"t": "ok", "token": "forged", "meta": {}, "none": False}).encode()
             for fd in range(3, 64):
