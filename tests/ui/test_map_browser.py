@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 import geobatch as gb
-from tests.ui.test_monitor_browser import ARTIFACTS, browser  # noqa: F401  (fixture)
+from tests.ui.browser import ARTIFACTS, WAIT_MS
 
 pytestmark = [pytest.mark.local, pytest.mark.geo, pytest.mark.timeout(600)]
 
@@ -94,7 +94,7 @@ ALL_LOADED = (
 )
 
 
-def wait_js(page: Any, expression: str, timeout: float = 30_000) -> None:
+def wait_js(page: Any, expression: str, timeout: float = WAIT_MS) -> None:
     """Wait until a JS expression is true, polled through CDP (the page's CSP forbids Playwright's
     in-page polling, which evaluates strings; it is the CSP the map must work under)."""
     import time
@@ -112,7 +112,7 @@ def loaded_tiles(page: Any, container: str) -> int:
 
 
 def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
-    browser: Any,  # noqa: F811
+    browser: Any,
     monitor: Any,
     demo: dict[str, Any],
 ) -> None:
@@ -125,7 +125,7 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         page.get_by_label("Product, COG or STAC imagery").fill(demo["product"])
         page.get_by_role("button", name="Show", exact=True).click()
         legend = page.locator("#legend li")
-        expect(legend).to_have_count(5, timeout=20_000)
+        expect(legend).to_have_count(5)
         assert [t.split(" ")[1] for t in legend.all_inner_texts()] == [
             "water",
             "forest",
@@ -134,11 +134,7 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
             "bare",
         ]
         wait_js(page, "document.querySelectorAll('.product-tiles img').length > 0")
-        wait_js(
-            page,
-            SOME_LOADED.format("product-tiles", ""),
-            timeout=30_000,
-        )
+        wait_js(page, SOME_LOADED.format("product-tiles", ""))
         assert loaded_tiles(page, "product-tiles") >= 1
 
         page.get_by_label(re.compile("^Opacity")).fill("60")
@@ -151,15 +147,11 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         swipe = page.get_by_label("Swipe between product and reference")
         expect(swipe).to_be_visible()
         agreement = page.locator("#agreement")
-        expect(agreement).to_contain_text("Agreement in view", timeout=30_000)
+        expect(agreement).to_contain_text("Agreement in view")
         shown = float(re.search(r"([\d.]+)%", agreement.inner_text()).group(1))
         assert 90 <= shown <= 100  # as the demo itself reports (k-means vs the known land cover)
         assert abs(shown - 100 * demo["agreement_with_truth"]) < 3
-        wait_js(
-            page,
-            SOME_LOADED.format("reference-tiles", ""),
-            timeout=30_000,
-        )
+        wait_js(page, SOME_LOADED.format("reference-tiles", ""))
         swipe.fill("30")
         clip = page.evaluate("document.querySelector('.leaflet-reference-pane').style.clip")
         size = page.locator("#map").bounding_box()
@@ -172,14 +164,10 @@ def test_the_demo_product_on_the_map_with_legend_opacity_and_a_swipe_comparison(
         imagery = "imagery: Source imagery (synthetic Sentinel-2 L2A scenes)"
         page.get_by_label("Reference layer").select_option(label=imagery)
         expect(page.get_by_label("Imagery", exact=True)).to_have_value("false-colour")
-        wait_js(
-            page,
-            SOME_LOADED.format("reference-tiles", " && i.src.includes('composite=false-colour')"),
-            timeout=30_000,
-        )
+        wait_js(page, SOME_LOADED.format("reference-tiles", " && i.src.includes('composite=false-colour')"))
         expect(agreement).to_have_text("")  # imagery has no classes to agree with
         swipe.fill("50")
-        wait_js(page, ALL_LOADED.format("reference-tiles"), timeout=60_000)
+        wait_js(page, ALL_LOADED.format("reference-tiles"))
         shot(page, "map-02-imagery", "map-view.png")
     finally:
         page.close()
@@ -210,7 +198,7 @@ def test_map_api_refuses_foreign_pages_and_bad_layers(monitor: Any, demo: dict[s
 
 
 def test_a_live_run_on_the_map_changes_tile_colours_and_fills_in_its_product(
-    browser: Any,  # noqa: F811
+    browser: Any,
     monitor: Any,
     demo: dict[str, Any],
     local_api: gb.Client,
@@ -234,37 +222,33 @@ def test_a_live_run_on_the_map_changes_tile_colours_and_fills_in_its_product(
                          delay=1.5, fail=i == 2) for i, k in enumerate(keys)])  # fmt: skip
         page.goto(monitor.url + f"map.html?function={fn.id}")
         tiles = page.locator("path.run-tile")
-        expect(tiles).to_have_count(len(keys), timeout=30_000)
+        expect(tiles).to_have_count(len(keys))
         first = next(j["id"] for j in list_jobs(local_api, fn.id) if j["kwargs"]["tile_key"] == keys[-1])
         last_tile = page.locator(f'path[data-job="{first}"]')
         assert last_tile.get_attribute("data-status") in ("pending", "running")
         assert last_tile.get_attribute("fill") in (STATUS_FILL["pending"], STATUS_FILL["running"])
-        page.locator('path[data-status="success"]').first.wait_for(timeout=60_000)
+        page.locator('path[data-status="success"]').first.wait_for()
         expect(page.get_by_label("Product of the run")).to_have_value(
             f"s3://{bucket}/products/{product_id}/collection.json")  # fmt: skip
         shot(page, "run-01-running", "run-map.png")
-        expect(last_tile).to_have_attribute("data-status", "success", timeout=90_000)
+        expect(last_tile).to_have_attribute("data-status", "success")
         assert last_tile.get_attribute("fill") == STATUS_FILL["success"]
-        expect(page.locator('path[data-status="failure"]')).to_have_count(1, timeout=30_000)
-        expect(page.locator("#run-eta")).to_contain_text("all jobs finished", timeout=30_000)
+        expect(page.locator('path[data-status="failure"]')).to_have_count(1)
+        expect(page.locator("#run-eta")).to_contain_text("all jobs finished")
         assert page.locator("#run-chart rect.bar-success").count() >= 1
         assert page.locator("#run-chart rect.bar-failed").count() >= 1
-        wait_js(
-            page,
-            SOME_LOADED.format("run-product-tiles", ""),
-            timeout=30_000,
-        )
+        wait_js(page, SOME_LOADED.format("run-product-tiles", ""))
         # A click on the failed tile opens its job: reason, attempts, log, and a link to the monitor.
         page.locator('path[data-status="failure"]').click()
         card = page.locator("#job-card")
         expect(card).to_be_visible()
         expect(page.locator("#job-card-fields")).to_contain_text("no clear scene")
-        expect(page.locator("#job-card-log")).to_contain_text("painting", timeout=15_000)
+        expect(page.locator("#job-card-log")).to_contain_text("painting")
         failed_id = page.locator("#job-card-id").inner_text()
         shot(page, "run-02-done")
         page.get_by_role("link", name="Open in the monitor").click()
-        expect(page.locator("#detail-id")).to_have_text(failed_id, timeout=15_000)
-        expect(page.locator("#job-log")).to_contain_text("no clear scene", timeout=15_000)
+        expect(page.locator("#detail-id")).to_have_text(failed_id)
+        expect(page.locator("#job-log")).to_contain_text("no clear scene")
     finally:
         page.close()
         with contextlib.suppress(gb.GeoBatchError):

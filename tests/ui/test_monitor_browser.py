@@ -1,7 +1,6 @@
-"""The web monitor in headless Chromium, through a whole run in local mode.
+"""The web monitor in headless Chromium (tests/ui/browser.py), through a whole run in local mode.
 
-Chromium comes from Debian (``apt-get install chromium``) and is driven by Playwright's Python
-package; Playwright's own browser download is never used. Screenshots go to test-artifacts/ui/.
+Screenshots go to test-artifacts/ui/.
 """
 
 from __future__ import annotations
@@ -10,28 +9,16 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import geobatch as gb
 from tests.support import wait_until
+from tests.ui.browser import ARTIFACTS
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 JOBS = 12
 
 
@@ -44,18 +31,6 @@ def bad_tile_every_fourth(x):
         raise ValueError(f"bad tile {x}: no data")
     print(f"tile {x} ok")
     return {"tile": x, "pixels": x * 100}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -89,16 +64,16 @@ def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client)
         fn.map([(i,) for i in range(JOBS)])
         page.goto(monitor)
         row = page.locator(f'#functions tr[data-id="{fn.id}"]')
-        row.wait_for(timeout=20_000)
+        row.wait_for()
         row.get_by_role("button", name=f"Show jobs of {fn.name}").click()
-        row.locator(".counts").filter(has_text="success").wait_for(timeout=60_000)
+        row.locator(".counts").filter(has_text="success").wait_for()
         shot(page, "01-running")
         docs_shot = os.environ.get("GEOBATCH_DOCS_SCREENSHOT")
         if docs_shot:  # scripts/screenshot_monitor.py: the picture of docs/watching-a-run.md
             page.screenshot(path=docs_shot)
 
         # Progress reaches done/total; the page refreshes itself every 2 s meanwhile.
-        row.locator(".progress-text").filter(has_text=f"{JOBS}/{JOBS}").wait_for(timeout=90_000)
+        row.locator(".progress-text").filter(has_text=f"{JOBS}/{JOBS}").wait_for()
         assert "failure 3" in row.locator(".counts").inner_text()
         shot(page, "02-done")
 
@@ -106,10 +81,10 @@ def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client)
         page.get_by_label("Status").select_option("failure")
         page.get_by_role("button", name="Apply filter").click()
         jobs = page.locator("#jobs tbody tr")
-        expect(jobs).to_have_count(3, timeout=15_000)
+        expect(jobs).to_have_count(3)
         failed_id = jobs.first.get_attribute("data-id")
         jobs.first.click()
-        page.locator("#job-log").filter(has_text="bad tile").wait_for(timeout=15_000)
+        page.locator("#job-log").filter(has_text="bad tile").wait_for()
         assert "ValueError" in page.locator("#detail-fields").inner_text()
         assert page.locator("#attempts tbody tr").count() == 1
         shot(page, "03-failed-job")
@@ -122,7 +97,7 @@ def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client)
         concurrency = row.get_by_label(f"Concurrency of {fn.name}")
         concurrency.fill("7")
         row.get_by_role("button", name="Save").click()
-        page.locator("#message").filter(has_text="maximum_concurrency=7").wait_for(timeout=10_000)
+        page.locator("#message").filter(has_text="maximum_concurrency=7").wait_for()
         assert gb.Function.get(fn.id, client=local_api).maximum_concurrency == 7
         shot(page, "04-edited")
     finally:

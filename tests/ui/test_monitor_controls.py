@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 import geobatch as gb
-from tests.ui.test_monitor_browser import browser, monitor, shot  # noqa: F401  (fixtures)
+from tests.ui.browser import WAIT_MS
+from tests.ui.test_monitor_browser import monitor, shot  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 
@@ -72,7 +73,7 @@ class Screen:
         """The monitor loaded, ``fn``'s jobs shown; ``fn``'s row."""
         self.page.goto(self.url)
         row = self.page.locator(f'#functions tr[data-id="{fn.id}"]')
-        row.wait_for(timeout=30_000)
+        row.wait_for()
         row.get_by_role("button", name=f"Show jobs of {fn.name}").click()
         return row
 
@@ -136,7 +137,7 @@ def slow_fetch(page: Any, prefix: str, ms: int) -> None:
 
 def wait_until(page: Any, predicate: str) -> None:
     # wait_for_function would evaluate a string, which the page's CSP forbids.
-    for _ in range(300):
+    for _ in range(WAIT_MS // 100):
         if page.evaluate(predicate):
             return
         page.wait_for_timeout(100)
@@ -144,7 +145,7 @@ def wait_until(page: Any, predicate: str) -> None:
 
 
 def message(page: Any, text: str) -> None:
-    page.locator("#message").filter(has_text=text).wait_for(timeout=20_000)
+    page.locator("#message").filter(has_text=text).wait_for()
 
 
 def test_live_log_followed_then_every_attempt_and_its_statistics_chart(ui: Screen) -> None:
@@ -154,25 +155,25 @@ def test_live_log_followed_then_every_attempt_and_its_statistics_chart(ui: Scree
     fn = ui.function(live_then_hold, retry_count=1, memory=2048)
     job = fn(14, 300)
     ui.open(fn)
-    page.locator(f'#jobs tr[data-id="{job.id}"] td.status-running').wait_for(timeout=60_000)
+    page.locator(f'#jobs tr[data-id="{job.id}"] td.status-running').wait_for()
     page.get_by_role("button", name=f"Open job {job.id}").click()
     follow = page.get_by_label("Follow (live log of the running attempt)")
     follow.wait_for()
-    expect(follow).to_be_enabled(timeout=20_000)
+    expect(follow).to_be_enabled()
     follow.check()
     message(page, "Following the log")
     # Parts of the running attempt's log arrive while it still runs.
-    page.locator("#job-log").filter(has_text="tick 3").wait_for(timeout=30_000)
+    page.locator("#job-log").filter(has_text="tick 3").wait_for()
     assert gb.Job.get(job.id, client=local_api).status == "running"
     shot(page, "10-live-log")
     message(page, "follow stopped")  # the attempt ended: the page says so and stops following
     assert not follow.is_checked()
-    page.locator("#detail-fields dd.status-success").wait_for(timeout=120_000)
-    page.locator("#job-log").filter(has_text="held 300 MB").wait_for(timeout=20_000)
+    page.locator("#detail-fields dd.status-success").wait_for()
+    page.locator("#job-log").filter(has_text="held 300 MB").wait_for()
 
     # The chart of the attempt: peak memory near 300 MB, the same figure the SDK gives.
     caption = page.locator("#stats-caption")
-    caption.filter(has_text="Peak memory").wait_for(timeout=20_000)
+    caption.filter(has_text="Peak memory").wait_for()
     peak = float(re.search(r"Peak memory ([\d.]+) MB", caption.inner_text()).group(1))
     assert 250 <= peak <= 400, caption.inner_text()
     assert page.locator("#stats-chart polyline.mem-line").count() == 1
@@ -183,11 +184,11 @@ def test_live_log_followed_then_every_attempt_and_its_statistics_chart(ui: Scree
 
     # Each attempt's log and chart can be picked: the failed first one, then the second again.
     page.get_by_role("button", name="Show attempt 1").click()
-    page.locator("#log-attempt").filter(has_text="attempt 1 of 2 (run 0, failure)").wait_for(timeout=15_000)
-    page.locator("#job-log").filter(has_text="first attempt fails on purpose").wait_for(timeout=15_000)
-    page.locator("#stats-caption").filter(has_text="Attempt 1: Peak memory").wait_for(timeout=15_000)
+    page.locator("#log-attempt").filter(has_text="attempt 1 of 2 (run 0, failure)").wait_for()
+    page.locator("#job-log").filter(has_text="first attempt fails on purpose").wait_for()
+    page.locator("#stats-caption").filter(has_text="Attempt 1: Peak memory").wait_for()
     page.get_by_role("button", name="Show attempt 2").click()
-    page.locator("#log-attempt").filter(has_text="attempt 2 of 2 (run 0, success)").wait_for(timeout=15_000)
+    page.locator("#log-attempt").filter(has_text="attempt 2 of 2 (run 0, success)").wait_for()
     assert "first attempt fails" not in page.locator("#job-log").inner_text()
 
 
@@ -195,7 +196,7 @@ def test_function_controls_timeout_enable_start_stop_build_log_and_delete(ui: Sc
     page = ui.page
     fn = ui.function(flaky, retry_count=0)
     row = ui.open(fn)
-    row.locator("span.status-ready").wait_for(timeout=60_000)
+    row.locator("span.status-ready").wait_for()
 
     row.get_by_label(f"Timeout (s) of {fn.name}").fill("321")
     row.get_by_role("button", name=f"Save {fn.name}").click()
@@ -246,13 +247,13 @@ def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(ui: Scre
     fn.wait_for_completion(interval=1)
     ui.open(fn)
     info = page.locator("#page-info")
-    expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2", timeout=20_000)
+    expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2")
     page.get_by_role("button", name="Next page").click()
-    expect(info).to_have_text("jobs 21–25 of 25 · page 2 of 2", timeout=20_000)
+    expect(info).to_have_text("jobs 21–25 of 25 · page 2 of 2")
     page.get_by_role("button", name="Previous page").click()
-    expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2", timeout=20_000)
+    expect(info).to_have_text("jobs 1–20 of 25 · page 1 of 2")
     page.get_by_label("Page size").select_option("50")
-    expect(info).to_have_text("jobs 1–25 of 25 · page 1 of 1", timeout=20_000)
+    expect(info).to_have_text("jobs 1–25 of 25 · page 1 of 1")
     expect(page.locator("#jobs tbody tr")).to_have_count(25)
 
     # A time window: nothing was created in the future, everything since an hour ago. While the
@@ -261,20 +262,20 @@ def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(ui: Scre
     future = (datetime.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     page.get_by_label("Created from").fill(future)
     page.get_by_role("button", name="Apply filter").click()
-    page.locator("#loading").wait_for(state="visible", timeout=5_000)
-    expect(info).to_have_text("no jobs of 0 · page 1 of 1", timeout=20_000)
-    page.locator("#loading").wait_for(state="hidden", timeout=20_000)
+    page.locator("#loading").wait_for(state="visible")
+    expect(info).to_have_text("no jobs of 0 · page 1 of 1")
+    page.locator("#loading").wait_for(state="hidden")
     slow_fetch(page, "/api/jobs?", 0)
     past = (datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     page.get_by_label("Created from").fill(past)
     page.get_by_label("Status").select_option("failure")
     page.get_by_role("button", name="Apply filter").click()
-    expect(info).to_have_text("jobs 1–5 of 5 · page 1 of 1", timeout=20_000)
+    expect(info).to_have_text("jobs 1–5 of 5 · page 1 of 1")
 
     # Failures grouped by cause: five jobs, one cause.
     page.get_by_role("button", name="Failures by cause").click()
     group = page.locator("#failure-groups tbody tr")
-    expect(group).to_have_count(1, timeout=20_000)
+    expect(group).to_have_count(1)
     assert group.first.locator("td").first.inner_text() == "5"
     assert "ValueError: bad input" in group.first.inner_text()
     shot(page, "13-jobs-totals-failures")
@@ -282,13 +283,13 @@ def test_jobs_totals_page_sizes_time_window_failures_delete_and_loading(ui: Scre
     # Delete one failed job, confirming first.
     victim = page.locator("#jobs tbody tr").first.get_attribute("data-id")
     page.get_by_role("button", name=f"Open job {victim}").click()
-    page.locator("#job-log").filter(has_text="bad input").wait_for(timeout=20_000)
+    page.locator("#job-log").filter(has_text="bad input").wait_for()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete job").click()
     message(page, f"Deleted job {victim}")
     with pytest.raises(gb.NotFoundError):
         gb.Job.get(victim, client=local_api)
-    expect(info).to_have_text("jobs 1–4 of 4 · page 1 of 1", timeout=20_000)
+    expect(info).to_have_text("jobs 1–4 of 4 · page 1 of 1")
 
 
 def test_reason_column_says_backing_off_while_a_job_waits_to_retry(ui: Screen) -> None:
@@ -299,7 +300,7 @@ def test_reason_column_says_backing_off_while_a_job_waits_to_retry(ui: Screen) -
     reason = page.locator(f'#jobs tr[data-id="{job.id}"] td.reason')
     # Backoff doubles per failed attempt (local mode starts at 1 s), so within a few attempts the
     # job waits long enough for the 2 s refresh to see it.
-    reason.filter(has_text="backing off").wait_for(timeout=120_000)
+    reason.filter(has_text="backing off").wait_for()
     assert "flaky upstream" not in reason.inner_text()
     shot(page, "14-backing-off")
     job.cancel()
@@ -312,20 +313,20 @@ def test_saved_values_are_not_repainted_by_an_older_answer(ui: Screen) -> None:
     fn = ui.function(flaky, maximum_concurrency=3)
     row = ui.open(fn)
     field = row.get_by_label(f"Concurrency of {fn.name}")
-    expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
+    expect(page.locator("#loading")).to_be_hidden()
     # As an eventually consistent index can (the cloud lists Functions from a GSI): the first list
     # after the save answers with what it held before the save.
     page.evaluate(STALE_ONCE, "/api/functions?")
     page.get_by_role("button", name="Refresh").click()  # the answer before the save, kept
-    expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
+    expect(page.locator("#loading")).to_be_hidden()
     field.fill("9")
     row.get_by_role("button", name=f"Save {fn.name}").click()
     message(page, "maximum_concurrency=9")
     wait_until(page, "() => window.__late >= 1")  # the old answer has landed
-    expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
+    expect(page.locator("#loading")).to_be_hidden()
     assert field.input_value() == "9"
     page.get_by_role("button", name="Refresh").click()  # a fresh answer agrees
-    expect(page.locator("#loading")).to_be_hidden(timeout=20_000)
+    expect(page.locator("#loading")).to_be_hidden()
     assert field.input_value() == "9"
     assert ui.saved(fn).maximum_concurrency == 9
 
@@ -343,11 +344,11 @@ def test_polls_slowly_what_cannot_change_and_deletes_all_matching(ui: Screen) ->
         broken.wait_for_completion(interval=1)
     assert ui.saved(broken).status == "build_failed"
     row = ui.open(broken)
-    row.locator("span.status-build_failed").wait_for(timeout=30_000)
-    expect(row.locator(".counts")).to_contain_text("pending 3", timeout=20_000)
-    expect(page.locator("#refresh-state")).to_contain_text("idle", timeout=20_000)
+    row.locator("span.status-build_failed").wait_for()
+    expect(row.locator(".counts")).to_contain_text("pending 3")
+    expect(page.locator("#refresh-state")).to_contain_text("idle")
     page.get_by_role("button", name=f"Build log of {broken.name}").click()
-    page.locator("#build-log").filter(has_text="geobatch-no-such-package").wait_for(timeout=20_000)
+    page.locator("#build-log").filter(has_text="geobatch-no-such-package").wait_for()
     shot(page, "15-build-failed")
 
     # Delete all matching (confirmed): the three pending jobs go.
@@ -357,4 +358,4 @@ def test_polls_slowly_what_cannot_change_and_deletes_all_matching(ui: Screen) ->
     for job in jobs:
         with pytest.raises(gb.NotFoundError):
             gb.Job.get(job.id, client=local_api)
-    expect(page.locator("#page-info")).to_have_text("no jobs of 0 · page 1 of 1", timeout=20_000)
+    expect(page.locator("#page-info")).to_have_text("no jobs of 0 · page 1 of 1")

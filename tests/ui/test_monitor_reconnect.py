@@ -11,13 +11,12 @@ import pytest
 import geobatch as gb
 from geobatch.wire import env
 from tests.support import GENEROUS_SECONDS
-from tests.ui.test_monitor_browser import browser  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 
 
 def test_monitor_reconnects_to_local_mode_after_a_restart(
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -36,20 +35,20 @@ def test_monitor_reconnects_to_local_mode_after_a_restart(
         assert client.api_url == first["api_url"]
         server = MonitorServer(client).start()
         page.goto(server.url)
-        expect(page.locator("#api-url")).to_have_text(first["api_url"], timeout=20_000)
+        expect(page.locator("#api-url")).to_have_text(first["api_url"])
 
         local.stop_background(tmp_path)  # geobatch local down
-        page.locator("#refresh-state").filter(has_text="refresh failed").wait_for(timeout=30_000)
+        page.locator("#refresh-state").filter(has_text="refresh failed").wait_for()
         # geobatch local up: another free port
         second = local.start_background(tmp_path, timeout=GENEROUS_SECONDS)
-        expect(page.locator("#api-url")).to_have_text(second["api_url"], timeout=60_000)
+        expect(page.locator("#api-url")).to_have_text(second["api_url"])
         if second["api_url"] != first["api_url"]:
-            page.locator("#message").filter(has_text="Reconnected").wait_for(timeout=20_000)
+            page.locator("#message").filter(has_text="Reconnected").wait_for()
 
         # The page works against the new daemon: a Function saved now shows up.
         created = client.post("/functions", {"name": "after-restart"})
         function_id = created["function"]["id"]
-        page.locator(f'#functions tr[data-id="{function_id}"]').wait_for(timeout=30_000)
+        page.locator(f'#functions tr[data-id="{function_id}"]').wait_for()
     finally:
         page.close()
         if server is not None:

@@ -1,0 +1,40 @@
+"""The browser every UI test drives, and what a failing test's pages showed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, Chromium
+
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield Chromium(launched)
+        launched.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTED] = time.monotonic()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    chromium: Any = getattr(item, "funcargs", {}).get("browser")
+    if report.failed and isinstance(chromium, Chromium):
+        report.sections.append(("browser pages", chromium.report(item.stash.get(_STARTED, 0.0))))
