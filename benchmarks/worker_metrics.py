@@ -15,7 +15,6 @@ Run from the repo root: ``.venv/bin/python benchmarks/worker_metrics.py [--jobs 
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import time
 import uuid
@@ -46,6 +45,7 @@ def measured(jobs: int, job_seconds: float, flush_seconds: float) -> list[list[A
     from geobatch_core.services.context import Settings
     from geobatch_worker.loop import Worker, WorkerConfig
     from geobatch_worker.metrics import JobMetrics, cloudwatch_client
+    from tests.support import worker_metric
 
     requests: Counter[str] = Counter()
     with mock_aws():
@@ -74,16 +74,7 @@ def measured(jobs: int, job_seconds: float, flush_seconds: float) -> list[list[A
         t0 = time.perf_counter()
         stats = Worker.for_services(config, svc, metrics=metrics).run()
         seconds = time.perf_counter() - t0
-        now = datetime.datetime.now(datetime.UTC)
-        points = cloudwatch.get_metric_statistics(
-            Namespace=layout.WORKER_METRICS_NAMESPACE,
-            MetricName=layout.JOB_ENDED_METRICS["success"],
-            Dimensions=[{"Name": layout.WORKER_METRICS_DIMENSION, "Value": fn.id}],
-            StartTime=now - datetime.timedelta(hours=1),
-            EndTime=now + datetime.timedelta(minutes=5),
-            Period=3600,
-            Statistics=["Sum"],
-        )["Datapoints"]
+        points = worker_metric(cloudwatch, fn.id, layout.JOB_ENDED_METRICS["success"])
         published = sum(p["Sum"] for p in points)
     put = requests["PutMetricData"]
     windows = math.ceil(seconds / flush_seconds)

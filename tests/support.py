@@ -127,3 +127,23 @@ def wait_status(svc: Any, function_id: str, *wanted: Any) -> FunctionRecord:
         return function if function.status in {w.value for w in wanted} else None
 
     return wait_until(reached, f"Function {function_id} to become {wanted}")
+
+
+def worker_metric(cloudwatch: Any, function_id: str, metric: str, *statistics: str) -> list[dict[str, Any]]:
+    """A worker metric's data points over the last hour for one Function, read back from CloudWatch
+    as the dashboard's SEARCH would read them (one hour-long period: at most one point)."""
+    import datetime
+
+    from geobatch_core import layout
+
+    now = datetime.datetime.now(datetime.UTC)
+    answer = cloudwatch.get_metric_statistics(
+        Namespace=layout.WORKER_METRICS_NAMESPACE,
+        MetricName=metric,
+        Dimensions=[{"Name": layout.WORKER_METRICS_DIMENSION, "Value": function_id}],
+        StartTime=now - datetime.timedelta(hours=1),
+        EndTime=now + datetime.timedelta(minutes=5),
+        Period=3600,
+        Statistics=list(statistics or ("Sum",)),
+    )
+    return list(answer["Datapoints"])

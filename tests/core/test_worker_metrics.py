@@ -7,7 +7,6 @@ dimension, statistic sets of the right values.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import signal
@@ -26,6 +25,7 @@ from geobatch_worker.loop import Worker, WorkerConfig
 from geobatch_worker.metrics import JobMetrics, cloudwatch_client
 from tests.conftest import REGION
 from tests.core.helpers import ALICE, ready_function
+from tests.support import worker_metric
 
 pytestmark = pytest.mark.moto
 
@@ -60,16 +60,7 @@ def worker(svc: Any, function: FunctionRecord, metrics: JobMetrics) -> Worker:
 
 def statistics(cloudwatch: Any, function_id: str, metric: str) -> dict[str, float]:
     """The metric's statistics over the last hour, as the dashboard's SEARCH would read them."""
-    now = datetime.datetime.now(datetime.UTC)
-    points = cloudwatch.get_metric_statistics(
-        Namespace=NAMESPACE,
-        MetricName=metric,
-        Dimensions=[{"Name": layout.WORKER_METRICS_DIMENSION, "Value": function_id}],
-        StartTime=now - datetime.timedelta(hours=1),
-        EndTime=now + datetime.timedelta(minutes=5),
-        Period=3600,
-        Statistics=["SampleCount", "Sum", "Minimum", "Maximum"],
-    )["Datapoints"]
+    points = worker_metric(cloudwatch, function_id, metric, "SampleCount", "Sum", "Minimum", "Maximum")
     assert len(points) == 1, points
     return {k: points[0][k] for k in ("SampleCount", "Sum", "Minimum", "Maximum")}
 

@@ -3,14 +3,12 @@ local mode's moto server (the workers' AWS_ENDPOINT_URL), where CloudWatch's API
 
 from __future__ import annotations
 
-import datetime
-
 import boto3
 import pytest
 
 from geobatch.wire import env
 from geobatch_core import layout
-from tests.support import wait_until
+from tests.support import wait_until, worker_metric
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 
@@ -37,14 +35,5 @@ def test_local_workers_publish_the_job_metrics_on_their_way_out(saved, local_sta
         aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
     )
-    now = datetime.datetime.now(datetime.UTC)
-    points = cloudwatch.get_metric_statistics(
-        Namespace=layout.WORKER_METRICS_NAMESPACE,
-        MetricName=layout.JOB_ENDED_METRICS["success"],
-        Dimensions=[{"Name": layout.WORKER_METRICS_DIMENSION, "Value": fn.id}],
-        StartTime=now - datetime.timedelta(hours=1),
-        EndTime=now + datetime.timedelta(minutes=5),
-        Period=3600,
-        Statistics=["Sum"],
-    )["Datapoints"]
+    points = worker_metric(cloudwatch, fn.id, layout.JOB_ENDED_METRICS["success"])
     assert [p["Sum"] for p in points] == [5.0]
