@@ -8,8 +8,9 @@ store returns it (the DynamoDB adapter after deserializing, SQLite after decodin
 in-memory fakes), ``to_item`` gives back exactly that item. The mapping is lossless: an attribute
 the record does not name (one the executor or the image builder stored, see
 ``ports.Executor.register``) rides along in ``extra``, and an optional attribute the item lacks
-stays absent rather than becoming a default (a value of None counts as absent, as in every store:
-DynamoDB never stores one).
+stays absent rather than becoming a default. A named attribute the item holds as None reads as
+None too, but rides in ``extra`` as well, so the item comes back with it: no store holds one
+(DynamoDB cannot, SQLite and the fakes drop them like it), but a hand-built item may.
 
 Frozen dataclasses with slots, not pydantic models: the worker and the scaler read many records,
 and building one is a dict walk with no validation (the items were validated on their way in, by
@@ -36,24 +37,27 @@ def _empty() -> Mapping[str, Any]:
 
 
 def _split(kind: str, item: Mapping[str, Any], names: _Names) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """An item's named attributes (as keywords of its record) and the rest; ``KeyError`` names a
-    required attribute it lacks."""
-    missing = names.required - item.keys()
+    """An item's named attributes (as keywords of its record) and the rest: those the record does
+    not name and those it holds as None; ``KeyError`` names a required attribute it lacks (or
+    holds as None)."""
+    missing = names.required - {k for k, v in item.items() if v is not None}
     if missing:
         raise KeyError(f"{kind} needs {', '.join(sorted(missing))}")
-    known = {k: v for k, v in item.items() if k in names.all}
-    extra = {k: v for k, v in item.items() if k not in names.all}
+    known = {k: v for k, v in item.items() if k in names.all and v is not None}
+    extra = {k: v for k, v in item.items() if k not in known}
     return known, (MappingProxyType(extra) if extra else _EMPTY)
 
 
 def _join(record: object, names: _Names, extra: Mapping[str, Any]) -> Item:
-    """The item of a record: its set attributes (those left unset stay absent) and its extra ones."""
+    """The item of a record: its set attributes (those left unset stay absent) and its extra ones
+    (a None kept there gives way to a value set since, e.g. by ``dataclasses.replace``)."""
     item: Item = {}
     for name in names.order:
         value = getattr(record, name)
         if value is not None:
             item[name] = value
-    item.update(extra)
+    for name, value in extra.items():
+        item.setdefault(name, value)
     return item
 
 
