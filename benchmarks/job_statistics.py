@@ -118,14 +118,14 @@ def cost_table(svc: Any) -> str:
     sizes = dict(svc.blobs.puts[before:])
     rows = []
     for seconds, record in zip(lengths, records, strict=True):
-        attempt = (record.attempts or [])[-1]
-        key = attempt.get("statistics_key")
-        extra = len(json.dumps(attempt["statistics"], separators=(",", ":"))) + len(key or "")
+        attempt = (record.attempts or ())[-1]
+        key = attempt.statistics_key
+        extra = len(json.dumps(attempt.statistics, separators=(",", ":"))) + len(key or "")
         puts = 1 if key else 0
         rows.append(
             [
                 f"{seconds:g} s",
-                attempt["statistics"]["samples"],
+                attempt.statistics["samples"],
                 sizes.get(key, 0),
                 extra,
                 puts,
@@ -179,14 +179,14 @@ def overhead_table() -> str:
 def accuracy_table(svc: Any) -> str:
     load = os.getloadavg()[0]
     memory, busy = run_jobs(svc, [["memory", 6.0], ["busy", 6.0]])
-    m, b = memory["attempts"][-1], busy["attempts"][-1]
-    own = 100 * b["cpu_seconds"] / b["runtime"]
+    m, b = memory.attempts[-1], busy.attempts[-1]
+    own = 100 * b.cpu_seconds / b.runtime
     return table(
         ["job", "figure", "value", "expected"],
         [
-            ["holds 300 MB (6 s)", "memory_peak_mb", m["statistics"]["memory_peak_mb"], "~300 + interpreter"],
-            ["busy loop (6 s)", "cpu_peak_percent", b["statistics"]["cpu_peak_percent"], "~100 when idle"],
-            ["busy loop (6 s)", "cpu_mean_percent", b["statistics"]["cpu_mean_percent"], "same as below"],
+            ["holds 300 MB (6 s)", "memory_peak_mb", m.statistics["memory_peak_mb"], "~300 + interpreter"],
+            ["busy loop (6 s)", "cpu_peak_percent", b.statistics["cpu_peak_percent"], "~100 when idle"],
+            ["busy loop (6 s)", "cpu_mean_percent", b.statistics["cpu_mean_percent"], "same as below"],
             ["busy loop (6 s)", "getrusage share (child's own)", f"{own:.1f}", ""],
             ["machine", "load average (1 min)", f"{load:.1f}", "2 cores"],
         ],

@@ -56,9 +56,9 @@ def run_geobatch(fn: Any, plan: Any, stack: Any) -> dict[str, Any]:
         items.extend(i for i in page if i.job_key in ids)
         if not start:
             break
-    attempts = [(i.attempts or [])[-1] for i in items]
-    started = sorted(_ts(a["started"]) for a in attempts)
-    ended = sorted(_ts(a["ended"]) for a in attempts)
+    attempts = [(i.attempts or ())[-1] for i in items]
+    started = sorted(_ts(a.started) for a in attempts)
+    ended = sorted(_ts(a.ended) for a in attempts)
     return {
         "wall": wall,
         "map": t_mapped - t0,
@@ -67,9 +67,9 @@ def run_geobatch(fn: Any, plan: Any, stack: Any) -> dict[str, Any]:
         "busy": ended[-1] - started[0],
         "tail": (t_submit + (t_done - t0)) - ended[-1],
         "fetch": wall - (t_done - t0),
-        "runtime_sum": sum(float(a.get("runtime", 0)) for a in attempts),
-        "workers": len({a.get("worker_id") for a in attempts}),
-        "control_ms": ((ended[-1] - started[0]) * 2 - sum(float(a.get("runtime", 0)) for a in attempts))
+        "runtime_sum": sum(float(a.runtime or 0) for a in attempts),
+        "workers": len({a.worker_id for a in attempts}),
+        "control_ms": ((ended[-1] - started[0]) * 2 - sum(float(a.runtime or 0) for a in attempts))
         / len(attempts)
         * 1000,
     }

@@ -207,17 +207,15 @@ class FakeJobStore(TypedJobs):
             _apply(item, write["changes"])
             self._count(function_id, job_key, old, item.get("status"))
             if replace_last_attempt is not None:
-                index = int(replace_last_attempt["number"]) - 1
+                index = replace_last_attempt.index
                 attempts = item.setdefault("attempts", [])
-                entry = {k: v for k, v in replace_last_attempt.items() if v is not None}
+                entry = replace_last_attempt.to_item()
                 if 0 <= index < len(attempts):
                     attempts[index] = entry
                 else:  # DynamoDB's SET on a list index past the end appends (as SQLite does)
                     attempts.append(entry)
             if append_attempt is not None:
-                item.setdefault("attempts", []).append(
-                    {k: v for k, v in append_attempt.items() if v is not None}
-                )
+                item.setdefault("attempts", []).append(append_attempt.to_item())
             return copy.deepcopy(item)
 
     def query_rows(self, function_id: str, **page: Unpack[JobPage]) -> tuple[list[Item], Key | None]:

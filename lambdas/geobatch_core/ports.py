@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, Unpack
 
 if TYPE_CHECKING:
-    from geobatch_core.records import FunctionRecord, JobRecord
+    from geobatch_core.records import AttemptRecord, FunctionRecord, JobRecord
 
 Item = dict[str, Any]
 """A row of a table as its store holds it: what is not a Function or a job (an operation's record,
@@ -56,12 +56,12 @@ class JobWrite(TypedDict, total=False):
     """A conditional job write, as ``JobStore.transition`` takes it (its keywords): apply ``changes``
     (a value of None removes the attribute, ``store.Increment`` adds) only if every ``expect``
     attribute holds its value (a list means one of, ``store.ABSENT`` that it is missing);
-    optionally append an attempt record, or replace the last one, in the same write."""
+    optionally append an attempt entry, or replace the one its number names, in the same write."""
 
     changes: Required[Mapping[str, Any]]
     expect: Required[Mapping[str, Any]]
-    append_attempt: Mapping[str, Any] | None
-    replace_last_attempt: Mapping[str, Any] | None
+    append_attempt: AttemptRecord | None
+    replace_last_attempt: AttemptRecord | None
 
 
 class JobPage(TypedDict, total=False):

@@ -1,4 +1,4 @@
-"""Typed records of the two tables: a Function and a job as the services read them.
+"""Typed records of the two tables: a Function, a job and its attempts as the services read them.
 
 The stores keep items (``ports.Item``: plain JSON-like mappings, as DynamoDB and SQLite hold them)
 and answer records: every Function and job crosses the store boundary (``ports.FunctionStore``,
@@ -10,7 +10,8 @@ the record does not name (one the executor or the image builder stored, see
 ``ports.Executor.register``) rides along in ``extra``, and an optional attribute the item lacks
 stays absent rather than becoming a default. A named attribute the item holds as None reads as
 None too, but rides in ``extra`` as well, so the item comes back with it: no store holds one
-(DynamoDB cannot, SQLite and the fakes drop them like it), but a hand-built item may.
+(DynamoDB cannot, SQLite and the fakes drop them like it), but a hand-built item may. A job's
+attempt entries (``attempts``, ``earlier_attempts``) are ``AttemptRecord``s, mapped the same way.
 
 Frozen dataclasses with slots, not pydantic models: the worker and the scaler read many records,
 and building one is a dict walk with no validation (the items were validated on their way in, by
@@ -36,6 +37,10 @@ def _empty() -> Mapping[str, Any]:
     return _EMPTY
 
 
+# The metadata key of a field holding a list of entries, naming their record type (a job's attempts).
+_ENTRIES = "entries"
+
+
 def _split(kind: str, item: Mapping[str, Any], names: _Names) -> tuple[dict[str, Any], Mapping[str, Any]]:
     """An item's named attributes (as keywords of its record) and the rest: those the record does
     not name and those it holds as None; ``KeyError`` names a required attribute it lacks (or
@@ -43,7 +48,7 @@ def _split(kind: str, item: Mapping[str, Any], names: _Names) -> tuple[dict[str,
     missing = names.required - {k for k, v in item.items() if v is not None}
     if missing:
         raise KeyError(f"{kind} needs {', '.join(sorted(missing))}")
-    known = {k: v for k, v in item.items() if k in names.all and v is not None}
+    known = {k: names.read(k, v) for k, v in item.items() if k in names.all and v is not None}
     extra = {k: v for k, v in item.items() if k not in known}
     return known, (MappingProxyType(extra) if extra else _EMPTY)
 
@@ -55,7 +60,7 @@ def _join(record: object, names: _Names, extra: Mapping[str, Any]) -> Item:
     for name in names.order:
         value = getattr(record, name)
         if value is not None:
-            item[name] = value
+            item[name] = names.write(name, value)
     for name, value in extra.items():
         item.setdefault(name, value)
     return item
@@ -66,12 +71,73 @@ class _Names:
     order: tuple[str, ...]
     all: frozenset[str]
     required: frozenset[str]
+    entries: Mapping[str, Any]  # attribute -> the record type of each entry of its list
 
     @classmethod
     def of(cls, record: type[Any]) -> _Names:
         named = [f for f in dataclasses.fields(record) if f.name != "extra"]
         required = [f.name for f in named if f.default is dataclasses.MISSING]
-        return cls(tuple(f.name for f in named), frozenset(f.name for f in named), frozenset(required))
+        entries = {f.name: f.metadata[_ENTRIES] for f in named if _ENTRIES in f.metadata}
+        return cls(
+            tuple(f.name for f in named), frozenset(f.name for f in named), frozenset(required), entries
+        )
+
+    def read(self, name: str, value: Any) -> Any:
+        """An attribute's value in the record: a list of entries becomes a tuple of their records."""
+        entry = self.entries.get(name)
+        return value if entry is None else tuple(entry.from_item(e) for e in value)
+
+    def write(self, name: str, value: Any) -> Any:
+        """An attribute's value in the item: entries' records become the list of their items."""
+        return value if name not in self.entries else [e.to_item() for e in value]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt entry of a job, as its writers leave it: the claim (``execution``) starts it
+    with ``started``, ``status`` and ``worker_id``; the outcome (``outcome``) ends it with the rest,
+    its log inline (``log``) or in the blob store (``log_key``) and its statistics summary and
+    series; live logs count their parts on it; a lost worker (``execution``, ``dead_letters``) ends
+    it with a reason. ``run`` is set on the entries a rerun keeps in ``earlier_attempts``."""
+
+    number: int | None = None  # within its run, from 1 (a claim's entry has none yet)
+    run: int | None = None
+    started: str | None = None
+    ended: str | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    runtime: float | None = None
+    peak_memory_mb: float | None = None
+    cpu_seconds: float | None = None
+    log_bytes: int | None = None
+    worker_id: str | None = None
+    log: str | None = None
+    log_key: str | None = None
+    statistics: dict[str, Any] | None = None  # the summary (geobatch.wire.statistics.SUMMARY_FIELDS)
+    statistics_key: str | None = None
+    live_log_parts: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty, compare=False)
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> AttemptRecord:
+        """The record of a stored attempt entry."""
+        known, extra = _split(cls.__name__, item, _ATTEMPT)
+        return cls(**known, extra=extra)
+
+    def to_item(self) -> Item:
+        """Exactly the entry this record was read from."""
+        return _join(self, _ATTEMPT, self.extra)
+
+    @property
+    def index(self) -> int:
+        """Its place in its run's ``attempts``, where a write that replaces it puts it."""
+        if self.number is None:
+            raise ValueError("an attempt entry replaced in place needs its number")
+        return self.number - 1
+
+
+_ATTEMPT = _Names.of(AttemptRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +211,10 @@ class JobRecord:
     earlier_executions: int | None = None
     claim_msg: str | None = None
     claim_token: str | None = None
-    attempts: list[dict[str, Any]] | None = None
-    earlier_attempts: list[dict[str, Any]] | None = None
+    attempts: tuple[AttemptRecord, ...] | None = field(default=None, metadata={_ENTRIES: AttemptRecord})
+    earlier_attempts: tuple[AttemptRecord, ...] | None = field(
+        default=None, metadata={_ENTRIES: AttemptRecord}
+    )
     retry_at: str | None = None
     lost_reason: str | None = None
     error_reason: str | None = None

@@ -36,7 +36,7 @@ def work(kind, seconds=2.0):
 
 
 def stored_series(svc, attempt):
-    return json.loads(svc.blobs.get(attempt["statistics_key"]))
+    return json.loads(svc.blobs.get(attempt.statistics_key))
 
 
 def test_a_job_that_holds_300_mb_peaks_near_300_mb(moto_services):
@@ -45,14 +45,14 @@ def test_a_job_that_holds_300_mb_peaks_near_300_mb(moto_services):
     (job,) = submit(svc, function, ["memory"])
     worker(svc, function, sample_seconds=0.5).run()
     (attempt,) = job_item(svc, job).attempts
-    summary = attempt["statistics"]
+    summary = attempt.statistics
     assert 250 <= summary["memory_peak_mb"] <= 400, summary
     document = stored_series(svc, attempt)
     assert document["columns"] == ["t", "cpu_percent", "memory_mb", "net_rx_bytes", "net_tx_bytes"]
     assert len(document["rows"]) >= 2 and document["samples"] == len(document["rows"])
     assert max(row[2] for row in document["rows"]) >= 250  # the series shows it, not only the peak
     # One object per attempt, beside the log; the job item holds the summary only.
-    assert attempt["statistics_key"].endswith(".stats.json") and attempt["statistics_key"].startswith("logs/")
+    assert attempt.statistics_key.endswith(".stats.json") and attempt.statistics_key.startswith("logs/")
     assert "rows" not in summary
 
 
@@ -62,16 +62,16 @@ def test_a_busy_loop_uses_about_one_core(moto_services):
     busy, idle = submit(svc, function, ["busy", "sleep"])
     worker(svc, function, sample_seconds=0.5).run()
     (attempt,) = job_item(svc, busy).attempts
-    summary = attempt["statistics"]
+    summary = attempt.statistics
     # On an idle machine a busy loop gets one core (100%). On a loaded 2-core machine it gets what
     # the scheduler gives it, so the sampled figure is checked against the CPU time the job's own
     # process reported (getrusage in the child, an independent source), and one thread never
     # shows much more than one core.
-    own_share = 100 * attempt["cpu_seconds"] / attempt["runtime"]
+    own_share = 100 * attempt.cpu_seconds / attempt.runtime
     assert 0.6 * own_share <= summary["cpu_mean_percent"] <= 1.5 * own_share + 5, (own_share, summary)
     assert summary["cpu_peak_percent"] <= 130, summary
     (sleeper,) = job_item(svc, idle).attempts
-    assert sleeper["statistics"]["cpu_peak_percent"] < summary["cpu_peak_percent"] / 3, sleeper["statistics"]
+    assert sleeper.statistics["cpu_peak_percent"] < summary["cpu_peak_percent"] / 3, sleeper.statistics
 
 
 def test_every_attempt_has_its_series_and_the_api_serves_them_to_the_owner_only(moto_services, api):
@@ -105,7 +105,7 @@ def test_a_job_shorter_than_one_interval_costs_no_object_but_still_has_its_sampl
     (job,) = submit(svc, function, ["none"])
     worker(svc, function).run()  # the default interval (5 s) is longer than the job
     (attempt,) = job_item(svc, job).attempts
-    assert "statistics_key" not in attempt and attempt["statistics"]["samples"] == 1
+    assert "statistics_key" not in attempt.to_item() and attempt.statistics["samples"] == 1
     key = layout.statistics_key(function.id, job.id.rpartition("-")[2], 0, 1)
     assert not svc.blobs.exists(key)
     status, body = api("GET", f"/jobs/{job.id}/statistics")
@@ -119,7 +119,7 @@ def test_deleting_the_job_deletes_its_series(moto_services, api):
     function = ready_function(svc, SOURCE, "work", timeout=60)
     (job,) = submit(svc, function, ["sleep"])
     worker(svc, function, sample_seconds=0.5).run()
-    key = job_item(svc, job).attempts[0]["statistics_key"]
+    key = job_item(svc, job).attempts[0].statistics_key
     assert svc.blobs.exists(key)
     status, _ = api("DELETE", f"/jobs/{job.id}")
     assert status == 204

@@ -74,7 +74,7 @@ def test_runs_jobs_stores_results_logs_and_retries(moto_services):
     assert stats.outcomes == {"success": 2, "failure": 2}
     a, boom, big = (job_item(svc, j) for j in submitted)
     assert a.status == "success" and json.loads(a.result) == {"x": "a", "attempt": 1}
-    assert "working on a" in a.attempts[0]["log"]
+    assert "working on a" in a.attempts[0].log
     assert boom.status == "failure" and boom.execution_count == 2
     assert boom.error_reason == "KeyError: 'boom'"
     assert big.status == "success" and big.result is None and big.result_key.startswith("results/")
@@ -111,7 +111,7 @@ def test_a_lost_worker_is_detected_and_its_job_retried(moto_services):
     item = job_item(svc, job)
     assert claimed.attempt == 1 and stats.claimed == 1
     assert item.status == "success" and item.execution_count == 2
-    assert item.attempts[0]["reason"].startswith("worker lost: no heartbeat")
+    assert item.attempts[0].reason.startswith("worker lost: no heartbeat")
     assert json.loads(item.result)["attempt"] == 2
 
 
@@ -258,7 +258,7 @@ def stop_workers(workers, threads):
 
 def claimed_by(svc, job, worker_id):
     item = job_item(svc, job)
-    return item.status == "running" and item.attempts[-1]["worker_id"] == worker_id
+    return item.status == "running" and item.attempts[-1].worker_id == worker_id
 
 
 @pytest.mark.parametrize("retry_count", [0, 1])
@@ -318,8 +318,8 @@ def test_a_stopped_worker_s_job_never_runs_twice_at_once(moto_services, tmp_path
         stop_workers([stopped, live], threads)
     assert item.status == "success" and json.loads(item.result) == "alone"
     assert item.execution_count == 2
-    assert item.attempts[0]["reason"].startswith("worker lost")
-    assert item.attempts[1]["worker_id"] == live.config.worker_id
+    assert item.attempts[0].reason.startswith("worker lost")
+    assert item.attempts[1].worker_id == live.config.worker_id
     assert stopped.stats.outcomes == {"lost": 1}
 
 
@@ -374,7 +374,7 @@ def test_a_hang_past_the_timeout_with_retries_never_ends_as_a_lost_worker(moto_s
         stop_workers([first, second], threads)
     assert [i.status for i in items] == ["timeout", "timeout"], [i.attempts for i in items]
     assert [i.execution_count for i in items] == [2, 2]
-    reasons = [a["reason"] for i in items for a in i.attempts]
+    reasons = [a.reason for i in items for a in i.attempts]
     assert reasons == ["timeout: still running after 6 s"] * 4
 
 
@@ -397,7 +397,7 @@ def test_the_memory_limit_counts_the_whole_process_tree_and_names_the_culprit(mo
     reason = item.error_reason
     assert reason.startswith("out of memory: peak") and "of 150 MiB limit" in reason
     assert "biggest: subprocess" in reason and "bytearray(300" in reason
-    assert item.attempts[0]["peak_memory_mb"] > 150
+    assert item.attempts[0].peak_memory_mb > 150
 
 
 ORPHANS = """
@@ -434,7 +434,7 @@ def test_nothing_a_job_started_outlives_it(moto_services):
     assert session.status == double.status == "success"
     assert die.status == "failure" and die.exit_code == 3
     pids = json.loads(session.result) + json.loads(double.result)
-    pids.append(int(die.attempts[0]["log"].split("\t")[1].split()[0]))
+    pids.append(int(die.attempts[0].log.split("\t")[1].split()[0]))
     assert [running(p) for p in pids] == [False, False, False], pids
 
 
@@ -565,4 +565,4 @@ def test_an_older_receive_can_neither_claim_judge_nor_record(moto_services):
     record_outcome(svc.jobs, svc.blobs, svc.settings, function, taken.job, 2, claim_token(second), done)
     item = job_item(svc, job)
     assert item.status == "success" and item.execution_count == 2
-    assert item.attempts[0]["reason"].startswith("worker lost")
+    assert item.attempts[0].reason.startswith("worker lost")

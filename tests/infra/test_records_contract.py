@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from geobatch_core import layout
-from geobatch_core.records import FunctionRecord, JobRecord
+from geobatch_core.records import AttemptRecord, FunctionRecord, JobRecord
 from geobatch_core.store import ABSENT, Increment
 from tests.infra.state_backends import BACKENDS, backend, function, job
 
@@ -65,10 +65,10 @@ def test_every_typed_job_method_answers_records(state):
         "a1",
         changes={"status": "running", "execution_count": Increment(1)},
         expect={"status": "pending", "claim_token": ABSENT},
-        append_attempt={"number": 1, "status": "running"},
+        append_attempt=AttemptRecord(number=1, status="running"),
     )
     assert records_only([moved], JobRecord) and moved.id == "fn-1-a1"
-    assert moved.execution_count == 1 and moved.attempts == [{"number": 1, "status": "running"}]
+    assert moved.execution_count == 1 and moved.attempts == (AttemptRecord(number=1, status="running"),)
     page, _ = jobs.query("fn-1", start=None, limit=10, newest_first=False, consistent=True)
     assert records_only(page, JobRecord) and [j.to_item() for j in page] == [read.to_item(), moved.to_item()]
     projected, _ = jobs.query("fn-1", start=None, limit=10, newest_first=True, projection=["status"])

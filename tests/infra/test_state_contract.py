@@ -20,7 +20,7 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters import provision
 from geobatch_core.adapters.sqlite import open_state
-from geobatch_core.records import FunctionRecord, JobRecord
+from geobatch_core.records import AttemptRecord, FunctionRecord, JobRecord
 from geobatch_core.store import ABSENT, Increment
 from tests.infra.state_backends import BACKENDS, backend, function, job
 
@@ -153,12 +153,12 @@ def test_transition_is_a_compare_and_set(state):
         "a0",
         changes=claim,
         expect={"status": "pending", "claim_msg": [ABSENT, "m-1"]},
-        append_attempt={"number": 1, "status": "running"},
+        append_attempt=AttemptRecord(number=1, status="running"),
     )
     assert (
         first is not None
         and first.execution_count == 1
-        and first.attempts == [{"number": 1, "status": "running"}]
+        and first.attempts == (AttemptRecord(number=1, status="running"),)
         and first.extra == {"lease": 5}
     )
     assert jobs.transition("fn-1", "a0", changes=claim, expect={"status": "pending"}) is None
@@ -168,10 +168,10 @@ def test_transition_is_a_compare_and_set(state):
         "a0",
         changes={"status": "success"},
         expect={"status": "running", "execution_count": 1},
-        replace_last_attempt={"number": 1, "status": "success", "ended": "t"},
+        replace_last_attempt=AttemptRecord(number=1, status="success", ended="t"),
     )
     assert done is not None and done.status == "success" and dict(done.extra) == {"lease": 5}
-    assert done.attempts == [{"number": 1, "status": "success", "ended": "t"}]
+    assert done.attempts == (AttemptRecord(number=1, status="success", ended="t"),)
     assert jobs.get("fn-1", "a0", consistent=True).to_item() == done.to_item()
 
 
@@ -333,16 +333,16 @@ def test_an_attempt_replaced_past_the_end_is_appended(state):
     """DynamoDB's SET on a list index past the end appends (moto and SQLite do the same): a loss
     recorded for an attempt the list does not hold yet is kept, after the attempts it holds."""
     _, jobs, _ = state
-    jobs.put_new_batch([job("a0", attempts=[{"number": 1, "status": "failure"}])])
+    jobs.put_new_batch([job("a0", attempts=(AttemptRecord(number=1, status="failure"),))])
     lost = jobs.transition(
         "fn-1",
         "a0",
         changes={"status": "failure"},
         expect={"status": "pending"},
-        replace_last_attempt={"number": 3, "status": "failure", "reason": "worker lost"},
+        replace_last_attempt=AttemptRecord(number=3, status="failure", reason="worker lost"),
     )
     assert lost is not None and lost.status == "failure"
-    assert lost.attempts == [
+    assert [a.to_item() for a in lost.attempts or ()] == [
         {"number": 1, "status": "failure"},
         {"number": 3, "status": "failure", "reason": "worker lost"},
     ]

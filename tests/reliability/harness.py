@@ -320,18 +320,18 @@ def check_invariants(svc: Services, function: FunctionRecord, checked: Counter[s
         attempts = job.attempts or []
         if len(attempts) != runs:
             problems.append(f"{jid} has {len(attempts)} attempt records for {job.execution_count} runs")
-        if any(a.get("status") == JobStatus.RUNNING.value for a in attempts) and status in TERMINAL_VALUES:
+        if any(a.status == JobStatus.RUNNING.value for a in attempts) and status in TERMINAL_VALUES:
             problems.append(f"{jid} is {status} but an attempt record still says running")
         if status == JobStatus.SUCCESS.value:
             if job.result is None and job.result_key is None:
                 problems.append(f"{jid} succeeded without a result")
             if job.result_key is not None and len(svc.blobs.get(job.result_key)) != job.result_size:
                 problems.append(f"{jid}: the stored result is not the recorded size")
-            if not attempts or attempts[-1].get("status") != JobStatus.SUCCESS.value:
+            if not attempts or attempts[-1].status != JobStatus.SUCCESS.value:
                 problems.append(f"{jid} succeeded without a success attempt record")
             for a in attempts:
-                if a.get("log_key") and not svc.blobs.exists(a["log_key"]):
-                    problems.append(f"{jid}: log {a['log_key']} is missing")
+                if a.log_key and not svc.blobs.exists(a.log_key):
+                    problems.append(f"{jid}: log {a.log_key} is missing")
     # The counts (moved with every job write, read in one request) against a recount of the jobs.
     counted = Counter(j.status for j in records)
     stats = {k: v for k, v in functions.job_statistics(svc, fid).items() if v}

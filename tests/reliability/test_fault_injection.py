@@ -180,13 +180,13 @@ def test_seeded_fault_mix_keeps_every_invariant(fast_services: Any) -> None:
                 result = json.loads(item.result)
                 if result.get("key") != own_key[item.job_key]:
                     problems.append(f"{kind} job {item.job_key} has another job's result: {result}")
-            if any("overlap" in (a.get("reason") or "") for a in item.attempts or []):
+            if any("overlap" in (a.reason or "") for a in item.attempts or []):
                 problems.append(f"{kind} job {item.job_key} ran twice at the same time")
             if kind == "oom" and "out of memory" not in (item.error_reason or ""):
                 problems.append(f"oom job {item.job_key}: {item.error_reason}")
             if kind == "big" and item.status == "success" and item.result_key is None:
                 problems.append(f"big result of {item.job_key} was not stored in S3")
-            if kind == "chatty" and item.status == "success" and not item.attempts[-1].get("log_key"):
+            if kind == "chatty" and item.status == "success" and not item.attempts[-1].log_key:
                 problems.append(f"chatty log of {item.job_key} was not stored in S3")
     extra = {
         "workers started": fleet.started,

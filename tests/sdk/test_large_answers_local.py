@@ -11,6 +11,7 @@ import pytest
 
 import geobatch as gb
 from geobatch_core import layout
+from geobatch_core.records import AttemptRecord
 from geobatch_core.services.access import split_job_id
 from tests.sdk.lossy import LossyHTTP, lossy_client
 
@@ -61,7 +62,7 @@ def test_a_10_mb_log_comes_in_parts(saved: Any, local_stack: Any) -> None:
     lines = [f"2026-01-01T00:00:00Z\tline {i} " + "x" * 1000 for i in range(10_000)]  # ~10 MB
     log_key = layout.log_key(fid, key, 0, 1)
     svc.blobs.put(log_key, ("\n".join(lines) + "\n").encode())
-    attempt = {"started": "2026-01-01T00:00:00Z", "status": "failure", "log_key": log_key}
+    attempt = AttemptRecord(started="2026-01-01T00:00:00Z", status="failure", log_key=log_key)
     svc.jobs.transition(fid, key, changes={}, expect={}, append_attempt=attempt)
     recorder.sizes.clear()
     got = job.log(timestamps=False).splitlines()

@@ -198,9 +198,9 @@ class DynamoJobStore(TypedJobs):
         set_item = None
         append, replace = write.get("append_attempt"), write.get("replace_last_attempt")
         if replace is not None:
-            set_item = ("attempts", int(replace["number"]) - 1, dict(replace))
+            set_item = ("attempts", replace.index, replace.to_item())
         expression = upd.update_expression(
-            write["changes"], {"attempts": [dict(append)]} if append else None, set_item
+            write["changes"], {"attempts": [append.to_item()]} if append is not None else None, set_item
         )
         condition = upd.condition(write["expect"], "job_key")
         return {

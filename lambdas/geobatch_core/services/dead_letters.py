@@ -6,6 +6,8 @@ already terminal), so the DLQ never holds a job that the table still shows as ou
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from geobatch.wire import errors
 from geobatch.wire.models import TERMINAL, JobStatus
 from geobatch_core.records import FunctionRecord
@@ -40,12 +42,11 @@ def drain_dead_letters(svc: Services, function: FunctionRecord, *, max_batches: 
                 "without the job finishing"
             )
             now = iso(svc.clock())
-            attempts = job.attempts or []
+            attempts = job.attempts or ()
             # Close the attempt the lost worker left open, so no record of a failed job says running.
             last = None
-            if attempts and attempts[-1].get("status") == JobStatus.RUNNING.value:
-                last = {**attempts[-1], "number": len(attempts), "ended": now, "status": "failure"}
-                last["reason"] = reason
+            if attempts and attempts[-1].status == JobStatus.RUNNING.value:
+                last = replace(attempts[-1], number=len(attempts), ended=now, status="failure", reason=reason)
             done = svc.jobs.transition(
                 function.id,
                 job_key,
@@ -68,8 +69,8 @@ def note_worker_death(svc: Services, function_id: str, worker_id: str, reason: s
     lost-worker path names the cause (e.g. out of memory) when the job's lease runs out."""
     noted = 0
     for job in all_jobs(svc, function_id, newest_first=True):
-        attempts = job.attempts or []
-        if job.status == JobStatus.RUNNING.value and attempts and attempts[-1].get("worker_id") == worker_id:
+        attempts = job.attempts or ()
+        if job.status == JobStatus.RUNNING.value and attempts and attempts[-1].worker_id == worker_id:
             svc.jobs.transition(
                 function_id,
                 job.job_key,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geobatch.wire.models import JobStatus
-from geobatch_core.records import JobRecord
+from geobatch_core.records import AttemptRecord, JobRecord
 from geobatch_core.services.context import Settings
 
 __all__ = [
@@ -83,7 +83,6 @@ def backoff_seconds(settings: Settings, failed_attempt: int, rng: random.Random 
     return max(1, round(ceiling * rng.uniform(0.5, 1.0)))
 
 
-def last_attempt(job: JobRecord) -> dict[str, Any]:
-    """The job's current attempt record (empty before the first)."""
-    attempts = job.attempts or []
-    return dict(attempts[-1]) if attempts else {}
+def last_attempt(job: JobRecord) -> AttemptRecord:
+    """The job's current attempt entry (an empty one before the first)."""
+    return job.attempts[-1] if job.attempts else AttemptRecord()

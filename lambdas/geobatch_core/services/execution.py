@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
 from geobatch_core.ports import JobStore, Message
-from geobatch_core.records import FunctionRecord, JobRecord
+from geobatch_core.records import AttemptRecord, FunctionRecord, JobRecord
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.services.decisions import (
     Ack,
@@ -103,11 +103,9 @@ class _Receive:
                 "claim_msg": [ABSENT, self.message.message_id],
                 "claim_token": held,
             },
-            append_attempt={
-                "started": self.now_iso,
-                "status": JobStatus.RUNNING.value,
-                "worker_id": self.worker_id,
-            },
+            append_attempt=AttemptRecord(
+                started=self.now_iso, status=JobStatus.RUNNING.value, worker_id=self.worker_id
+            ),
         )
 
 
@@ -171,13 +169,7 @@ def _lost_worker(rx: _Receive, job: JobRecord) -> Claimed | Ack | None:
     attempt = _attempt_of(job)
     cause = f" ({job.lost_reason})" if job.lost_reason else ""
     reason = f"worker lost: no heartbeat for {rx.settings.lost_worker_seconds} s on attempt {attempt}{cause}"
-    lost = {
-        **last_attempt(job),
-        "number": attempt,
-        "ended": rx.now_iso,
-        "status": "failure",
-        "reason": reason,
-    }
+    lost = replace(last_attempt(job), number=attempt, ended=rx.now_iso, status="failure", reason=reason)
     expect = {
         "status": job.status,
         "claim_msg": rx.message.message_id,

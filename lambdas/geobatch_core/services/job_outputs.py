@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from geobatch.wire import errors, limits
 from geobatch.wire.models import JobStatus, LogLine, ResultBody
 from geobatch_core import layout
-from geobatch_core.records import JobRecord
+from geobatch_core.records import AttemptRecord, JobRecord
 from geobatch_core.services import live_logs
 from geobatch_core.services.access import owned_function, owned_job, split_job_id
 from geobatch_core.services.context import Services
-from geobatch_core.services.job_wire import all_attempts
+from geobatch_core.services.job_wire import run_attempts
 
 
 def job_log(
@@ -23,7 +23,7 @@ def job_log(
     """The lines of one attempt's log from character ``offset`` on, as many as fit one answer, and
     the offset of the rest (None when this is the end)."""
     job, _ = owned_job(svc, principal, job_id_)
-    attempts = all_attempts(job)
+    attempts = run_attempts(job)
     if not attempts:
         return [], None
     if attempt is None:
@@ -39,25 +39,25 @@ def job_log(
         cost = len(json.dumps(line)) + 60  # as NDJSON: the escaped text plus its date
         if lines and used + cost > limits.MAX_LOG_PAGE_BYTES:
             return lines, position
-        lines.append(parse_log_line(line.rstrip("\r\n"), record.get("started")))
+        lines.append(parse_log_line(line.rstrip("\r\n"), record.started))
         used, position = used + cost, position + len(line)
     return lines, None
 
 
-def _log_text(svc: Services, job: JobRecord, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """An attempt's log text (and its record, re-read if the attempt ended while we read it)."""
-    if record.get("live_log_parts"):
+def _log_text(svc: Services, job: JobRecord, record: AttemptRecord) -> tuple[str, AttemptRecord]:
+    """An attempt's log text (and its entry, re-read if the attempt ended while we read it)."""
+    if record.live_log_parts:
         # A running attempt: the parts of its log shipped so far (numbered within its run).
-        number = int(record.get("number") or int(job.execution_count or 0))
+        number = int(record.number or int(job.execution_count or 0))
         text = live_logs.live_text(svc.blobs, job, number, record)
         if text is not None:
             return text, record
         # It ended while we read them: its whole log is stored now.
         fresh = svc.jobs.get(job.function_id, job.job_key, consistent=True)
-        record = {**(fresh.attempts or [{}])[number - 1], "run": record.get("run")}
-    if record.get("log_key"):
-        return svc.blobs.get(record["log_key"]).decode("utf-8", "replace"), record
-    return record.get("log") or "", record
+        record = replace((fresh.attempts or (AttemptRecord(),))[number - 1], run=record.run)
+    if record.log_key:
+        return svc.blobs.get(record.log_key).decode("utf-8", "replace"), record
+    return record.log or "", record
 
 
 def parse_log_line(line: str, fallback: str | None) -> LogLine:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from geobatch.wire.models import FunctionStatus, Job, JobStatus
-from geobatch_core.records import FunctionRecord, JobRecord
+from geobatch_core.ports import Item
+from geobatch_core.records import AttemptRecord, FunctionRecord, JobRecord
 
 # What an attempt entry holds for the service only: where its log and statistics are, its number
 # within its run (the wire numbers attempts over all runs).
@@ -24,8 +26,8 @@ def message_body(job: JobRecord) -> str:
     return json.dumps({"j": job.job_key, "r": job.run or 0}, separators=(",", ":"))
 
 
-def _attempt_wire(attempt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attempt.items() if k not in _ATTEMPT_PRIVATE}
+def _attempt_wire(attempt: AttemptRecord) -> dict[str, Any]:
+    return {k: v for k, v in attempt.to_item().items() if k not in _ATTEMPT_PRIVATE}
 
 
 def executions(job: JobRecord) -> int:
@@ -33,12 +35,17 @@ def executions(job: JobRecord) -> int:
     return int(job.earlier_executions or 0) + int(job.execution_count or 0)
 
 
-def all_attempts(job: JobRecord) -> list[dict[str, Any]]:
+def run_attempts(job: JobRecord) -> list[AttemptRecord]:
     """Every attempt of every run, oldest first, each with its run. The current run's attempts are
     the worker's (numbered within the run, which its retry budget counts); earlier runs' are kept
     beside them by each rerun."""
     run = int(job.run or 0)
-    return [*(job.earlier_attempts or []), *({**a, "run": run} for a in job.attempts or [])]
+    return [*(job.earlier_attempts or ()), *(replace(a, run=run) for a in job.attempts or ())]
+
+
+def all_attempts(job: JobRecord) -> list[Item]:
+    """``run_attempts`` as entries: what a rerun keeps in ``earlier_attempts``."""
+    return [a.to_item() for a in run_attempts(job)]
 
 
 def pending_reason(
@@ -125,7 +132,7 @@ def to_wire(
             "last_completion_date": job.last_completion_date,
             "reference_id": job.reference_id,
             "run": job.run or 0,
-            "attempts": [{"number": n, **_attempt_wire(a)} for n, a in enumerate(all_attempts(job), 1)],
+            "attempts": [{"number": n, **_attempt_wire(a)} for n, a in enumerate(run_attempts(job), 1)],
             "has_result": job.result is not None or job.result_key is not None,
             "result_size": job.result_size,
             "result": base64.b64encode(job.result).decode()
@@ -142,7 +149,7 @@ def wire_bytes(job: JobRecord, *, with_result: bool) -> int:
     size += sum(len(str(reason or "")) for reason in (job.error_reason, job.status_reason))
     size += sum(len(t) + 4 for t in job.tags or [])
     size += sum(len(k) + len(v) + 8 for k, v in (job.environment or {}).items())
-    size += sum(300 + len(str(a.get("reason") or "")) for a in all_attempts(job))
+    size += sum(300 + len(str(a.reason or "")) for a in run_attempts(job))
     if with_result and job.result is not None:
         size += len(job.result) * 4 // 3 + 4
     return size

@@ -24,6 +24,7 @@ from geobatch_core.services.job_wire import (
     job_id,
     message_body,
     pending_reason,
+    run_attempts,
     to_wire,
 )
 from geobatch_core.services.submission import bulk_fingerprint, mark_active, submit_job, submit_jobs
@@ -132,7 +133,7 @@ def rerun_item(svc: Services, job: JobRecord, function: FunctionRecord) -> JobRe
 
 
 def _job_blobs(job: JobRecord, *, results: bool) -> list[str]:
-    keys = [a[k] for a in all_attempts(job) for k in ("log_key", "statistics_key") if a.get(k)]
+    keys = [key for a in run_attempts(job) for key in (a.log_key, a.statistics_key) if key]
     if job.args_key:
         keys.append(job.args_key)
     if results and job.result_key:

@@ -9,13 +9,14 @@ runs; when the attempt ends, its whole log is stored as before and the parts are
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 from geobatch.wire.errors import NotFoundError
 from geobatch.wire.models import JobStatus
 from geobatch_core import layout
 from geobatch_core.ports import BlobStore, JobStore
-from geobatch_core.records import JobRecord
+from geobatch_core.records import AttemptRecord, JobRecord
+from geobatch_core.services.decisions import last_attempt
 
 FIRST_SECONDS = 5.0  # a job that ends sooner ships no part at all
 MAX_PARTS = 40
@@ -40,12 +41,7 @@ def ship_part(
     function_id = job.function_id
     (key,) = part_keys(function_id, job, attempt, part + 1)[part:]
     blobs.put(key, data, content_type="text/plain; charset=utf-8")
-    attempts = job.attempts or []
-    record: dict[str, Any] = {
-        **(attempts[-1] if attempts else {}),
-        "number": attempt,
-        "live_log_parts": part + 1,
-    }
+    record = replace(last_attempt(job), number=attempt, live_log_parts=part + 1)
     done = jobs.transition(
         function_id,
         job.job_key,
@@ -56,9 +52,9 @@ def ship_part(
     return done is not None
 
 
-def live_text(blobs: BlobStore, job: JobRecord, number: int, attempt: dict[str, Any]) -> str | None:
+def live_text(blobs: BlobStore, job: JobRecord, number: int, attempt: AttemptRecord) -> str | None:
     """The parts shipped so far, joined; None if they are gone (the attempt just ended)."""
-    keys = part_keys(job.function_id, job, number, int(attempt.get("live_log_parts") or 0))
+    keys = part_keys(job.function_id, job, number, int(attempt.live_log_parts or 0))
     try:
         return b"".join(blobs.get(k) for k in keys).decode("utf-8", "replace")
     except NotFoundError:

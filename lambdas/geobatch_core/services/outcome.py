@@ -8,6 +8,7 @@ the new owner has finished; it gets :class:`Stale` and leaves the message alone.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from geobatch.wire import limits
 from geobatch.wire.models import JobStatus
 from geobatch_core import layout
 from geobatch_core.ports import BlobStore, JobStore
-from geobatch_core.records import FunctionRecord, JobRecord
+from geobatch_core.records import AttemptRecord, FunctionRecord, JobRecord
 from geobatch_core.services.context import Settings, iso, utcnow
 from geobatch_core.services.decisions import (
     ACTIVE,
@@ -34,10 +35,10 @@ _TAKEN_OVER = "the job was taken over by another worker"
 
 
 class _Write:
-    """One job's final write: the changes, the fence and the attempt record it replaces."""
+    """One job's final write: the changes, the fence and the attempt entry it replaces."""
 
     def __init__(
-        self, jobs: JobStore, function_id: str, job_key: str, expect: dict[str, Any], record: dict[str, Any]
+        self, jobs: JobStore, function_id: str, job_key: str, expect: dict[str, Any], record: AttemptRecord
     ):
         self.jobs, self.function_id, self.job_key = jobs, function_id, job_key
         self.expect, self.record = expect, record
@@ -73,11 +74,12 @@ def record_outcome(
     """Store the attempt's log and result and move the job on: terminal (Ack) or retry (Defer)."""
     function_id, job_key = function.id, job.job_key
     now_iso = iso(utcnow())
+    run = int(job.run or 0)
     record = _attempt_record(job, attempt, outcome, worker_id, now_iso)
-    _store_log(blobs, record, outcome, layout.log_key(function_id, job_key, int(job.run or 0), attempt))
+    record = _store_log(blobs, record, outcome, layout.log_key(function_id, job_key, run, attempt))
     if outcome.statistics:
-        run = int(job.run or 0)
-        record.update(store_statistics(blobs, outcome.statistics, function_id, job_key, run, attempt))
+        summary, key = store_statistics(blobs, outcome.statistics, function_id, job_key, run, attempt)
+        record = replace(record, statistics=summary, statistics_key=key)
     expect = {"status": ACTIVE, "claim_token": token, "execution_count": attempt}
     write = _Write(jobs, function_id, job_key, expect, record)
     changes: dict[str, Any] = {
@@ -101,30 +103,31 @@ def record_outcome(
 
 def _attempt_record(
     job: JobRecord, attempt: int, outcome: Outcome, worker_id: str, now_iso: str
-) -> dict[str, Any]:
-    return {
-        **last_attempt(job),
-        "number": attempt,
-        "ended": now_iso,
-        "status": outcome.status.value,
-        "exit_code": outcome.exit_code,
-        "reason": outcome.error_reason,
-        "runtime": round(outcome.runtime, 3),
-        "peak_memory_mb": outcome.peak_memory_mb,
-        "cpu_seconds": outcome.cpu_seconds,
-        "log_bytes": len(outcome.log.encode()),
-        "worker_id": worker_id or None,
-    }
+) -> AttemptRecord:
+    return replace(
+        last_attempt(job),
+        number=attempt,
+        ended=now_iso,
+        status=outcome.status.value,
+        exit_code=outcome.exit_code,
+        reason=outcome.error_reason,
+        runtime=round(outcome.runtime, 3),
+        peak_memory_mb=outcome.peak_memory_mb,
+        cpu_seconds=outcome.cpu_seconds,
+        log_bytes=len(outcome.log.encode()),
+        worker_id=worker_id or None,
+    )
 
 
-def _store_log(blobs: BlobStore, record: dict[str, Any], outcome: Outcome, log_key: str) -> None:
-    """A long log goes to the blob store at ``log_key``; a short one into the attempt record."""
+def _store_log(blobs: BlobStore, record: AttemptRecord, outcome: Outcome, log_key: str) -> AttemptRecord:
+    """A long log goes to the blob store at ``log_key``; a short one into the attempt entry."""
     log_bytes = outcome.log.encode()
     if len(log_bytes) > limits.INLINE_LOG_BYTES:
-        record["log_key"] = log_key
         blobs.put(log_key, log_bytes, content_type="text/plain; charset=utf-8")
-    elif log_bytes:
-        record["log"] = outcome.log
+        return replace(record, log_key=log_key)
+    if log_bytes:
+        return replace(record, log=outcome.log)
+    return record
 
 
 def _stored_result(blobs: BlobStore, outcome: Outcome, function_id: str, job_key: str) -> dict[str, Any]:

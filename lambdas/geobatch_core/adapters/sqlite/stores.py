@@ -14,7 +14,7 @@ from geobatch.wire import errors
 from geobatch_core import layout
 from geobatch_core.adapters.sqlite.db import VERSION_ROW, Database, apply_changes, dumps, field, holds, loads
 from geobatch_core.ports import Item, JobCounts, JobPage, JobWrite, Key
-from geobatch_core.records import FunctionRecord
+from geobatch_core.records import AttemptRecord, FunctionRecord
 from geobatch_core.store import (
     TypedJobs,
     expired,
@@ -306,18 +306,17 @@ class SqliteJobStore(TypedJobs):
         }
 
 
-def _apply_attempts(item: Item, append: Mapping[str, Any] | None, replace: Mapping[str, Any] | None) -> None:
-    """Replace the attempt record ``replace`` numbers (past the list's end it is appended, as
+def _apply_attempts(item: Item, append: AttemptRecord | None, replace: AttemptRecord | None) -> None:
+    """Replace the attempt entry ``replace`` numbers (past the list's end it is appended, as
     DynamoDB's SET past a list's end appends), then append ``append``."""
     if replace is None and append is None:
         return
     attempts = list(item.get("attempts") or [])
     if replace is not None:
-        index = int(replace["number"]) - 1
-        if 0 <= index < len(attempts):
-            attempts[index] = dict(replace)
+        if 0 <= replace.index < len(attempts):
+            attempts[replace.index] = replace.to_item()
         else:
-            attempts.append(dict(replace))
+            attempts.append(replace.to_item())
     if append is not None:
-        attempts.append(dict(append))
+        attempts.append(append.to_item())
     item["attempts"] = attempts
