@@ -136,3 +136,38 @@ def test_job_rows_read_a_job_as_its_plain_item(state):
     page, _ = jobs.query_rows("fn-1", start=None, limit=10, newest_first=False)
     indexed, _ = jobs.query_index_rows("runtime", "fn-1", start=None, limit=10, descending=False)
     assert [type(r) for r in page + indexed] == [dict, dict] and page == indexed == [row]
+
+
+def test_attempt_entries_come_back_as_the_records_written(state):
+    """Every attribute an attempt entry names, and one it does not, through an append and a
+    replace: the entries read back are the records written, in every store."""
+    _, jobs, _ = state
+    jobs.put_new_batch([job("a0")])
+    started = AttemptRecord(started="t0", status="running", worker_id="w-1", extra={"future": [1]})
+    claim = {"status": "running", "execution_count": Increment(1)}
+    jobs.transition("fn-1", "a0", changes=claim, expect={"status": "pending"}, append_attempt=started)
+    ended = dataclasses.replace(
+        started,
+        number=1,
+        run=0,
+        ended="t1",
+        status="failure",
+        exit_code=1,
+        reason="boom",
+        runtime=1.5,
+        peak_memory_mb=40.5,
+        cpu_seconds=1.25,
+        log_bytes=3,
+        log="x\n",
+        log_key="logs/k",
+        statistics={"samples": 2},
+        statistics_key="s/k",
+        live_log_parts=2,
+    )
+    done = jobs.transition(
+        "fn-1", "a0", changes={"status": "failure"}, expect={"status": "running"}, replace_last_attempt=ended
+    )
+    assert done is not None and records_only(list(done.attempts or ()), AttemptRecord)
+    assert [a.to_item() for a in done.attempts or ()] == [ended.to_item()]
+    assert jobs.get("fn-1", "a0", consistent=True).attempts == (ended,)
+    assert jobs.get_row("fn-1", "a0", consistent=True)["attempts"] == [ended.to_item()]
