@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         method = "GET" if self.command == "HEAD" else self.command
         event = to_event(method, self.path, headers, body)
-        response = self._api_server.api_handler(event, LambdaContext(str(uuid.uuid4())))
+        with self._api_server.invoking:
+            response = self._api_server.api_handler(event, LambdaContext(str(uuid.uuid4())))
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
         out_headers = dict(response.get("headers") or {})
@@ -188,12 +190,21 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
 
 class ApiServer(ThreadingHTTPServer):
-    """Local mode's API on ``host:port``: a thread per connection, the API ``handler`` behind it."""
+    """Local mode's API on ``host:port``: a thread per connection, the API ``handler`` behind it,
+    given one event at a time.
+
+    One at a time because a Lambda execution environment gets one event at a time, and the
+    handler relies on it: Powertools' resolver keeps the request it is resolving (its event, its
+    route's arguments) on the module-wide ``app`` while the route runs. Two at once, and one
+    request's route can read the other's path (a 422 "path.function_id: is required") or answer
+    with the other's Function. Connections, bodies and answers still go side by side.
+    """
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: Handler, max_body: int) -> None:
         self.api_handler = handler
+        self.invoking = threading.Lock()
         self.max_body = max_body
         super().__init__(address, ApiRequestHandler)
 
