@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 import geobatch as gb
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 
@@ -47,7 +48,9 @@ def test_a_job_that_has_not_run_has_no_statistics(local_api: gb.Client) -> None:
     fn = gb.Function(hold, name=f"hold-{uuid.uuid4().hex[:6]}", client=local_api)
     try:
         fn.save()
-        fn.stop()
+        # Only a built Function can be stopped; the build runs on its own after the save.
+        wait_until(lambda: fn.refresh().status != gb.FunctionStatus.BUILDING, "the build", poll=0.1)
+        fn.stop()  # a failed build fails here, with the API's own message
         job = fn(1, 0)
         assert job.statistics is None
         assert job.attempt_statistics() == []
