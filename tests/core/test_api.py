@@ -267,3 +267,15 @@ def test_resource_and_timeout_limits_hold_on_update_too(api):
     assert status == 422 and "12 hours" in error["message"]
     status, body = api("PATCH", f"/functions/{function_id}", body={"memory": 2048, "timeout": 39_600})
     assert status == 200 and body["memory"] == 2048 and body["timeout"] == 39_600
+
+
+def test_a_function_not_yet_built_cannot_be_started_or_stopped_and_says_what_to_do(api):
+    status, body = api("POST", "/functions", body={"name": "unbuilt"})
+    function_id = body["function"]["id"]
+    for wanted in ("stopped", "ready"):
+        status, error = api("PATCH", f"/functions/{function_id}", body={"status": wanted})
+        assert status == 409, error
+        assert f"Function {function_id} is awaiting_bundle" in error["message"]
+        assert "wait until its build ends, or set auto_start to false" in error["message"]
+    status, body = api("PATCH", f"/functions/{function_id}", body={"auto_start": False})
+    assert status == 200 and body["auto_start"] is False and body["status"] == "awaiting_bundle"

@@ -134,4 +134,8 @@ def test_missing_requirement_fails_the_build_with_its_log(local_api):
     assert job.refresh().status_reason.startswith("waiting: function image failed to build")
     with pytest.raises(gb.ConflictError, match="failed to build"):
         fn(4)
+    with pytest.raises(
+        gb.ConflictError, match=f"read its build log \\(geobatch functions build-log {fn.id}\\)"
+    ):
+        fn.start()
     fn.delete()

@@ -258,10 +258,7 @@ def update_function(svc: Services, principal: str, function_id: str, update: Fun
     if "status" in changes:
         allowed = [FunctionStatus.READY.value, FunctionStatus.STOPPED.value]
         if function.status not in allowed:
-            raise errors.ConflictError(
-                f"Function {function_id} is {function.status}: "
-                "only a built Function can be started or stopped"
-            )
+            raise errors.ConflictError(_not_built(function_id, str(function.status)))
         expect["status"] = allowed
     changes["modified_date"] = iso(svc.clock())
     # Registering again also rewrites the worker role's policy (the executor's roles.ensure).
@@ -284,3 +281,14 @@ def build_log(svc: Services, principal: str, function_id: str) -> str:
         return svc.blobs.get(layout.build_log_key(function_id)).decode("utf-8", "replace")
     except errors.NotFoundError:
         raise errors.NotFoundError(f"Function {function_id} has no build log yet") from None
+
+
+def _not_built(function_id: str, status: str) -> str:
+    """Why a Function cannot be started or stopped yet, and what to do instead."""
+    what = f"Function {function_id} is {status}: only a built Function can be started or stopped"
+    if status == FunctionStatus.BUILD_FAILED.value:
+        return (
+            f"{what}; read its build log (geobatch functions build-log {function_id}), fix its "
+            "requirements and save it again"
+        )
+    return f"{what}; wait until its build ends, or set auto_start to false so that it is stopped when built"
