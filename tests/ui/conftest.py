@@ -1,4 +1,4 @@
-"""The browser every UI test drives, and what a failing test's pages showed."""
+"""The browser every UI test drives, the monitor it opens, and what a failing test's pages showed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def browser() -> Iterator[Chromium]:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield Chromium(launched)
         launched.close()
+
+
+@pytest.fixture
+def monitor(local_api: Any) -> Iterator[str]:
+    """The web monitor in front of local mode's API; its URL (tests/ui/test_map_browser.py has its
+    own, with local mode's S3 for the map)."""
+    from geobatch.ui.server import MonitorServer
+
+    server = MonitorServer(local_api).start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.hookimpl(tryfirst=True)

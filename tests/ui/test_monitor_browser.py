@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,16 +30,6 @@ def bad_tile_every_fourth(x):
         raise ValueError(f"bad tile {x}: no data")
     print(f"tile {x} ok")
     return {"tile": x, "pixels": x * 100}
-
-
-@pytest.fixture
-def monitor(local_api: gb.Client) -> Iterator[str]:
-    from geobatch.ui.server import MonitorServer
-
-    server = MonitorServer(local_api).start()
-    yield server.url
-    server.shutdown()
-    server.server_close()
 
 
 def shot(page: Any, name: str) -> None:

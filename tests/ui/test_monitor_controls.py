@@ -18,7 +18,7 @@ import pytest
 
 import geobatch as gb
 from tests.ui.browser import WAIT_MS
-from tests.ui.test_monitor_browser import monitor, shot  # noqa: F401  (fixture)
+from tests.ui.test_monitor_browser import shot
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(300)]
 
@@ -83,7 +83,7 @@ class Screen:
 
 
 @pytest.fixture
-def ui(browser: Any, monitor: str, local_api: gb.Client) -> Iterator[Screen]:  # noqa: F811
+def ui(browser: Any, monitor: str, local_api: gb.Client) -> Iterator[Screen]:
     screen = Screen(browser.new_page(viewport={"width": 1500, "height": 1000}), monitor, local_api)
     yield screen
     for fn in screen.made:

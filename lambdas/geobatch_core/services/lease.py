@@ -37,7 +37,6 @@ def scaling_lease(svc: Services, function: FunctionRecord) -> Iterator[bool]:
     function_id = function.id
     now = svc.clock().timestamp()
     try:
-        # Not an attribute of the record: the scaler's own, it rides in the record's extra ones.
         current = svc.functions.get(function_id).scaling_lease
     except errors.NotFoundError:
         yield False

@@ -202,7 +202,6 @@ class LocalStack:
         up to ``LEASE_SECONDS`` (the home's lock says no other pass can be running)."""
         assert self.services is not None
         for function in all_functions(self.services, None):
-            # The lease is the scaler's attribute (services.lease), not one the record names.
             if (lease := function.scaling_lease) is not None:
                 with contextlib.suppress(errors.ConflictError, errors.NotFoundError):
                     self.services.functions.update(
