@@ -27,6 +27,16 @@ CHROMIUM_ARGS = [
 ]
 WAIT_MS = 120_000
 KEPT_LINES = 40  # of each page's log, in a failing test's report
+# Every change of the monitor's message line goes to the console, so the report has the line
+# even after the test closed its page (the map page has no such line).
+_WATCH_MESSAGE = """
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("message");
+  if (!box) return;
+  new MutationObserver(() => console.debug(`#message: ${box.textContent}`))
+    .observe(box, { childList: true, characterData: true, subtree: true });
+});
+"""
 
 
 class Chromium:
@@ -35,34 +45,52 @@ class Chromium:
 
     def __init__(self, launched: Any):
         self.launched = launched
-        self._pages: list[tuple[float, Any, list[str]]] = []
+        self._pages: list[tuple[float, Any, list[str], dict[Any, str]]] = []
 
     def new_page(self, **options: Any) -> Any:
         page = self.launched.new_page(**options)
         page.set_default_timeout(WAIT_MS)
+        page.add_init_script(_WATCH_MESSAGE)
+        opened = time.monotonic()
         lines: list[str] = []
+        unanswered: dict[Any, str] = {}
+
+        def log(line: str) -> None:
+            lines.append(f"{time.monotonic() - opened:7.1f} s  {line}")
+
+        def asked(request: Any) -> None:
+            unanswered[request] = f"{request.method} {request.url}"
 
         def answered(response: Any) -> None:
-            if response.status >= 400:
-                lines.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+            request = response.request
+            unanswered.pop(request, None)
+            # Reads are many and routine; writes are what a test's clicks send, so each is logged.
+            if response.status >= 400 or request.method != "GET":
+                log(f"HTTP {response.status}: {request.method} {response.url}")
 
-        page.on("console", lambda m: lines.append(f"console.{m.type}: {m.text}"))
-        page.on("pageerror", lambda e: lines.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: lines.append(f"request failed: {r.method} {r.url}: {r.failure}"))
+        def failed(request: Any) -> None:
+            unanswered.pop(request, None)
+            log(f"request failed: {request.method} {request.url}: {request.failure}")
+
+        page.on("console", lambda m: log(f"console.{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: log(f"page error: {e}"))
+        page.on("request", asked)
         page.on("response", answered)
-        self._pages.append((time.monotonic(), page, lines))
+        page.on("requestfailed", failed)
+        self._pages.append((opened, page, lines, unanswered))
         return page
 
     def report(self, since: float) -> str:
         """What the pages opened since ``since`` showed and logged (their message line while open)."""
         parts = []
-        for opened, page, lines in self._pages:
+        for opened, page, lines, unanswered in self._pages:
             if opened < since:
                 continue
-            shown = ""
+            shown = "(page closed: see the #message lines)"
             if not page.is_closed():
                 with contextlib.suppress(Exception):  # the report must not hide the test's failure
-                    shown = page.locator("#message").inner_text(timeout=1_000)
-            parts.append(f"page {page.url} · message: {shown or '(none)'}")
+                    shown = page.locator("#message").inner_text(timeout=1_000) or "(none)"
+            parts.append(f"page {page.url} · message: {shown}")
             parts.extend(f"  {line}" for line in lines[-KEPT_LINES:])
+            parts.extend(f"  no answer yet: {what}" for what in unanswered.values())
         return "\n".join(parts) or "no page was opened"

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 import geobatch as gb
-from tests.support import wait_until
 from tests.ui.browser import ARTIFACTS
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
@@ -78,9 +77,11 @@ def test_monitor_through_a_run(browser: Any, monitor: str, local_api: gb.Client)
         assert page.locator("#attempts tbody tr").count() == 1
         shot(page, "03-failed-job")
 
-        # Rerun it from the page; the SDK sees a new run.
+        # Rerun it from the page: the page says so once the API answered, and the SDK sees a new run.
+        assert page.locator("#detail-id").inner_text() == failed_id
         page.get_by_role("button", name="Rerun job").click()
-        wait_until(lambda: gb.Job.get(failed_id, client=local_api).run >= 1, "the rerun", poll=0.3)
+        page.locator("#message").filter(has_text=f"Reran job {failed_id}").wait_for()
+        assert gb.Job.get(failed_id, client=local_api).run == 1
 
         # Edit the concurrency inline and save; the SDK sees the change.
         concurrency = row.get_by_label(f"Concurrency of {fn.name}")

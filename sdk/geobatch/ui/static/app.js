@@ -24,6 +24,7 @@ const state = {
   nextCursor: null,
   total: null, // jobs matching the filter (null: unknown)
   jobsKey: null, // what the job list was loaded for: unchanged Function, unchanged list
+  jobsAsked: 0, // job-list reads started: an answer to an older one (say, before a filter change) is not painted
   jobId: null, // job in the detail panel
   job: null, // its last answer
   attempt: null, // attempt whose log and statistics are shown (null: the newest)

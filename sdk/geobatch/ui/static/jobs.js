@@ -36,16 +36,15 @@ function closeJobs() {
 
 // The number of jobs the filter matches: from the Function's counts when only the status is
 // filtered (free), else one count request per filter (not per refresh).
-async function loadTotal(fn) {
+async function countJobs(fn) {
   const f = state.filter;
   if (!f.tag && !f.from && !f.to) {
     const stats = fn?.job_statistics || {};
-    state.total = f.status ? stats[f.status] || 0 : STATUSES.reduce((s, k) => s + (stats[k] || 0), 0);
-    return;
+    return f.status ? stats[f.status] || 0 : STATUSES.reduce((s, k) => s + (stats[k] || 0), 0);
   }
   const params = { function_id: state.selected, count: "true" };
   params.filter = JSON.stringify(jobFilter());
-  state.total = (await api("GET", "/api/jobs", { params })).meta.total;
+  return (await api("GET", "/api/jobs", { params })).meta.total;
 }
 
 // A pending job waiting to retry says so ("backing off ..."); its last error is in the job view.
@@ -68,9 +67,12 @@ async function loadJobs(force = false) {
     if (filter.length) params.filter = JSON.stringify(filter);
   }
   const cheap = !state.filter.tag && !state.filter.from && !state.filter.to;
-  const counting = cheap || force || state.total === null ? loadTotal(fn) : null;
-  const [page] = await Promise.all([api("GET", "/api/jobs", { params }), counting]);
+  const counting = cheap || force || state.total === null ? countJobs(fn) : state.total;
+  const asked = ++state.jobsAsked;
+  const [page, total] = await Promise.all([api("GET", "/api/jobs", { params }), counting]);
+  if (asked !== state.jobsAsked) return; // a newer read (another filter, page or refresh) paints
   state.jobsKey = key;
+  state.total = total;
   state.nextCursor = page.meta?.page_cursor || null;
   $("jobs").tBodies[0].replaceChildren(...page.data.map((job) => el("tr", {
     "data-id": job.id, class: job.id === state.jobId ? "selected" : "",
