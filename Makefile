@@ -34,7 +34,8 @@ demo: $(STAMP)
 ## browser, reliability (fault injection, API fuzzing, tenant isolation) and infrastructure tests,
 ## side by side on $(PYTEST_WORKERS) pytest-xdist workers (most of the suite waits on workers, leases
 ## and process start-ups, so 4 workers pay on 2 cores); tests sharing a fixture stay on one worker
-## (tests/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process.
+## (tests/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process. The 20 slowest tests are listed
+## at the end, so a CI log shows where the time went.
 PYTEST_WORKERS ?= 4
 XDIST = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup)
 test: $(STAMP)
@@ -45,7 +46,7 @@ test: $(STAMP)
 	$(BIN)/bandit -q -r lambdas sdk batch_image -ll
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
-	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 ## One suite at a time (each is part of `make test`), in one process: every test carries exactly one
 ## suite marker (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop:

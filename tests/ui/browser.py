@@ -9,7 +9,10 @@ before pytest-timeout stops the test. A failing test shows what its pages logged
 from __future__ import annotations
 
 import contextlib
+import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +97,24 @@ class Chromium:
             parts.extend(f"  {line}" for line in lines[-KEPT_LINES:])
             parts.extend(f"  no answer yet: {what}" for what in unanswered.values())
         return "\n".join(parts) or "no page was opened"
+
+
+def busy_threads(*, frames: int = 16) -> str:
+    """The threads of this process that are inside GeoBatch's code (the monitor's proxy, local
+    mode's API and daemon): their last three GeoBatch frames and what those called, innermost
+    last. Where a page's unanswered request waits."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        stack = traceback.extract_stack(frame)
+        ours = [i for i, f in enumerate(stack) if _ours(f.filename)]
+        if ident == threading.get_ident() or not ours:
+            continue
+        calls = stack[ours[-3:][0] :][:frames]
+        shown = [f"    {f.filename}:{f.lineno} {f.name}: {f.line or ''}" for f in calls]
+        parts.append(f"thread {names.get(ident, ident)}:\n" + "\n".join(shown))
+    return "\n".join(parts) or "no thread is in GeoBatch's code"
+
+
+def _ours(filename: str) -> bool:
+    return any(part in filename for part in ("/sdk/geobatch/", "/lambdas/", "/batch_image/"))

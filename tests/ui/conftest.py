@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, Chromium
+from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, Chromium, busy_threads
 
 _STARTED = pytest.StashKey[float]()
 
@@ -50,3 +50,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     chromium: Any = getattr(item, "funcargs", {}).get("browser")
     if report.failed and isinstance(chromium, Chromium):
         report.sections.append(("browser pages", chromium.report(item.stash.get(_STARTED, 0.0))))
+        report.sections.append(("threads in GeoBatch code", busy_threads()))
