@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-PHONY_SUITES := test-unit test-moto test-local test-infra test-reliability test-rehearsal test-fast
+PHONY_SUITES := test-unit test-moto test-local test-infra test-reliability test-rehearsal test-bench test-fast
 .PHONY: demo test $(PHONY_SUITES) rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
 	local-down clean image rehearse-image install-check
 
@@ -31,7 +31,8 @@ demo: $(STAMP)
 	$(BIN)/geobatch demo $(DEMO_ARGS)
 
 ## Runs the whole test suite: lint, types, security checks, then unit, moto, local end-to-end,
-## browser, reliability (fault injection, API fuzzing, tenant isolation) and infrastructure tests,
+## browser, reliability (fault injection, API fuzzing, tenant isolation), infrastructure tests and
+## every benchmark once at a tiny size (bench),
 ## side by side on $(PYTEST_WORKERS) pytest-xdist workers (most of the suite waits on workers, leases
 ## and process start-ups, so 4 workers pay on 2 cores); tests sharing a fixture stay on one worker
 ## (tests/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process. The 20 slowest tests are listed
@@ -51,7 +52,7 @@ test: $(STAMP)
 ## One suite at a time (each is part of `make test`), in one process: every test carries exactly one
 ## suite marker (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop:
 ## unit + moto. PYTEST_ARGS='-n 4 --dist loadgroup' runs a suite side by side as `make test` does.
-SUITES := unit moto local infra reliability rehearsal install
+SUITES := unit moto local infra reliability rehearsal install bench
 $(addprefix test-,$(SUITES)): test-%: $(STAMP)
 	$(BIN)/pytest -m $* $(PYTEST_ARGS)
 
@@ -95,7 +96,8 @@ checkov: $(STAMP) $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/python app.py -c 'aws:cdk:bundling-stacks=[]'
 	$(CHECKOV_VENV)/bin/checkov --config-file checkov.yaml -f cdk.out/GeoBatch-dev.template.json
 
-## Runs every benchmark (each prints a table); see benchmarks/README.md.
+## Runs every benchmark at full size (each prints a table; `make test-bench` is the smoke run at a
+## tiny size); see benchmarks/README.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 

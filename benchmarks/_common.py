@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 for sub in ("lambdas", "batch_image", "sdk", "benchmarks", "."):
@@ -17,6 +17,17 @@ from tests import moto_transactions  # noqa: E402  (needs the path above)
 moto_transactions.install()  # moto's transactions at DynamoDB's cost: no whole-table copies
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
+# Set (to anything but 0) by tests/benchmarks: every script once at a tiny size, to catch breakage.
+SMOKE = "GEOBATCH_BENCH_SMOKE"
+
+T = TypeVar("T")
+
+
+def sized(full: T, smoke: T) -> T:
+    """``full``, the size the published figures come from; ``smoke`` under ``GEOBATCH_BENCH_SMOKE=1``
+    (small enough to run in seconds, still through every table and backend of the script)."""
+    return smoke if os.environ.get(SMOKE, "") not in ("", "0") else full
+
 
 NOOP_SOURCE = """
 def noop(i):

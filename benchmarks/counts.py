@@ -29,7 +29,7 @@ import math
 from typing import Any
 
 import _common
-from _common import table
+from _common import sized, table
 from dynamo_size import item_size, read_units, write_units
 from prices import price
 from scaling_model import ITEM_BYTES  # the mean final job item, measured by requests_per_job.py
@@ -37,7 +37,9 @@ from scaling_model import ITEM_BYTES  # the mean final job item, measured by req
 from geobatch_core.records import JobRecord
 
 FID = "bench-fn"
-SIZES = [1_000, 10_000, 100_000, 1_000_000]
+# Smoke: 11,000 still goes past one 10,000-job batch of fake_read (the job items dropped).
+SIZES = sized([1_000, 10_000, 100_000, 1_000_000], [1_000, 11_000])
+WRITE_JOBS = sized(500, 20)
 
 
 def _job(i: int) -> JobRecord:
@@ -138,7 +140,7 @@ def scan_cost(n: int, item_bytes: float) -> dict[str, Any]:
     }
 
 
-def write_cost(n: int = 500) -> list[list[str]]:
+def write_cost(n: int = WRITE_JOBS) -> list[list[str]]:
     """WRU/RRU per job of submit, claim and success, with the counting transactions and without."""
     import boto3
     from moto import mock_aws
@@ -189,7 +191,7 @@ def write_cost(n: int = 500) -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--moto", default="1000,10000", help="job counts to run against moto")
+    parser.add_argument("--moto", default=sized("1000,10000", "200"), help="job counts to run against moto")
     args = parser.parse_args()
     moto_sizes = [int(s) for s in args.moto.split(",") if s]
     rows = []
@@ -214,7 +216,9 @@ def main() -> None:
     ]
     print(table(headers, rows, "llrrrrrr"))
     print(f"\n(before: {item_bytes:.0f} B per job item, the mean finished job of requests_per_job.py)\n")
-    print(f"write cost per job of keeping the counts (moto, {500} jobs; $ per million jobs, us-east-1):\n")
+    print(
+        f"write cost per job of keeping the counts (moto, {WRITE_JOBS} jobs; $ per million jobs, us-east-1):\n"
+    )
     headers = ["write", "WRU without counts", "WRU with counts", "RRU (read-back)", "extra $ / 1M jobs"]
     print(table(headers, write_cost()))
 

@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 import _common
-from _common import ALICE, table
+from _common import ALICE, sized, table
 from prices import price
 
 SOURCE = """
@@ -41,6 +41,9 @@ def work(kind, seconds):
             pass
     return None
 """
+# Job lengths against the 5 s sampling; smoke: one job under one interval (no PUT), one over.
+LENGTHS = sized([1.0, 6.0, 16.0], [1.0, 6.0])
+ACCURACY_SECONDS = sized(6.0, 1.0)
 
 
 class CountingBlobs:
@@ -112,12 +115,11 @@ def run_jobs(svc: Any, args: list[list[Any]]) -> list[Any]:
 def cost_table(svc: Any) -> str:
     from geobatch.wire import statistics
 
-    lengths = [1.0, 6.0, 16.0]
     before = len(svc.blobs.puts)
-    records = run_jobs(svc, [["sleep", s] for s in lengths])
+    records = run_jobs(svc, [["sleep", s] for s in LENGTHS])
     sizes = dict(svc.blobs.puts[before:])
     rows = []
-    for seconds, record in zip(lengths, records, strict=True):
+    for seconds, record in zip(LENGTHS, records, strict=True):
         attempt = (record.attempts or ())[-1]
         key = attempt.statistics_key
         extra = len(json.dumps(attempt.statistics, separators=(",", ":"))) + len(key or "")
@@ -178,16 +180,17 @@ def overhead_table() -> str:
 
 def accuracy_table(svc: Any) -> str:
     load = os.getloadavg()[0]
-    memory, busy = run_jobs(svc, [["memory", 6.0], ["busy", 6.0]])
+    memory, busy = run_jobs(svc, [["memory", ACCURACY_SECONDS], ["busy", ACCURACY_SECONDS]])
     m, b = memory.attempts[-1], busy.attempts[-1]
     own = 100 * b.cpu_seconds / b.runtime
+    held, loop = f"holds 300 MB ({ACCURACY_SECONDS:g} s)", f"busy loop ({ACCURACY_SECONDS:g} s)"
     return table(
         ["job", "figure", "value", "expected"],
         [
-            ["holds 300 MB (6 s)", "memory_peak_mb", m.statistics["memory_peak_mb"], "~300 + interpreter"],
-            ["busy loop (6 s)", "cpu_peak_percent", b.statistics["cpu_peak_percent"], "~100 when idle"],
-            ["busy loop (6 s)", "cpu_mean_percent", b.statistics["cpu_mean_percent"], "same as below"],
-            ["busy loop (6 s)", "getrusage share (child's own)", f"{own:.1f}", ""],
+            [held, "memory_peak_mb", m.statistics["memory_peak_mb"], "~300 + interpreter"],
+            [loop, "cpu_peak_percent", b.statistics["cpu_peak_percent"], "~100 when idle"],
+            [loop, "cpu_mean_percent", b.statistics["cpu_mean_percent"], "same as below"],
+            [loop, "getrusage share (child's own)", f"{own:.1f}", ""],
             ["machine", "load average (1 min)", f"{load:.1f}", "2 cores"],
         ],
     )

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401 (puts the packages on sys.path)
-from _common import table
+from _common import sized, table
 
 BULK = 1000
 
@@ -31,7 +31,7 @@ def keep(x, tag):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=80_000)
+    parser.add_argument("--jobs", type=int, default=sized(80_000, 5_000))
     args = parser.parse_args()
     import logging
 

@@ -28,10 +28,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import table
+from _common import sized, table
 
-WIDTH_PX = 3600
-TILESIZE = 512
+# Smoke: a handful of small tiles and no-op jobs, the same runs and tables.
+WIDTH_PX = sized(3600, 256)
+TILESIZE = sized(512, 256)
+NOOP_JOBS = sized(400, 10)
 
 
 def _ts(text: str) -> float:
@@ -79,7 +81,7 @@ def noop(x):
     return x
 
 
-def run_noops(client: Any, stack: Any, jobs: int = 400) -> dict[str, Any]:
+def run_noops(client: Any, stack: Any, jobs: int = NOOP_JOBS) -> dict[str, Any]:
     """Per-job control-plane time with nothing else in it: no-op jobs, concurrency 2."""
     import geobatch as gb
 
@@ -184,7 +186,7 @@ def main() -> None:
             table(
                 ["part", "s"],
                 [
-                    ["fn.map (1 request, 64 jobs)", f"{r['map']:.2f}"],
+                    [f"fn.map (1 request, {len(plan.tile_keys)} jobs)", f"{r['map']:.2f}"],
                     ["submit -> first job started (scaler + worker start-up)", f"{r['first_start']:.2f}"],
                     ["submit -> second job started", f"{r['second_start']:.2f}"],
                     ["first start -> last end (busy span)", f"{r['busy']:.2f}"],
@@ -209,7 +211,7 @@ def main() -> None:
         )
         n = run_noops(client, stack)
         print(
-            f"\n400 no-op jobs, concurrency 2: {n['wall']:.2f} s from fn.map to results, busy span "
+            f"\n{NOOP_JOBS} no-op jobs, concurrency 2: {n['wall']:.2f} s from fn.map to results, busy span "
             f"{n['busy']:.2f} s: control plane {n['control_ms']:.1f} ms per job"
         )
         print(

@@ -20,9 +20,10 @@ import statistics
 import time
 from typing import Any
 
-from _common import table
+from _common import sized, table
 
-ZOOMS = (11, 13, 15, 17)
+ZOOMS = sized((11, 13, 15, 17), (15,))
+TILES_PER_ZOOM = sized(24, 3)
 
 
 def _free_port() -> int:
@@ -31,7 +32,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tiles_over(bbox: tuple[float, ...], z: int, limit: int = 24) -> list[tuple[int, int, int]]:
+def _tiles_over(bbox: tuple[float, ...], z: int, limit: int = TILES_PER_ZOOM) -> list[tuple[int, int, int]]:
     n = 2**z
 
     def xy(lon: float, lat: float) -> tuple[int, int]:

@@ -59,7 +59,8 @@ def run(n: int) -> list[str]:
 
 
 def main() -> None:
-    rows = [run(n) for n in (10_000, 100_000)]
+    # Smoke: two full pages of 1,000 and a part page.
+    rows = [run(n) for n in _common.sized((10_000, 100_000), (2_500,))]
     headers = [
         "pending jobs",
         "pages",

@@ -30,14 +30,14 @@ import uuid
 from typing import Any
 
 import _common
-from _common import ALICE
+from _common import ALICE, sized
 from aws_meter import Meter
 from requests_report import Run, live_log_bound, print_costs, print_requests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=sized(1000, 20))
     args = parser.parse_args()
     _common.aws_test_env()
     run = measure(args.jobs)

@@ -1,4 +1,10 @@
-"""Runs every benchmark in turn (about 7 minutes): ``.venv/bin/python benchmarks/run_all.py``."""
+"""Runs every benchmark in turn (about 20 minutes, each one's in benchmarks/README.md):
+``.venv/bin/python benchmarks/run_all.py``.
+
+``SCRIPTS`` is the one list of the benchmarks: tests/benchmarks runs each of them at a tiny size
+(``GEOBATCH_BENCH_SMOKE=1``). The other modules here are their helpers (``_common``, ``aws_meter``,
+``dynamo_size``, ``prices``, ``requests_report``, ``fakes``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ SCRIPTS = [
     "operations.py",
     "tile_compute.py",
     "job_statistics.py",
+    "like_filter.py",
+    "map_tiles.py",
+    "tiles_cover.py",
 ]
 
 if __name__ == "__main__":

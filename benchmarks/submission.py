@@ -21,10 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import _common
-from _common import ALICE, table
+from _common import ALICE, sized, table
 
 FUNCTION_ID = "0123456789ab"
-TILES = 78_899
+TILES = sized(78_899, 2_000)  # smoke: two requests
 API_GATEWAY_MAX = 10 * 1024 * 1024
 LAMBDA_MAX = 6 * 1024 * 1024
 

@@ -15,7 +15,10 @@ import socket
 import statistics
 import time
 
-REPEATS = 5
+from _common import sized, table
+
+REPEATS = sized(5, 1)
+TILE_PX = sized(1024, 256)  # smoke: a smaller tile through the same stages
 
 
 def _free_port() -> int:
@@ -48,10 +51,19 @@ def main() -> None:
         client = boto3.client("s3")
         client.create_bucket(Bucket="bench")
         t0 = time.perf_counter()
-        # Scene large enough that the centre 1024 tile is entirely inside it (no nodata shortcut).
-        plan = prepare_demo(client, "bench", width_px=2048, height_px=2048, margin_px=0, train_tiles=2)
+        # A scene twice the tile's size: the centre tile is entirely inside it (no nodata shortcut).
+        scene_px = 2 * TILE_PX
+        plan = prepare_demo(
+            client,
+            "bench",
+            width_px=scene_px,
+            height_px=scene_px,
+            tilesize=TILE_PX,
+            margin_px=0,
+            train_tiles=2,
+        )
         print(f"scene + model prepared in {time.perf_counter() - t0:.1f} s")
-        tile = Tile.from_latlon(44.03, -73.43, 10.0, 1024, 0)
+        tile = Tile.from_latlon(44.03, -73.43, 10.0, TILE_PX, 0)
 
         runs = []
         for _ in range(REPEATS + 1):
@@ -66,10 +78,11 @@ def main() -> None:
         print(
             f"scenes read {len(used)} of {len(runs[0]['source_items'])}, clear {runs[0]['valid_fraction']:.1%}"
         )
-        print(f"{'stage':<10} {'median s':>9} {'min s':>8}")
+        rows = []
         for stage in stages:
             values = [r["seconds"][stage] for r in runs]
-            print(f"{stage:<10} {statistics.median(values):>9.3f} {min(values):>8.3f}")
+            rows.append([stage, f"{statistics.median(values):.3f}", f"{min(values):.3f}"])
+        print(table(["stage", "median s", "min s"], rows))
     finally:
         server.stop()
 

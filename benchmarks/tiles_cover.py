@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import time
 
+from _common import sized, table
+
 from geobatch.landcover.regions import conus_geojson
 from geobatch.tiles import Tile
 
-CASES = [(1024, 10.0, 0), (2048, 10.0, 0), (1024, 30.0, 16), (512, 60.0, 0)]
+# (tilesize, resolution, pad); smoke: one coarse cover, padded.
+CASES = sized([(1024, 10.0, 0), (2048, 10.0, 0), (1024, 30.0, 16), (512, 60.0, 0)], [(1024, 60.0, 16)])
 
 
 def main() -> None:
     shape = conus_geojson()
     Tile.from_shape(shape, 10.0, 4096)  # warm the per-zone transformer cache so timings are steady
-    print(f"{'tilesize':>8} {'res (m)':>8} {'pad':>4} {'tiles':>9} {'zones':>6} {'seconds':>8}")
+    rows = []
     for tilesize, res, pad in CASES:
         t0 = time.perf_counter()
         tiles = Tile.from_shape(shape, res, tilesize, pad)
         dt = time.perf_counter() - t0
         zones = len({t.zone for t in tiles})
-        print(f"{tilesize:>8} {res:>8.1f} {pad:>4} {len(tiles):>9,} {zones:>6} {dt:>8.2f}")
+        rows.append([tilesize, f"{res:.1f}", pad, f"{len(tiles):,}", zones, f"{dt:.2f}"])
+    print(table(["tilesize", "res (m)", "pad", "tiles", "zones", "seconds"], rows, "rrrrrr"))
 
 
 if __name__ == "__main__":

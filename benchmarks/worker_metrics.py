@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Any
 
 import _common
-from _common import ALICE, table
+from _common import ALICE, sized, table
 from prices import AS_READ, price
 
 SOURCE = """
@@ -110,7 +110,7 @@ def model() -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=sized(300, 20))
     parser.add_argument("--job-seconds", type=float, default=0.02)
     parser.add_argument("--flush-seconds", type=float, default=1.0)
     args = parser.parse_args()

@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 import _common
-from _common import ALICE, table
+from _common import ALICE, sized, table
 
 SOURCE = """
 import time
@@ -165,7 +165,7 @@ def moto_services() -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=sized(1000, 20))
     parser.add_argument("--no-moto", action="store_true")
     args = parser.parse_args()
     cases: list[tuple[str, float, Any]] = [("fake", 0.0, None), ("fake", 5.0, None)]

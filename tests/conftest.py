@@ -156,7 +156,7 @@ def local_api(local_stack: Any) -> Iterator[Any]:
 # Every test says what it touches with exactly one suite marker (``make test-<suite>`` runs one
 # suite; ``geo`` is a topic that goes with a suite). A test without one, or with two, would fall
 # out of (or into) the wrong loop, so collection refuses it.
-SUITES = ("unit", "moto", "local", "infra", "reliability", "rehearsal", "install", "image")
+SUITES = ("unit", "moto", "local", "infra", "reliability", "rehearsal", "install", "bench", "image")
 
 
 @pytest.hookimpl(tryfirst=True)
