@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-PHONY_SUITES := test-unit test-moto test-local test-infra test-reliability test-rehearsal test-bench test-fast
+PHONY_SUITES := test-unit test-moto test-local test-infra test-reliability test-rehearsal test-install test-bench test-fast
 .PHONY: demo test $(PHONY_SUITES) rehearse-cloud audit checkov bench format synth deploy destroy node-version local-up \
 	local-down clean image rehearse-image install-check
 

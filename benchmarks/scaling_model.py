@@ -25,9 +25,8 @@ import _common  # noqa: F401
 from _common import table
 from prices import price
 
-PER_MILLION_USD = 2.12  # benchmarks/requests_per_job.py, latest run
-REQUESTS_PER_JOB = 2.40  # same
-ITEM_BYTES = 603  # mean final job item, same
+PER_MILLION_USD = 6.92  # benchmarks/requests_per_job.py, latest run (with the job metrics)
+REQUESTS_PER_JOB = 5.40  # same
 HOUSEKEEPING_PER_WORKER_HOUR = 540
 
 
