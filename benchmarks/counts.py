@@ -32,11 +32,13 @@ import _common
 from _common import sized, table
 from dynamo_size import item_size, read_units, write_units
 from prices import price
-from scaling_model import ITEM_BYTES  # the mean final job item, measured by requests_per_job.py
 
 from geobatch_core.records import JobRecord
 
 FID = "bench-fn"
+# The mean final job item (requests_per_job.py) when the counters replaced the scan: what the
+# "before" columns price each scanned job at.
+SCAN_ITEM_BYTES = 603
 # Smoke: 11,000 still goes past one 10,000-job batch of fake_read (the job items dropped).
 SIZES = sized([1_000, 10_000, 100_000, 1_000_000], [1_000, 11_000])
 WRITE_JOBS = sized(500, 20)
@@ -195,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     moto_sizes = [int(s) for s in args.moto.split(",") if s]
     rows = []
-    item_bytes = ITEM_BYTES  # a poll near the end of a run reads finished jobs (with attempts)
+    item_bytes = SCAN_ITEM_BYTES  # a poll near the end of a run reads finished jobs (with attempts)
     for n in moto_sizes:
         got = moto_read(n)
         rows.append(_row(f"{n:,}", "moto", got, scan_cost(n, item_bytes)))
