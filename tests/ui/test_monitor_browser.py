@@ -113,3 +113,62 @@ def test_proxy_refuses_other_targets_and_foreign_pages(monitor: str) -> None:
     page = http.request("GET", monitor)
     assert page.status == 200 and b"GeoBatch monitor" in page.data
     assert b"testing" not in http.request("GET", monitor + "ui-api/config", headers=header).data
+
+
+def fail_odd(x):
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return x
+
+
+def test_an_older_job_list_answer_does_not_paint_over_a_newer_filter(
+    browser: Any, monitor: str, local_api: gb.Client
+) -> None:
+    """A refresh's listing still on the wire when the user applies a filter: once its answer comes,
+    the page keeps the filtered list (it used to paint the older, unfiltered one over it)."""
+    from playwright.sync_api import expect
+
+    fn = gb.Function(fail_odd, name=f"race-{uuid.uuid4().hex[:8]}", client=local_api, retry_count=0)
+    fn.save()
+    older: list[Any] = []  # the refresh's listing, sent before the filter
+    filtered: list[Any] = []  # the filtered listing, answered at once
+    later: list[Any] = []  # listings after those: held until the list is checked
+
+    def route(r: Any) -> None:
+        if "filter=" not in r.request.url and not older:
+            older.append(r)
+        elif "filter=" in r.request.url and not filtered:
+            filtered.append(r)
+            r.continue_()
+        else:
+            later.append(r)
+
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    try:
+        fn.map([(i,) for i in range(6)])
+        fn.wait_for_completion()
+        page.goto(monitor)
+        row = page.locator(f'#functions tr[data-id="{fn.id}"]')
+        row.get_by_role("button", name=f"Show jobs of {fn.name}").click()
+        jobs = page.locator("#jobs tbody tr")
+        expect(jobs).to_have_count(6)
+
+        page.route(lambda url: "/api/jobs?" in url, route)
+        page.get_by_role("button", name="Refresh").click()  # its listing (no filter) is held
+        page.get_by_label("Status").select_option("failure")
+        page.get_by_role("button", name="Apply filter").click()
+        expect(jobs).to_have_count(3)
+        assert len(older) == 1
+
+        # The older answer arrives; the page has acted on it once the refresh after the filter
+        # sends its own listing.
+        with page.expect_request(lambda r: "/api/jobs?" in r.url and "filter=" in r.url):
+            older[0].continue_()
+        assert page.locator("#jobs tbody tr td.status").all_inner_texts() == ["failure"] * 3
+    finally:
+        for held in later:
+            with contextlib.suppress(Exception):
+                held.continue_()
+        page.close()
+        with contextlib.suppress(gb.GeoBatchError):
+            fn.delete(delete_results=True)
