@@ -32,7 +32,8 @@ demo: $(STAMP)
 
 ## Runs the whole test suite: lint, types, security checks, then unit, moto, local end-to-end,
 ## browser, reliability (fault injection, API fuzzing, tenant isolation), infrastructure tests and
-## every benchmark once at a tiny size (bench),
+## every benchmark once at a tiny size (bench; the three that build the land-cover demo are marked
+## `slow` and left to `make test-bench`, so the whole run stays well under 20 minutes),
 ## side by side on $(PYTEST_WORKERS) pytest-xdist workers (most of the suite waits on workers, leases
 ## and process start-ups, so 4 workers pay on 2 cores); tests sharing a fixture stay on one worker
 ## (tests/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process. The 20 slowest tests are listed
@@ -47,7 +48,7 @@ test: $(STAMP)
 	$(BIN)/bandit -q -r lambdas sdk batch_image -ll
 	$(BIN)/python scripts/export_openapi.py --check
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
-	$(BIN)/pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m 'not image and not slow' --durations=20 $(PYTEST_ARGS)
 
 ## One suite at a time (each is part of `make test`), in one process: every test carries exactly one
 ## suite marker (tests/conftest.py refuses a test without one). `make test-fast` is the quick loop:

@@ -21,9 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 600
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(SECONDS)]
+# These build the land-cover demo (a synthetic archive, a trained model) in local mode: about two
+# minutes of the 2 cores together, which `make test` leaves to `make test-bench` (marker `slow`).
+HEAVY = frozenset({"local_throughput.py", "tile_compute.py", "map_tiles.py"})
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    "script", [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY else s for s in SCRIPTS]
+)
 def test_benchmark_runs_at_smoke_size_and_prints_a_table(script: str, tmp_path: Path) -> None:
     # TMPDIR: the homes the local-mode scripts make (mkdtemp) land where pytest prunes old runs.
     env = {**os.environ, "GEOBATCH_BENCH_SMOKE": "1", "TMPDIR": str(tmp_path)}
