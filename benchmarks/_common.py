@@ -12,13 +12,13 @@ for sub in ("lambdas", "batch_image", "sdk", "benchmarks", "."):
     if str((ROOT / sub).resolve()) not in sys.path:
         sys.path.insert(0, str((ROOT / sub).resolve()))
 
+from run_all import SMOKE  # noqa: E402  (the smoke switch; run_all names it for the tests)
+
 from tests import moto_transactions  # noqa: E402  (needs the path above)
 
 moto_transactions.install()  # moto's transactions at DynamoDB's cost: no whole-table copies
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
-# Set (to anything but 0) by tests/benchmarks: every script once at a tiny size, to catch breakage.
-SMOKE = "GEOBATCH_BENCH_SMOKE"
 
 T = TypeVar("T")
 

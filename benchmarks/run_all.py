@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Set (to anything but 0): every script runs once at a tiny size (_common.sized), to catch breakage.
+SMOKE = "GEOBATCH_BENCH_SMOKE"
 SCRIPTS = [
     "requests_per_job.py",
     "submission.py",

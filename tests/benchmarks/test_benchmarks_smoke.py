@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run_all import SCRIPTS
+from benchmarks.run_all import SCRIPTS, SMOKE
 
 ROOT = Path(__file__).resolve().parents[2]
 # A hang guard, not a budget: the longest, local_throughput.py (local mode, a Function's venv, two
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 600
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(SECONDS)]
-# These build the land-cover demo (a synthetic archive, a trained model) in local mode: about two
-# minutes of the 2 cores together, which `make test` leaves to `make test-bench` (marker `slow`).
+# These build the land-cover demo (a synthetic archive, a trained model) in local mode or its S3:
+# about two minutes of the 2 cores together, which `make test` leaves to `make test-bench` (`slow`).
 HEAVY = frozenset({"local_throughput.py", "tile_compute.py", "map_tiles.py"})
 
 
@@ -31,7 +31,7 @@ HEAVY = frozenset({"local_throughput.py", "tile_compute.py", "map_tiles.py"})
 )
 def test_benchmark_runs_at_smoke_size_and_prints_a_table(script: str, tmp_path: Path) -> None:
     # TMPDIR: the homes the local-mode scripts make (mkdtemp) land where pytest prunes old runs.
-    env = {**os.environ, "GEOBATCH_BENCH_SMOKE": "1", "TMPDIR": str(tmp_path)}
+    env = {**os.environ, SMOKE: "1", "TMPDIR": str(tmp_path)}
     try:
         result = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / script)],
